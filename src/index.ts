@@ -1,0 +1,11 @@
+// The library entry point: every stage is importable on its own (typed exports).
+export * from "./corpus/types.js";
+export * from "./mix/manifest.js";
+export * from "./train/kernels/types.js";
+export * from "./train/schema.js";
+export * from "./util/atomic.js";
+export * from "./util/errors.js";
+export * from "./util/hash.js";
+export * from "./util/progress.js";
+export * from "./util/rng.js";
+export * from "./util/tokenfile.js";

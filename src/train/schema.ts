@@ -1,0 +1,82 @@
+import { z } from "zod";
+
+/**
+ * `runs/<id>/config.json`: everything a trainer (ours or an external one) needs to run one training run.
+ * Paths are absolute or relative to the config file's folder.
+ */
+export const ModelConfigSchema = z.object({
+  nLayer: z.number().int().positive(),
+  dModel: z.number().int().positive(),
+  nHead: z.number().int().positive(),
+  contextLength: z.number().int().positive(),
+  vocabSize: z.number().int().positive(),
+});
+export type ModelConfig = z.infer<typeof ModelConfigSchema>;
+
+export const OptimizerConfigSchema = z.object({
+  lr: z.number().positive().default(1e-3),
+  minLrRatio: z.number().min(0).max(1).default(0.1),
+  warmupSteps: z.number().int().min(0).default(20),
+  weightDecay: z.number().min(0).default(0.1),
+  beta1: z.number().min(0).max(1).default(0.9),
+  beta2: z.number().min(0).max(1).default(0.95),
+  eps: z.number().positive().default(1e-8),
+  gradClip: z.number().positive().default(1.0),
+});
+export type OptimizerConfig = z.infer<typeof OptimizerConfigSchema>;
+
+export const RunConfigSchema = z.object({
+  id: z.string().min(1),
+  /** Named ladder size (e.g. "s3") that produced `model`, if any. */
+  modelName: z.string().optional(),
+  model: ModelConfigSchema,
+  data: z.object({
+    /** Path to a mixture folder holding tokens.bin + manifest.json. */
+    train: z.string(),
+    /** Path to a test-set folder holding manifest.json + <domain>.bin files. */
+    test: z.string().optional(),
+  }),
+  /** Training budget D in tokens (exact: steps = ceil(D / tokensPerStep), last step may be partial). */
+  tokens: z.number().int().positive(),
+  /** Sequences per micro-batch and micro-batches per optimizer step. */
+  batchSize: z.number().int().positive().default(16),
+  gradAccum: z.number().int().positive().default(1),
+  optimizer: OptimizerConfigSchema.default(OptimizerConfigSchema.parse({})),
+  seed: z.number().int().default(1234),
+  /** Evaluate every this many optimizer steps (0: only at the end), on `evalTokens` tokens per domain. */
+  evalEvery: z.number().int().min(0).default(0),
+  evalTokens: z.number().int().positive().default(32768),
+  /** Save a resumable checkpoint every this many steps (0: only at the end). */
+  checkpointEvery: z.number().int().min(0).default(50),
+  /** Threads for the native kernels. */
+  threads: z.number().int().positive().default(2),
+});
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+
+/** One line of `runs/<id>/metrics.jsonl`. External trainers write the same schema. */
+export type MetricRecord =
+  | {
+      type: "train";
+      step: number;
+      tokens: number;
+      loss: number;
+      lr: number;
+      gradNorm: number;
+      tokensPerSec: number;
+      elapsedSec: number;
+    }
+  | { type: "eval"; step: number; tokens: number; domain: string; loss: number; evalTokens: number }
+  | {
+      type: "final";
+      step: number;
+      tokens: number;
+      /** Mean over domains of the final eval loss (nats/token). */
+      loss: number;
+      losses: Record<string, number>;
+      nonEmbeddingParams: number;
+      totalParams: number;
+      /** Training FLOPs: 6*N*D plus attention, N = non-embedding parameters (see train/flops). */
+      flops: number;
+      tokensPerSec: number;
+      elapsedSec: number;
+    };
