@@ -1,0 +1,77 @@
+/**
+ * Loader for the C++ kernel addon (native/*.cc, built by node-gyp into build/Release/synthmix_kernels.node
+ * during `npm ci`). The addon exports the `Kernels` functions with the same argument order; it checks
+ * that every array is a Float32Array (Int32Array for tokens/targets) large enough for the given shapes,
+ * so a shape mistake throws a TypeError/RangeError instead of corrupting memory.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Kernels } from "./types.js";
+
+interface NativeAddon extends Omit<Kernels, "name" | "setThreads"> {
+  setThreads(n: number): void;
+  getThreads(): number;
+  /** "avx512" when the AVX-512 micro-kernels are in use, else "portable". */
+  isa(): string;
+}
+
+/** Finds build/Release/synthmix_kernels.node by walking up from this file to the package root. */
+function findAddon(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, "build", "Release", "synthmix_kernels.node");
+    if (existsSync(candidate)) return candidate;
+    if (existsSync(join(dir, "binding.gyp"))) return null;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return null;
+}
+
+let cached: { kernels: (Kernels & { isa: string }) | null; error: string | null } | undefined;
+
+/** The native kernels, or null (with the reason in `nativeLoadError()`) when the addon is not built. */
+export function loadNativeKernels(): (Kernels & { isa: string }) | null {
+  if (cached !== undefined) return cached.kernels;
+  const path = findAddon();
+  if (path === null) {
+    cached = {
+      kernels: null,
+      error: "build/Release/synthmix_kernels.node not found (run `npm ci` or `npx node-gyp rebuild`)",
+    };
+    return null;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    const kernels: Kernels & { isa: string } = {
+      name: "native",
+      isa: addon.isa(),
+      encoderForward: addon.encoderForward,
+      encoderBackward: addon.encoderBackward,
+      layernormForward: addon.layernormForward,
+      layernormBackward: addon.layernormBackward,
+      matmulForward: addon.matmulForward,
+      matmulBackward: addon.matmulBackward,
+      attentionForward: addon.attentionForward,
+      attentionBackward: addon.attentionBackward,
+      geluForward: addon.geluForward,
+      geluBackward: addon.geluBackward,
+      residualForward: addon.residualForward,
+      crossEntropyForward: addon.crossEntropyForward,
+      adamwUpdate: addon.adamwUpdate,
+      setThreads: addon.setThreads,
+    };
+    cached = { kernels, error: null };
+  } catch (err) {
+    cached = { kernels: null, error: `failed to load ${path}: ${(err as Error).message}` };
+  }
+  return cached.kernels;
+}
+
+export function nativeLoadError(): string | null {
+  loadNativeKernels();
+  return cached?.error ?? null;
+}

@@ -1,0 +1,382 @@
+/**
+ * Plain TypeScript kernels, llm.c style: each layer's forward and backward side by side, flat row-major
+ * arrays, every backward accumulating (+=) into its gradients. Generic over Float32Array/Float64Array:
+ * arithmetic happens in JS doubles and is rounded on store, so the Float64 path is exact enough for
+ * finite-difference gradient checks. This is the specification the native addon is tested against,
+ * so clarity wins over speed (only the matmul loop order is chosen for cache friendliness).
+ */
+import type { FloatArray, Kernels } from "./types.js";
+
+const GELU_SCALE = Math.sqrt(2 / Math.PI);
+const LN_EPS = 1e-5;
+
+// ---------------------------------------------------------------- encoder (token + position embedding)
+
+function encoderForward(
+  out: FloatArray,
+  tokens: Int32Array,
+  wte: FloatArray,
+  wpe: FloatArray,
+  B: number,
+  T: number,
+  C: number,
+): void {
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const o = (b * T + t) * C;
+      const w = tokens[b * T + t] * C;
+      const p = t * C;
+      for (let i = 0; i < C; i++) out[o + i] = wte[w + i] + wpe[p + i];
+    }
+  }
+}
+
+function encoderBackward(
+  dwte: FloatArray,
+  dwpe: FloatArray,
+  dout: FloatArray,
+  tokens: Int32Array,
+  B: number,
+  T: number,
+  C: number,
+): void {
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const o = (b * T + t) * C;
+      const w = tokens[b * T + t] * C;
+      const p = t * C;
+      for (let i = 0; i < C; i++) {
+        dwte[w + i] += dout[o + i];
+        dwpe[p + i] += dout[o + i];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- layernorm
+
+function layernormForward(
+  out: FloatArray,
+  mean: FloatArray,
+  rstd: FloatArray,
+  inp: FloatArray,
+  weight: FloatArray,
+  bias: FloatArray,
+  BT: number,
+  C: number,
+): void {
+  for (let r = 0; r < BT; r++) {
+    const x = r * C;
+    let m = 0;
+    for (let i = 0; i < C; i++) m += inp[x + i];
+    m /= C;
+    let v = 0;
+    for (let i = 0; i < C; i++) {
+      const d = inp[x + i] - m;
+      v += d * d;
+    }
+    v /= C; // biased variance, as torch.nn.LayerNorm
+    const s = 1 / Math.sqrt(v + LN_EPS);
+    for (let i = 0; i < C; i++) out[x + i] = (inp[x + i] - m) * s * weight[i] + bias[i];
+    mean[r] = m;
+    rstd[r] = s;
+  }
+}
+
+function layernormBackward(
+  dinp: FloatArray,
+  dweight: FloatArray,
+  dbias: FloatArray,
+  dout: FloatArray,
+  inp: FloatArray,
+  weight: FloatArray,
+  mean: FloatArray,
+  rstd: FloatArray,
+  BT: number,
+  C: number,
+): void {
+  for (let r = 0; r < BT; r++) {
+    const x = r * C;
+    const m = mean[r];
+    const s = rstd[r];
+    // two reductions of the normalised-input gradient (through mean and through variance)
+    let dnormMean = 0;
+    let dnormNormMean = 0;
+    for (let i = 0; i < C; i++) {
+      const norm = (inp[x + i] - m) * s;
+      const dnorm = weight[i] * dout[x + i];
+      dnormMean += dnorm;
+      dnormNormMean += dnorm * norm;
+    }
+    dnormMean /= C;
+    dnormNormMean /= C;
+    for (let i = 0; i < C; i++) {
+      const norm = (inp[x + i] - m) * s;
+      const dnorm = weight[i] * dout[x + i];
+      dbias[i] += dout[x + i];
+      dweight[i] += norm * dout[x + i];
+      dinp[x + i] += (dnorm - dnormMean - norm * dnormNormMean) * s;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- matmul (linear layer, weight (OC,C))
+
+function matmulForward(
+  out: FloatArray,
+  inp: FloatArray,
+  weight: FloatArray,
+  bias: FloatArray | null,
+  BT: number,
+  C: number,
+  OC: number,
+): void {
+  for (let r = 0; r < BT; r++) {
+    const x = r * C;
+    for (let o = 0; o < OC; o++) {
+      const w = o * C;
+      let acc = bias === null ? 0 : bias[o];
+      for (let i = 0; i < C; i++) acc += inp[x + i] * weight[w + i];
+      out[r * OC + o] = acc;
+    }
+  }
+}
+
+function matmulBackward(
+  dinp: FloatArray,
+  dweight: FloatArray,
+  dbias: FloatArray | null,
+  dout: FloatArray,
+  inp: FloatArray,
+  weight: FloatArray,
+  BT: number,
+  C: number,
+  OC: number,
+): void {
+  // dinp (BT,C) += dout (BT,OC) @ weight (OC,C)
+  for (let r = 0; r < BT; r++) {
+    const x = r * C;
+    for (let o = 0; o < OC; o++) {
+      const d = dout[r * OC + o];
+      const w = o * C;
+      for (let i = 0; i < C; i++) dinp[x + i] += d * weight[w + i];
+    }
+  }
+  // dweight (OC,C) += dout^T (OC,BT) @ inp (BT,C); dbias (OC) += column sums of dout
+  for (let o = 0; o < OC; o++) {
+    const w = o * C;
+    let db = 0;
+    for (let r = 0; r < BT; r++) {
+      const d = dout[r * OC + o];
+      const x = r * C;
+      db += d;
+      for (let i = 0; i < C; i++) dweight[w + i] += d * inp[x + i];
+    }
+    if (dbias !== null) dbias[o] += db;
+  }
+}
+
+// ---------------------------------------------------------------- causal multi-head self-attention
+
+function attentionForward(
+  out: FloatArray,
+  att: FloatArray,
+  qkv: FloatArray,
+  B: number,
+  T: number,
+  C: number,
+  NH: number,
+): void {
+  const C3 = 3 * C;
+  const hs = C / NH;
+  const scale = 1 / Math.sqrt(hs);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < NH; h++) {
+        const q = b * T * C3 + t * C3 + h * hs;
+        const a = ((b * NH + h) * T + t) * T;
+        // pre-softmax scores for keys 0..t, then a numerically stable softmax
+        let maxv = Number.NEGATIVE_INFINITY;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const k = b * T * C3 + t2 * C3 + h * hs + C;
+          let dot = 0;
+          for (let i = 0; i < hs; i++) dot += qkv[q + i] * qkv[k + i];
+          dot *= scale;
+          att[a + t2] = dot;
+          if (dot > maxv) maxv = dot;
+        }
+        let sum = 0;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const e = Math.exp(att[a + t2] - maxv);
+          att[a + t2] = e;
+          sum += e;
+        }
+        const inv = 1 / sum;
+        for (let t2 = 0; t2 < T; t2++) att[a + t2] = t2 <= t ? att[a + t2] * inv : 0;
+        const o = (b * T + t) * C + h * hs;
+        for (let i = 0; i < hs; i++) out[o + i] = 0;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const v = b * T * C3 + t2 * C3 + h * hs + 2 * C;
+          const p = att[a + t2];
+          for (let i = 0; i < hs; i++) out[o + i] += p * qkv[v + i];
+        }
+      }
+    }
+  }
+}
+
+function attentionBackward(
+  dqkv: FloatArray,
+  scratch: FloatArray,
+  dout: FloatArray,
+  qkv: FloatArray,
+  att: FloatArray,
+  B: number,
+  T: number,
+  C: number,
+  NH: number,
+): void {
+  const C3 = 3 * C;
+  const hs = C / NH;
+  const scale = 1 / Math.sqrt(hs);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < NH; h++) {
+        const q = b * T * C3 + t * C3 + h * hs;
+        const a = ((b * NH + h) * T + t) * T;
+        const o = (b * T + t) * C + h * hs;
+        // through out = att @ v: datt (into scratch) and dv
+        for (let t2 = 0; t2 <= t; t2++) {
+          const v = b * T * C3 + t2 * C3 + h * hs + 2 * C;
+          let d = 0;
+          for (let i = 0; i < hs; i++) {
+            d += qkv[v + i] * dout[o + i];
+            dqkv[v + i] += att[a + t2] * dout[o + i];
+          }
+          scratch[a + t2] = d;
+        }
+        // through the softmax: dpre = att * (datt - sum(att * datt)), in place in scratch
+        let dot = 0;
+        for (let t2 = 0; t2 <= t; t2++) dot += att[a + t2] * scratch[a + t2];
+        for (let t2 = 0; t2 <= t; t2++) scratch[a + t2] = att[a + t2] * (scratch[a + t2] - dot);
+        // through pre = scale * q . k: dq and dk
+        for (let t2 = 0; t2 <= t; t2++) {
+          const k = b * T * C3 + t2 * C3 + h * hs + C;
+          const d = scratch[a + t2] * scale;
+          for (let i = 0; i < hs; i++) {
+            dqkv[q + i] += qkv[k + i] * d;
+            dqkv[k + i] += qkv[q + i] * d;
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- GELU (tanh approximation)
+
+function geluForward(out: FloatArray, inp: FloatArray, N: number): void {
+  for (let i = 0; i < N; i++) {
+    const x = inp[i];
+    out[i] = 0.5 * x * (1 + Math.tanh(GELU_SCALE * (x + 0.044715 * x * x * x)));
+  }
+}
+
+function geluBackward(dinp: FloatArray, inp: FloatArray, dout: FloatArray, N: number): void {
+  for (let i = 0; i < N; i++) {
+    const x = inp[i];
+    const u = GELU_SCALE * (x + 0.044715 * x * x * x);
+    const th = Math.tanh(u);
+    const sech2 = 1 - th * th;
+    const grad = 0.5 * (1 + th) + 0.5 * x * sech2 * GELU_SCALE * (1 + 3 * 0.044715 * x * x);
+    dinp[i] += grad * dout[i];
+  }
+}
+
+// ---------------------------------------------------------------- residual
+
+function residualForward(out: FloatArray, a: FloatArray, b: FloatArray, N: number): void {
+  for (let i = 0; i < N; i++) out[i] = a[i] + b[i];
+}
+
+// ---------------------------------------------------------------- fused softmax + cross-entropy
+
+function crossEntropyForward(
+  losses: FloatArray,
+  dlogits: FloatArray | null,
+  logits: FloatArray,
+  targets: Int32Array,
+  BT: number,
+  V: number,
+  dlossScale: number,
+): void {
+  for (let r = 0; r < BT; r++) {
+    const x = r * V;
+    const target = targets[r];
+    if (target < 0) {
+      losses[r] = 0;
+      if (dlogits !== null) for (let i = 0; i < V; i++) dlogits[x + i] = 0;
+      continue;
+    }
+    let maxv = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < V; i++) if (logits[x + i] > maxv) maxv = logits[x + i];
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += Math.exp(logits[x + i] - maxv);
+    const logSum = Math.log(sum);
+    // -log p[target] computed in log space, so it stays finite for very confident wrong predictions
+    losses[r] = logSum - (logits[x + target] - maxv);
+    if (dlogits !== null) {
+      const inv = 1 / sum;
+      for (let i = 0; i < V; i++) {
+        const p = Math.exp(logits[x + i] - maxv) * inv;
+        dlogits[x + i] = (p - (i === target ? 1 : 0)) * dlossScale;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- AdamW
+
+function adamwUpdate(
+  params: FloatArray,
+  grads: FloatArray,
+  m: FloatArray,
+  v: FloatArray,
+  N: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+  t: number,
+): void {
+  const c1 = 1 - beta1 ** t;
+  const c2 = 1 - beta2 ** t;
+  for (let i = 0; i < N; i++) {
+    const g = grads[i];
+    const mi = beta1 * m[i] + (1 - beta1) * g;
+    const vi = beta2 * v[i] + (1 - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    const mhat = mi / c1;
+    const vhat = vi / c2;
+    params[i] -= lr * (mhat / (Math.sqrt(vhat) + eps) + weightDecay * params[i]);
+  }
+}
+
+export const referenceKernels: Kernels = {
+  name: "reference",
+  encoderForward,
+  encoderBackward,
+  layernormForward,
+  layernormBackward,
+  matmulForward,
+  matmulBackward,
+  attentionForward,
+  attentionBackward,
+  geluForward,
+  geluBackward,
+  residualForward,
+  crossEntropyForward,
+  adamwUpdate,
+};
