@@ -1,0 +1,1 @@
+export { ConfigError, type ConfigIssue, formatPath, loadConfigFile, parseConfigText } from "./load.js";
