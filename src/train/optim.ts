@@ -1,0 +1,80 @@
+import type { FloatArray, Kernels } from "./kernels/types.js";
+import type { GPT } from "./model.js";
+import type { OptimizerConfig } from "./schema.js";
+
+/**
+ * AdamW with decoupled weight decay (Loshchilov & Hutter): decay on matrices and embeddings only, never
+ * on biases or LayerNorm parameters. State (m, v) is one flat buffer each, parallel to the parameters,
+ * so checkpointing is a plain copy; the update runs once per tensor through `kernels.adamwUpdate`.
+ */
+export class AdamW {
+  readonly m: Float32Array | Float64Array;
+  readonly v: Float32Array | Float64Array;
+  /** Number of updates done so far (the bias-correction step is t + 1). */
+  t = 0;
+
+  constructor(
+    private readonly model: GPT,
+    private readonly k: Kernels,
+    private readonly hp: Pick<OptimizerConfig, "beta1" | "beta2" | "eps" | "weightDecay">,
+  ) {
+    const n = model.numParams;
+    this.m = model.dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
+    this.v = model.dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
+  }
+
+  step(lr: number): void {
+    this.t += 1;
+    const { params, grads } = this.model;
+    for (const s of this.model.specs) {
+      const end = s.offset + s.size;
+      this.k.adamwUpdate(
+        params.subarray(s.offset, end),
+        grads.subarray(s.offset, end),
+        this.m.subarray(s.offset, end),
+        this.v.subarray(s.offset, end),
+        s.size,
+        lr,
+        this.hp.beta1,
+        this.hp.beta2,
+        this.hp.eps,
+        s.decay ? this.hp.weightDecay : 0,
+        this.t,
+      );
+    }
+  }
+}
+
+/**
+ * Global-norm gradient clipping: returns the norm before clipping and scales the gradients by
+ * maxNorm / norm when it is larger. The sum of squares accumulates in float64 in a fixed order, so the
+ * result is deterministic.
+ */
+export function clipGradNorm(grads: FloatArray, maxNorm: number): number {
+  let ss = 0;
+  for (let i = 0; i < grads.length; i++) ss += grads[i] * grads[i];
+  const norm = Math.sqrt(ss);
+  if (Number.isFinite(norm) && norm > maxNorm) {
+    const scale = maxNorm / norm;
+    for (let i = 0; i < grads.length; i++) grads[i] *= scale;
+  }
+  return norm;
+}
+
+/**
+ * Learning rate at optimizer step `step` (0-based) of `totalSteps`: linear warmup from lr/warmup to lr
+ * over `warmupSteps` steps, then cosine decay to minLrRatio*lr at the last step.
+ */
+export function lrAt(
+  step: number,
+  totalSteps: number,
+  o: Pick<OptimizerConfig, "lr" | "warmupSteps" | "minLrRatio">,
+): number {
+  const warmup = Math.min(o.warmupSteps, totalSteps);
+  if (step < warmup) return (o.lr * (step + 1)) / warmup;
+  const minLr = o.lr * o.minLrRatio;
+  const decaySteps = totalSteps - warmup - 1;
+  if (decaySteps <= 0) return o.lr;
+  const progress = Math.min(1, (step - warmup) / decaySteps);
+  return minLr + 0.5 * (1 + Math.cos(Math.PI * progress)) * (o.lr - minLr);
+}
