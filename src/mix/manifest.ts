@@ -13,6 +13,10 @@ export interface MixtureSourceStats {
   epochs: number;
   /** Path of the source documents, relative to the workspace. */
   path?: string;
+  /** Non-empty documents the source holds. */
+  availableDocuments?: number;
+  /** sha256 over the source's file names and bytes. */
+  contentSha256?: string;
 }
 
 export interface MixtureManifest {
@@ -26,6 +30,11 @@ export interface MixtureManifest {
   tokenizerSha256: string;
   sources: MixtureSourceStats[];
   createdBy: string;
+  /** Hash of everything that determines the bytes of tokens.bin; a rerun with the same hash skips. */
+  configHash?: string;
+  allowRepeat?: boolean;
+  /** Mixtures with the same orderKey (sources, shares, seed) are nested: the smaller is a prefix. */
+  orderKey?: string;
 }
 
 /**
@@ -38,4 +47,8 @@ export interface TestSetManifest {
   eotId: number;
   tokenizerSha256: string;
   domains: { name: string; file: string; tokens: number; documents: number }[];
+  /** Hash of the tokenizer and test files; a rerun with the same hash skips. */
+  configHash?: string;
+  /** Test files per domain, relative to the workspace. */
+  sources?: Record<string, string>;
 }

@@ -1,0 +1,156 @@
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import type { Doc } from "../corpus/types.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { BadRecordError, SynthmixError } from "../util/errors.js";
+import { readJsonl } from "../util/jsonl.js";
+import { dtypeForVocab, encodeTokens, readTokens, type TokenDtype } from "../util/tokenfile.js";
+import type { MixTokenizer } from "./tokenizer.js";
+
+/**
+ * The document files of a source: a single `.jsonl[.gz]` file, or every `.jsonl[.gz]` file in a folder
+ * (e.g. `synthetic/hq-demo/part-*.jsonl`), in name order so the document order is stable.
+ */
+export function sourceFiles(path: string): string[] {
+  if (!existsSync(path)) {
+    throw new SynthmixError("MIX_SOURCE", `source ${path} does not exist`, {
+      hint: "pass a JSONL file or a folder of part-*.jsonl files (paths relative to the current folder)",
+    });
+  }
+  if (!statSync(path).isDirectory()) return [path];
+  const files = readdirSync(path)
+    .filter((n) => /\.jsonl(\.gz)?$/.test(n))
+    .sort()
+    .map((n) => join(path, n));
+  if (files.length === 0) {
+    throw new SynthmixError("MIX_SOURCE", `source folder ${path} holds no .jsonl files`, {
+      hint: "generate documents into it first (synthmix generate) or point at another folder",
+    });
+  }
+  return files;
+}
+
+/** sha256 over the names and bytes of a source's files: the key of its token cache. */
+export async function hashSourceFiles(files: string[]): Promise<string> {
+  const h = createHash("sha256");
+  for (const f of files) {
+    h.update(`${f.split("/").pop()}\u0000`);
+    for await (const chunk of createReadStream(f)) h.update(chunk as Buffer);
+    h.update("\u0000");
+  }
+  return h.digest("hex");
+}
+
+/** The texts of a source's documents in file order; empty texts are dropped (and counted). */
+export async function readSourceTexts(files: string[]): Promise<{ texts: string[]; skippedEmpty: number }> {
+  const texts: string[] = [];
+  let skippedEmpty = 0;
+  for (const f of files) {
+    for await (const { value, line } of readJsonl<Doc>(f)) {
+      if (value === null || typeof value !== "object" || typeof value.text !== "string") {
+        throw new BadRecordError(f, line, 'not a document record (needs a string "text" field)', {
+          hint: 'each line must be a JSON object like {"id": ..., "text": ..., "source": ...}',
+        });
+      }
+      if (value.text.trim() === "") skippedEmpty++;
+      else texts.push(value.text);
+    }
+  }
+  return { texts, skippedEmpty };
+}
+
+/** A source's documents, tokenized: all ids back to back, and each document's length (no eot). */
+export interface TokenizedSource {
+  name: string;
+  tokens: Uint16Array | Uint32Array;
+  lengths: Uint32Array;
+  /** offsets[i] = start of document i in `tokens` (length documents + 1). */
+  offsets: Float64Array;
+  contentSha256: string;
+  files: string[];
+}
+
+interface CacheIndex {
+  version: 1;
+  source: string;
+  files: string[];
+  contentSha256: string;
+  tokenizerSha256: string;
+  dtype: TokenDtype;
+  documents: number;
+  tokens: number;
+  skippedEmpty: number;
+}
+
+/**
+ * Tokenize a source once per (content, tokenizer) and cache it under `<ws>/tokens/sources/`, as
+ * `<name>-<key>.bin` (ids), `.lens.bin` (uint32 document lengths) and `.json` (written last: the
+ * completeness marker). Every mixture of that source reuses the cache instead of re-tokenizing.
+ */
+export async function loadTokenizedSource(
+  workspace: string,
+  name: string,
+  path: string,
+  tokenizer: MixTokenizer,
+): Promise<TokenizedSource> {
+  const files = sourceFiles(path);
+  const contentSha256 = await hashSourceFiles(files);
+  const key = createHash("sha256").update(`${contentSha256}:${tokenizer.sha256}`).digest("hex").slice(0, 16);
+  const base = join(workspace, "tokens", "sources", `${safeName(name)}-${key}`);
+  const dtype = dtypeForVocab(tokenizer.vocabSize);
+  if (existsSync(`${base}.json`)) {
+    const idx = JSON.parse(readFileSync(`${base}.json`, "utf8")) as CacheIndex;
+    const tokens = readTokens(`${base}.bin`, idx.dtype);
+    const lensBuf = readFileSync(`${base}.lens.bin`);
+    const lengths = new Uint32Array(lensBuf.byteLength / 4);
+    new Uint8Array(lengths.buffer).set(lensBuf);
+    if (tokens.length === idx.tokens && lengths.length === idx.documents) {
+      return { name, tokens, lengths, offsets: prefixSums(lengths), contentSha256, files };
+    }
+  }
+  const { texts, skippedEmpty } = await readSourceTexts(files);
+  const lengths = new Uint32Array(texts.length);
+  const chunks: number[][] = [];
+  let total = 0;
+  let i = 0;
+  for await (const ids of tokenizer.encodeAll(texts)) {
+    lengths[i++] = ids.length;
+    total += ids.length;
+    chunks.push(ids);
+  }
+  if (i !== texts.length) {
+    throw new SynthmixError("TOKENIZER", `tokenizer returned ${i} documents for ${texts.length} in ${path}`);
+  }
+  const tokens = dtype === "uint16" ? new Uint16Array(total) : new Uint32Array(total);
+  let off = 0;
+  for (const ids of chunks) {
+    tokens.set(ids, off);
+    off += ids.length;
+  }
+  writeFileAtomic(`${base}.bin`, encodeTokens(tokens, dtype));
+  writeFileAtomic(`${base}.lens.bin`, new Uint8Array(lengths.buffer));
+  const idx: CacheIndex = {
+    version: 1,
+    source: name,
+    files: files.map((f) => relative(workspace, f)),
+    contentSha256,
+    tokenizerSha256: tokenizer.sha256,
+    dtype,
+    documents: lengths.length,
+    tokens: total,
+    skippedEmpty,
+  };
+  writeJsonAtomic(`${base}.json`, idx);
+  return { name, tokens, lengths, offsets: prefixSums(lengths), contentSha256, files };
+}
+
+function prefixSums(lengths: Uint32Array): Float64Array {
+  const out = new Float64Array(lengths.length + 1);
+  for (let i = 0; i < lengths.length; i++) out[i + 1] = out[i] + lengths[i];
+  return out;
+}
+
+export function safeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, "_");
+}
