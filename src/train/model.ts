@@ -171,7 +171,7 @@ export class GPT {
     d4b: FloatArray; // (B,T,4C) dfch
     dAtt: FloatArray; // (B,NH,T,T) attention backward scratch
   };
-  private tokens = new Int32Array(0);
+  private tokens: Int32Array = new Int32Array(0);
   private lastB = 0;
   private hasDlogits = false;
 

@@ -213,7 +213,7 @@ test("a tiny model overfits a repeated sequence to near-zero loss", async () => 
       tokens[b * 16 + t] = seq[t];
       targets[b * 16 + t] = seq[t + 1];
     }
-  const opt = new AdamW(model, K, { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
+  const opt = new AdamW(model, K, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
   let loss = Number.NaN;
   for (let step = 0; step < 150; step++) {
     model.zeroGrad();

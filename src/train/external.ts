@@ -1,0 +1,132 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { BadRecordError, SynthmixError } from "../util/errors.js";
+import { type MetricRecord, type RunConfig, RunConfigSchema } from "./schema.js";
+
+/**
+ * External trainer contract (docs/readme/train.md): synthmix writes `<run>/config.json` (RunConfig, data
+ * paths made absolute), runs the command template with `{config}` and `{run_dir}` replaced by the
+ * shell-quoted absolute paths, and expects `<run>/metrics.jsonl` in the MetricRecord schema ending with
+ * one `final` record (and, optionally, `<run>/model.safetensors`). Exit code 0 = success.
+ */
+const num = z.number().finite();
+export const MetricRecordSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("train"),
+    step: z.number().int(),
+    tokens: num,
+    loss: num,
+    lr: num,
+    gradNorm: num,
+    tokensPerSec: num,
+    elapsedSec: num,
+  }),
+  z.object({
+    type: z.literal("eval"),
+    step: z.number().int(),
+    tokens: num,
+    domain: z.string(),
+    loss: num,
+    evalTokens: num,
+  }),
+  z.object({
+    type: z.literal("final"),
+    step: z.number().int(),
+    tokens: num,
+    loss: num,
+    losses: z.record(z.string(), num),
+    nonEmbeddingParams: num,
+    totalParams: num,
+    flops: num,
+    tokensPerSec: num,
+    elapsedSec: num,
+  }),
+]);
+
+/** Parses and validates a metrics.jsonl; errors name the file and line. */
+export function readMetrics(path: string): MetricRecord[] {
+  const lines = readFileSync(path, "utf8").split("\n");
+  const out: MetricRecord[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === "") return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      throw new BadRecordError(path, i + 1, `not JSON (${(err as Error).message})`);
+    }
+    const r = MetricRecordSchema.safeParse(value);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new BadRecordError(path, i + 1, `${issue.path.join(".") || "record"}: ${issue.message}`, {
+        hint: "external trainers must write the MetricRecord schema (docs/readme/train.md)",
+      });
+    }
+    out.push(r.data as MetricRecord);
+  });
+  return out;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export async function runExternal(
+  runDir: string,
+  config: RunConfig,
+  commandTemplate: string,
+  opts: { signal?: AbortSignal; stdio?: "inherit" | "ignore" } = {},
+): Promise<Extract<MetricRecord, { type: "final" }>> {
+  const dir = resolve(runDir);
+  mkdirSync(dir, { recursive: true });
+  const metricsPath = join(dir, "metrics.jsonl");
+  const finalOf = (records: MetricRecord[]) =>
+    records.filter((r): r is Extract<MetricRecord, { type: "final" }> => r.type === "final").at(-1);
+  if (existsSync(metricsPath)) {
+    const done = finalOf(readMetrics(metricsPath));
+    if (done) return done;
+  }
+  const cfg = RunConfigSchema.parse(config);
+  const absolute: RunConfig = {
+    ...cfg,
+    data: {
+      train: resolve(dir, cfg.data.train),
+      ...(cfg.data.test ? { test: resolve(dir, cfg.data.test) } : {}),
+    },
+  };
+  const configPath = join(dir, "config.json");
+  writeJsonAtomic(configPath, absolute);
+  const command = commandTemplate
+    .replaceAll("{config}", shellQuote(configPath))
+    .replaceAll("{run_dir}", shellQuote(dir));
+  const code = await new Promise<number>((res, rej) => {
+    const child = spawn(command, { shell: true, stdio: opts.stdio ?? "inherit", signal: opts.signal });
+    child.on("error", rej);
+    child.on("exit", (c, sig) => res(c ?? (sig ? 128 : 1)));
+  });
+  if (code !== 0) {
+    throw new SynthmixError(
+      "EXTERNAL_TRAINER_FAILED",
+      `external trainer exited with code ${code}: ${command}`,
+      {
+        hint: `check its output; ${metricsPath} is kept for inspection`,
+      },
+    );
+  }
+  if (!existsSync(metricsPath)) {
+    throw new SynthmixError(
+      "EXTERNAL_TRAINER_FAILED",
+      `external trainer did not write ${metricsPath}: ${command}`,
+    );
+  }
+  const final = finalOf(readMetrics(metricsPath));
+  if (!final) {
+    throw new SynthmixError("EXTERNAL_TRAINER_FAILED", `${metricsPath} has no "final" record`, {
+      hint: 'the trainer must end metrics.jsonl with {"type":"final",...} (docs/readme/train.md)',
+    });
+  }
+  return final;
+}

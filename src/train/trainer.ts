@@ -1,0 +1,300 @@
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
+import { stableHash } from "../util/hash.js";
+import { Progress } from "../util/progress.js";
+import { deriveSeed } from "../util/rng.js";
+import {
+  type CheckpointState,
+  findCheckpoint,
+  loadCheckpoint,
+  loadCheckpointState,
+  saveCheckpoint,
+} from "./checkpoint.js";
+import {
+  BatchSampler,
+  evalWindows,
+  loadTestData,
+  loadTrainData,
+  type TestDomain,
+  type TokenArray,
+} from "./data.js";
+import { getKernels } from "./kernels/index.js";
+import type { Kernels } from "./kernels/types.js";
+import { countParams, trainingFlops } from "./ladder.js";
+import { GPT } from "./model.js";
+import { AdamW, clipGradNorm, lrAt } from "./optim.js";
+import { type MetricRecord, type RunConfig, RunConfigSchema } from "./schema.js";
+
+export type FinalRecord = Extract<MetricRecord, { type: "final" }>;
+
+export interface TrainOptions {
+  /** Stops the run between two steps; a checkpoint is saved first, so a rerun resumes there. */
+  signal?: AbortSignal;
+  /** Show a progress bar / log lines on stderr (default false). */
+  progress?: boolean;
+  onMetric?: (m: MetricRecord) => void;
+  /** Kernels to use (default: getKernels(), the native addon when built). */
+  kernels?: Kernels;
+}
+
+/** Paths in a RunConfig are absolute or relative to the run folder (where config.json lives). */
+export function resolveDataPath(runDir: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(runDir, p);
+}
+
+/** Identity of a run for resume: every field that changes the loss curve (not `threads`). */
+function runIdentity(c: RunConfig): string {
+  const { threads: _t, ...rest } = c;
+  return stableHash(rest);
+}
+
+/** Mean loss (nats/token) of `model` on the fixed evaluation windows of each domain. */
+export function evaluate(model: GPT, domains: TestDomain[], evalTokens: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const d of domains) out[d.name] = evalLoss(model, d.tokens, evalTokens).loss;
+  return out;
+}
+
+export function evalLoss(
+  model: GPT,
+  tokens: TokenArray,
+  evalTokens: number,
+): { loss: number; count: number } {
+  const { x, y, rows, count } = evalWindows(tokens, model.T, evalTokens);
+  if (count === 0) return { loss: Number.NaN, count: 0 };
+  let sum = 0;
+  for (let r = 0; r < rows; r += model.B) {
+    const n = Math.min(model.B, rows - r);
+    const xs = x.subarray(r * model.T, (r + n) * model.T);
+    const ys = y.subarray(r * model.T, (r + n) * model.T);
+    model.forward(xs, ys, { B: n, needGrad: false });
+    sum += model.lossSum();
+  }
+  return { loss: sum / count, count };
+}
+
+/** An append-only metrics.jsonl whose byte length is recorded in each checkpoint. */
+class MetricsFile {
+  private fd: number;
+  constructor(
+    readonly path: string,
+    offset: number,
+  ) {
+    if (existsSync(path)) truncateSync(path, offset);
+    this.fd = openSync(path, "a");
+  }
+  append(m: MetricRecord): void {
+    writeSync(this.fd, `${JSON.stringify(m)}\n`);
+  }
+  /** fsync and return the length in bytes (the offset a resume truncates to). */
+  sync(): number {
+    fsyncSync(this.fd);
+    return statSync(this.path).size;
+  }
+  close(): void {
+    if (this.fd >= 0) {
+      fsyncSync(this.fd);
+      closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+}
+
+/**
+ * Trains one run in `runDir`: writes config.json, metrics.jsonl, model.safetensors and checkpoint/,
+ * resumes from the last checkpoint (bit for bit: same loss curve as an uninterrupted run), and returns
+ * the final record at once if the run is already complete.
+ *
+ * Budget: exactly `config.tokens` target tokens. Each optimizer step takes batchSize*gradAccum windows
+ * of T tokens; steps = ceil(tokens / tokensPerStep) and the last step trains on only the remaining
+ * tokens (whole windows, then a partial window whose extra targets are ignored).
+ */
+export async function trainRun(
+  runDir: string,
+  config: RunConfig,
+  opts: TrainOptions = {},
+): Promise<FinalRecord> {
+  const cfg = RunConfigSchema.parse(config);
+  mkdirSync(runDir, { recursive: true });
+  const configPath = join(runDir, "config.json");
+  const ckptDir = findCheckpoint(runDir);
+  if (ckptDir !== null && existsSync(configPath)) {
+    const previous = RunConfigSchema.parse(JSON.parse(readFileSync(configPath, "utf8")));
+    if (runIdentity(previous) !== runIdentity(cfg)) {
+      throw new SynthmixError(
+        "CONFIG_MISMATCH",
+        `${runDir} holds a checkpoint of a different config (${configPath})`,
+        {
+          hint: "use a new --out folder, or delete the old run folder to start over",
+        },
+      );
+    }
+  }
+  if (ckptDir !== null) {
+    const done = loadCheckpointState(ckptDir).final;
+    if (done) return done;
+  }
+  writeJsonAtomic(configPath, cfg);
+
+  const T = cfg.model.contextLength;
+  const B = cfg.batchSize;
+  const k = opts.kernels ?? getKernels();
+  k.setThreads?.(cfg.threads);
+  const train = loadTrainData(resolveDataPath(runDir, cfg.data.train), cfg.model.vocabSize, T);
+  const test = cfg.data.test
+    ? loadTestData(resolveDataPath(runDir, cfg.data.test), cfg.model.vocabSize)
+    : // Without a test set the final loss is measured on the first evalTokens of the training data.
+      [{ name: "train", tokens: train.tokens }];
+
+  const model = new GPT(cfg.model, k, B, T);
+  const opt = new AdamW(model, k, cfg.optimizer);
+  const tokensPerStep = B * cfg.gradAccum * T;
+  const totalSteps = Math.ceil(cfg.tokens / tokensPerStep);
+  let state: CheckpointState;
+  if (ckptDir !== null) {
+    state = loadCheckpoint(ckptDir, model, opt);
+  } else {
+    model.init(deriveSeed(cfg.seed, "model-init"));
+    state = {
+      step: 0,
+      tokens: 0,
+      metricsOffset: 0,
+      elapsedSec: 0,
+      lastLoss: Number.NaN,
+      rng: { seed: cfg.seed, stream: "batch", nextStep: 0 },
+    };
+  }
+  const metrics = new MetricsFile(join(runDir, "metrics.jsonl"), state.metricsOffset);
+  const emit = (m: MetricRecord) => {
+    metrics.append(m);
+    opts.onMetric?.(m);
+  };
+  const sampler = new BatchSampler(train.tokens, T, cfg.seed);
+  const x = new Int32Array(B * T);
+  const y = new Int32Array(B * T);
+  const sessionStart = performance.now();
+  const sessionTokens0 = state.tokens;
+  const elapsed = () => state.elapsedSec + (performance.now() - sessionStart) / 1000;
+  const progress = new Progress(`train ${cfg.id}`, {
+    total: cfg.tokens,
+    unit: "tok",
+    mode: opts.progress ? undefined : "silent",
+  });
+  progress.update(state.tokens);
+
+  const runEval = (step: number): Record<string, number> => {
+    const losses: Record<string, number> = {};
+    for (const d of test) {
+      const { loss, count } = evalLoss(model, d.tokens, cfg.evalTokens);
+      losses[d.name] = loss;
+      emit({ type: "eval", step, tokens: state.tokens, domain: d.name, loss, evalTokens: count });
+    }
+    return losses;
+  };
+  const checkpoint = () => {
+    state.metricsOffset = metrics.sync();
+    state.elapsedSec = elapsed();
+    state.rng.nextStep = state.step;
+    saveCheckpoint(runDir, model, opt, state);
+  };
+
+  try {
+    while (state.step < totalSteps) {
+      if (opts.signal?.aborted) {
+        checkpoint();
+        throw new SynthmixError(
+          "ABORTED",
+          `training of ${runDir} stopped at step ${state.step}/${totalSteps}`,
+          {
+            hint: "rerun the same command to resume from this step",
+          },
+        );
+      }
+      const step = state.step;
+      const lr = lrAt(step, totalSteps, cfg.optimizer);
+      const stepTokens = Math.min(tokensPerStep, cfg.tokens - step * tokensPerStep);
+      const rng = sampler.rngForStep(step);
+      model.zeroGrad();
+      let lossSum = 0;
+      for (let micro = 0; micro < cfg.gradAccum; micro++) {
+        const microTokens = Math.min(B * T, stepTokens - micro * B * T);
+        if (microTokens <= 0) break;
+        const rows = Math.ceil(microTokens / T);
+        sampler.fill(rng, x, y, rows, microTokens);
+        model.forward(x, y, { B: rows, lossScale: 1 / stepTokens });
+        lossSum += model.lossSum();
+        model.backward();
+      }
+      const loss = lossSum / stepTokens;
+      const gradNorm = clipGradNorm(model.grads, cfg.optimizer.gradClip);
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        throw new SynthmixError(
+          "NON_FINITE_LOSS",
+          `${runDir}: ${Number.isFinite(loss) ? "gradient norm" : "loss"} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${step + 1}/${totalSteps} (last good loss ${state.lastLoss} at step ${step}); training stopped`,
+          {
+            hint: "the last good checkpoint is kept in checkpoint/; lower optimizer.lr or raise warmupSteps and start a new run",
+          },
+        );
+      }
+      opt.step(lr);
+      state.step = step + 1;
+      state.tokens += stepTokens;
+      state.lastLoss = loss;
+      const el = elapsed();
+      emit({
+        type: "train",
+        step: state.step,
+        tokens: state.tokens,
+        loss,
+        lr,
+        gradNorm,
+        tokensPerSec:
+          (state.tokens - sessionTokens0) / Math.max(1e-9, (performance.now() - sessionStart) / 1000),
+        elapsedSec: el,
+      });
+      progress.update(state.tokens, { loss, step: state.step });
+      const last = state.step === totalSteps;
+      if (!last && cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) runEval(state.step);
+      if (!last && cfg.checkpointEvery > 0 && state.step % cfg.checkpointEvery === 0) checkpoint();
+      // Let timers and abort signals run between steps.
+      await new Promise<void>((r) => setImmediate(r));
+    }
+
+    const losses = runEval(state.step);
+    const values = Object.values(losses);
+    const params = countParams(cfg.model);
+    const el = elapsed();
+    const final: FinalRecord = {
+      type: "final",
+      step: state.step,
+      tokens: state.tokens,
+      loss: values.reduce((a, b) => a + b, 0) / values.length,
+      losses,
+      nonEmbeddingParams: params.nonEmbedding,
+      totalParams: params.total,
+      flops: trainingFlops(cfg.model, state.tokens),
+      tokensPerSec: state.tokens / Math.max(1e-9, el),
+      elapsedSec: el,
+    };
+    emit(final);
+    state.final = final;
+    checkpoint();
+    progress.finish(`${cfg.id}: final loss ${final.loss.toFixed(4)} (${Object.keys(losses).join(", ")})`);
+    return final;
+  } finally {
+    metrics.close();
+    progress.finish();
+  }
+}
