@@ -1,0 +1,176 @@
+import { Rng } from "../util/rng.js";
+import type { BestRatioEntry, BestRatioTrend } from "./results.js";
+import { estimate, leastSquares } from "./stats.js";
+
+export interface RatioPoint {
+  ratio: number;
+  loss: number;
+  runs: number;
+}
+
+/** loss = c0 + c1 r + c2 r^2 by least squares; null with fewer than 3 distinct ratios. */
+export function fitQuadratic(points: RatioPoint[]): [number, number, number] | null {
+  if (new Set(points.map((p) => p.ratio)).size < 3) return null;
+  const c = leastSquares(
+    points.map((p) => [1, p.ratio, p.ratio * p.ratio]),
+    points.map((p) => p.loss),
+  );
+  return c ? [c[0], c[1], c[2]] : null;
+}
+
+/** Minimiser of a quadratic over [0, 1]: the vertex when convex and inside, else the better endpoint. */
+export function quadraticArgmin(c: [number, number, number]): number {
+  const f = (r: number) => c[0] + c[1] * r + c[2] * r * r;
+  if (c[2] > 0) {
+    const v = -c[1] / (2 * c[2]);
+    if (v > 0 && v < 1) return v;
+  }
+  return f(0) <= f(1) ? 0 : 1;
+}
+
+/**
+ * Mixing law loss = c + k exp(t r) (Ye et al. 2024, one domain): for fixed t it is linear in (c, k), so
+ * t is profiled on a grid over [-20, 20] and refined by golden-section search.
+ */
+export function fitMixingLaw(points: RatioPoint[]): { c: number; k: number; t: number } | null {
+  if (new Set(points.map((p) => p.ratio)).size < 3) return null;
+  const y = points.map((p) => p.loss);
+  const solve = (t: number) => {
+    if (Math.abs(t) < 1e-6) return null;
+    const ck = leastSquares(
+      points.map((p) => [1, Math.exp(t * p.ratio)]),
+      y,
+    );
+    if (!ck) return null;
+    let sse = 0;
+    points.forEach((p, i) => {
+      sse += (ck[0] + ck[1] * Math.exp(t * p.ratio) - y[i]) ** 2;
+    });
+    return { c: ck[0], k: ck[1], t, sse };
+  };
+  let best: ReturnType<typeof solve> = null;
+  for (let t = -20; t <= 20 + 1e-9; t += 0.25) {
+    const s = solve(t);
+    if (s && (!best || s.sse < best.sse)) best = s;
+  }
+  if (!best) return null;
+  let lo = best.t - 0.25;
+  let hi = best.t + 0.25;
+  const g = (Math.sqrt(5) - 1) / 2;
+  for (let i = 0; i < 60; i++) {
+    const a = hi - g * (hi - lo);
+    const b = lo + g * (hi - lo);
+    const sa = solve(a)?.sse ?? Number.POSITIVE_INFINITY;
+    const sb = solve(b)?.sse ?? Number.POSITIVE_INFINITY;
+    if (sa < sb) hi = b;
+    else lo = a;
+  }
+  const refined = solve((lo + hi) / 2);
+  const out = refined && refined.sse <= best.sse ? refined : best;
+  return { c: out.c, k: out.k, t: out.t };
+}
+
+/** The mixing law is monotone in r, so its minimiser over [0, 1] is an endpoint. */
+export function mixingLawArgmin(m: { c: number; k: number; t: number }): number {
+  return m.c + m.k <= m.c + m.k * Math.exp(m.t) ? 0 : 1;
+}
+
+export interface RatioCell {
+  synthetic: string;
+  generator: string;
+  N: number;
+  D: number;
+  points: RatioPoint[];
+}
+
+/**
+ * Best ratio for one (synthetic, generator, N, D) cell with a parametric bootstrap: each mean loss is
+ * perturbed by log-normal noise of scale sigma / sqrt(runs), where sigma is the run-to-run noise (the
+ * scaling-law fits' RMS log-residual). Resampling runs is not possible here: a cell usually has one run
+ * per ratio, and dropping a ratio leaves the quadratic unidentified.
+ */
+export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, seed: number): BestRatioEntry {
+  const pts = [...cell.points].sort((a, b) => a.ratio - b.ratio);
+  const observedBest = pts.reduce((b, p) => (p.loss < b.loss ? p : b), pts[0]).ratio;
+  const quad = fitQuadratic(pts);
+  const mix = fitMixingLaw(pts);
+  const rng = new Rng(seed);
+  const qR: number[] = [];
+  const qL: number[] = [];
+  const mR: number[] = [];
+  const mL: number[] = [];
+  if (sigma > 0 && count > 0 && (quad || mix)) {
+    for (let b = 0; b < count; b++) {
+      const noisy = pts.map((p) => ({
+        ...p,
+        loss: p.loss * Math.exp((sigma / Math.sqrt(p.runs)) * rng.normal()),
+      }));
+      const q = quad ? fitQuadratic(noisy) : null;
+      if (q) {
+        const r = quadraticArgmin(q);
+        qR.push(r);
+        qL.push(q[0] + q[1] * r + q[2] * r * r);
+      }
+      const m = mix ? fitMixingLaw(noisy) : null;
+      if (m) {
+        const r = mixingLawArgmin(m);
+        mR.push(r);
+        mL.push(m.c + m.k * Math.exp(m.t * r));
+      }
+    }
+  }
+  let quadratic: BestRatioEntry["quadratic"] = null;
+  if (quad) {
+    const r = quadraticArgmin(quad);
+    quadratic = {
+      coef: quad,
+      bestRatio: estimate(r, qR),
+      bestLoss: estimate(quad[0] + quad[1] * r + quad[2] * r * r, qL),
+    };
+  }
+  let mixingLaw: BestRatioEntry["mixingLaw"] = null;
+  if (mix) {
+    const r = mixingLawArgmin(mix);
+    mixingLaw = {
+      ...mix,
+      bestRatio: estimate(r, mR),
+      bestLoss: estimate(mix.c + mix.k * Math.exp(mix.t * r), mL),
+    };
+  }
+  return {
+    synthetic: cell.synthetic,
+    generator: cell.generator,
+    N: cell.N,
+    D: cell.D,
+    points: pts,
+    quadratic,
+    mixingLaw,
+    observedBest,
+  };
+}
+
+/** Trend of the quadratic best ratio with log10 N and log10 D per (synthetic, generator). */
+export function bestRatioTrends(entries: BestRatioEntry[]): BestRatioTrend[] {
+  const groups = new Map<string, BestRatioEntry[]>();
+  for (const e of entries) {
+    if (!e.quadratic) continue;
+    const k = `${e.synthetic}\u0000${e.generator}`;
+    groups.set(k, [...(groups.get(k) ?? []), e]);
+  }
+  const out: BestRatioTrend[] = [];
+  for (const es of groups.values()) {
+    const varyN = new Set(es.map((e) => e.N)).size > 1;
+    const varyD = new Set(es.map((e) => e.D)).size > 1;
+    const X = es.map((e) => [1, ...(varyN ? [Math.log10(e.N)] : []), ...(varyD ? [Math.log10(e.D)] : [])]);
+    const y = es.map((e) => e.quadratic!.bestRatio.value);
+    const c = X[0].length > 1 && es.length > X[0].length - 1 ? leastSquares(X, y) : null;
+    out.push({
+      synthetic: es[0].synthetic,
+      generator: es[0].generator,
+      perDecadeN: c && varyN ? c[1] : null,
+      perDecadeD: c && varyD ? c[varyN ? 2 : 1] : null,
+      cells: es.length,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+import type { MixtureKey, SpeedupEntry } from "./results.js";
+import { estimate } from "./stats.js";
+
+/** Natural-unit parameters of a fitted data (B, beta, E) or joint (A, alpha, B, beta, E) law. */
+export type LawParams = Record<string, number>;
+
+/**
+ * Tokens needed to reach loss `target`: D(L*) = (B / (L* - E - A N^-alpha))^(1/beta), the inverse of the
+ * data law (A = 0) or of the joint law at model size N. NaN when L* is not reachable (at or below the
+ * asymptote) or the law is degenerate (beta <= 0).
+ */
+export function tokensForLoss(p: LawParams, target: number, N: number | null = null): number {
+  const modelTerm = p.A !== undefined && N !== null ? p.A * N ** -p.alpha : 0;
+  const gap = target - p.E - modelTerm;
+  if (!(gap > 0) || !(p.beta > 0) || !(p.B > 0)) return Number.NaN;
+  return (p.B / gap) ** (1 / p.beta);
+}
+
+/** Predicted loss at (N, D) from a data or joint law. */
+export function lossAt(p: LawParams, D: number, N: number | null = null): number {
+  const modelTerm = p.A !== undefined && N !== null ? p.A * N ** -p.alpha : 0;
+  return p.E + modelTerm + p.B * D ** -p.beta;
+}
+
+export interface SpeedupInput {
+  mix: MixtureKey;
+  baseline: string;
+  N: number | null;
+  method: SpeedupEntry["method"];
+  natural: LawParams;
+  mixture: LawParams;
+  /** Bootstrap replicates (natural-unit), paired by index: replicate b of each fit is independent. */
+  naturalBoot: LawParams[];
+  mixtureBoot: LawParams[];
+  /** Target losses for the curve. */
+  targets: number[];
+  /** The natural run with the largest D at this N (mean loss over its seeds), if any. */
+  largestNatural: { D: number; loss: number } | null;
+}
+
+function bootSpeedups(inp: SpeedupInput, target: number): number[] {
+  const n = Math.min(inp.naturalBoot.length, inp.mixtureBoot.length);
+  const out: number[] = [];
+  for (let b = 0; b < n; b++) {
+    const dn = tokensForLoss(inp.naturalBoot[b], target, inp.N);
+    const dm = tokensForLoss(inp.mixtureBoot[b], target, inp.N);
+    // A replicate whose law cannot reach L* gives an unbounded ratio: keep it as +/-Infinity so the
+    // percentile interval widens honestly instead of silently dropping hard cases.
+    if (Number.isNaN(dn) && Number.isNaN(dm)) continue;
+    if (Number.isNaN(dm)) out.push(0);
+    else if (Number.isNaN(dn)) out.push(Number.POSITIVE_INFINITY);
+    else out.push(dn / dm);
+  }
+  return out;
+}
+
+function estimateWithInf(value: number, samples: number[]) {
+  const e = estimate(
+    value,
+    samples.filter((s) => Number.isFinite(s)),
+  );
+  if (samples.length >= 2) {
+    const sorted = [...samples].sort((a, b) => a - b);
+    const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * (sorted.length - 1) + 0.5))];
+    e.lo = q(0.025);
+    e.hi = q(0.975);
+    if (!Number.isFinite(e.hi as number)) e.hi = null;
+  }
+  return e;
+}
+
+/** Speed-up of a mixture over natural data: D_natural(L*) / D_mix(L*) along `targets` and at the largest natural run. */
+export function speedupEntry(inp: SpeedupInput): SpeedupEntry {
+  const curve: SpeedupEntry["curve"] = [];
+  for (const t of inp.targets) {
+    const dn = tokensForLoss(inp.natural, t, inp.N);
+    const dm = tokensForLoss(inp.mixture, t, inp.N);
+    if (!Number.isFinite(dn) || !Number.isFinite(dm)) continue;
+    curve.push({
+      targetLoss: t,
+      dNatural: dn,
+      dMix: dm,
+      speedup: estimateWithInf(dn / dm, bootSpeedups(inp, t)),
+    });
+  }
+  let atLargestNatural: SpeedupEntry["atLargestNatural"] = null;
+  if (inp.largestNatural) {
+    const t = inp.largestNatural.loss;
+    const dn = tokensForLoss(inp.natural, t, inp.N);
+    const dm = tokensForLoss(inp.mixture, t, inp.N);
+    if (Number.isFinite(dn) && Number.isFinite(dm)) {
+      atLargestNatural = {
+        targetLoss: t,
+        dNaturalObserved: inp.largestNatural.D,
+        dNatural: dn,
+        dMix: dm,
+        speedup: estimateWithInf(dn / dm, bootSpeedups(inp, t)),
+      };
+    }
+  }
+  return { ...inp.mix, N: inp.N, method: inp.method, baseline: inp.baseline, curve, atLargestNatural };
+}
+
+/** `count` target losses spread evenly over [lo, hi]. */
+export function targetRange(lo: number, hi: number, count = 20): number[] {
+  if (!(hi > lo)) return [lo];
+  return Array.from({ length: count }, (_, i) => lo + ((hi - lo) * i) / (count - 1));
+}

@@ -1,0 +1,381 @@
+import { join } from "node:path";
+import type { RunResultRow } from "../sweep/results.js";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
+import type { Progress } from "../util/progress.js";
+import { deriveSeed } from "../util/rng.js";
+import { type FitOutcome, fitScalingLaw, resolveForm } from "./fit.js";
+import type { Form } from "./forms.js";
+import {
+  groupMixtures,
+  isNatural,
+  type MixtureGroup,
+  readRunRows,
+  rowsForDomain,
+  splitBy,
+} from "./groups.js";
+import { bestRatioEntry, bestRatioTrends, type RatioCell } from "./ratio.js";
+import type {
+  BestRatioEntry,
+  BestRatioFile,
+  Estimate,
+  FitFailure,
+  FitSettings,
+  FitsFile,
+  GeneratorRow,
+  MixtureFit,
+  SpeedupEntry,
+  SpeedupsFile,
+} from "./results.js";
+import { type LawParams, speedupEntry, targetRange } from "./speedup.js";
+
+export interface FitRowsOptions {
+  form?: Form | string;
+  /** Test domain (default "all"). */
+  domain?: string;
+  bootstrap?: number;
+  seed?: number;
+  huberDelta?: number;
+  /** Compute LOO and hold-out checks (default true). */
+  quality?: boolean;
+  /** Target losses on each speed-up curve (default 20). */
+  curvePoints?: number;
+  progress?: Progress;
+}
+
+export interface FitRowsResult {
+  fits: FitsFile;
+  speedups: SpeedupsFile;
+  bestRatio: BestRatioFile;
+}
+
+interface DoneFit {
+  group: MixtureGroup;
+  fixedN: number | null;
+  fixedD: number | null;
+  outcome: FitOutcome;
+}
+
+const CREATED_BY = "synthmix fit";
+
+function toMixtureFit(d: DoneFit): MixtureFit {
+  const { group, outcome } = d;
+  return {
+    key: group.key,
+    mixture: group.mixture,
+    synthetic: group.synthetic,
+    ratio: group.ratio,
+    generator: group.generator,
+    form: outcome.form,
+    fixedN: d.fixedN,
+    fixedD: d.fixedD,
+    points: outcome.data.n,
+    params: outcome.params,
+    raw: outcome.raw,
+    quality: outcome.quality,
+    bootstrapFailures: outcome.bootFailures,
+  };
+}
+
+/**
+ * Fit every data mixture in sweep rows: per mixture, the data form per model size N (pooled over N when
+ * no size has enough points), the model form per token budget D (likewise), the joint or a custom form
+ * over all of a mixture's points. Then speed-ups over the natural-only mixture and best ratios per (N, D).
+ */
+export function fitRows(allRows: RunResultRow[], opts: FitRowsOptions = {}): FitRowsResult {
+  const form = resolveForm(opts.form ?? "joint");
+  const domain = opts.domain ?? "all";
+  const bootstrap = opts.bootstrap ?? 1000;
+  const seed = opts.seed ?? 0;
+  const delta = opts.huberDelta ?? 1e-3;
+  const settings: FitSettings = {
+    form: form.name,
+    domain,
+    huberDelta: delta,
+    gridStarts: form.initGrid().length,
+    bootstrap,
+    seed,
+  };
+  const rows = rowsForDomain(allRows, domain);
+  if (rows.length === 0) throw new SynthmixError("NO_RUN_RESULTS", "no finished runs to fit");
+  const groups = groupMixtures(rows);
+  const done: DoneFit[] = [];
+  const failures: FitFailure[] = [];
+
+  // Which coordinate is held fixed per fit: data form per N, model form per D, others pooled.
+  const fixedCol = form.uses.D && !form.uses.N ? "N" : form.uses.N && !form.uses.D ? "D" : null;
+  const plan: { group: MixtureGroup; fixedN: number | null; fixedD: number | null; rows: RunResultRow[] }[] =
+    [];
+  for (const g of groups) {
+    if (!fixedCol) {
+      plan.push({ group: g, fixedN: null, fixedD: null, rows: g.rows });
+      continue;
+    }
+    const parts = splitBy(g.rows, (r) => (fixedCol === "N" ? r.nonEmbeddingParams : r.tokens));
+    const varying = (rs: RunResultRow[]) =>
+      new Set(rs.map((r) => (fixedCol === "N" ? r.tokens : r.nonEmbeddingParams))).size;
+    const usable = parts.filter(([, rs]) => varying(rs) >= 3 && rs.length >= form.params.length);
+    if (usable.length === 0) {
+      // No size has a ladder of its own (e.g. a compute-optimal sweep): fit all points together.
+      plan.push({ group: g, fixedN: null, fixedD: null, rows: g.rows });
+    } else {
+      for (const [v, rs] of parts) {
+        plan.push({
+          group: g,
+          fixedN: fixedCol === "N" ? v : null,
+          fixedD: fixedCol === "D" ? v : null,
+          rows: rs,
+        });
+      }
+    }
+  }
+  const progress = opts.progress;
+  progress?.setTotal(plan.length);
+  for (const p of plan) {
+    const label = `mixture ${p.group.key}${p.fixedN !== null ? ` at N=${p.fixedN}` : ""}${p.fixedD !== null ? ` at D=${p.fixedD}` : ""}`;
+    try {
+      const outcome = fitScalingLaw(
+        p.rows.map((r) => ({ runId: r.runId, N: r.nonEmbeddingParams, D: r.tokens, loss: r.loss })),
+        form,
+        {
+          huberDelta: delta,
+          bootstrap,
+          seed: deriveSeed(seed, p.group.key, p.fixedN ?? "", p.fixedD ?? ""),
+          quality: opts.quality,
+          label,
+        },
+      );
+      done.push({ group: p.group, fixedN: p.fixedN, fixedD: p.fixedD, outcome });
+    } catch (e) {
+      if (!(e instanceof SynthmixError)) throw e;
+      failures.push({
+        key: p.group.key,
+        mixture: p.group.mixture,
+        synthetic: p.group.synthetic,
+        ratio: p.group.ratio,
+        generator: p.group.generator,
+        fixedN: p.fixedN,
+        fixedD: p.fixedD,
+        points: p.rows.length,
+        error: e.message,
+      });
+    }
+    progress?.tick(1, { fits: done.length });
+  }
+
+  const speedups = computeSpeedups(form, rows, done, settings, opts.curvePoints ?? 20);
+  const sigma = pooledSigma(done);
+  const cells = ratioCells(rows);
+  const entries: BestRatioEntry[] = cells.map((c) =>
+    bestRatioEntry(c, sigma, bootstrap, deriveSeed(seed, "ratio", c.synthetic, c.generator, c.N, c.D)),
+  );
+  const now = new Date().toISOString();
+  const bestRatio: BestRatioFile = {
+    version: 1,
+    createdBy: CREATED_BY,
+    createdAt: now,
+    settings,
+    entries,
+    trends: bestRatioTrends(entries),
+  };
+  const fits: FitsFile = {
+    version: 1,
+    createdBy: CREATED_BY,
+    createdAt: now,
+    settings,
+    fits: done.map(toMixtureFit),
+    failures,
+    generators: generatorRows(done, speedups.entries, entries),
+  };
+  return { fits, speedups, bestRatio };
+}
+
+function bootNatural(o: FitOutcome, form: Form): LawParams[] {
+  return o.boot.map((t) => form.natural(t));
+}
+
+function computeSpeedups(
+  form: Form,
+  rows: RunResultRow[],
+  done: DoneFit[],
+  settings: FitSettings,
+  curvePoints: number,
+): SpeedupsFile {
+  const base: SpeedupsFile = {
+    version: 1,
+    createdBy: CREATED_BY,
+    createdAt: new Date().toISOString(),
+    settings,
+    entries: [],
+  };
+  if (!form.uses.D || !["data", "joint"].includes(form.name)) {
+    return { ...base, note: `speed-ups need the data or joint form (fitted: ${form.name})` };
+  }
+  const natFits = done.filter((d) => d.group.key === "none:0:");
+  if (natFits.length === 0)
+    return { ...base, note: "no natural-only mixture was fitted, so there is no baseline" };
+  const naturalRows = rows.filter(isNatural);
+  const entries: SpeedupEntry[] = [];
+  const largestAt = (N: number | null) => {
+    const rs = N === null ? naturalRows : naturalRows.filter((r) => r.nonEmbeddingParams === N);
+    if (rs.length === 0) return null;
+    const maxD = Math.max(...rs.map((r) => r.tokens));
+    const atMax = rs.filter((r) => r.tokens === maxD);
+    const maxN = Math.max(...atMax.map((r) => r.nonEmbeddingParams));
+    const pick = atMax.filter((r) => r.nonEmbeddingParams === maxN);
+    return { D: maxD, loss: pick.reduce((s, r) => s + r.loss, 0) / pick.length };
+  };
+  const targetsFor = (N: number | null) => {
+    const rs = N === null ? naturalRows : naturalRows.filter((r) => r.nonEmbeddingParams === N);
+    const ls = rs.map((r) => r.loss);
+    return ls.length ? targetRange(Math.min(...ls), Math.max(...ls), curvePoints) : [];
+  };
+  for (const mix of done) {
+    if (mix.group.key === "none:0:") continue;
+    if (form.name === "joint") {
+      const nat = natFits[0];
+      const Ns = [...new Set(mix.group.rows.map((r) => r.nonEmbeddingParams))].sort((a, b) => a - b);
+      for (const N of Ns) {
+        entries.push(
+          speedupEntry({
+            mix: mix.group,
+            baseline: nat.group.key,
+            N,
+            method: "joint-at-N",
+            natural: nat.outcome.natural,
+            mixture: mix.outcome.natural,
+            naturalBoot: bootNatural(nat.outcome, form),
+            mixtureBoot: bootNatural(mix.outcome, form),
+            targets: targetsFor(N),
+            largestNatural: largestAt(N),
+          }),
+        );
+      }
+    } else {
+      const nat = natFits.find((n) => n.fixedN === mix.fixedN);
+      if (!nat) continue;
+      entries.push(
+        speedupEntry({
+          mix: mix.group,
+          baseline: nat.group.key,
+          N: mix.fixedN,
+          method: mix.fixedN === null ? "data-fit-pooled" : "data-fit-per-N",
+          natural: nat.outcome.natural,
+          mixture: mix.outcome.natural,
+          naturalBoot: bootNatural(nat.outcome, form),
+          mixtureBoot: bootNatural(mix.outcome, form),
+          targets: targetsFor(mix.fixedN),
+          largestNatural: largestAt(mix.fixedN),
+        }),
+      );
+    }
+  }
+  return { ...base, entries };
+}
+
+/** Run-to-run noise for the best-ratio bootstrap: RMS log-residual pooled over all fits. */
+function pooledSigma(done: DoneFit[]): number {
+  let ss = 0;
+  let n = 0;
+  for (const d of done) {
+    for (const r of d.outcome.quality.residuals) {
+      ss += r.logResidual ** 2;
+      n++;
+    }
+  }
+  return n > 0 ? Math.sqrt(ss / n) : 0;
+}
+
+/** Cells (synthetic, generator, N, D) with their mean loss per ratio; natural runs count as ratio 0 in every cell. */
+export function ratioCells(rows: RunResultRow[]): RatioCell[] {
+  const nat = rows.filter(isNatural);
+  const syn = rows.filter((r) => !isNatural(r));
+  const cells = new Map<string, { cell: RatioCell; acc: Map<number, number[]> }>();
+  for (const r of syn) {
+    const k = `${r.synthetic}\u0000${r.generator}\u0000${r.nonEmbeddingParams}\u0000${r.tokens}`;
+    let c = cells.get(k);
+    if (!c) {
+      c = {
+        cell: {
+          synthetic: r.synthetic,
+          generator: r.generator,
+          N: r.nonEmbeddingParams,
+          D: r.tokens,
+          points: [],
+        },
+        acc: new Map(),
+      };
+      for (const n of nat) {
+        if (n.nonEmbeddingParams === r.nonEmbeddingParams && n.tokens === r.tokens) {
+          c.acc.set(0, [...(c.acc.get(0) ?? []), n.loss]);
+        }
+      }
+      cells.set(k, c);
+    }
+    c.acc.set(r.ratio, [...(c.acc.get(r.ratio) ?? []), r.loss]);
+  }
+  const out: RatioCell[] = [];
+  for (const { cell, acc } of cells.values()) {
+    cell.points = [...acc.entries()]
+      .map(([ratio, ls]) => ({ ratio, loss: ls.reduce((s, x) => s + x, 0) / ls.length, runs: ls.length }))
+      .sort((a, b) => a.ratio - b.ratio);
+    if (cell.points.length >= 3) out.push(cell);
+  }
+  return out.sort(
+    (a, b) => (a.synthetic + a.generator).localeCompare(b.synthetic + b.generator) || a.N - b.N || a.D - b.D,
+  );
+}
+
+function meanEstimate(es: Estimate[]): Estimate | null {
+  if (es.length === 0) return null;
+  const m = (xs: (number | null)[]) =>
+    xs.some((x) => x === null) ? null : (xs as number[]).reduce((s, x) => s + x, 0) / xs.length;
+  return {
+    value: es.reduce((s, e) => s + e.value, 0) / es.length,
+    se: m(es.map((e) => e.se)),
+    lo: m(es.map((e) => e.lo)),
+    hi: m(es.map((e) => e.hi)),
+  };
+}
+
+function generatorRows(done: DoneFit[], speedups: SpeedupEntry[], ratios: BestRatioEntry[]): GeneratorRow[] {
+  const out: GeneratorRow[] = [];
+  const keys = [...new Set(done.filter((d) => d.group.key !== "none:0:").map((d) => d.group.key))];
+  for (const key of keys) {
+    const fs = done.filter((d) => d.group.key === key);
+    const g = fs[0].group;
+    // Per-N fits: report the largest N (the most relevant for extrapolation).
+    const top = fs.reduce((b, d) => ((d.fixedN ?? 0) > (b.fixedN ?? 0) ? d : b), fs[0]);
+    const sp = speedups.filter((s) => s.key === key && s.atLargestNatural);
+    const topSp = sp.reduce<SpeedupEntry | null>((b, s) => (!b || (s.N ?? 0) > (b.N ?? 0) ? s : b), null);
+    const rs = ratios.filter(
+      (r) => r.synthetic === g.synthetic && r.generator === g.generator && r.quadratic,
+    );
+    out.push({
+      generator: g.generator,
+      synthetic: g.synthetic,
+      ratio: g.ratio,
+      key,
+      E: top.outcome.params.E ?? null,
+      speedupAtLargestNatural: topSp?.atLargestNatural?.speedup ?? null,
+      bestRatio: meanEstimate(rs.map((r) => r.quadratic!.bestRatio)),
+    });
+  }
+  return out.sort(
+    (a, b) =>
+      a.synthetic.localeCompare(b.synthetic) || a.ratio - b.ratio || a.generator.localeCompare(b.generator),
+  );
+}
+
+/** `synthmix fit --results ws/`: read runs.json, fit, write results/{fits,speedups,best-ratio}.json. */
+export function fitWorkspace(ws: string, opts: FitRowsOptions = {}): FitRowsResult {
+  const res = fitRows(readRunRows(ws), opts);
+  writeFitResults(join(ws, "results"), res);
+  return res;
+}
+
+export function writeFitResults(dir: string, res: FitRowsResult): void {
+  writeJsonAtomic(join(dir, "fits.json"), res.fits);
+  writeJsonAtomic(join(dir, "speedups.json"), res.speedups);
+  writeJsonAtomic(join(dir, "best-ratio.json"), res.bestRatio);
+}
