@@ -1,0 +1,36 @@
+// Single-precision GEMM on strided operands, Goto/BLIS style: packed panels of A and B, cache blocking,
+// a register-tiled AVX-512 micro-kernel (portable C++ fallback when the CPU lacks AVX-512).
+//
+//   C[m*ldc + n]  (= or +=)  sum_k A(m,k) * B(k,n)  (+ bias[n] when overwriting)
+//   A(m,k) = A[m*sam + k*sak],  B(k,n) = B[k*sbk + n*sbn]
+//
+// Strides express the transpositions the trainer needs without copies: out = inp·Wᵀ uses B(k,n) = W[n*C+k].
+// Every C element is computed by one thread with a fixed k order, so results are bitwise identical for
+// any thread count and run to run.
+#pragma once
+#include <cstddef>
+
+namespace sk {
+
+struct GemmArgs {
+  int M, N, K;
+  const float* A;
+  std::ptrdiff_t sam, sak;
+  const float* B;
+  std::ptrdiff_t sbk, sbn;
+  float* C;
+  std::ptrdiff_t ldc;
+  bool accumulate;     // C += A·B, else C = A·B (+ bias)
+  const float* bias;   // length N, only used when !accumulate; may be null
+};
+
+// Runs on the calling thread only (used inside parallel regions, e.g. per attention head).
+void sgemm_serial(const GemmArgs& g);
+// Splits the larger of M and N over `threads` OpenMP threads.
+void sgemm(const GemmArgs& g, int threads);
+
+// "avx512" or "portable"; settable for tests (set_isa returns false if the CPU cannot run it).
+const char* gemm_isa();
+bool set_gemm_isa(const char* name);
+
+}  // namespace sk

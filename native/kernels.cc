@@ -1,0 +1,414 @@
+// Float32 kernels. Reductions use fixed 16-lane accumulator arrays (which the compiler vectorises without
+// -ffast-math, since no reassociation is needed) and a fixed final order, so they are deterministic.
+#include "kernels.h"
+
+#include "omp_compat.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+
+namespace sk {
+namespace {
+
+int g_threads = 0;
+
+int threads() {
+  if (g_threads <= 0) g_threads = std::max(1, omp_get_num_procs());
+  return g_threads;
+}
+
+// Splits [0,n) into contiguous ranges whose boundaries are multiples of `grain` (so vectorised bodies
+// line up the same way for any thread count) and runs f(lo, hi) on each; serial below `min_work`.
+template <class F>
+void par_range(std::int64_t n, std::int64_t grain, double work, F f) {
+  const std::int64_t chunks = (n + grain - 1) / grain;
+  const int nt = (work < 3e4) ? 1 : static_cast<int>(std::min<std::int64_t>(threads(), chunks));
+  if (nt <= 1) {
+    if (n > 0) f(std::int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num();
+    const std::int64_t lo = std::min(n, chunks * t / nt * grain);
+    const std::int64_t hi = std::min(n, chunks * (t + 1) / nt * grain);
+    if (lo < hi) f(lo, hi);
+  }
+}
+
+constexpr int L = 16;
+
+inline float hsum(const float* acc) {
+  float s = 0.f;
+  for (int j = 0; j < L; j++) s += acc[j];
+  return s;
+}
+
+inline float row_sum(const float* x, int n) {
+  float acc[L] = {};
+  int i = 0;
+  for (; i + L <= n; i += L)
+    for (int j = 0; j < L; j++) acc[j] += x[i + j];
+  float s = hsum(acc);
+  for (; i < n; i++) s += x[i];
+  return s;
+}
+
+inline float row_max(const float* x, int n) {
+  float acc[L];
+  for (int j = 0; j < L; j++) acc[j] = -INFINITY;
+  int i = 0;
+  for (; i + L <= n; i += L)
+    for (int j = 0; j < L; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  float m = -INFINITY;
+  for (int j = 0; j < L; j++) m = acc[j] > m ? acc[j] : m;
+  for (; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+// exp(x) with Cephes' expf polynomial (about 1 ulp); branch-free so loops over it vectorise. NaN propagates.
+inline float exp_f(float x) {
+  float xc = x < -87.3f ? -87.3f : x;
+  xc = xc > 88.3f ? 88.3f : xc;
+  const float n = (xc * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round to nearest
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  const float y = p * scale;
+  return x != x ? x : y;
+}
+
+// tanh(u) = 1 - 2/(exp(2u)+1): absolute error ~1e-7, which is what GELU needs (it adds tanh to 1).
+inline float tanh_f(float u) { return 1.f - 2.f / (exp_f(2.f * u) + 1.f); }
+
+constexpr float GELU_SCALE = 0.7978845608028654f;  // sqrt(2/pi)
+
+// dst[c] += sum over rows of src[r*ld + c], parallel over column slices (never over rows).
+void colsum_add(float* dst, const float* src, int rows, int cols, std::int64_t ld) {
+  par_range(cols, L, static_cast<double>(rows) * cols, [&](std::int64_t c0, std::int64_t c1) {
+    std::vector<float> acc(static_cast<std::size_t>(c1 - c0), 0.f);
+    float* a = acc.data();
+    const int w = static_cast<int>(c1 - c0);
+    for (int r = 0; r < rows; r++) {
+      const float* s = src + r * ld + c0;
+      for (int c = 0; c < w; c++) a[c] += s[c];
+    }
+    for (int c = 0; c < w; c++) dst[c0 + c] += a[c];
+  });
+}
+
+}  // namespace
+
+void set_threads(int n) { g_threads = std::max(1, n); }
+int get_threads() { return threads(); }
+
+// ------------------------------------------------------------------ encoder
+
+void encoder_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B, int T, int C) {
+  par_range(static_cast<std::int64_t>(B) * T, 1, static_cast<double>(B) * T * C, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; r++) {
+      const float* w = wte + static_cast<std::int64_t>(tokens[r]) * C;
+      const float* p = wpe + (r % T) * C;
+      float* o = out + r * C;
+      for (int i = 0; i < C; i++) o[i] = w[i] + p[i];
+    }
+  });
+}
+
+void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B, int T, int C) {
+  // Tokens repeat, so rows cannot be split over threads without races: split channels instead.
+  par_range(C, L, static_cast<double>(B) * T * C, [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t r = 0; r < static_cast<std::int64_t>(B) * T; r++) {
+      float* w = dwte + static_cast<std::int64_t>(tokens[r]) * C;
+      float* p = dwpe + (r % T) * C;
+      const float* d = dout + r * C;
+      for (std::int64_t i = c0; i < c1; i++) {
+        w[i] += d[i];
+        p[i] += d[i];
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------ layernorm
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int BT, int C) {
+  par_range(BT, 1, static_cast<double>(BT) * C, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; r++) {
+      const float* x = inp + r * C;
+      const float m = row_sum(x, C) / C;
+      float acc[L] = {};
+      int i = 0;
+      for (; i + L <= C; i += L)
+        for (int j = 0; j < L; j++) {
+          const float d = x[i + j] - m;
+          acc[j] += d * d;
+        }
+      float v = hsum(acc);
+      for (; i < C; i++) v += (x[i] - m) * (x[i] - m);
+      const float s = 1.f / std::sqrt(v / C + 1e-5f);
+      float* o = out + r * C;
+      for (int k = 0; k < C; k++) o[k] = (x[k] - m) * s * weight[k] + bias[k];
+      mean[r] = m;
+      rstd[r] = s;
+    }
+  });
+}
+
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int BT, int C) {
+  par_range(BT, 1, 2.0 * BT * C, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; r++) {
+      const float* x = inp + r * C;
+      const float* d = dout + r * C;
+      const float m = mean[r];
+      const float s = rstd[r];
+      float a1[L] = {};
+      float a2[L] = {};
+      int i = 0;
+      for (; i + L <= C; i += L)
+        for (int j = 0; j < L; j++) {
+          const float dn = weight[i + j] * d[i + j];
+          a1[j] += dn;
+          a2[j] += dn * ((x[i + j] - m) * s);
+        }
+      float dnm = hsum(a1);
+      float dnnm = hsum(a2);
+      for (; i < C; i++) {
+        const float dn = weight[i] * d[i];
+        dnm += dn;
+        dnnm += dn * ((x[i] - m) * s);
+      }
+      dnm /= C;
+      dnnm /= C;
+      float* di = dinp + r * C;
+      for (int k = 0; k < C; k++) {
+        const float norm = (x[k] - m) * s;
+        di[k] += (weight[k] * d[k] - dnm - norm * dnnm) * s;
+      }
+    }
+  });
+  colsum_add(dbias, dout, BT, C, C);
+  par_range(C, L, 2.0 * BT * C, [&](std::int64_t c0, std::int64_t c1) {
+    const int w = static_cast<int>(c1 - c0);
+    std::vector<float> acc(static_cast<std::size_t>(w), 0.f);
+    float* a = acc.data();
+    for (int r = 0; r < BT; r++) {
+      const float* x = inp + static_cast<std::int64_t>(r) * C + c0;
+      const float* d = dout + static_cast<std::int64_t>(r) * C + c0;
+      const float m = mean[r];
+      const float s = rstd[r];
+      for (int c = 0; c < w; c++) a[c] += (x[c] - m) * s * d[c];
+    }
+    for (int c = 0; c < w; c++) dweight[c0 + c] += a[c];
+  });
+}
+
+// ------------------------------------------------------------------ matmul
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int BT, int C, int OC) {
+  // out (BT,OC) = inp (BT,C) · W^T, with B(k,n) = W[n*C + k]
+  sgemm(GemmArgs{BT, OC, C, inp, C, 1, weight, 1, C, out, OC, false, bias}, threads());
+}
+
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int BT, int C, int OC) {
+  if (dinp != nullptr)  // dinp (BT,C) += dout (BT,OC) · W (OC,C)
+    sgemm(GemmArgs{BT, C, OC, dout, OC, 1, weight, C, 1, dinp, C, true, nullptr}, threads());
+  // dW (OC,C) += dout^T (OC,BT) · inp (BT,C), with A(m,k) = dout[k*OC + m]
+  sgemm(GemmArgs{OC, C, BT, dout, 1, OC, inp, C, 1, dweight, C, true, nullptr}, threads());
+  if (dbias != nullptr) colsum_add(dbias, dout, BT, OC, OC);
+}
+
+// ------------------------------------------------------------------ attention
+// Per (batch, head) the products are small GEMMs on strided views of qkv; rows are processed in blocks
+// so that only the causal (lower-triangular) part plus a thin band is computed.
+
+namespace {
+constexpr int RB = 56;
+}
+
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  const std::int64_t C3 = 3 * static_cast<std::int64_t>(C);
+  const float scale = 1.f / std::sqrt(static_cast<float>(hs));
+  const double work = 2.0 * B * T * T * C;
+  par_range(static_cast<std::int64_t>(B) * NH, 1, work, [&](std::int64_t p0, std::int64_t p1) {
+    for (std::int64_t p = p0; p < p1; p++) {
+      const std::int64_t b = p / NH;
+      const std::int64_t h = p % NH;
+      const float* q = qkv + b * T * C3 + h * hs;
+      const float* k = q + C;
+      const float* v = q + 2 * C;
+      float* a = att + p * T * T;
+      for (int r0 = 0; r0 < T; r0 += RB) {
+        const int r1 = std::min(T, r0 + RB);
+        // S[r0:r1, 0:r1] = Q K^T
+        sgemm_serial(GemmArgs{r1 - r0, r1, hs, q + r0 * C3, C3, 1, k, 1, C3, a + static_cast<std::int64_t>(r0) * T,
+                              T, false, nullptr});
+        for (int t = r0; t < r1; t++) {
+          float* row = a + static_cast<std::int64_t>(t) * T;
+          for (int i = 0; i <= t; i++) row[i] *= scale;
+          const float mx = row_max(row, t + 1);
+          for (int i = 0; i <= t; i++) row[i] = exp_f(row[i] - mx);
+          const float inv = 1.f / row_sum(row, t + 1);
+          for (int i = 0; i <= t; i++) row[i] *= inv;
+          for (int i = t + 1; i < T; i++) row[i] = 0.f;
+        }
+        // out[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
+        sgemm_serial(GemmArgs{r1 - r0, hs, r1, a + static_cast<std::int64_t>(r0) * T, T, 1, v, C3, 1,
+                              out + (b * T + r0) * C + h * hs, C, false, nullptr});
+      }
+    }
+  });
+}
+
+void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* att, int B,
+                        int T, int C, int NH) {
+  const int hs = C / NH;
+  const std::int64_t C3 = 3 * static_cast<std::int64_t>(C);
+  const float scale = 1.f / std::sqrt(static_cast<float>(hs));
+  const double work = 4.0 * B * T * T * C;
+  par_range(static_cast<std::int64_t>(B) * NH, 1, work, [&](std::int64_t p0, std::int64_t p1) {
+    for (std::int64_t p = p0; p < p1; p++) {
+      const std::int64_t b = p / NH;
+      const std::int64_t h = p % NH;
+      const float* q = qkv + b * T * C3 + h * hs;
+      const float* k = q + C;
+      const float* v = q + 2 * C;
+      float* dq = dqkv + b * T * C3 + h * hs;
+      float* dk = dq + C;
+      float* dv = dq + 2 * C;
+      const float* a = att + p * T * T;
+      float* ds = scratch + p * T * T;
+      const float* d = dout + b * T * C + h * hs;
+      for (int r0 = 0; r0 < T; r0 += RB) {
+        const int r1 = std::min(T, r0 + RB);
+        // dP[r0:r1, 0:r1] = dout V^T
+        sgemm_serial(GemmArgs{r1 - r0, r1, hs, d + static_cast<std::int64_t>(r0) * C, C, 1, v, 1, C3,
+                              ds + static_cast<std::int64_t>(r0) * T, T, false, nullptr});
+        // softmax backward, with the 1/sqrt(hs) of the scores folded in
+        for (int t = r0; t < r1; t++) {
+          const float* pr = a + static_cast<std::int64_t>(t) * T;
+          float* dr = ds + static_cast<std::int64_t>(t) * T;
+          float acc[L] = {};
+          int i = 0;
+          for (; i + L <= t + 1; i += L)
+            for (int j = 0; j < L; j++) acc[j] += pr[i + j] * dr[i + j];
+          float dot = hsum(acc);
+          for (; i <= t; i++) dot += pr[i] * dr[i];
+          for (int i2 = 0; i2 <= t; i2++) dr[i2] = pr[i2] * (dr[i2] - dot) * scale;
+          for (int i2 = t + 1; i2 < T; i2++) dr[i2] = 0.f;
+        }
+      }
+      for (int r0 = 0; r0 < T; r0 += RB) {
+        const int r1 = std::min(T, r0 + RB);
+        const std::int64_t o = static_cast<std::int64_t>(r0);
+        // dV[r0:r1] += P[r0:T, r0:r1]^T dout[r0:T]   (P is zero above the diagonal)
+        sgemm_serial(GemmArgs{r1 - r0, hs, T - r0, a + o * T + o, 1, T, d + o * C, C, 1, dv + o * C3, C3, true,
+                              nullptr});
+        // dQ[r0:r1] += dS[r0:r1, 0:r1] K[0:r1]
+        sgemm_serial(GemmArgs{r1 - r0, hs, r1, ds + o * T, T, 1, k, C3, 1, dq + o * C3, C3, true, nullptr});
+        // dK[r0:r1] += dS[r0:T, r0:r1]^T Q[r0:T]
+        sgemm_serial(GemmArgs{r1 - r0, hs, T - r0, ds + o * T + o, 1, T, q + o * C3, C3, 1, dk + o * C3, C3, true,
+                              nullptr});
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------ GELU, residual
+
+void gelu_forward(float* out, const float* inp, std::int64_t N) {
+  par_range(N, 256, static_cast<double>(N) * 8, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; i++) {
+      const float x = inp[i];
+      out[i] = 0.5f * x * (1.f + tanh_f(GELU_SCALE * (x + 0.044715f * x * x * x)));
+    }
+  });
+}
+
+void gelu_backward(float* dinp, const float* inp, const float* dout, std::int64_t N) {
+  par_range(N, 256, static_cast<double>(N) * 8, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; i++) {
+      const float x = inp[i];
+      const float th = tanh_f(GELU_SCALE * (x + 0.044715f * x * x * x));
+      const float sech2 = 1.f - th * th;
+      const float g = 0.5f * (1.f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.f + 3.f * 0.044715f * x * x);
+      dinp[i] += g * dout[i];
+    }
+  });
+}
+
+void residual_forward(float* out, const float* a, const float* b, std::int64_t N) {
+  par_range(N, 256, static_cast<double>(N), [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; i++) out[i] = a[i] + b[i];
+  });
+}
+
+// ------------------------------------------------------------------ fused softmax + cross-entropy
+
+void cross_entropy_forward(float* losses, float* dlogits, const float* logits, const int32_t* targets, int BT, int V,
+                           float dloss_scale) {
+  par_range(BT, 1, 4.0 * BT * V, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; r++) {
+      const float* x = logits + r * V;
+      const int tgt = targets[r];
+      float* dl = dlogits != nullptr ? dlogits + r * V : nullptr;
+      if (tgt < 0) {
+        losses[r] = 0.f;
+        if (dl != nullptr) std::memset(dl, 0, sizeof(float) * V);
+        continue;
+      }
+      const float mx = row_max(x, V);
+      float acc[L] = {};
+      int i = 0;
+      for (; i + L <= V; i += L)
+        for (int j = 0; j < L; j++) acc[j] += exp_f(x[i + j] - mx);
+      float sum = hsum(acc);
+      for (; i < V; i++) sum += exp_f(x[i] - mx);
+      losses[r] = std::log(sum) - (x[tgt] - mx);
+      if (dl != nullptr) {
+        const float s = dloss_scale / sum;
+        for (int k = 0; k < V; k++) dl[k] = exp_f(x[k] - mx) * s;
+        dl[tgt] -= dloss_scale;
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------ AdamW
+
+void adamw_update(float* params, const float* grads, float* m, float* v, std::int64_t N, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int t) {
+  const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(beta1), t)));
+  const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(beta2), t)));
+  par_range(N, 256, static_cast<double>(N) * 10, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; i++) {
+      const float g = grads[i];
+      const float mi = beta1 * m[i] + (1.f - beta1) * g;
+      const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
+      m[i] = mi;
+      v[i] = vi;
+      const float mhat = mi * c1;
+      const float vhat = vi * c2;
+      params[i] -= lr * (mhat / (std::sqrt(vhat) + eps) + weight_decay * params[i]);
+    }
+  });
+}
+
+}  // namespace sk

@@ -1,0 +1,39 @@
+// The trainer's kernels (see src/train/kernels/types.ts for the contract), float32, OpenMP-parallel.
+// Work is partitioned so that every output element is computed by the same arithmetic whatever the
+// thread count: results are bitwise identical for 1 and 2 threads and run to run (no atomics, column
+// reductions are split over columns, never over rows).
+#pragma once
+#include <cstdint>
+
+namespace sk {
+
+void set_threads(int n);
+int get_threads();
+
+void encoder_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B, int T, int C);
+void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B, int T, int C);
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int BT, int C);
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int BT, int C);
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int BT, int C, int OC);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int BT, int C, int OC);
+
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH);
+void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* att, int B,
+                        int T, int C, int NH);
+
+void gelu_forward(float* out, const float* inp, std::int64_t N);
+void gelu_backward(float* dinp, const float* inp, const float* dout, std::int64_t N);
+void residual_forward(float* out, const float* a, const float* b, std::int64_t N);
+
+void cross_entropy_forward(float* losses, float* dlogits, const float* logits, const int32_t* targets, int BT, int V,
+                           float dloss_scale);
+
+void adamw_update(float* params, const float* grads, float* m, float* v, std::int64_t N, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int t);
+
+}  // namespace sk
