@@ -1,0 +1,138 @@
+import { SynthmixError } from "../util/errors.js";
+import type { BpeModelData } from "./bpe.js";
+import { bytesToTokenString, tokenStringToBytes, utf8 } from "./bytes.js";
+
+/** A token that is matched as a whole before BPE (by encodeWithSpecial), e.g. "<|endoftext|>". */
+export interface AddedToken {
+  id: number;
+  content: string;
+  special: boolean;
+}
+
+export interface TokenizerData extends BpeModelData {
+  added: AddedToken[];
+}
+
+interface HfAddedToken {
+  id: number;
+  content: string;
+  special?: boolean;
+}
+
+interface HfJson {
+  added_tokens?: HfAddedToken[];
+  model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+}
+
+function formatError(what: string, source: string): SynthmixError {
+  return new SynthmixError("TOKENIZER_FORMAT", `${source}: ${what}`, {
+    hint: 'expected a Hugging Face tokenizer.json with a byte-level BPE model (model.type "BPE", vocab, merges)',
+  });
+}
+
+/** Read the model of a Hugging Face tokenizer.json (byte-level BPE). */
+export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerData {
+  const j = json as HfJson;
+  const model = j?.model;
+  if (!model || typeof model !== "object") throw formatError('no "model" object', source);
+  if (model.type !== undefined && model.type !== "BPE") {
+    throw formatError(`model.type is "${model.type}", only "BPE" is supported`, source);
+  }
+  if (!model.vocab || typeof model.vocab !== "object") throw formatError("model.vocab is missing", source);
+  const added = (j.added_tokens ?? []).map((t) => ({
+    id: t.id,
+    content: t.content,
+    special: t.special ?? true,
+  }));
+  const addedById = new Map(added.map((t) => [t.id, t]));
+  let size = 0;
+  for (const id of Object.values(model.vocab)) size = Math.max(size, id + 1);
+  for (const t of added) size = Math.max(size, t.id + 1);
+  const tokens = new Array<Uint8Array>(size);
+  const ids = new Map<string, number>();
+  for (const [str, id] of Object.entries(model.vocab)) {
+    if (!Number.isInteger(id) || id < 0)
+      throw formatError(`bad id ${id} for token ${JSON.stringify(str)}`, source);
+    ids.set(str, id);
+    const a = addedById.get(id);
+    const bytes = a ? utf8(a.content) : tokenStringToBytes(str);
+    if (!bytes) throw formatError(`token ${JSON.stringify(str)} is not a byte-level token`, source);
+    tokens[id] = bytes;
+  }
+  for (const t of added) if (!tokens[t.id]) tokens[t.id] = utf8(t.content);
+  for (let id = 0; id < size; id++) {
+    // Holes in the id range decode to nothing; they never come out of encode.
+    if (!tokens[id]) tokens[id] = new Uint8Array(0);
+  }
+  const list = model.merges ?? [];
+  const merges = new Int32Array(list.length * 2);
+  const mergeIds = new Int32Array(list.length);
+  for (let r = 0; r < list.length; r++) {
+    const m = list[r];
+    let a: string;
+    let b: string;
+    if (Array.isArray(m)) [a, b] = m;
+    else {
+      const sp = m.indexOf(" ");
+      if (sp < 0) throw formatError(`merge ${r} ${JSON.stringify(m)} has no space`, source);
+      a = m.slice(0, sp);
+      b = m.slice(sp + 1);
+    }
+    const ia = ids.get(a);
+    const ib = ids.get(b);
+    const ic = ids.get(a + b);
+    if (ia === undefined || ib === undefined || ic === undefined) {
+      throw formatError(`merge ${r} ${JSON.stringify(m)} names a token missing from the vocab`, source);
+    }
+    merges[2 * r] = ia;
+    merges[2 * r + 1] = ib;
+    mergeIds[r] = ic;
+  }
+  return { tokens, merges, mergeIds, added };
+}
+
+/** The Hugging Face tokenizer.json of a byte-level BPE (the layout GPT-2's tokenizer.json uses). */
+export function toHfJson(data: TokenizerData): object {
+  const addedById = new Map(data.added.map((t) => [t.id, t]));
+  const vocab: Record<string, number> = {};
+  const strs = new Array<string>(data.tokens.length);
+  for (let id = 0; id < data.tokens.length; id++) {
+    const a = addedById.get(id);
+    strs[id] = a ? a.content : bytesToTokenString(data.tokens[id]);
+    if (!(strs[id] in vocab)) vocab[strs[id]] = id;
+  }
+  const merges: string[] = [];
+  for (let r = 0; r < data.mergeIds.length; r++) {
+    merges.push(`${strs[data.merges[2 * r]]} ${strs[data.merges[2 * r + 1]]}`);
+  }
+  const byteLevel = { add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: data.added.map((t) => ({
+      id: t.id,
+      content: t.content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: t.special,
+    })),
+    normalizer: null,
+    pre_tokenizer: { type: "ByteLevel", ...byteLevel },
+    post_processor: { type: "ByteLevel", ...byteLevel, trim_offsets: false },
+    decoder: { type: "ByteLevel", ...byteLevel },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: "",
+      end_of_word_suffix: "",
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges,
+    },
+  };
+}

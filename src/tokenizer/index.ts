@@ -1,0 +1,178 @@
+import { readFileSync } from "node:fs";
+import { writeFileAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
+import { sha256 } from "../util/hash.js";
+import { BpeModel } from "./bpe.js";
+import { gpt2Data } from "./gpt2.js";
+import { type AddedToken, fromHfJson, type TokenizerData, toHfJson } from "./hf.js";
+import { type TrainOptions, trainBpe } from "./train.js";
+
+export type { AddedToken } from "./hf.js";
+export { type EncodeDocumentsOptions, encodeDocuments } from "./parallel.js";
+export { GPT2_SPLIT_REGEX, pretokenize } from "./pretokenize.js";
+export type { TrainOptions, TrainProgress } from "./train.js";
+
+export const EOT = "<|endoftext|>";
+
+/**
+ * A byte-level BPE tokenizer (GPT-2 style): train one, load/save Hugging Face tokenizer.json, or load
+ * GPT-2's own vocabulary offline. Every byte sequence is encodable, so decodeBytes(encode) is exact.
+ */
+export class Tokenizer {
+  readonly vocabSize: number;
+  readonly eotId: number;
+  private readonly model: BpeModel;
+  private readonly added: AddedToken[];
+  private readonly specialRe: RegExp | null;
+  private readonly specialIds = new Map<string, number>();
+  private hash?: string;
+  private canonical?: string;
+
+  private constructor(private readonly data: TokenizerData) {
+    this.model = new BpeModel(data);
+    this.added = data.added;
+    this.vocabSize = data.tokens.length;
+    for (const t of data.added) this.specialIds.set(t.content, t.id);
+    this.eotId = this.specialIds.get(EOT) ?? -1;
+    const contents = [...this.specialIds.keys()].sort((x, y) => y.length - x.length);
+    this.specialRe = contents.length
+      ? new RegExp(contents.map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g")
+      : null;
+  }
+
+  static train(texts: Iterable<string> | AsyncIterable<string>, opts: TrainOptions): Promise<Tokenizer> {
+    return trainBpe(texts, opts).then((d) => new Tokenizer(d));
+  }
+
+  static fromFile(path: string): Tokenizer {
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(path, "utf8"));
+    } catch (e) {
+      throw new SynthmixError("TOKENIZER_READ", `${path}: cannot read tokenizer: ${(e as Error).message}`, {
+        cause: e,
+        hint: "pass a Hugging Face tokenizer.json, e.g. one written by `synthmix tokenizer train`",
+      });
+    }
+    return new Tokenizer(fromHfJson(json, path));
+  }
+
+  static fromJSON(json: object): Tokenizer {
+    return new Tokenizer(fromHfJson(json));
+  }
+
+  /** GPT-2's vocabulary (r50k_base), read offline from the installed gpt-tokenizer (or tiktoken) package. */
+  static gpt2(): Tokenizer {
+    return new Tokenizer(gpt2Data());
+  }
+
+  toJSON(): object {
+    return toHfJson(this.data);
+  }
+
+  /** The canonical tokenizer.json text (what save writes and sha256 hashes). */
+  toJSONString(): string {
+    this.canonical ??= `${JSON.stringify(this.toJSON(), null, 2)}\n`;
+    return this.canonical;
+  }
+
+  /** sha256 of the canonical tokenizer.json text: equal vocabularies hash equal whatever file they came from. */
+  get sha256(): string {
+    this.hash ??= sha256(this.toJSONString());
+    return this.hash;
+  }
+
+  save(path: string): void {
+    writeFileAtomic(path, this.toJSONString());
+  }
+
+  /** Ids of ordinary text: special-token strings in it are encoded as plain text. */
+  encode(text: string): number[] {
+    const out: number[] = [];
+    this.model.encodeInto(text, out);
+    return out;
+  }
+
+  /** Append ids of ordinary text to `out` (no intermediate array). */
+  encodeInto(text: string, out: number[]): void {
+    this.model.encodeInto(text, out);
+  }
+
+  /** Ids of text in which special tokens such as "<|endoftext|>" are recognised. */
+  encodeWithSpecial(text: string): number[] {
+    const out: number[] = [];
+    const re = this.specialRe;
+    if (!re) {
+      this.model.encodeInto(text, out);
+      return out;
+    }
+    re.lastIndex = 0;
+    let last = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      if (m.index > last) this.model.encodeInto(text.slice(last, m.index), out);
+      out.push(this.specialIds.get(m[0])!);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) this.model.encodeInto(text.slice(last), out);
+    return out;
+  }
+
+  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    const tokens = this.data.tokens;
+    let n = 0;
+    for (let k = 0; k < ids.length; k++) n += this.tokenBytes(ids[k]).length;
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (let k = 0; k < ids.length; k++) {
+      const t = tokens[ids[k]];
+      out.set(t, o);
+      o += t.length;
+    }
+    return out;
+  }
+
+  /** Text of ids; lossy (U+FFFD) only where the ids cut a UTF-8 character. */
+  decode(ids: ArrayLike<number>): string {
+    return utf8Decoder.decode(this.decodeBytes(ids));
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    const t = this.data.tokens[id];
+    if (t === undefined || !Number.isInteger(id)) {
+      throw new SynthmixError(
+        "BAD_TOKEN_ID",
+        `token id ${id} is outside the vocabulary (size ${this.vocabSize})`,
+        {
+          hint: "the ids were probably made with a different tokenizer; check the tokenizer hash in the manifest",
+        },
+      );
+    }
+    return t;
+  }
+
+  /** Printable form for tables: the UTF-8 text ("Ġthe" -> " the"), with \xNN for bytes of a cut character. */
+  tokenString(id: number): string {
+    const b = this.tokenBytes(id);
+    try {
+      return strictDecoder.decode(b);
+    } catch {
+      let s = "";
+      for (const x of b)
+        s += x >= 32 && x < 127 ? String.fromCharCode(x) : `\\x${x.toString(16).padStart(2, "0")}`;
+      return s;
+    }
+  }
+
+  /** Special / added tokens (e.g. "<|endoftext|>"). */
+  get specialTokens(): readonly AddedToken[] {
+    return this.added;
+  }
+
+  /** Number of merges (vocabulary size minus bytes, special tokens and holes). */
+  get numMerges(): number {
+    return this.data.mergeIds.length;
+  }
+}
+
+const utf8Decoder = new TextDecoder("utf-8");
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
