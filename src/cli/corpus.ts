@@ -1,4 +1,126 @@
 import type { Command } from "commander";
+import {
+  defaultCorpusName,
+  formatCorpusSummary,
+  importCorpus,
+  listCorpora,
+  readCorpusStats,
+} from "../corpus/index.js";
+import type { TestBy } from "../corpus/split.js";
+import { SynthmixError } from "../util/errors.js";
+
+function num(name: string, min?: number, max?: number): (v: string) => number {
+  return (v) => {
+    const x = Number(v);
+    if (!Number.isFinite(x) || (min !== undefined && x < min) || (max !== undefined && x > max)) {
+      throw new SynthmixError(
+        "BAD_OPTION",
+        `--${name}: expected a number${min !== undefined ? ` in [${min}, ${max ?? "∞"}]` : ""}, got "${v}"`,
+      );
+    }
+    return x;
+  };
+}
 
 /** `synthmix corpus ...` commands: thin wrappers over src/corpus/. */
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  const corpus = program.command("corpus").description("import, clean and split natural-text corpora");
+
+  corpus
+    .command("import")
+    .description(
+      "read a corpus (brown, .jsonl[.gz], .parquet, .warc[.gz]/.wet[.gz], .txt/.md or a folder), clean it and split train/test",
+    )
+    .requiredOption("--from <source>", 'source file or folder, or "brown" for the built-in Brown corpus')
+    .requiredOption("--out <workspace>", "workspace folder; writes <workspace>/corpus/<name>/")
+    .option("--name <name>", "corpus name (default: brown, or the source's base name)")
+    .option(
+      "--test-fraction <f>",
+      "fraction of documents held out per test set",
+      num("test-fraction", 0, 1),
+      0.1,
+    )
+    .option("--test-by <how>", "one test set per group | domain | none (a single 'all' set)", "none")
+    .option(
+      "--min-test-docs <n>",
+      "minimum documents per test set (at most half of a set)",
+      num("min-test-docs", 0),
+      1,
+    )
+    .option("--seed <n>", "seed of the split and near-dedup", num("seed"), 1)
+    .option("--min-chars <n>", "drop documents shorter than N characters", num("min-chars", 0))
+    .option("--max-chars <n>", "drop documents longer than N characters", num("max-chars", 0))
+    .option("--min-words <n>", "drop documents with fewer than N words", num("min-words", 0))
+    .option("--max-words <n>", "drop documents with more than N words", num("max-words", 0))
+    .option("--normalize <form>", "Unicode normalization: NFC | NFKC | none", "NFC")
+    .option("--no-dedup", "keep exact duplicates")
+    .option(
+      "--near-dedup <jaccard>",
+      "drop near-duplicates at this estimated Jaccard similarity (MinHash LSH)",
+      num("near-dedup", 0, 1),
+    )
+    .option("--num-perm <n>", "MinHash permutations for --near-dedup", num("num-perm", 1), 128)
+    .option("--ngram <n>", "words per shingle for --near-dedup", num("ngram", 1), 5)
+    .option("--bands <n>", "LSH bands for --near-dedup (default: chosen from the threshold)", num("bands", 1))
+    .option("--skip-bad-records", "count and skip malformed records instead of stopping")
+    .option("--text-field <field>", "JSONL field / Parquet column with the text", "text")
+    .option("--id-field <field>", "JSONL field / Parquet column with the document id", "id")
+    .option("--max-docs <n>", "read at most N documents", num("max-docs", 1))
+    .option("--force", "re-import even if an identical complete import exists")
+    .action(async (o) => {
+      if (!["group", "domain", "none"].includes(o.testBy)) {
+        throw new SynthmixError("BAD_OPTION", `--test-by: expected group, domain or none, got "${o.testBy}"`);
+      }
+      if (!["NFC", "NFKC", "none"].includes(o.normalize)) {
+        throw new SynthmixError(
+          "BAD_OPTION",
+          `--normalize: expected NFC, NFKC or none, got "${o.normalize}"`,
+        );
+      }
+      const stats = await importCorpus({
+        from: o.from,
+        workspace: o.out,
+        name: o.name ?? defaultCorpusName(o.from),
+        testFraction: o.testFraction,
+        testBy: o.testBy as TestBy,
+        minTestDocs: o.minTestDocs,
+        seed: o.seed,
+        minChars: o.minChars,
+        maxChars: o.maxChars,
+        minWords: o.minWords,
+        maxWords: o.maxWords,
+        normalize: o.normalize,
+        dedup: o.dedup,
+        nearDedup:
+          o.nearDedup === undefined
+            ? undefined
+            : { threshold: o.nearDedup, numPerm: o.numPerm, ngram: o.ngram, bands: o.bands },
+        skipBadRecords: !!o.skipBadRecords,
+        textField: o.textField,
+        idField: o.idField,
+        maxDocs: o.maxDocs,
+        force: !!o.force,
+        progress: true,
+      });
+      console.log(formatCorpusSummary(stats));
+    });
+
+  corpus
+    .command("stats")
+    .description("print the statistics of imported corpora")
+    .argument("<workspace>", "workspace folder")
+    .option("--name <name>", "corpus name (default: every corpus in the workspace)")
+    .option("--json", "print stats.json as is")
+    .action((ws: string, o) => {
+      const names = o.name ? [o.name] : listCorpora(ws);
+      if (names.length === 0) {
+        throw new SynthmixError("NO_CORPUS", `${ws}: no imported corpus`, {
+          hint: "import one with `synthmix corpus import --from <source> --out <workspace>`",
+        });
+      }
+      for (const name of names) {
+        const s = readCorpusStats(ws, name);
+        console.log(o.json ? JSON.stringify(s, null, 2) : formatCorpusSummary(s));
+      }
+    });
+}

@@ -1,0 +1,243 @@
+import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fsyncDir, writeJsonAtomic } from "../util/atomic.js";
+import type { BadRecordError } from "../util/errors.js";
+import { stableHash } from "../util/hash.js";
+import { Progress } from "../util/progress.js";
+import { type CleanOptions, cleanPipeline, countWords } from "./clean.js";
+import { type ReadOptions, readDocuments, resolveSource, type SourceSpec } from "./read.js";
+import { planCutoffs, splitScore, type TestBy, testSetKey } from "./split.js";
+import type { Doc } from "./types.js";
+import { type CorpusStats, corpusDir, type SplitStats } from "./workspace.js";
+import { LineWriter } from "./writer.js";
+
+export interface ImportOptions extends CleanOptions, Omit<ReadOptions, "onBadRecord"> {
+  from: string | SourceSpec;
+  workspace: string;
+  /** Corpus name; default "brown" for Brown, else the source's base name without extensions. */
+  name?: string;
+  /** Fraction of documents held out per test set; default 0.1. */
+  testFraction?: number;
+  /** One test set per "group", per "domain", or one "all" set ("none"); default "none". */
+  testBy?: TestBy;
+  /** Minimum documents per test set (never more than half a set); default 1. */
+  minTestDocs?: number;
+  /** Seed of the split (and near-dedup); default 1. */
+  seed?: number;
+  /** Stop after this many documents read (for quick looks at huge sources). */
+  maxDocs?: number;
+  /** Re-import even if a complete corpus with the same config exists. */
+  force?: boolean;
+  /** Show progress on stderr (or use this reporter); default silent. */
+  progress?: boolean | Progress;
+}
+
+export function defaultCorpusName(from: string | SourceSpec): string {
+  const p = typeof from === "string" ? from : from.path;
+  if (p === "brown") return "brown";
+  const base =
+    p
+      .replace(/[\\/]+$/, "")
+      .split(/[\\/]/)
+      .pop() ?? "corpus";
+  return (
+    base
+      .replace(/\.(gz|jsonl?|ndjson|parquet|warc|wet|arc|txt|md)$/gi, "")
+      .replace(/\.(jsonl?|warc|wet)$/i, "") || "corpus"
+  );
+}
+
+/** The options that determine the output; their hash decides whether a rerun can reuse it. */
+function importConfig(opts: ImportOptions): Record<string, unknown> {
+  const src = resolveSource(opts.from);
+  let fingerprint: Record<string, unknown> | undefined;
+  if (src.kind !== "brown" && src.kind !== "dir") {
+    const st = statSync(src.path);
+    fingerprint = { size: st.size, mtimeMs: Math.round(st.mtimeMs) };
+  }
+  return {
+    from: { kind: src.kind, path: src.kind === "brown" ? "brown" : resolve(src.path), ...fingerprint },
+    textField: opts.textField ?? "text",
+    idField: opts.idField ?? "id",
+    source: opts.source ?? "natural",
+    skipBadRecords: opts.skipBadRecords ?? false,
+    normalize: opts.normalize ?? "NFC",
+    whitespace: opts.whitespace ?? true,
+    dedup: opts.dedup ?? true,
+    nearDedup: opts.nearDedup,
+    minChars: opts.minChars,
+    maxChars: opts.maxChars,
+    minWords: opts.minWords,
+    maxWords: opts.maxWords,
+    testFraction: opts.testFraction ?? 0.1,
+    testBy: opts.testBy ?? "none",
+    minTestDocs: opts.minTestDocs ?? 1,
+    seed: opts.seed ?? 1,
+    maxDocs: opts.maxDocs,
+  };
+}
+
+function emptySplit(): SplitStats {
+  return { docs: 0, chars: 0, words: 0, byDomain: {} };
+}
+
+function addDoc(s: SplitStats, doc: Doc): void {
+  const chars = doc.text.length;
+  const words = countWords(doc.text);
+  const domain = typeof doc.meta?.domain === "string" ? doc.meta.domain : "unknown";
+  s.docs++;
+  s.chars += chars;
+  s.words += words;
+  const d = (s.byDomain[domain] ??= { docs: 0, chars: 0, words: 0 });
+  d.docs++;
+  d.chars += chars;
+  d.words += words;
+}
+
+/**
+ * Import a corpus into `<ws>/corpus/<name>/`: read (streaming), clean, split by document into train and
+ * held-out test sets, and write train.jsonl, test/<set>.jsonl and stats.json. Everything is written into a
+ * temporary folder that replaces the corpus folder only when complete, so a killed import leaves either
+ * the previous state or a complete corpus. A rerun with the same options is a no-op.
+ */
+export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
+  const start = Date.now();
+  const name = opts.name ?? defaultCorpusName(opts.from);
+  const config = importConfig(opts);
+  const configHash = stableHash(config);
+  const dir = corpusDir(opts.workspace, name);
+  const statsPath = join(dir, "stats.json");
+  if (!opts.force && existsSync(statsPath)) {
+    const prev = JSON.parse(readFileSync(statsPath, "utf8")) as CorpusStats;
+    if (prev.configHash === configHash) return { ...prev, reused: true };
+  }
+
+  const progress =
+    opts.progress instanceof Progress
+      ? opts.progress
+      : new Progress(`corpus ${name}`, { unit: "docs", mode: opts.progress ? undefined : "silent" });
+  const parent = dirname(dir);
+  mkdirSync(parent, { recursive: true });
+  const tmp = join(parent, `.${name}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(join(tmp, "test"), { recursive: true });
+
+  try {
+    // Pass 1: read and clean into one staging file, collecting split scores per test set.
+    let read = 0;
+    let badRecords = 0;
+    const badRecordSamples: string[] = [];
+    const seed = (config.seed as number) ?? 1;
+    const testBy = config.testBy as TestBy;
+    const reader = readDocuments(opts.from, {
+      textField: opts.textField,
+      idField: opts.idField,
+      source: opts.source,
+      skipBadRecords: opts.skipBadRecords,
+      onBadRecord: (err: BadRecordError) => {
+        badRecords++;
+        if (badRecordSamples.length < 5) badRecordSamples.push(err.message);
+      },
+    });
+    async function* counted(): AsyncGenerator<Doc> {
+      for await (const d of reader) {
+        read++;
+        progress.update(read, badRecords ? { bad: badRecords } : undefined);
+        yield d;
+        if (opts.maxDocs !== undefined && read >= opts.maxDocs) return;
+      }
+    }
+    const { run, drops } = cleanPipeline({ ...opts, seed });
+    const staging = new LineWriter(join(tmp, "all.jsonl.staging"));
+    const scores = new Map<string, number[]>();
+    for await (const doc of run(counted())) {
+      staging.writeLine(JSON.stringify(doc));
+      const key = testSetKey(doc, testBy);
+      let list = scores.get(key);
+      if (!list) scores.set(key, (list = []));
+      list.push(splitScore(seed, doc.id));
+    }
+    staging.close();
+
+    // Pass 2: route each kept document to train or its test set.
+    const cutoffs = planCutoffs(scores, config.testFraction as number, config.minTestDocs as number);
+    const train = new LineWriter(join(tmp, "train.jsonl"));
+    const trainStats = emptySplit();
+    const testWriters = new Map<string, LineWriter>();
+    const testStats: Record<string, SplitStats> = {};
+    const rl = createInterface({
+      input: createReadStream(join(tmp, "all.jsonl.staging")),
+      crlfDelay: Infinity,
+    });
+    for await (const line of rl) {
+      if (line === "") continue;
+      const doc = JSON.parse(line) as Doc;
+      const key = testSetKey(doc, testBy);
+      if (splitScore(seed, doc.id) <= (cutoffs.get(key) ?? -1)) {
+        let w = testWriters.get(key);
+        if (!w) testWriters.set(key, (w = new LineWriter(join(tmp, "test", `${key}.jsonl`))));
+        w.writeLine(line);
+        addDoc((testStats[key] ??= emptySplit()), doc);
+      } else {
+        train.writeLine(line);
+        addDoc(trainStats, doc);
+      }
+    }
+    train.close();
+    for (const w of testWriters.values()) w.close();
+    rmSync(join(tmp, "all.jsonl.staging"));
+
+    const stats: CorpusStats = {
+      version: 1,
+      name,
+      configHash,
+      config,
+      seed,
+      read,
+      badRecords,
+      badRecordSamples,
+      dropped: { ...drops.counts },
+      train: trainStats,
+      test: Object.fromEntries(Object.entries(testStats).sort(([a], [b]) => a.localeCompare(b))),
+      createdAt: new Date().toISOString(),
+      elapsedSec: (Date.now() - start) / 1000,
+    };
+    writeJsonAtomic(join(tmp, "stats.json"), stats);
+    fsyncDir(join(tmp, "test"));
+    fsyncDir(tmp);
+
+    // Swap in the complete folder. Between the two renames no corpus exists, which readers treat as
+    // absent (never as a torn one); a rerun then imports again.
+    const old = join(parent, `.${name}.old-${process.pid}`);
+    if (existsSync(dir)) renameSync(dir, old);
+    renameSync(tmp, dir);
+    fsyncDir(parent);
+    rmSync(old, { recursive: true, force: true });
+    progress.finish();
+    return stats;
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    progress.finish();
+    throw e;
+  }
+}
+
+/** A short human summary of an import (the CLI prints it). */
+export function formatCorpusSummary(s: CorpusStats): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  const lines = [
+    `corpus "${s.name}"${s.reused ? " (already complete, nothing to do)" : ""}: read ${n(s.read)} documents`,
+    `  train: ${n(s.train.docs)} docs, ${n(s.train.words)} words, ${n(s.train.chars)} chars`,
+  ];
+  for (const [k, t] of Object.entries(s.test)) {
+    lines.push(`  test/${k}: ${n(t.docs)} docs, ${n(t.words)} words`);
+  }
+  const dropped = Object.entries(s.dropped);
+  lines.push(
+    `  dropped: ${dropped.length ? dropped.map(([r, c]) => `${r} ${n(c)}`).join(", ") : "none"}`,
+    `  bad records skipped: ${n(s.badRecords)}`,
+  );
+  for (const m of s.badRecordSamples) lines.push(`    ${m}`);
+  return lines.join("\n");
+}
