@@ -1,0 +1,107 @@
+/**
+ * Training throughput, ours vs PyTorch, side by side on the same batch shapes: `npx tsx bench/train.ts`
+ * (options: --steps-small N --steps-ref N --kernels native|reference --only small|ref).
+ *
+ * One timed "step" = forward + backward + global-norm clip + AdamW on one (B, T) batch, after 2 warm-up
+ * steps, for both implementations. Achieved GFLOP/s uses the FLOPs actually executed per token:
+ *   6 * (N + V*d) + 6 * n_layer * T * d     (N = non-embedding params; V*d = tied logits projection)
+ * The peer is bench/peers/train_torch.py under /usr/bin/python3 with torch threads 1 and
+ * OPENBLAS_NUM_THREADS=2 (OPENBLAS_CORETYPE=SkylakeX); ours uses 2 kernel threads.
+ */
+import { spawnSync } from "node:child_process";
+import { getKernels } from "../src/train/kernels/index.js";
+import { executedFlopsPerToken } from "../src/train/ladder.js";
+import { GPT } from "../src/train/model.js";
+import { AdamW, clipGradNorm } from "../src/train/optim.js";
+import type { ModelConfig } from "../src/train/schema.js";
+import { Rng } from "../src/util/rng.js";
+
+const args = process.argv.slice(2);
+const arg = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+
+interface Case {
+  name: string;
+  cfg: ModelConfig;
+  B: number;
+  steps: number;
+}
+const cases: Case[] = [
+  {
+    name: "small",
+    cfg: { vocabSize: 1024, contextLength: 64, dModel: 64, nLayer: 2, nHead: 2 },
+    B: 32,
+    steps: Number(arg("steps-small", "20")),
+  },
+  {
+    name: "ref",
+    cfg: { vocabSize: 4096, contextLength: 128, dModel: 256, nLayer: 4, nHead: 4 },
+    B: 16,
+    steps: Number(arg("steps-ref", "10")),
+  },
+].filter((c) => arg("only", c.name) === c.name);
+
+const kernels = getKernels(arg("kernels", "native") === "reference" ? "reference" : "native");
+kernels.setThreads?.(2);
+
+function ours(c: Case): { tokPerSec: number; lossFirst: number; lossLast: number } {
+  const T = c.cfg.contextLength;
+  const model = new GPT(c.cfg, kernels, c.B, T);
+  model.init(0);
+  const opt = new AdamW(model, kernels, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
+  const rng = new Rng(1);
+  const x = Int32Array.from({ length: c.B * T }, () => rng.int(c.cfg.vocabSize));
+  const y = Int32Array.from({ length: c.B * T }, () => rng.int(c.cfg.vocabSize));
+  const losses: number[] = [];
+  const step = () => {
+    model.zeroGrad();
+    losses.push(model.forward(x, y));
+    model.backward();
+    clipGradNorm(model.grads, 1);
+    opt.step(1e-3);
+  };
+  for (let i = 0; i < 2; i++) step();
+  const t0 = performance.now();
+  for (let i = 0; i < c.steps; i++) step();
+  const dt = (performance.now() - t0) / 1000;
+  return { tokPerSec: (c.steps * c.B * T) / dt, lossFirst: losses[0], lossLast: losses[losses.length - 1] };
+}
+
+function torch(c: Case): { tokPerSec: number; version: string } | null {
+  const r = spawnSync(
+    "/usr/bin/python3",
+    [
+      new URL("./peers/train_torch.py", import.meta.url).pathname,
+      ...["--vocab", c.cfg.vocabSize, "--ctx", c.cfg.contextLength, "--d", c.cfg.dModel]
+        .concat(["--layers", c.cfg.nLayer, "--heads", c.cfg.nHead, "--batch", c.B, "--steps", c.steps])
+        .map(String),
+    ],
+    { env: { ...process.env, OPENBLAS_CORETYPE: "SkylakeX", OPENBLAS_NUM_THREADS: "2" }, encoding: "utf8" },
+  );
+  if (r.status !== 0) {
+    console.error(`torch peer failed: ${r.stderr || r.error}`);
+    return null;
+  }
+  const j = JSON.parse(r.stdout.trim().split("\n").at(-1) as string);
+  return { tokPerSec: j.tokens_per_sec, version: j.torch };
+}
+
+const fmt = (x: number, d = 0) => x.toFixed(d);
+console.log(
+  `kernels: ${kernels.name}${"isa" in kernels ? ` (${(kernels as { isa: string }).isa})` : ""}, 2 threads`,
+);
+console.log(
+  "| case | shape (V, T, d, L, H, B) | steps | ours tok/s | ours GFLOP/s | torch tok/s | torch GFLOP/s | ours/torch |",
+);
+console.log("|---|---|---|---|---|---|---|---|");
+for (const c of cases) {
+  const fpt = executedFlopsPerToken(c.cfg);
+  const o = ours(c);
+  const t = torch(c);
+  const shape = `${c.cfg.vocabSize}, ${c.cfg.contextLength}, ${c.cfg.dModel}, ${c.cfg.nLayer}, ${c.cfg.nHead}, ${c.B}`;
+  console.log(
+    `| ${c.name} | ${shape} | ${c.steps} | ${fmt(o.tokPerSec)} | ${fmt((o.tokPerSec * fpt) / 1e9, 2)} | ${t ? fmt(t.tokPerSec) : "n/a"} | ${t ? fmt((t.tokPerSec * fpt) / 1e9, 2) : "n/a"} | ${t ? fmt(o.tokPerSec / t.tokPerSec, 2) : "n/a"} |`,
+  );
+}
