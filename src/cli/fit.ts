@@ -1,4 +1,82 @@
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
+import { formatFitSummary } from "../fit/format.js";
+import { fitRows, readRunRows, writeFitResults } from "../fit/index.js";
+import { readPointRows } from "../fit/points.js";
+import { SynthmixError } from "../util/errors.js";
+import { Progress } from "../util/progress.js";
+
+interface FitCliOptions {
+  results?: string;
+  points?: string;
+  form: string;
+  bootstrap: string;
+  seed: string;
+  domain: string;
+  delta: string;
+  out?: string;
+  json?: boolean;
+  quality: boolean;
+  nCol: string;
+  dCol: string;
+  lossCol: string;
+  groupCol: string;
+}
+
+function num(name: string, v: string, integer = false): number {
+  const x = Number(v);
+  if (!Number.isFinite(x) || (integer && (!Number.isInteger(x) || x < 0))) {
+    throw new SynthmixError(
+      "BAD_OPTION",
+      `--${name} must be ${integer ? "a non-negative integer" : "a number"}, got "${v}"`,
+    );
+  }
+  return x;
+}
 
 /** `synthmix fit ...` commands: thin wrappers over src/fit/. */
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  program
+    .command("fit")
+    .description("Fit scaling laws (Huber in log space, grid + L-BFGS, bootstrap CIs); write results/*.json")
+    .option("--results <ws>", "workspace whose results/runs.json to fit")
+    .option("--points <file>", "CSV (with header) or JSONL points instead of a workspace")
+    .option("--form <form>", "data | model | joint (or a registered custom form)", "joint")
+    .option("--bootstrap <n>", "bootstrap refits for intervals (0: none)", "1000")
+    .option("--seed <n>", "bootstrap seed", "0")
+    .option("--domain <name>", 'test domain to fit ("all" = mean over domains)', "all")
+    .option("--delta <x>", "Huber delta on log-residuals", "1e-3")
+    .option(
+      "--out <dir>",
+      "where to write fits.json etc. (default: <ws>/results, or ./results with --points)",
+    )
+    .option("--json", "print the fits as JSON instead of tables")
+    .option("--no-quality", "skip leave-one-out and hold-out refits")
+    .option("--n-col <name>", "points: model-size column", "N")
+    .option("--d-col <name>", "points: token column", "D")
+    .option("--loss-col <name>", "points: loss column", "loss")
+    .option("--group-col <name>", 'points: mixture column ("natural" = baseline)', "group")
+    .action((o: FitCliOptions) => {
+      if (!o.results === !o.points) {
+        throw new SynthmixError("BAD_OPTION", "give exactly one of --results <workspace> or --points <file>");
+      }
+      const rows = o.results
+        ? readRunRows(o.results)
+        : readPointRows(o.points!, { n: o.nCol, d: o.dCol, loss: o.lossCol, group: o.groupCol });
+      const progress = new Progress("fit", { unit: "fits", mode: o.json ? "silent" : undefined });
+      const res = fitRows(rows, {
+        form: o.form,
+        bootstrap: num("bootstrap", o.bootstrap, true),
+        seed: num("seed", o.seed, true),
+        domain: o.domain,
+        huberDelta: num("delta", o.delta),
+        quality: o.quality,
+        progress,
+      });
+      progress.finish();
+      const out = resolve(o.out ?? (o.results ? join(o.results, "results") : "results"));
+      writeFitResults(out, res);
+      if (o.json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+      else process.stdout.write(`${formatFitSummary(res)}\n\nwrote ${out}/{fits,speedups,best-ratio}.json\n`);
+    });
+}

@@ -32,7 +32,11 @@ export function quadraticArgmin(c: [number, number, number]): number {
  * Mixing law loss = c + k exp(t r) (Ye et al. 2024, one domain): for fixed t it is linear in (c, k), so
  * t is profiled on a grid over [-20, 20] and refined by golden-section search.
  */
-export function fitMixingLaw(points: RatioPoint[]): { c: number; k: number; t: number } | null {
+export function fitMixingLaw(
+  points: RatioPoint[],
+  /** Search t only within +/-2 of this (bootstrap refits start from the full fit's t). */
+  near?: number,
+): { c: number; k: number; t: number } | null {
   if (new Set(points.map((p) => p.ratio)).size < 3) return null;
   const y = points.map((p) => p.loss);
   const solve = (t: number) => {
@@ -49,7 +53,8 @@ export function fitMixingLaw(points: RatioPoint[]): { c: number; k: number; t: n
     return { c: ck[0], k: ck[1], t, sse };
   };
   let best: ReturnType<typeof solve> = null;
-  for (let t = -20; t <= 20 + 1e-9; t += 0.25) {
+  const [tLo, tHi] = near === undefined ? [-20, 20] : [near - 2, near + 2];
+  for (let t = tLo; t <= tHi + 1e-9; t += 0.25) {
     const s = solve(t);
     if (s && (!best || s.sse < best.sse)) best = s;
   }
@@ -57,7 +62,7 @@ export function fitMixingLaw(points: RatioPoint[]): { c: number; k: number; t: n
   let lo = best.t - 0.25;
   let hi = best.t + 0.25;
   const g = (Math.sqrt(5) - 1) / 2;
-  for (let i = 0; i < 60; i++) {
+  for (let i = 0; i < 40; i++) {
     const a = hi - g * (hi - lo);
     const b = lo + g * (hi - lo);
     const sa = solve(a)?.sse ?? Number.POSITIVE_INFINITY;
@@ -111,7 +116,7 @@ export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, se
         qR.push(r);
         qL.push(q[0] + q[1] * r + q[2] * r * r);
       }
-      const m = mix ? fitMixingLaw(noisy) : null;
+      const m = mix ? fitMixingLaw(noisy, mix.t) : null;
       if (m) {
         const r = mixingLawArgmin(m);
         mR.push(r);

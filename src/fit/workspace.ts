@@ -122,8 +122,8 @@ export function fitRows(allRows: RunResultRow[], opts: FitRowsOptions = {}): Fit
       for (const [v, rs] of parts) {
         plan.push({
           group: g,
-          fixedN: fixedCol === "N" ? v : null,
-          fixedD: fixedCol === "D" ? v : null,
+          fixedN: fixedCol === "N" && Number.isFinite(v) ? v : null,
+          fixedD: fixedCol === "D" && Number.isFinite(v) ? v : null,
           rows: rs,
         });
       }

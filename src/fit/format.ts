@@ -1,0 +1,94 @@
+import { fmtNum } from "../util/progress.js";
+import type { Estimate } from "./results.js";
+import type { FitRowsResult } from "./workspace.js";
+
+function g(x: number | null | undefined, digits = 4): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "-";
+  const a = Math.abs(x);
+  return a !== 0 && (a >= 1e5 || a < 1e-3) ? x.toExponential(digits - 1) : x.toPrecision(digits);
+}
+
+/** "value [lo, hi]" (95% bootstrap interval), or just the value without a bootstrap. */
+export function fmtEstimate(e: Estimate | null | undefined, digits = 4): string {
+  if (!e) return "-";
+  if (e.lo === null || e.hi === null) return g(e.value, digits);
+  return `${g(e.value, digits)} [${g(e.lo, 3)}, ${g(e.hi, 3)}]`;
+}
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j].length)));
+  const line = (r: string[]) =>
+    r
+      .map((c, j) => c.padEnd(w[j]))
+      .join("  ")
+      .trimEnd();
+  return [line(head), line(w.map((n) => "-".repeat(n))), ...rows.map(line)].join("\n");
+}
+
+/** The human-readable summary printed by `synthmix fit`: parameters ± CI, speed-ups, best ratios. */
+export function formatFitSummary(res: FitRowsResult): string {
+  const out: string[] = [];
+  const s = res.fits.settings;
+  out.push(
+    `form ${s.form}, domain ${s.domain}, Huber delta ${s.huberDelta}, ${s.gridStarts} starts, ${s.bootstrap} bootstrap refits (95% intervals)`,
+  );
+  const names = [...new Set(res.fits.fits.flatMap((f) => Object.keys(f.params)))];
+  out.push(
+    "",
+    table(
+      ["mixture", "at", "pts", ...names, "R2", "LOO rmse", "holdout err"],
+      res.fits.fits.map((f) => [
+        f.key,
+        f.fixedN !== null ? `N=${fmtNum(f.fixedN)}` : f.fixedD !== null ? `D=${fmtNum(f.fixedD)}` : "all",
+        String(f.points),
+        ...names.map((k) => fmtEstimate(f.params[k])),
+        g(f.quality.r2, 4),
+        g(f.quality.looRmseLog, 3),
+        f.quality.holdout ? `${(f.quality.holdout.relError * 100).toFixed(2)}%` : "-",
+      ]),
+    ),
+  );
+  for (const f of res.fits.failures) {
+    out.push(`not fitted: ${f.key}${f.fixedN !== null ? ` N=${f.fixedN}` : ""}: ${f.error}`);
+  }
+  if (res.speedups.entries.length > 0) {
+    out.push(
+      "",
+      "data speed-up over natural (D_natural / D_mix at the loss of the largest natural run):",
+      table(
+        ["mixture", "N", "target loss", "speed-up"],
+        res.speedups.entries.map((e) => [
+          e.key,
+          e.N === null ? "all" : fmtNum(e.N),
+          g(e.atLargestNatural?.targetLoss),
+          fmtEstimate(e.atLargestNatural?.speedup, 3),
+        ]),
+      ),
+    );
+  } else if (res.speedups.note) out.push("", `speed-ups: ${res.speedups.note}`);
+  if (res.bestRatio.entries.length > 0) {
+    out.push(
+      "",
+      "best synthetic ratio per (N, D) (quadratic in ratio; mixing law c + k exp(t r)):",
+      table(
+        ["synthetic", "generator", "N", "D", "ratios", "quadratic best", "mixing-law best", "observed"],
+        res.bestRatio.entries.map((e) => [
+          e.synthetic,
+          e.generator,
+          fmtNum(e.N),
+          fmtNum(e.D),
+          String(e.points.length),
+          fmtEstimate(e.quadratic?.bestRatio, 3),
+          fmtEstimate(e.mixingLaw?.bestRatio, 3),
+          g(e.observedBest, 3),
+        ]),
+      ),
+    );
+    for (const t of res.bestRatio.trends) {
+      out.push(
+        `trend ${t.synthetic}/${t.generator || "-"}: ${g(t.perDecadeN, 3)} per decade of N, ${g(t.perDecadeD, 3)} per decade of D (${t.cells} cells)`,
+      );
+    }
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,11 @@
+export * from "./fit.js";
+export * from "./format.js";
+export * from "./forms.js";
+export * from "./groups.js";
+export * from "./lbfgs.js";
+export * from "./points.js";
+export * from "./ratio.js";
+export type * from "./results.js";
+export * from "./speedup.js";
+export * from "./stats.js";
+export * from "./workspace.js";

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { buildProgram } from "../../src/cli/main.js";
+import { readPointRows, splitCsvLine } from "../../src/fit/points.js";
+import { fitMixingLaw, fitQuadratic, mixingLawArgmin, quadraticArgmin } from "../../src/fit/ratio.js";
+import type { BestRatioFile, FitsFile, SpeedupsFile } from "../../src/fit/results.js";
+import { lossAt, tokensForLoss } from "../../src/fit/speedup.js";
+import { fitRows } from "../../src/fit/workspace.js";
+import { bOfRatio, syntheticRows, TRUE } from "./synthetic.js";
+
+test("tokensForLoss inverts the data and joint laws", () => {
+  const data = { B: 300, beta: 0.3, E: 1.7 };
+  const joint = { A: 400, alpha: 0.34, ...data };
+  for (const D of [1e6, 1e8, 1e10]) {
+    assert.ok(Math.abs(tokensForLoss(data, lossAt(data, D)) / D - 1) < 1e-9);
+    assert.ok(Math.abs(tokensForLoss(joint, lossAt(joint, D, 1e6), 1e6) / D - 1) < 1e-9);
+  }
+  assert.ok(Number.isNaN(tokensForLoss(data, 1.7)), "the asymptote is never reached");
+});
+
+test("quadratic and mixing-law fits recover exact curves and their minimisers", () => {
+  const q = (r: number) => 3 + 0.5 * (r - 0.3) ** 2;
+  const pts = [0, 0.25, 0.5, 0.75, 1].map((ratio) => ({ ratio, loss: q(ratio), runs: 1 }));
+  const c = fitQuadratic(pts)!;
+  assert.ok(Math.abs(quadraticArgmin(c) - 0.3) < 1e-9);
+  const m = (r: number) => 2.5 + 0.4 * Math.exp(-1.7 * r);
+  const mp = [0, 0.2, 0.5, 0.8, 1].map((ratio) => ({ ratio, loss: m(ratio), runs: 1 }));
+  const fitM = fitMixingLaw(mp)!;
+  assert.ok(
+    Math.abs(fitM.t + 1.7) < 1e-4 && Math.abs(fitM.c - 2.5) < 1e-4 && Math.abs(fitM.k - 0.4) < 1e-4,
+    JSON.stringify(fitM),
+  );
+  assert.equal(mixingLawArgmin(fitM), 1);
+  assert.equal(fitQuadratic(pts.slice(0, 2)), null);
+});
+
+test("workspace fit: speed-ups and best ratios match the generating law within their intervals", () => {
+  const res = fitRows(syntheticRows(0.002, 4), { form: "data", bootstrap: 100, seed: 1, quality: false });
+  assert.equal(res.fits.failures.length, 0);
+  assert.equal(res.fits.fits.length, 4 * 3); // 4 mixtures x 3 model sizes
+  // True speed-up of a mixture at fixed N: (B_nat / B_mix)^(1/beta), independent of the target loss.
+  for (const e of res.speedups.entries) {
+    const truth = (bOfRatio(0) / bOfRatio(e.ratio)) ** (1 / TRUE.beta);
+    const s = e.atLargestNatural!.speedup;
+    assert.equal(e.method, "data-fit-per-N");
+    assert.ok(s.lo! <= truth && truth <= s.hi!, `${e.key} N=${e.N}: ${truth} not in [${s.lo}, ${s.hi}]`);
+    assert.ok(e.curve.length > 0);
+  }
+  // Loss is quadratic in B(r), minimal at r = 0.4, but not exactly quadratic in loss: allow 0.05.
+  for (const e of res.bestRatio.entries) {
+    assert.ok(
+      Math.abs(e.quadratic!.bestRatio.value - 0.4) < 0.05,
+      `${e.N} ${e.D}: ${e.quadratic!.bestRatio.value}`,
+    );
+    assert.ok(e.quadratic!.bestRatio.lo! <= e.quadratic!.bestRatio.value);
+  }
+  assert.equal(res.bestRatio.trends.length, 1);
+  assert.equal(res.fits.generators.length, 3);
+});
+
+test("CSV parsing handles quotes", () => {
+  assert.deepEqual(splitCsvLine('a,"b,c","d ""e"""'), ["a", "b,c", 'd "e"']);
+});
+
+test("CLI: synthmix fit --points writes fits, speed-ups and best ratios", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "synthmix-fit-"));
+  const rows = syntheticRows(0.002, 9, { Ns: [1e5, 1e6], ratios: [0, 0.5] });
+  const csv = [
+    "grp,n_params,toks,loss",
+    ...rows.map((r) => `${r.ratio === 0 ? "natural" : "hq"},${r.nonEmbeddingParams},${r.tokens},${r.loss}`),
+  ];
+  writeFileSync(join(dir, "pts.csv"), `${csv.join("\n")}\n`);
+  const parsed = readPointRows(join(dir, "pts.csv"), { group: "grp", n: "n_params", d: "toks" });
+  assert.equal(parsed.length, rows.length);
+  const out = join(dir, "res");
+  const log = console.log;
+  const write = process.stdout.write.bind(process.stdout);
+  let printed = "";
+  process.stdout.write = ((s: string) => {
+    printed += s;
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await buildProgram().parseAsync([
+      "node",
+      "synthmix",
+      "fit",
+      "--points",
+      join(dir, "pts.csv"),
+      "--form",
+      "joint",
+      "--bootstrap",
+      "20",
+      "--group-col",
+      "grp",
+      "--n-col",
+      "n_params",
+      "--d-col",
+      "toks",
+      "--out",
+      out,
+      "--no-quality",
+    ]);
+  } finally {
+    process.stdout.write = write;
+    console.log = log;
+  }
+  assert.match(printed, /speed-up/);
+  const fits = JSON.parse(readFileSync(join(out, "fits.json"), "utf8")) as FitsFile;
+  assert.equal(fits.settings.form, "joint");
+  assert.deepEqual(fits.fits.map((f) => f.key).sort(), ["hq:1:", "none:0:"]);
+  const sp = JSON.parse(readFileSync(join(out, "speedups.json"), "utf8")) as SpeedupsFile;
+  assert.equal(sp.entries.length, 2); // joint evaluated at each N
+  const br = JSON.parse(readFileSync(join(out, "best-ratio.json"), "utf8")) as BestRatioFile;
+  assert.equal(br.entries.length, 0); // two ratios only
+});

@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { test } from "node:test";
+import { fitScalingLaw, type Point } from "../../src/fit/fit.js";
+import { getForm } from "../../src/fit/forms.js";
+import { SynthmixError } from "../../src/util/errors.js";
+import { Rng } from "../../src/util/rng.js";
+
+function jointPoints(noise: number, seed: number): Point[] {
+  const rng = new Rng(seed);
+  const out: Point[] = [];
+  for (const N of [1e5, 3e5, 1e6, 3e6, 1e7]) {
+    for (const D of [1e6, 3e6, 1e7, 3e7, 1e8, 3e8]) {
+      const L = 1.8 + 500 / N ** 0.35 + 800 / D ** 0.3;
+      out.push({ runId: `${N}-${D}`, N, D, loss: L * Math.exp(noise * rng.normal()) });
+    }
+  }
+  return out;
+}
+
+test("joint fit recovers known parameters exactly from noise-free points", () => {
+  const f = fitScalingLaw(jointPoints(0, 1), "joint", { quality: false });
+  const p = f.natural;
+  assert.ok(f.converged);
+  assert.ok(Math.abs(p.alpha - 0.35) < 1e-4 && Math.abs(p.beta - 0.3) < 1e-4, JSON.stringify(p));
+  assert.ok(Math.abs(p.E - 1.8) < 1e-3 && Math.abs(p.A / 500 - 1) < 1e-2 && Math.abs(p.B / 800 - 1) < 1e-2);
+  assert.ok(f.quality.rmseLog < 1e-6);
+});
+
+test("joint fit with noise: the bootstrap 95% intervals contain the true parameters", () => {
+  const f = fitScalingLaw(jointPoints(0.005, 7), "joint", { bootstrap: 200, seed: 3 });
+  const truth: Record<string, number> = { A: 500, alpha: 0.35, B: 800, beta: 0.3, E: 1.8 };
+  for (const [k, v] of Object.entries(truth)) {
+    const e = f.params[k];
+    assert.ok(e.lo !== null && e.hi !== null && e.se !== null && e.se > 0, k);
+    assert.ok(e.lo <= v && v <= e.hi, `${k}: ${v} not in [${e.lo}, ${e.hi}] (fit ${e.value})`);
+  }
+  assert.ok(f.quality.r2 > 0.99);
+  assert.ok(f.quality.looRmseLog !== null && f.quality.looRmseLog < 0.02);
+  assert.ok(
+    f.quality.holdout !== null && f.quality.holdout.at === 3e8 && Math.abs(f.quality.holdout.relError) < 0.02,
+  );
+  assert.equal(f.quality.residuals.length, 30);
+});
+
+test("bootstrap is reproducible for a seed", () => {
+  const pts = jointPoints(0.01, 2).filter((p) => p.N === 1e6);
+  const a = fitScalingLaw(pts, "data", { bootstrap: 30, seed: 5, quality: false });
+  const b = fitScalingLaw(pts, "data", { bootstrap: 30, seed: 5, quality: false });
+  assert.deepEqual(a.params, b.params);
+});
+
+test("degenerate input gives a clear SynthmixError", () => {
+  const pts = jointPoints(0, 1).filter((p) => p.N === 1e5);
+  const code = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(e instanceof SynthmixError, String(e));
+      return e.code;
+    }
+    assert.fail("no error");
+  };
+  assert.equal(
+    code(() => fitScalingLaw(pts.slice(0, 2), "data")),
+    "TOO_FEW_POINTS",
+  );
+  assert.equal(
+    code(() => fitScalingLaw(pts, "joint")),
+    "TOO_FEW_POINTS",
+  ); // a single N
+  assert.equal(
+    code(() =>
+      fitScalingLaw(
+        pts.map((p) => ({ ...p, loss: 3 })),
+        "data",
+      ),
+    ),
+    "DEGENERATE_FIT_INPUT",
+  );
+  assert.equal(
+    code(() => fitScalingLaw([{ ...pts[0], loss: -1 }, ...pts.slice(1)], "data")),
+    "BAD_FIT_INPUT",
+  );
+  assert.equal(
+    code(() => fitScalingLaw([{ ...pts[0], D: Number.NaN }, ...pts.slice(1)], "data")),
+    "BAD_FIT_INPUT",
+  );
+  assert.equal(
+    code(() => fitScalingLaw(pts, "cubic")),
+    "UNKNOWN_FORM",
+  );
+});
+
+const hasScipy = spawnSync("/usr/bin/python3", ["-c", "import scipy"]).status === 0;
+
+test("grid fit reaches scipy L-BFGS-B's optimum on the same objective and grid", {
+  skip: !hasScipy && "no python3-scipy",
+}, () => {
+  const pts = jointPoints(0.01, 11).filter((p) => p.N === 3e5);
+  const form = getForm("data")!;
+  // Every other start of the grid keeps python's runtime small; both sides use the same starts.
+  const grid = form.initGrid().filter((_, i) => i % 2 === 0);
+  const ours = fitScalingLaw(pts, form, { quality: false, grid });
+  const input = {
+    form: "data",
+    N: pts.map((p) => p.N),
+    D: pts.map((p) => p.D),
+    loss: pts.map((p) => p.loss),
+    grid,
+    delta: 1e-3,
+  };
+  const r = spawnSync("/usr/bin/python3", ["bench/peers/fit_scipy.py"], {
+    input: JSON.stringify(input),
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const peer = JSON.parse(r.stdout) as { theta: number[]; objective: number };
+  assert.ok(
+    ours.objective <= peer.objective * (1 + 1e-6) + 1e-15,
+    `ours ${ours.objective} vs scipy ${peer.objective}`,
+  );
+  // Same optimum: natural parameters agree.
+  const pn = form.natural(peer.theta);
+  for (const k of ["B", "beta", "E"])
+    assert.ok(Math.abs(ours.natural[k] / pn[k] - 1) < 1e-3, `${k}: ${ours.natural[k]} vs ${pn[k]}`);
+});
