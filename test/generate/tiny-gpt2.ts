@@ -56,7 +56,7 @@ export function writeTinyGpt2(path: string, seed = 1): { vocabSize: number } {
   const vocabSize = 256 + 6 + 1;
   const d = 64;
   const nLayer = 2;
-  const ctx = 128;
+  const ctx = 1024;
   const rng = new Rng(seed);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   const rand = (shape: number[], scale = 0.02) => {

@@ -1,0 +1,145 @@
+import { existsSync } from "node:fs";
+import { cpus } from "node:os";
+import { SynthmixError } from "../../util/errors.js";
+import { type Endpoint, GenerationError, type GenRequest, type GenResponse } from "./types.js";
+
+export interface LlamaEndpointOptions {
+  modelPath: string;
+  /** CPU threads for llama.cpp; always explicit (its default oversubscribes small machines). */
+  threads?: number;
+  /** Parallel sequences in one context. */
+  concurrency?: number;
+  contextSize?: number;
+}
+
+type NlcModule = typeof import("node-llama-cpp");
+
+let llamaPromise: Promise<{ mod: NlcModule; llama: import("node-llama-cpp").Llama }> | undefined;
+
+/** Load llama.cpp once per process: CPU only, prebuilt binary only, never download or build. */
+async function getLlamaOnce() {
+  llamaPromise ??= (async () => {
+    process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= "true";
+    const mod = await import("node-llama-cpp");
+    const llama = await mod.getLlama({
+      gpu: false,
+      build: "never",
+      usePrebuiltBinaries: true,
+      progressLogs: false,
+      logLevel: mod.LlamaLogLevel.error,
+    });
+    return { mod, llama };
+  })();
+  return llamaPromise;
+}
+
+/**
+ * A local GGUF model through node-llama-cpp, loaded by file path only. Each concurrent request gets
+ * its own context sequence; chat requests use the model's chat template (or a generic one).
+ */
+export class LlamaEndpoint implements Endpoint {
+  readonly label: string;
+  readonly concurrency: number;
+  private state?: Promise<{
+    mod: NlcModule;
+    model: import("node-llama-cpp").LlamaModel;
+    ctx: import("node-llama-cpp").LlamaContext;
+  }>;
+
+  constructor(private readonly opts: LlamaEndpointOptions) {
+    this.label = opts.modelPath;
+    this.concurrency = opts.concurrency ?? 1;
+  }
+
+  get threads(): number {
+    return this.opts.threads ?? Math.max(1, Math.min(4, cpus().length));
+  }
+
+  load() {
+    this.state ??= (async () => {
+      if (!existsSync(this.opts.modelPath)) {
+        throw new SynthmixError("MODEL_NOT_FOUND", `GGUF model not found: ${this.opts.modelPath}`, {
+          hint: "pass a path to a local .gguf file; synthmix never downloads models",
+        });
+      }
+      const { mod, llama } = await getLlamaOnce();
+      const model = await llama.loadModel({ modelPath: this.opts.modelPath, gpuLayers: 0 });
+      const trainCtx = model.trainContextSize;
+      const ctx = await model.createContext({
+        contextSize: Math.min(this.opts.contextSize ?? 4096, trainCtx) * this.concurrency,
+        sequences: this.concurrency,
+        threads: this.threads,
+      });
+      return { mod, model, ctx };
+    })();
+    return this.state;
+  }
+
+  async modelInfo(): Promise<{ trainContextSize: number; name?: string }> {
+    const { model } = await this.load();
+    return { trainContextSize: model.trainContextSize, name: model.fileInfo.metadata.general?.name };
+  }
+
+  async generate(req: GenRequest): Promise<GenResponse> {
+    const { mod, ctx } = await this.load();
+    const seq = ctx.getSequence();
+    try {
+      const before = seq.tokenMeter.getState();
+      const common = {
+        maxTokens: req.params.max_tokens ?? 512,
+        temperature: req.params.temperature,
+        topP: req.params.top_p,
+        seed: req.params.seed,
+        signal: req.signal,
+        stopOnAbortSignal: false,
+      };
+      let text: string;
+      let stop: string;
+      if (req.messages.length > 0) {
+        const system = req.messages.find((m) => m.role === "system")?.content;
+        const user = req.messages
+          .filter((m) => m.role !== "system")
+          .map((m) => m.content)
+          .join("\n\n");
+        const session = new mod.LlamaChatSession({
+          contextSequence: seq,
+          systemPrompt: system,
+          autoDisposeSequence: false,
+        });
+        const r = await session.promptWithMeta(user, common);
+        text = r.responseText;
+        stop = r.stopReason;
+        session.dispose({ disposeSequence: false });
+      } else {
+        const completion = new mod.LlamaCompletion({ contextSequence: seq });
+        const r = await completion.generateCompletionWithMeta(req.prompt, common);
+        text = r.response;
+        stop = r.metadata.stopReason;
+        completion.dispose({ disposeSequence: false });
+      }
+      const diff = mod.TokenMeter.diff(seq.tokenMeter, before);
+      return {
+        text,
+        finishReason: stop === "maxTokens" ? "length" : "stop",
+        usage: { prompt_tokens: diff.usedInputTokens, completion_tokens: diff.usedOutputTokens },
+      };
+    } catch (e) {
+      if (e instanceof SynthmixError) throw e;
+      throw new GenerationError(
+        `${this.label} (request ${req.id}): ${(e as Error).message}`,
+        false,
+        { endpoint: this.label },
+        { cause: e },
+      );
+    } finally {
+      seq.dispose();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.state) return;
+    const { ctx, model } = await this.state;
+    await ctx.dispose();
+    await model.dispose();
+  }
+}

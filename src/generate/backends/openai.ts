@@ -1,0 +1,124 @@
+import { type Endpoint, GenerationError, type GenRequest, type GenResponse } from "./types.js";
+
+export interface OpenAIEndpointOptions {
+  baseUrl: string;
+  model: string;
+  /** "chat" uses /chat/completions; "completions" uses /completions (base models). */
+  mode?: "chat" | "completions";
+  concurrency?: number;
+  /** Name of the env var holding the API key (default OPENAI_API_KEY); sent as a Bearer token if set. */
+  apiKeyEnv?: string;
+  timeoutMs?: number;
+  /** Extra body fields (e.g. vLLM's top_k), merged into every request. */
+  extraBody?: Record<string, unknown>;
+}
+
+/** Parse Retry-After (seconds or an HTTP date) into milliseconds. */
+export function parseRetryAfter(v: string | null): number | undefined {
+  if (!v) return undefined;
+  const s = Number(v);
+  if (Number.isFinite(s)) return Math.max(0, s * 1000);
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, t - Date.now()) : undefined;
+}
+
+/**
+ * An OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp server, Ollama, hosted APIs) over the
+ * global fetch: no client library, so one code path serves every server and the bench can measure it.
+ */
+export class OpenAIEndpoint implements Endpoint {
+  readonly label: string;
+  readonly concurrency: number;
+  private readonly url: string;
+  private readonly headers: Record<string, string>;
+
+  constructor(private readonly opts: OpenAIEndpointOptions) {
+    const base = opts.baseUrl.replace(/\/+$/, "");
+    this.url = `${base}/${opts.mode === "completions" ? "completions" : "chat/completions"}`;
+    this.label = base;
+    this.concurrency = opts.concurrency ?? 16;
+    this.headers = { "content-type": "application/json" };
+    const key = process.env[opts.apiKeyEnv ?? "OPENAI_API_KEY"];
+    if (key) this.headers.authorization = `Bearer ${key}`;
+  }
+
+  async generate(req: GenRequest): Promise<GenResponse> {
+    const chat = this.opts.mode !== "completions";
+    const body = {
+      model: this.opts.model,
+      ...(chat ? { messages: req.messages } : { prompt: req.prompt }),
+      ...req.params,
+      ...this.opts.extraBody,
+    };
+    const timeoutMs = this.opts.timeoutMs ?? 120_000;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    const where = `${this.url} (request ${req.id})`;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(this.url, {
+        method: "POST",
+        headers: this.headers,
+        body: JSON.stringify(body),
+        signal,
+      });
+      text = await res.text();
+    } catch (e) {
+      if (timeout.aborted)
+        throw new GenerationError(`${where}: timed out after ${timeoutMs} ms`, true, {
+          endpoint: this.label,
+        });
+      if (req.signal?.aborted)
+        throw new GenerationError(`${where}: aborted`, false, { endpoint: this.label });
+      const cause = (e as Error & { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+      throw new GenerationError(
+        `${where}: connection failed (${cause})`,
+        true,
+        { endpoint: this.label },
+        { cause: e },
+      );
+    }
+    if (!res.ok) {
+      const retryable = res.status === 429 || res.status === 408 || res.status >= 500;
+      throw new GenerationError(
+        `${where}: HTTP ${res.status} ${text.slice(0, 200).replace(/\s+/g, " ")}`,
+        retryable,
+        {
+          status: res.status,
+          retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
+          endpoint: this.label,
+        },
+        res.status === 401 || res.status === 403
+          ? { hint: "set the API key in OPENAI_API_KEY (or the configured env var)" }
+          : undefined,
+      );
+    }
+    let json: {
+      choices?: { message?: { content?: string | null }; text?: string; finish_reason?: string }[];
+      usage?: { prompt_tokens?: number; completion_tokens?: number };
+    };
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // A proxy or overloaded server can answer 200 with HTML or a torn body: worth a retry.
+      throw new GenerationError(`${where}: malformed JSON in response: ${text.slice(0, 120)}`, true, {
+        endpoint: this.label,
+      });
+    }
+    const choice = json.choices?.[0];
+    if (!choice)
+      throw new GenerationError(`${where}: response has no choices`, true, { endpoint: this.label });
+    const out = chat ? (choice.message?.content ?? "") : (choice.text ?? "");
+    return {
+      text: out,
+      finishReason: choice.finish_reason,
+      usage: json.usage
+        ? {
+            prompt_tokens: json.usage.prompt_tokens ?? 0,
+            completion_tokens: json.usage.completion_tokens ?? 0,
+          }
+        : undefined,
+    };
+  }
+}

@@ -1,0 +1,18 @@
+export { LlamaEndpoint, type LlamaEndpointOptions } from "./backends/llama.js";
+export { OpenAIEndpoint, type OpenAIEndpointOptions, parseRetryAfter } from "./backends/openai.js";
+export * from "./backends/types.js";
+export { type CountTokens, chunkText, estimateTokens } from "./chunk.js";
+export { checkOutput, cleanOutput, type RejectReason, stripMarkdown } from "./cleanup.js";
+export * from "./gguf.js";
+export { KeywordExtractor } from "./keywords.js";
+export { EndpointPool } from "./pool.js";
+export * from "./prompts/index.js";
+export {
+  formatSummary,
+  type GenerationOptions,
+  type GenerationSummary,
+  type GeneratorSummary,
+  runGeneration,
+} from "./run.js";
+export { type RunningServer, type ServeOptions, startServer } from "./serve.js";
+export { createEndpoint, type GeneratorSpec, generatorName, parseGeneratorSpec } from "./spec.js";

@@ -1,0 +1,106 @@
+import { basename } from "node:path";
+import { SynthmixError } from "../util/errors.js";
+import { LlamaEndpoint } from "./backends/llama.js";
+import { OpenAIEndpoint } from "./backends/openai.js";
+import type { Endpoint } from "./backends/types.js";
+
+export interface GeneratorSpec {
+  backend: "openai" | "gguf";
+  /** Model name sent to the server (openai) or the .gguf path (gguf). */
+  model: string;
+  baseUrl?: string;
+  mode?: "chat" | "completions";
+  concurrency?: number;
+  threads?: number;
+  apiKeyEnv?: string;
+  timeoutMs?: number;
+  /** Short name used in folder names and ids; default derived from the model. */
+  name?: string;
+  /** USD per million tokens, for the cost line of the summary. */
+  pricePerMInput?: number;
+  pricePerMOutput?: number;
+}
+
+const HTTP_MODEL = /^(https?:\/\/[^/:?#]+(?::\d+)?(?:\/[^:?#]*)?):([^?]+)(?:\?(.*))?$/;
+
+/**
+ * Parse `openai:http://host:8000/v1:model[?concurrency=64&mode=completions&name=x&price_in=0.1&price_out=0.4]`,
+ * `openai-completions:...` (base models), or `gguf:path/model.gguf[?threads=2&concurrency=1]`.
+ * The model part may itself contain ':' (Ollama tags such as llama3:8b).
+ */
+export function parseGeneratorSpec(s: string): GeneratorSpec {
+  const bad = (why: string) =>
+    new SynthmixError("GENERATOR_SPEC", `bad --generator "${s}": ${why}`, {
+      hint: "use openai:http://host:8000/v1:model or gguf:path/to/model.gguf",
+    });
+  const colon = s.indexOf(":");
+  if (colon < 0) throw bad("missing backend prefix");
+  const kind = s.slice(0, colon);
+  const rest = s.slice(colon + 1);
+  let spec: GeneratorSpec;
+  let query: string | undefined;
+  if (kind === "openai" || kind === "openai-completions") {
+    const m = rest.match(HTTP_MODEL);
+    if (!m) throw bad("expected an http(s) base URL followed by ':model'");
+    spec = {
+      backend: "openai",
+      baseUrl: m[1],
+      model: m[2],
+      mode: kind === "openai" ? "chat" : "completions",
+    };
+    query = m[3];
+  } else if (kind === "gguf") {
+    const q = rest.indexOf("?");
+    const path = q < 0 ? rest : rest.slice(0, q);
+    query = q < 0 ? undefined : rest.slice(q + 1);
+    if (!path) throw bad("missing model path");
+    spec = { backend: "gguf", model: path };
+  } else {
+    throw bad(`unknown backend "${kind}"`);
+  }
+  for (const [k, v] of new URLSearchParams(query ?? "")) {
+    const num = () => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw bad(`${k} must be a positive number`);
+      return n;
+    };
+    if (k === "concurrency") spec.concurrency = Math.floor(num());
+    else if (k === "threads") spec.threads = Math.floor(num());
+    else if (k === "mode" && (v === "chat" || v === "completions")) spec.mode = v;
+    else if (k === "name") spec.name = v;
+    else if (k === "key_env") spec.apiKeyEnv = v;
+    else if (k === "timeout_ms") spec.timeoutMs = num();
+    else if (k === "price_in") spec.pricePerMInput = num();
+    else if (k === "price_out") spec.pricePerMOutput = num();
+    else throw bad(`unknown option "${k}"`);
+  }
+  return spec;
+}
+
+/** Folder-safe generator name: the spec's name, else the model name or the .gguf file's base name. */
+export function generatorName(spec: GeneratorSpec): string {
+  const raw =
+    spec.name ?? (spec.backend === "gguf" ? basename(spec.model).replace(/\.gguf$/i, "") : spec.model);
+  return raw.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^_+|_+$/g, "") || "generator";
+}
+
+export function createEndpoint(
+  spec: GeneratorSpec,
+  defaults: { timeoutMs?: number; threads?: number } = {},
+): Endpoint {
+  if (spec.backend === "gguf") {
+    return new LlamaEndpoint({
+      modelPath: spec.model,
+      threads: spec.threads ?? defaults.threads,
+      concurrency: spec.concurrency,
+    });
+  }
+  return new OpenAIEndpoint({
+    baseUrl: spec.baseUrl ?? "",
+    model: spec.model,
+    mode: spec.mode,
+    concurrency: spec.concurrency,
+    apiKeyEnv: spec.apiKeyEnv,
+    timeoutMs: spec.timeoutMs ?? defaults.timeoutMs,
+  });
+}
