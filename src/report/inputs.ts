@@ -1,0 +1,81 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { UnigramFile } from "../analyze/results.js";
+import type { BestRatioFile, FitsFile, SpeedupsFile } from "../fit/results.js";
+import type { RunResultRow } from "../sweep/results.js";
+import { SynthmixError } from "../util/errors.js";
+
+/** Everything the report reads: each file is optional; a missing one skips the charts that need it. */
+export interface ReportInputs {
+  workspace: string;
+  runs?: RunResultRow[];
+  fits?: FitsFile;
+  speedups?: SpeedupsFile;
+  bestRatio?: BestRatioFile;
+  unigram?: UnigramFile;
+  /** Result files that were absent, by name (e.g. "fits.json"), with the command that writes them. */
+  missing: { file: string; writtenBy: string }[];
+}
+
+const WRITERS: Record<string, string> = {
+  "runs.json": "synthmix sweep run",
+  "fits.json": "synthmix fit",
+  "speedups.json": "synthmix fit",
+  "best-ratio.json": "synthmix fit",
+  "unigram.json": "synthmix analyze unigram",
+};
+
+/** Read `<ws>/results/*.json`. A file that exists but is not valid JSON of the expected shape is an error. */
+export function readInputs(workspace: string): ReportInputs {
+  const dir = join(workspace, "results");
+  if (!existsSync(dir)) {
+    throw new SynthmixError("REPORT_NO_RESULTS", `${dir} does not exist: nothing to report`, {
+      hint: "run the sweep and fits first (`synthmix study run study.yaml` does every stage)",
+    });
+  }
+  const missing: ReportInputs["missing"] = [];
+  const load = <T>(file: string, check: (v: unknown) => string | null): T | undefined => {
+    const path = join(dir, file);
+    if (!existsSync(path)) {
+      missing.push({ file, writtenBy: WRITERS[file] ?? "?" });
+      return undefined;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(readFileSync(path, "utf8"));
+    } catch (err) {
+      throw new SynthmixError("REPORT_BAD_INPUT", `${path}: not valid JSON (${(err as Error).message})`, {
+        hint: `rerun \`${WRITERS[file]}\` to rewrite it`,
+      });
+    }
+    const problem = check(value);
+    if (problem) {
+      throw new SynthmixError("REPORT_BAD_INPUT", `${path}: ${problem}`, {
+        hint: `rerun \`${WRITERS[file]}\` with this version of synthmix to rewrite it`,
+      });
+    }
+    return value as T;
+  };
+  const runsFile = load<{ rows: RunResultRow[] }>("runs.json", (v) => arrayField(v, "rows"));
+  return {
+    workspace,
+    runs: runsFile?.rows.filter((r) => Number.isFinite(r.loss) && r.loss > 0),
+    fits: load<FitsFile>("fits.json", (v) => versioned(v) ?? arrayField(v, "fits")),
+    speedups: load<SpeedupsFile>("speedups.json", (v) => versioned(v) ?? arrayField(v, "entries")),
+    bestRatio: load<BestRatioFile>("best-ratio.json", (v) => versioned(v) ?? arrayField(v, "entries")),
+    unigram: load<UnigramFile>("unigram.json", (v) => versioned(v) ?? arrayField(v, "comparisons")),
+    missing,
+  };
+}
+
+function versioned(v: unknown): string | null {
+  const version = (v as { version?: unknown } | null)?.version;
+  return version === 1 ? null : `unsupported file version ${JSON.stringify(version)} (this report reads 1)`;
+}
+
+function arrayField(v: unknown, field: string): string | null {
+  if (v === null || typeof v !== "object" || !Array.isArray((v as Record<string, unknown>)[field])) {
+    return `expected an object with an array "${field}"`;
+  }
+  return null;
+}

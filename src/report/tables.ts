@@ -1,0 +1,211 @@
+import type { UnigramFile } from "../analyze/results.js";
+import type { FitsFile, SpeedupsFile } from "../fit/results.js";
+import type { RunResultRow } from "../sweep/results.js";
+import { fmt, fmtEst, mixtureLabel, mixtureOrder, si } from "./charts/common.js";
+import { multiGenerator, pickEFits } from "./charts/scaling.js";
+
+/** An HTML table with a caption that states where its numbers come from. */
+export interface Table {
+  id: string;
+  title: string;
+  caption: string;
+  head: string[];
+  rows: Cell[][];
+}
+export type Cell = string | { text: string; best?: boolean; title?: string };
+
+export function escapeHtml(s: string): string {
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
+  );
+}
+
+export function tableHtml(t: Table): string {
+  const cell = (c: Cell, tag: string) => {
+    const o = typeof c === "string" ? { text: c } : c;
+    const attrs = `${o.best ? ' class="best"' : ""}${o.title ? ` title="${escapeHtml(o.title)}"` : ""}`;
+    return `<${tag}${attrs}>${escapeHtml(o.text)}</${tag}>`;
+  };
+  return [
+    `<table id="table-${escapeHtml(t.id)}">`,
+    `<caption>${escapeHtml(t.caption)}</caption>`,
+    `<thead><tr>${t.head.map((h) => cell(h, "th")).join("")}</tr></thead>`,
+    `<tbody>${t.rows.map((r) => `<tr>${r.map((c, i) => cell(c, i === 0 ? "th" : "td")).join("")}</tr>`).join("\n")}</tbody>`,
+    "</table>",
+  ].join("\n");
+}
+
+/** The largest (N, D) cell present in the runs, and the mean loss per (mixture, domain) there. */
+export function largestCell(runs: RunResultRow[]) {
+  const N = Math.max(...runs.map((r) => r.nonEmbeddingParams));
+  const D = Math.max(...runs.filter((r) => r.nonEmbeddingParams === N).map((r) => r.tokens));
+  const at = runs.filter((r) => r.nonEmbeddingParams === N && r.tokens === D);
+  const multiGen = multiGenerator(runs);
+  const mixes = [...new Map(at.map((r) => [`${r.synthetic}:${r.ratio}:${r.generator}`, r])).values()].sort(
+    mixtureOrder,
+  );
+  const domains = [...new Set(at.map((r) => r.domain))].sort((a, b) =>
+    a === "all" ? 1 : b === "all" ? -1 : a.localeCompare(b),
+  );
+  const mean = (m: RunResultRow, d: string) => {
+    const xs = at
+      .filter((r) => r.mixture === m.mixture && r.generator === m.generator && r.domain === d)
+      .map((r) => r.loss);
+    return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+  };
+  return {
+    N,
+    D,
+    domains,
+    rows: mixes.map((m) => ({ label: mixtureLabel(m, multiGen), loss: domains.map((d) => mean(m, d)) })),
+  };
+}
+
+/** Table 7: per-domain test loss at the largest (N, D), best per domain marked. */
+export function domainLossTable(runs: RunResultRow[] | undefined): Table | { skipped: string } {
+  if (!runs || runs.length === 0) return { skipped: "no sweep results (results/runs.json)" };
+  const cell = largestCell(runs);
+  const best = cell.domains.map((_, j) =>
+    Math.min(...cell.rows.map((r) => r.loss[j]).filter(Number.isFinite)),
+  );
+  return {
+    id: "domain-loss",
+    title: "Test loss per domain",
+    caption: `Final test loss (nats/token, mean over seeds) of each mixture on each held-out domain at the largest model and budget (N = ${si(cell.N)} params, D = ${si(cell.D)} tokens), from results/runs.json; "all" is the mean over domains. Bold: lowest in the column.`,
+    head: ["Mixture", ...cell.domains],
+    rows: cell.rows.map((r) => [r.label, ...r.loss.map((l, j) => ({ text: fmt(l), best: l === best[j] }))]),
+  };
+}
+
+/** Parameters of the fits behind the E chart, with quality measures. */
+export function fitTable(fits: FitsFile | undefined): Table | { skipped: string } {
+  const picked = pickEFits(fits);
+  if (!picked) return { skipped: "no fits (results/fits.json)" };
+  const multiGen =
+    new Set(picked.fits.filter((f) => f.synthetic !== "none").map((f) => f.generator)).size > 1;
+  const names = ["A", "alpha", "B", "beta", "E"].filter((k) => picked.fits.some((f) => f.params[k]));
+  const greek: Record<string, string> = { alpha: "α", beta: "β" };
+  return {
+    id: "fit-params",
+    title: "Fitted parameters",
+    caption: `Parameters of the ${picked.source} per mixture with 95% bootstrap intervals (results/fits.json, ${fits!.settings.bootstrap} resamples, seed ${fits!.settings.seed}); R² in loss space, RMSE and leave-one-out RMSE of log-residuals, and the relative error when the largest D (N) is held out and predicted.`,
+    head: [
+      "Mixture",
+      ...names.map((n) => greek[n] ?? n),
+      "points",
+      "R²",
+      "RMSE log",
+      "LOO RMSE",
+      "hold-out error",
+    ],
+    rows: [...picked.fits].sort(mixtureOrder).map((f) => [
+      mixtureLabel(f, multiGen),
+      ...names.map((n) => {
+        const p = f.params[n];
+        const digits = n === "A" || n === "B" ? 1 : 3;
+        return { text: p ? fmt(p.value, digits) : "–", title: p ? fmtEst(p, 4) : undefined };
+      }),
+      String(f.points),
+      fmt(f.quality.r2, 4),
+      fmt(f.quality.rmseLog, 4),
+      fmt(f.quality.looRmseLog, 4),
+      f.quality.holdout ? `${(f.quality.holdout.relError * 100).toFixed(2)}%` : "–",
+    ]),
+  };
+}
+
+/** Speed-ups at the loss of the largest natural run, per mixture and N. */
+export function speedupTable(file: SpeedupsFile | undefined): Table | { skipped: string } {
+  const rows = (file?.entries ?? []).filter((e) => e.atLargestNatural);
+  if (rows.length === 0)
+    return { skipped: "no speed-up at the largest natural loss (results/speedups.json)" };
+  const multiGen = new Set(rows.map((e) => e.generator)).size > 1;
+  return {
+    id: "speedup",
+    title: "Speed-up at the largest natural run",
+    caption:
+      "L*: test loss of the natural-only run with the most tokens at that N; D_nat and D_mix: tokens each needs to reach L* by the fitted laws; speed-up = D_nat / D_mix with 95% bootstrap interval (results/speedups.json).",
+    head: ["Mixture", "N", "L*", "D_nat", "D_mix", "speed-up [95% CI]"],
+    rows: [...rows]
+      .sort((a, b) => mixtureOrder(a, b) || (a.N ?? 0) - (b.N ?? 0))
+      .map((e) => {
+        const a = e.atLargestNatural!;
+        return [
+          mixtureLabel(e, multiGen),
+          e.N === null ? "all" : si(e.N),
+          fmt(a.targetLoss),
+          si(a.dNatural),
+          si(a.dMix),
+          fmtEst(a.speedup, 2),
+        ];
+      }),
+  };
+}
+
+/** Unigram summary: KL both ways, JS and coverage of each (source, test) pair. */
+export function unigramTable(file: UnigramFile | undefined): Table | { skipped: string } {
+  if (!file || file.comparisons.length === 0)
+    return { skipped: "no unigram analysis (results/unigram.json)" };
+  return {
+    id: "unigram",
+    title: "Unigram divergences",
+    caption: `Per training source and test set (results/unigram.json): KL both ways and Jensen–Shannon divergence in nats, token and type coverage, and the share of test tokens that are among the top ${file.topK} blind spots.`,
+    head: [
+      "Source",
+      "Test",
+      "KL(test‖src)",
+      "KL(src‖test)",
+      "JS",
+      "token cov.",
+      "type cov.",
+      "blind-spot share",
+    ],
+    rows: file.comparisons.map((c) => [
+      c.source,
+      c.test,
+      fmt(c.klTestSource, 4),
+      fmt(c.klSourceTest, 4),
+      fmt(c.js, 4),
+      pct(c.tokenCoverage),
+      pct(c.typeCoverage),
+      pct(c.blindSpotTokenShare),
+    ]),
+  };
+}
+
+/** Top blind-spot tokens: per test set, a column per source, ranked by contribution to KL(test ‖ source). */
+export function blindSpotTables(file: UnigramFile | undefined, top = 8): Table[] {
+  if (!file) return [];
+  const tests = [...new Set(file.comparisons.map((c) => c.test))];
+  return tests.map((test) => {
+    const comps = file.comparisons.filter((c) => c.test === test);
+    const depth = Math.min(top, Math.max(0, ...comps.map((c) => c.blindSpots.length)));
+    return {
+      id: `blind-spots-${test}`,
+      title: `Blind spots for test set "${test}"`,
+      caption: `Tokens frequent in test set "${test}" but rare in each source, ranked by their term p_test·log(p_test/p_source) of KL(test ‖ source) (results/unigram.json); cell: token (contribution in nats, count in test / in source).`,
+      head: ["Rank", ...comps.map((c) => c.source)],
+      rows: Array.from({ length: depth }, (_, k) => [
+        String(k + 1),
+        ...comps.map((c) => {
+          const b = c.blindSpots[k];
+          if (!b) return "";
+          return {
+            text: `${showToken(b.token, b.id)} (${fmt(b.contribution, 4)})`,
+            title: `id ${b.id}: ${b.testCount} in test, ${b.sourceCount} in source; p_test ${b.pTest.toExponential(2)}, p_source ${b.pSource.toExponential(2)}`,
+          };
+        }),
+      ]),
+    };
+  });
+}
+
+/** Make whitespace and control characters in token strings visible. */
+export function showToken(token: string | null, id: number): string {
+  if (token === null) return `#${id}`;
+  const visible = token.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥");
+  return `“${visible}”`;
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : "–");
