@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""A minimal external trainer for synthmix (PyTorch), implementing the contract in docs/readme/train.md:
+
+    python3 examples/external-trainer/train.py --config {config} --run-dir {run_dir}
+
+It reads runs/<id>/config.json (a synthmix RunConfig), the mixture's tokens.bin (dtype from its
+manifest.json) and the optional test sets, trains the same GPT-2 as synthmix (pre-LN, GELU-tanh, tied
+embeddings; AdamW without decay on biases/LayerNorm, global-norm clipping, warmup + cosine), and writes
+<run_dir>/metrics.jsonl in the MetricRecord schema ("train" per step, "eval" per domain, one "final"),
+plus <run_dir>/model.safetensors with Hugging Face GPT-2 names. Swap the model/loop for torchrun/FSDP on
+a cluster: only the files in and out matter.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import struct
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, d, h):
+        super().__init__()
+        self.h = h
+        self.ln_1 = nn.LayerNorm(d)
+        self.c_attn = nn.Linear(d, 3 * d)
+        self.c_proj = nn.Linear(d, d)
+        self.ln_2 = nn.LayerNorm(d)
+        self.c_fc = nn.Linear(d, 4 * d)
+        self.mlp_proj = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.h, C // self.h).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.h)
+        att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float("-inf"))
+        y = (att.softmax(-1) @ v).transpose(1, 2).contiguous().view(B, T, C)
+        x = x + self.c_proj(y)
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+
+class GPT(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        d, L = m["dModel"], m["nLayer"]
+        self.wte = nn.Embedding(m["vocabSize"], d)
+        self.wpe = nn.Embedding(m["contextLength"], d)
+        self.h = nn.ModuleList([Block(d, m["nHead"]) for _ in range(L)])
+        self.ln_f = nn.LayerNorm(d)
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                std = 0.02 / math.sqrt(2 * L) if name.endswith("c_proj.weight") or "mlp_proj" in name else 0.02
+                nn.init.normal_(p, std=std)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
+        for b in self.h:
+            x = b(x)
+        logits = self.ln_f(x) @ self.wte.weight.t()
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction="sum")
+        return loss, int((targets >= 0).sum())
+
+
+def load_tokens(path, dtype):
+    return np.fromfile(path, dtype="<u2" if dtype == "uint16" else "<u4").astype(np.int64)
+
+
+def count_params(m):
+    C, L = m["dModel"], m["nLayer"]
+    non_emb = L * (12 * C * C + 13 * C) + 2 * C
+    return non_emb, non_emb + m["vocabSize"] * C + m["contextLength"] * C
+
+
+def lr_at(step, total, o):
+    warmup = min(o["warmupSteps"], total)
+    if step < warmup:
+        return o["lr"] * (step + 1) / warmup
+    min_lr, decay = o["lr"] * o["minLrRatio"], total - warmup - 1
+    if decay <= 0:
+        return o["lr"]
+    p = min(1.0, (step - warmup) / decay)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * p)) * (o["lr"] - min_lr)
+
+
+@torch.no_grad()
+def eval_loss(model, toks, T, n, device):
+    """Fixed windows: the first min(n, len-1) targets cut into consecutive windows of T (as synthmix)."""
+    count = min(n, len(toks) - 1)
+    rows = -(-count // T)
+    x = np.zeros(rows * T, dtype=np.int64)
+    y = np.full(rows * T, -1, dtype=np.int64)
+    x[:count], y[:count] = toks[:count], toks[1 : count + 1]
+    loss, _ = model(torch.from_numpy(x).view(rows, T).to(device), torch.from_numpy(y).view(rows, T).to(device))
+    return loss.item() / count, count
+
+
+def save_safetensors(path, model, cfg):
+    """Hugging Face GPT-2 names; Linear weights transposed to Conv1D (in, out) layout."""
+    tensors = {"wte.weight": model.wte.weight, "wpe.weight": model.wpe.weight,
+               "ln_f.weight": model.ln_f.weight, "ln_f.bias": model.ln_f.bias}
+    names = {"ln_1": "ln_1", "ln_2": "ln_2", "c_attn": "attn.c_attn", "c_proj": "attn.c_proj",
+             "c_fc": "mlp.c_fc", "mlp_proj": "mlp.c_proj"}
+    for i, b in enumerate(model.h):
+        for ours, hf in names.items():
+            mod = getattr(b, ours)
+            conv1d = isinstance(mod, nn.Linear)
+            tensors[f"h.{i}.{hf}.weight"] = mod.weight.t() if conv1d else mod.weight
+            tensors[f"h.{i}.{hf}.bias"] = mod.bias
+    header, blobs, off = {"__metadata__": {"format": "pt", "synthmix_config": json.dumps(cfg["model"])}}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().float().contiguous().cpu().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    os.replace(path + ".tmp", path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--run-dir", required=True)
+    a = ap.parse_args()
+    cfg = json.load(open(a.config))
+    base = os.path.dirname(os.path.abspath(a.config))
+    rel = lambda p: p if os.path.isabs(p) else os.path.join(base, p)  # noqa: E731
+    m, o = cfg["model"], cfg["optimizer"]
+    T, B, accum, D = m["contextLength"], cfg["batchSize"], cfg.get("gradAccum", 1), cfg["tokens"]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(cfg["seed"])
+    rng = random.Random(cfg["seed"])
+
+    train_dir = rel(cfg["data"]["train"])
+    man = json.load(open(os.path.join(train_dir, "manifest.json")))
+    data = load_tokens(os.path.join(train_dir, man.get("file", "tokens.bin")), man["dtype"])
+    tests = []
+    if cfg["data"].get("test"):
+        tdir = rel(cfg["data"]["test"])
+        tman = json.load(open(os.path.join(tdir, "manifest.json")))
+        tests = [(d["name"], load_tokens(os.path.join(tdir, d["file"]), tman["dtype"])) for d in tman["domains"]]
+    else:
+        tests = [("train", data)]
+
+    model = GPT(m).to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": o["weightDecay"]}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
+    per_step = B * accum * T
+    total = -(-D // per_step)
+    out = open(os.path.join(a.run_dir, "metrics.jsonl"), "w")
+    emit = lambda r: (out.write(json.dumps(r) + "\n"), out.flush())  # noqa: E731
+    t0, seen = time.time(), 0
+
+    def run_eval(step):
+        losses = {}
+        model.eval()
+        for name, toks in tests:
+            loss, count = eval_loss(model, toks, T, cfg.get("evalTokens", 32768), device)
+            losses[name] = loss
+            emit({"type": "eval", "step": step, "tokens": seen, "domain": name, "loss": loss, "evalTokens": count})
+        model.train()
+        return losses
+
+    for step in range(total):
+        lr = lr_at(step, total, o)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        step_tokens = min(per_step, D - step * per_step)
+        opt.zero_grad(set_to_none=True)
+        loss_sum, left = 0.0, step_tokens
+        while left > 0:
+            n = min(B * T, left)
+            rows = -(-n // T)
+            starts = [rng.randrange(len(data) - T) for _ in range(rows)]
+            x = np.stack([data[s : s + T] for s in starts])
+            y = np.stack([data[s + 1 : s + T + 1] for s in starts]).reshape(-1)
+            y[n:] = -1
+            loss, _ = model(torch.from_numpy(x).to(device), torch.from_numpy(y).view(rows, T).to(device))
+            (loss / step_tokens).backward()
+            loss_sum += loss.item()
+            left -= n
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), o["gradClip"]).item()
+        opt.step()
+        seen += step_tokens
+        el = time.time() - t0
+        emit({"type": "train", "step": step + 1, "tokens": seen, "loss": loss_sum / step_tokens, "lr": lr,
+              "gradNorm": gn, "tokensPerSec": seen / max(el, 1e-9), "elapsedSec": el})
+        if cfg.get("evalEvery", 0) and (step + 1) % cfg["evalEvery"] == 0 and step + 1 < total:
+            run_eval(step + 1)
+
+    losses = run_eval(total)
+    non_emb, tot = count_params(m)
+    el = time.time() - t0
+    emit({"type": "final", "step": total, "tokens": seen, "loss": sum(losses.values()) / len(losses), "losses": losses,
+          "nonEmbeddingParams": non_emb, "totalParams": tot,
+          "flops": 6 * non_emb * seen + 6 * m["nLayer"] * T * m["dModel"] * seen,
+          "tokensPerSec": seen / max(el, 1e-9), "elapsedSec": el})
+    out.close()
+    save_safetensors(os.path.join(a.run_dir, "model.safetensors"), model, cfg)
+
+
+if __name__ == "__main__":
+    main()
