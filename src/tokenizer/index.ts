@@ -14,6 +14,14 @@ export type { TrainOptions, TrainProgress } from "./train.js";
 
 export const EOT = "<|endoftext|>";
 
+export interface TokenizerTransfer {
+  bytes: Uint8Array;
+  ends: Uint32Array;
+  merges: Int32Array;
+  mergeIds: Int32Array;
+  added: AddedToken[];
+}
+
 /**
  * A byte-level BPE tokenizer (GPT-2 style): train one, load/save Hugging Face tokenizer.json, or load
  * GPT-2's own vocabulary offline. Every byte sequence is encodable, so decodeBytes(encode) is exact.
@@ -66,6 +74,27 @@ export class Tokenizer {
     return new Tokenizer(gpt2Data());
   }
 
+  /** A compact form for postMessage/workerData (typed arrays; no JSON to parse on the other side). */
+  toTransferable(): TokenizerTransfer {
+    const tokens = this.data.tokens;
+    const ends = new Uint32Array(tokens.length);
+    let n = 0;
+    for (let id = 0; id < tokens.length; id++) ends[id] = n += tokens[id].length;
+    const bytes = new Uint8Array(n);
+    for (let id = 0; id < tokens.length; id++) bytes.set(tokens[id], ends[id] - tokens[id].length);
+    return { bytes, ends, merges: this.data.merges, mergeIds: this.data.mergeIds, added: this.added };
+  }
+
+  static fromTransferable(t: TokenizerTransfer): Tokenizer {
+    const tokens: Uint8Array[] = [];
+    let start = 0;
+    for (let id = 0; id < t.ends.length; id++) {
+      tokens.push(t.bytes.subarray(start, t.ends[id]));
+      start = t.ends[id];
+    }
+    return new Tokenizer({ tokens, merges: t.merges, mergeIds: t.mergeIds, added: t.added });
+  }
+
   toJSON(): object {
     return toHfJson(this.data);
   }
@@ -96,6 +125,28 @@ export class Tokenizer {
   /** Append ids of ordinary text to `out` (no intermediate array). */
   encodeInto(text: string, out: number[]): void {
     this.model.encodeInto(text, out);
+  }
+
+  /**
+   * Ids of arbitrary bytes (not necessarily UTF-8): valid UTF-8 runs are encoded as text, every other byte
+   * as its byte token, so decodeBytes(encodeBytes(b)) is exactly b.
+   */
+  encodeBytes(bytes: Uint8Array): number[] {
+    const out: number[] = [];
+    let start = 0;
+    let i = 0;
+    while (i < bytes.length) {
+      const n = utf8SeqLen(bytes, i);
+      if (n > 0) {
+        i += n;
+        continue;
+      }
+      if (i > start) this.model.encodeInto(utf8Decoder.decode(bytes.subarray(start, i)), out);
+      out.push(this.model.byteToId[bytes[i]]);
+      start = ++i;
+    }
+    if (i > start) this.model.encodeInto(utf8Decoder.decode(bytes.subarray(start, i)), out);
+    return out;
   }
 
   /** Ids of text in which special tokens such as "<|endoftext|>" are recognised. */
@@ -174,5 +225,29 @@ export class Tokenizer {
   }
 }
 
-const utf8Decoder = new TextDecoder("utf-8");
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: keep a leading U+FEFF in the text (the default would silently drop it).
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** Length of the valid UTF-8 sequence at b[i] (no overlongs, surrogates or > U+10FFFF), or 0. */
+function utf8SeqLen(b: Uint8Array, i: number): number {
+  const c = b[i];
+  if (c < 0x80) return 1;
+  const cont = (k: number) => i + k < b.length && (b[i + k] & 0xc0) === 0x80;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    const d = b[i + 1];
+    if (c === 0xe0 && d < 0xa0) return 0; // overlong
+    if (c === 0xed && d >= 0xa0) return 0; // surrogate
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    const d = b[i + 1];
+    if (c === 0xf0 && d < 0x90) return 0; // overlong
+    if (c === 0xf4 && d >= 0x90) return 0; // > U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

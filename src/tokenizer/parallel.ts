@@ -36,10 +36,11 @@ export async function* encodeDocuments(
   const threads = Math.max(1, opts.threads ?? availableParallelism());
   const appendEot = opts.appendEot ?? false;
   const batchChars = opts.batchChars ?? 1 << 18;
+  // Loaded once here (errors surface before any worker starts); workers get the compact typed-array form.
+  const { Tokenizer } = await import("./index.js");
+  const tok = Tokenizer.fromFile(tokenizerPath);
+  if (appendEot && tok.eotId < 0) throw noEot(tokenizerPath);
   if (threads === 1) {
-    const { Tokenizer } = await import("./index.js");
-    const tok = Tokenizer.fromFile(tokenizerPath);
-    if (appendEot && tok.eotId < 0) throw noEot(tokenizerPath);
     for await (const text of texts) {
       const ids = tok.encode(text);
       if (appendEot) ids.push(tok.eotId);
@@ -58,9 +59,10 @@ export async function* encodeDocuments(
     w?.();
   };
   const inFlight = new Int32Array(threads);
+  const model = tok.toTransferable();
   for (let k = 0; k < threads; k++) {
     const w = startWorker(siblingModule(import.meta.url, "worker"), {
-      workerData: { path: tokenizerPath, appendEot },
+      workerData: { model, appendEot },
     });
     w.on("message", (m: WorkerReply) => {
       inFlight[k]--;

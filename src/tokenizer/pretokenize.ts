@@ -5,11 +5,13 @@
  * faster, because it classifies each code point once through a table instead of running the Unicode
  * property regex with backtracking.
  *
- * Character classes follow JavaScript's definitions: `\s` is ECMAScript whitespace (includes U+FEFF, not
- * U+0085), `\p{L}`/`\p{N}` are the Unicode general categories of the running V8.
+ * Whitespace is the Unicode White_Space property, as in GPT-2's original Python `regex`, tiktoken (Rust)
+ * and llama.cpp: it includes U+0085 and excludes U+FEFF. (JavaScript's `\s` differs on exactly those two,
+ * so gpt-tokenizer, which runs the pattern with `\s`, splits them differently.) `\p{L}`/`\p{N}` are the
+ * Unicode general categories of the running V8.
  */
 export const GPT2_SPLIT_REGEX =
-  /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+  /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
 
 const LETTER = 1;
 const NUMBER = 2;
@@ -20,7 +22,7 @@ const OTHER = 4;
 const CLASS = new Uint8Array(0x110000);
 const RE_L = /^\p{L}$/u;
 const RE_N = /^\p{N}$/u;
-const RE_S = /^\s$/u;
+const RE_S = /^\p{White_Space}$/u;
 
 function computeClass(cp: number): number {
   const ch = String.fromCodePoint(cp);

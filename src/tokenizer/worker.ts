@@ -1,14 +1,13 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { Tokenizer } from "./index.js";
+import { Tokenizer, type TokenizerTransfer } from "./index.js";
 import type { WorkerReply, WorkerRequest } from "./parallel.js";
 
 // One tokenizer per worker thread, loaded once; each batch comes back as one transferred buffer.
-const { path, appendEot } = workerData as { path: string; appendEot: boolean };
+const { model, appendEot } = workerData as { model: TokenizerTransfer; appendEot: boolean };
 let tok: Tokenizer | undefined;
 let loadError: string | undefined;
 try {
-  tok = Tokenizer.fromFile(path);
-  if (appendEot && tok.eotId < 0) loadError = `${path}: the tokenizer has no "<|endoftext|>" token`;
+  tok = Tokenizer.fromTransferable(model);
 } catch (e) {
   loadError = (e as Error).message;
 }

@@ -1,0 +1,130 @@
+/**
+ * Tokenizer benchmark: encoding throughput (MB/s of UTF-8 input) of our byte-level BPE against
+ * gpt-tokenizer (pure JS) and tiktoken (Rust/wasm) with the GPT-2 vocabulary on the same documents,
+ * asserting identical ids; plus encodeDocuments on worker threads and BPE training time on Brown.
+ * Run: npx tsx bench/tokenizer.ts [--quick]
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encode as gptTokenizerEncode } from "gpt-tokenizer/encoding/r50k_base";
+import { get_encoding } from "tiktoken";
+import { encodeDocuments, Tokenizer } from "../src/tokenizer/index.js";
+import { brownDocuments } from "./tokenizer/brown.js";
+
+const quick = process.argv.includes("--quick");
+const require = createRequire(import.meta.url);
+
+function codeDocuments(): string[] {
+  // Real-world non-prose text: TypeScript's DOM typings, split into ~16 KB documents.
+  const text = readFileSync(join(require.resolve("typescript/lib/lib.dom.d.ts")), "utf8");
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += 16384) out.push(text.slice(i, i + 16384));
+  return out;
+}
+
+function multilingualDocuments(): string[] {
+  // A varied Unicode mix (accents, CJK, Cyrillic, Greek, emoji, digits) built deterministically.
+  const words = ["naïve", "café", "Größe", "東京", "中文字符", "данные", "λόγος", "😀", "🚀🔥", "١٢٣", "2024", "it's", "x²", "ﬁ"];
+  const out: string[] = [];
+  let s = 7;
+  for (let d = 0; d < 200; d++) {
+    const parts: string[] = [];
+    for (let k = 0; k < 2000; k++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      parts.push(words[s % words.length]);
+      if (s % 17 === 0) parts.push("\n");
+    }
+    out.push(parts.join(" "));
+  }
+  return out;
+}
+
+const mb = (docs: string[]) => docs.reduce((a, d) => a + Buffer.byteLength(d, "utf8"), 0) / 1e6;
+
+function time(fn: () => void, reps: number): { first: number; best: number } {
+  let best = Number.POSITIVE_INFINITY;
+  let first = 0;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    fn();
+    const dt = (performance.now() - t0) / 1000;
+    if (r === 0) first = dt;
+    best = Math.min(best, dt);
+  }
+  return { first, best };
+}
+
+const ours = Tokenizer.gpt2();
+const tk = get_encoding("gpt2");
+const noSpecial = { disallowedSpecial: new Set<string>() };
+const rows: string[] = [];
+const reps = quick ? 2 : 4;
+
+console.log(`tokenizer bench (reps ${reps}, best-of; node ${process.version})`);
+for (const [name, docs] of [
+  ["brown (English prose)", brownDocuments(quick ? 100 : Number.POSITIVE_INFINITY)],
+  ["lib.dom.d.ts (code)", codeDocuments()],
+  ["multilingual + emoji", multilingualDocuments()],
+] as const) {
+  const size = mb(docs);
+  // Identical ids on every document (checked once, outside the timed loops).
+  let tokens = 0;
+  for (const d of docs) {
+    const a = ours.encode(d);
+    assert.deepEqual(a, gptTokenizerEncode(d, noSpecial), `gpt-tokenizer differs on a ${name} document`);
+    assert.deepEqual(a, Array.from(tk.encode_ordinary(d)), `tiktoken differs on a ${name} document`);
+    tokens += a.length;
+  }
+  const tOurs = time(() => {
+    for (const d of docs) ours.encode(d);
+  }, reps);
+  const tGpt = time(() => {
+    for (const d of docs) gptTokenizerEncode(d, noSpecial);
+  }, reps);
+  const tTik = time(() => {
+    for (const d of docs) tk.encode_ordinary(d);
+  }, reps);
+  const fastest = Math.min(tGpt.best, tTik.best);
+  const line = `${name}: ${size.toFixed(2)} MB, ${tokens} tokens (ids identical) | ours ${(size / tOurs.best).toFixed(1)} MB/s | gpt-tokenizer ${(size / tGpt.best).toFixed(1)} MB/s | tiktoken(wasm) ${(size / tTik.best).toFixed(1)} MB/s | ours / fastest peer = ${(fastest / tOurs.best).toFixed(2)}x`;
+  console.log(line);
+  rows.push(
+    `| ${name} | ${size.toFixed(2)} | ${(size / tOurs.best).toFixed(1)} | ${(size / tGpt.best).toFixed(1)} | ${(size / tTik.best).toFixed(1)} | ${(fastest / tOurs.best).toFixed(2)}x |`,
+  );
+}
+tk.free();
+
+// Parallel encoding through worker threads (includes worker start-up and loading GPT-2 in each worker).
+{
+  const dir = mkdtempSync(join(tmpdir(), "synthmix-tok-bench-"));
+  const path = join(dir, "gpt2.json");
+  ours.save(path);
+  const docs = brownDocuments(quick ? 100 : Number.POSITIVE_INFINITY);
+  const size = mb(docs);
+  for (const threads of [1, 2]) {
+    const t0 = performance.now();
+    let n = 0;
+    for await (const ids of encodeDocuments(path, docs, { threads })) n += ids.length;
+    const dt = (performance.now() - t0) / 1000;
+    const line = `encodeDocuments brown threads=${threads}: ${(size / dt).toFixed(1)} MB/s (${n} tokens, ${dt.toFixed(2)} s incl. start-up)`;
+    console.log(line);
+    rows.push(`| encodeDocuments, ${threads} thread(s), incl. start-up | ${size.toFixed(2)} | ${(size / dt).toFixed(1)} | | | |`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// Training on Brown.
+{
+  const docs = brownDocuments(quick ? 100 : Number.POSITIVE_INFINITY);
+  for (const vocabSize of [8192, 32768]) {
+    const t0 = performance.now();
+    const tok = await Tokenizer.train(docs, { vocabSize });
+    const dt = (performance.now() - t0) / 1000;
+    const line = `train brown ${mb(docs).toFixed(2)} MB -> vocab ${tok.vocabSize} (asked ${vocabSize}): ${dt.toFixed(2)} s`;
+    console.log(line);
+  }
+}
+console.log("\n| text | MB | ours MB/s | gpt-tokenizer MB/s | tiktoken MB/s | ours/fastest |\n|---|---|---|---|---|---|");
+console.log(rows.join("\n"));
