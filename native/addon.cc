@@ -120,7 +120,7 @@ Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
 Napi::Value MatmulBackward(const Napi::CallbackInfo& info) {
   Args a{info, "matmulBackward"};
   const auto BT = a.integer(6, "BT"), C = a.integer(7, "C"), OC = a.integer(8, "OC");
-  sk::matmul_backward(a.f32(0, "dinp", BT * C, true), a.f32(1, "dweight", OC * C), a.f32(2, "dbias", OC, true),
+  sk::matmul_backward(a.f32(0, "dinp", BT * C, true), a.f32(1, "dweight", OC * C, true), a.f32(2, "dbias", OC, true),
                       a.f32(3, "dout", BT * OC), a.f32(4, "inp", BT * C), a.f32(5, "weight", OC * C),
                       static_cast<int>(BT), static_cast<int>(C), static_cast<int>(OC));
   return info.Env().Undefined();
@@ -213,6 +213,12 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), sk::set_gemm_isa(name.c_str()));
 }
 
+Napi::Value SetMinParallelWork(const Napi::CallbackInfo& info) {
+  Args a{info, "setMinParallelWork"};
+  sk::set_min_parallel_work(a.number(0, "work"));
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const struct {
     const char* name;
@@ -235,6 +241,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"getThreads", GetThreads},
       {"isa", Isa},
       {"setIsa", SetIsa},
+      {"setMinParallelWork", SetMinParallelWork},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   return exports;

@@ -3,11 +3,12 @@
 // while MR x KC micro-panels of A stream from L2.
 #include "gemm.h"
 
-#include "omp_compat.h"
+#include "pool.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #if defined(__x86_64__) && defined(__AVX512F__)
 #include <immintrin.h>
@@ -193,20 +194,38 @@ void kern_avx512(int kc, const float* a, const float* b, float* c, std::ptrdiff_
 
 using Kernel = void (*)(int, const float*, const float*, float*, std::ptrdiff_t, int, int, bool, const float*);
 
-// Computes C rows [m0,m1) x columns [n0,n1) on the calling thread.
+template <int NR>
+constexpr int nc_block() {
+  return (NC_MAX / NR) * NR;
+}
+
+// Where the (jc, pc) block of B lives in a fully packed copy of B (see pack_all_b).
+template <int NR>
+std::ptrdiff_t packed_b_offset(const GemmArgs& g, int jc, int pc) {
+  const int nc = std::min(nc_block<NR>(), g.N - jc);
+  const int ncpad = (nc + NR - 1) / NR * NR;
+  return static_cast<std::ptrdiff_t>(jc) * g.K + static_cast<std::ptrdiff_t>(pc) * ncpad;
+}
+
+// Computes C rows [m0,m1) x columns [n0,n1) on the calling thread. With `prepacked` (all of B packed by
+// pack_all_b; then n0 = 0, n1 = N) the B blocks are read from there instead of being packed here.
 template <int MR, int NR, Kernel KERN>
-void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1) {
+void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* prepacked) {
   constexpr int MC = MR * 12;
-  constexpr int NC = (NC_MAX / NR) * NR;
+  constexpr int NC = nc_block<NR>();
   float* pa = Scratch::grow(scratch.a, scratch.na, static_cast<std::size_t>(MC) * KC);
-  float* pb = Scratch::grow(scratch.b, scratch.nb, static_cast<std::size_t>(NC) * KC);
+  float* own = prepacked != nullptr ? nullptr : Scratch::grow(scratch.b, scratch.nb, static_cast<std::size_t>(NC) * KC);
   for (int jc = n0; jc < n1; jc += NC) {
     const int nc = std::min(NC, n1 - jc);
     for (int pc = 0; pc < g.K; pc += KC) {
       const int kc = std::min(KC, g.K - pc);
       const bool first = pc == 0;
       const bool load_c = g.accumulate || !first;
-      pack_b<NR>(g, pc, kc, jc, nc, pb);
+      const float* pb = own;
+      if (prepacked != nullptr)
+        pb = prepacked + packed_b_offset<NR>(g, jc, pc);
+      else
+        pack_b<NR>(g, pc, kc, jc, nc, own);
       for (int ic = m0; ic < m1; ic += MC) {
         const int mc = std::min(MC, m1 - ic);
         pack_a<MR>(g, ic, mc, pc, kc, pa);
@@ -225,6 +244,7 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1) {
   }
 }
 
+double g_min_work = 2e5;
 bool use_avx512 = false;
 bool isa_initialised = false;
 
@@ -245,15 +265,38 @@ void init_isa() {
   }
 }
 
-void run_block(const GemmArgs& g, int m0, int m1, int n0, int n1) {
+void run_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* prepacked = nullptr) {
 #ifdef SK_HAVE_AVX512
   if (use_avx512) {
-    gemm_block<X_MR, X_NR, kern_avx512<X_MR>>(g, m0, m1, n0, n1);
+    gemm_block<X_MR, X_NR, kern_avx512<X_MR>>(g, m0, m1, n0, n1, prepacked);
     return;
   }
 #endif
-  gemm_block<P_MR, P_NR, kern_portable>(g, m0, m1, n0, n1);
+  gemm_block<P_MR, P_NR, kern_portable>(g, m0, m1, n0, n1, prepacked);
 }
+
+// Packs all of B, in parallel over groups of panels, into the layout packed_b_offset describes.
+template <int NR>
+void pack_all_b(const GemmArgs& g, float* dst, int threads) {
+  constexpr int NC = nc_block<NR>();
+  constexpr int GROUP = 8 * NR;
+  struct Task {
+    int jc, pc, j0, ncols;
+  };
+  std::vector<Task> tasks;
+  for (int jc = 0; jc < g.N; jc += NC) {
+    const int nc = std::min(NC, g.N - jc);
+    for (int pc = 0; pc < g.K; pc += KC)
+      for (int j0 = 0; j0 < nc; j0 += GROUP) tasks.push_back({jc, pc, j0, std::min(GROUP, nc - j0)});
+  }
+  parallel_for(static_cast<int>(tasks.size()), threads, [&](int i) {
+    const Task& t = tasks[i];
+    const int kc = std::min(KC, g.K - t.pc);
+    pack_b<NR>(g, t.pc, kc, t.jc + t.j0, t.ncols, dst + packed_b_offset<NR>(g, t.jc, t.pc) + static_cast<std::ptrdiff_t>(t.j0) * kc);
+  });
+}
+
+thread_local Scratch shared;  // the caller's packed copy of B, read by all threads of one sgemm
 
 int tile_mr() {
 #ifdef SK_HAVE_AVX512
@@ -290,29 +333,35 @@ void sgemm(const GemmArgs& g, int threads) {
   init_isa();
   if (handle_empty(g)) return;
   const double flops = 2.0 * g.M * g.N * g.K;
-  if (threads <= 1 || flops < 2e5) {
+  if (threads <= 1 || flops < g_min_work) {
     run_block(g, 0, g.M, 0, g.N);
     return;
   }
-  // Split the larger output dimension into whole tiles; each thread packs its own panels.
-  const bool split_m = g.M >= g.N;
-  const int unit = split_m ? tile_mr() : tile_nr();
-  const int extent = split_m ? g.M : g.N;
-  const int tiles = (extent + unit - 1) / unit;
-  const int nt = std::max(1, std::min(threads, tiles));
-#pragma omp parallel num_threads(nt)
-  {
-    const int t = omp_get_thread_num();
-    const int lo = std::min(extent, (tiles * t / nt) * unit);
-    const int hi = std::min(extent, (tiles * (t + 1) / nt) * unit);
-    if (lo < hi) {
-      if (split_m)
-        run_block(g, lo, hi, 0, g.N);
-      else
-        run_block(g, 0, g.M, lo, hi);
-    }
+  const int mr = tile_mr();
+  const int nr = tile_nr();
+  if (g.M < 4 * mr) {
+    // Few rows: split columns; each chunk packs its own (small) A and its part of B.
+    const int chunk = std::max(nr, (g.N + 8 * nr - 1) / (8 * nr) * nr);
+    const int chunks = (g.N + chunk - 1) / chunk;
+    parallel_for(chunks, threads, [&](int c) { run_block(g, 0, g.M, c * chunk, std::min(g.N, (c + 1) * chunk)); });
+    return;
   }
+  // Pack B once for everyone, then hand out blocks of MC rows.
+  const std::size_t bsize = static_cast<std::size_t>((g.N + nr - 1) / nr * nr) * g.K;
+  float* pb = Scratch::grow(shared.b, shared.nb, bsize);
+#ifdef SK_HAVE_AVX512
+  if (use_avx512)
+    pack_all_b<X_NR>(g, pb, threads);
+  else
+#endif
+    pack_all_b<P_NR>(g, pb, threads);
+  const int rows = mr * 12;
+  const int chunks = (g.M + rows - 1) / rows;
+  parallel_for(chunks, threads, [&](int c) { run_block(g, c * rows, std::min(g.M, (c + 1) * rows), 0, g.N, pb); });
 }
+
+void set_min_parallel_work(double w) { g_min_work = w; }
+double min_parallel_work() { return g_min_work; }
 
 const char* gemm_isa() {
   init_isa();

@@ -29,6 +29,11 @@ void sgemm_serial(const GemmArgs& g);
 // Splits the larger of M and N over `threads` OpenMP threads.
 void sgemm(const GemmArgs& g, int threads);
 
+// Problems below this many flops (or element-operations) run on one thread; tests set it to 0 so that
+// the partitioning code is exercised on tiny shapes.
+void set_min_parallel_work(double w);
+double min_parallel_work();
+
 // "avx512" or "portable"; settable for tests (set_isa returns false if the CPU cannot run it).
 const char* gemm_isa();
 bool set_gemm_isa(const char* name);

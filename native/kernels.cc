@@ -2,7 +2,7 @@
 // -ffast-math, since no reassociation is needed) and a fixed final order, so they are deterministic.
 #include "kernels.h"
 
-#include "omp_compat.h"
+#include <thread>
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "pool.h"
 
 namespace sk {
 namespace {
@@ -17,27 +18,25 @@ namespace {
 int g_threads = 0;
 
 int threads() {
-  if (g_threads <= 0) g_threads = std::max(1, omp_get_num_procs());
+  if (g_threads <= 0) g_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   return g_threads;
 }
 
-// Splits [0,n) into contiguous ranges whose boundaries are multiples of `grain` (so vectorised bodies
-// line up the same way for any thread count) and runs f(lo, hi) on each; serial below `min_work`.
+// Splits [0,n) into chunks whose boundaries are multiples of `grain` (so vectorised loop bodies line up
+// the same way whoever runs a chunk) and runs f(lo, hi) on each, in parallel unless the work is small.
 template <class F>
 void par_range(std::int64_t n, std::int64_t grain, double work, F f) {
-  const std::int64_t chunks = (n + grain - 1) / grain;
-  const int nt = (work < 3e4) ? 1 : static_cast<int>(std::min<std::int64_t>(threads(), chunks));
-  if (nt <= 1) {
-    if (n > 0) f(std::int64_t{0}, n);
+  if (n <= 0) return;
+  const int nt = threads();
+  if (nt <= 1 || work < min_parallel_work() / 4) {
+    f(std::int64_t{0}, n);
     return;
   }
-#pragma omp parallel num_threads(nt)
-  {
-    const int t = omp_get_thread_num();
-    const std::int64_t lo = std::min(n, chunks * t / nt * grain);
-    const std::int64_t hi = std::min(n, chunks * (t + 1) / nt * grain);
-    if (lo < hi) f(lo, hi);
-  }
+  const std::int64_t units = (n + grain - 1) / grain;
+  const std::int64_t chunks = std::min<std::int64_t>(units, 8 * nt);
+  const std::int64_t per = (units + chunks - 1) / chunks * grain;
+  const int count = static_cast<int>((n + per - 1) / per);
+  parallel_for(count, nt, [&](int c) { f(c * per, std::min(n, (c + 1) * per)); });
 }
 
 constexpr int L = 16;
@@ -230,7 +229,8 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   if (dinp != nullptr)  // dinp (BT,C) += dout (BT,OC) · W (OC,C)
     sgemm(GemmArgs{BT, C, OC, dout, OC, 1, weight, C, 1, dinp, C, true, nullptr}, threads());
   // dW (OC,C) += dout^T (OC,BT) · inp (BT,C), with A(m,k) = dout[k*OC + m]
-  sgemm(GemmArgs{OC, C, BT, dout, 1, OC, inp, C, 1, dweight, C, true, nullptr}, threads());
+  if (dweight != nullptr)
+    sgemm(GemmArgs{OC, C, BT, dout, 1, OC, inp, C, 1, dweight, C, true, nullptr}, threads());
   if (dbias != nullptr) colsum_add(dbias, dout, BT, OC, OC);
 }
 

@@ -10,11 +10,16 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Kernels } from "./types.js";
 
-interface NativeAddon extends Omit<Kernels, "name" | "setThreads"> {
+/** The raw addon: the kernel functions plus controls used by tests and benchmarks. */
+export interface NativeAddon extends Omit<Kernels, "name" | "setThreads"> {
   setThreads(n: number): void;
   getThreads(): number;
   /** "avx512" when the AVX-512 micro-kernels are in use, else "portable". */
   isa(): string;
+  /** Switches the GEMM micro-kernel; returns false if this CPU cannot run it. */
+  setIsa(name: "avx512" | "portable"): boolean;
+  /** Work (flops) below which kernels stay on one thread; tests set 0 to exercise the partitioning. */
+  setMinParallelWork(work: number): void;
 }
 
 /** Finds build/Release/synthmix_kernels.node by walking up from this file to the package root. */
@@ -31,7 +36,15 @@ function findAddon(): string | null {
   return null;
 }
 
-let cached: { kernels: (Kernels & { isa: string }) | null; error: string | null } | undefined;
+let cached:
+  | { kernels: (Kernels & { isa: string }) | null; addon: NativeAddon | null; error: string | null }
+  | undefined;
+
+/** The raw addon (for tests and benchmarks), or null when it is not built. */
+export function nativeAddon(): NativeAddon | null {
+  loadNativeKernels();
+  return cached?.addon ?? null;
+}
 
 /** The native kernels, or null (with the reason in `nativeLoadError()`) when the addon is not built. */
 export function loadNativeKernels(): (Kernels & { isa: string }) | null {
@@ -40,6 +53,7 @@ export function loadNativeKernels(): (Kernels & { isa: string }) | null {
   if (path === null) {
     cached = {
       kernels: null,
+      addon: null,
       error: "build/Release/synthmix_kernels.node not found (run `npm ci` or `npx node-gyp rebuild`)",
     };
     return null;
@@ -64,9 +78,9 @@ export function loadNativeKernels(): (Kernels & { isa: string }) | null {
       adamwUpdate: addon.adamwUpdate,
       setThreads: addon.setThreads,
     };
-    cached = { kernels, error: null };
+    cached = { kernels, addon, error: null };
   } catch (err) {
-    cached = { kernels: null, error: `failed to load ${path}: ${(err as Error).message}` };
+    cached = { kernels: null, addon: null, error: `failed to load ${path}: ${(err as Error).message}` };
   }
   return cached.kernels;
 }
