@@ -54,10 +54,11 @@ export function resolveDataPath(runDir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(runDir, p);
 }
 
-/** Identity of a run for resume: every field that changes the loss curve (not `threads`). */
-function runIdentity(c: RunConfig): string {
-  const { threads: _t, ...rest } = c;
-  return stableHash(rest);
+/** Identity of a run for resume: every field that changes the loss curve (not `threads`), data paths resolved. */
+function runIdentity(runDir: string, c: RunConfig): string {
+  const { threads: _t, data, ...rest } = c;
+  const test = data.test === undefined ? undefined : resolveDataPath(runDir, data.test);
+  return stableHash({ ...rest, data: { train: resolveDataPath(runDir, data.train), test } });
 }
 
 /** Mean loss (nats/token) of `model` on the fixed evaluation windows of each domain. */
@@ -132,7 +133,7 @@ export async function trainRun(
   const ckptDir = findCheckpoint(runDir);
   if (ckptDir !== null && existsSync(configPath)) {
     const previous = RunConfigSchema.parse(JSON.parse(readFileSync(configPath, "utf8")));
-    if (runIdentity(previous) !== runIdentity(cfg)) {
+    if (runIdentity(runDir, previous) !== runIdentity(runDir, cfg)) {
       throw new SynthmixError(
         "CONFIG_MISMATCH",
         `${runDir} holds a checkpoint of a different config (${configPath})`,

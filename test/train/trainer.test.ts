@@ -231,3 +231,30 @@ test("a model trained on a periodic sequence continues it when sampled greedily"
   const final = readMetrics(dir).at(-1);
   assert.ok(final?.type === "final" && final.losses.train < 0.1);
 });
+
+test("with the native kernels (when built) runs are deterministic and resume bit for bit too", async (t) => {
+  const { loadNativeKernels } = await import("../../src/train/kernels/native.js");
+  const native = loadNativeKernels();
+  if (native === null) {
+    t.skip("native addon not built");
+    return;
+  }
+  native.setThreads?.(2);
+  const cfg = config({
+    model: { nLayer: 2, dModel: 32, nHead: 2, contextLength: 16, vocabSize: 48 },
+    threads: 2,
+  });
+  const a = join(root, "native-a");
+  const b = join(root, "native-b");
+  await trainRun(a, cfg, { kernels: native });
+  await assert.rejects(
+    trainRun(b, cfg, {
+      kernels: native,
+      onMetric: (m) => {
+        if (m.type === "train" && m.step === 10) throw new Error("kill");
+      },
+    }),
+  );
+  await trainRun(b, cfg, { kernels: native });
+  assert.deepEqual(curve(readMetrics(b)), curve(readMetrics(a)));
+});
