@@ -117,6 +117,7 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
     opts.progress instanceof Progress
       ? opts.progress
       : new Progress(`corpus ${name}`, { unit: "docs", mode: opts.progress ? undefined : "silent" });
+  if ((config.from as { kind: string }).kind === "brown") progress.setTotal(opts.maxDocs ?? 500);
   const parent = dirname(dir);
   mkdirSync(parent, { recursive: true });
   const tmp = join(parent, `.${name}.tmp-${process.pid}`);

@@ -89,6 +89,18 @@ test("Parquet: streams row groups, ids from the id column or row numbers, meta f
     source: "natural",
     meta: { url: "https://x/12", token_count: 120 },
   });
+  // A gzip-compressed shard decodes through hyparquet-compressors.
+  const gz = join(dir, "gzip.parquet");
+  const gzBuf = parquetWriteBuffer({
+    columnData: [{ name: "text", data: ["zipped one", "zipped two"], type: "STRING" }],
+    codec: "GZIP",
+    compressors: { GZIP: (input: Uint8Array) => new Uint8Array(gzipSync(input)) },
+  });
+  writeFileSync(gz, new Uint8Array(gzBuf));
+  assert.deepEqual(
+    (await collect(readDocuments(gz))).map((d) => d.text),
+    ["zipped one", "zipped two"],
+  );
   // Same shard read by --text-field url.
   const byUrl = await collect(readDocuments(p, { textField: "url" }));
   assert.equal(byUrl[3].text, "https://x/3");
