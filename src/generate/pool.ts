@@ -61,6 +61,12 @@ export class EndpointPool {
     }
   }
 
+  /** Return a slot unused (no success or failure to record). */
+  giveBack(slot: Slot): void {
+    slot.inflight--;
+    this.waiters.shift()?.();
+  }
+
   release(slot: Slot, ok: boolean, error?: string): void {
     slot.inflight--;
     if (ok) slot.consecutiveFailures = 0;

@@ -570,7 +570,7 @@ async function runOneGenerator(
     for (const st of states) if (st.pending === 0) finishDoc(st);
     outer: for (const st of states) {
       if (st.pending === 0) continue;
-      if (opts.budgetOutputTokens !== undefined && acceptedOut >= opts.budgetOutputTokens) break;
+      let first = true;
       for (const item of (st as DocState & { items: WorkItem[] }).items) {
         if (st.results[item.chunk]) continue;
         if (fatal || abort.signal.aborted) break outer;
@@ -579,6 +579,13 @@ async function runOneGenerator(
           fatal ??= circuitError();
           break outer;
         }
+        // Checked after waiting for a slot so the budget sees every finished request (it overshoots by
+        // at most the requests in flight); a started document is always finished.
+        if (first && opts.budgetOutputTokens !== undefined && acceptedOut >= opts.budgetOutputTokens) {
+          pool.giveBack(slot);
+          break outer;
+        }
+        first = false;
         const p = runItem(item, st, slot).catch((e) => {
           fatal ??= e as Error;
         });

@@ -85,6 +85,7 @@ export class LlamaEndpoint implements Endpoint {
     const seq = ctx.getSequence();
     try {
       const before = seq.tokenMeter.getState();
+      let generated = 0;
       const common = {
         maxTokens: req.params.max_tokens ?? 512,
         temperature: req.params.temperature,
@@ -92,6 +93,10 @@ export class LlamaEndpoint implements Endpoint {
         seed: req.params.seed,
         signal: req.signal,
         stopOnAbortSignal: false,
+        // Counted here rather than from the token meter, which also meters the last sampled token's eval.
+        onToken: (tokens: unknown[]) => {
+          generated += tokens.length;
+        },
       };
       let text: string;
       let stop: string;
@@ -121,7 +126,11 @@ export class LlamaEndpoint implements Endpoint {
       return {
         text,
         finishReason: stop === "maxTokens" ? "length" : "stop",
-        usage: { prompt_tokens: diff.usedInputTokens, completion_tokens: diff.usedOutputTokens },
+        usage: {
+          prompt_tokens: diff.usedInputTokens,
+          // Tokens still held back as incomplete UTF-8 when max_tokens hits never reach onToken.
+          completion_tokens: stop === "maxTokens" ? Math.max(generated, common.maxTokens) : generated,
+        },
       };
     } catch (e) {
       if (e instanceof SynthmixError) throw e;

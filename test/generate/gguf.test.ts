@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { encodeGguf, f32ToF16, gv } from "../../src/generate/gguf.js";
+import { runGeneration } from "../../src/generate/run.js";
+import { type RunningServer, startServer } from "../../src/generate/serve.js";
+import { writeTinyGpt2 } from "./tiny-gpt2.js";
+
+const dir = mkdtempSync(join(tmpdir(), "synthmix-gguf-"));
+const modelPath = join(dir, "tiny.gguf");
+
+test("f32ToF16 matches IEEE half-precision reference values", () => {
+  const cases: [number, number][] = [
+    [0, 0x0000],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [0.5, 0x3800],
+    [65504, 0x7bff],
+    [1e6, 0x7c00],
+    [2 ** -24, 0x0001],
+    [1 / 3, 0x3555],
+    [Number.POSITIVE_INFINITY, 0x7c00],
+  ];
+  for (const [x, h] of cases) assert.equal(f32ToF16(x), h, `f16(${x})`);
+  assert.equal(f32ToF16(Number.NaN) & 0x7c00, 0x7c00);
+});
+
+test("encodeGguf writes the v3 header, typed metadata and 32-byte aligned tensor data", () => {
+  const data = new Float32Array([1, 2, 3, 4, 5, 6]);
+  const buf = Buffer.concat(
+    encodeGguf({
+      metadata: { "general.architecture": gv.str("x"), "x.n": gv.u32(7) },
+      tensors: [
+        { name: "a", shape: [2, 3], data },
+        { name: "b", shape: [1], data: new Float32Array([9]) },
+      ],
+    }),
+  );
+  assert.equal(buf.toString("ascii", 0, 4), "GGUF");
+  assert.equal(buf.readUInt32LE(4), 3);
+  assert.equal(buf.readBigUInt64LE(8), 2n);
+  assert.equal(buf.readBigUInt64LE(16), 2n);
+  // Tensor data is the last 32-aligned region: a (24 bytes, padded to 32) then b.
+  const dataStart = buf.length - 64;
+  assert.equal(dataStart % 32, 0);
+  assert.deepEqual(
+    [...new Float32Array(buf.buffer.slice(buf.byteOffset + dataStart, buf.byteOffset + dataStart + 24))],
+    [1, 2, 3, 4, 5, 6],
+  );
+  assert.equal(buf.readFloatLE(dataStart + 32), 9);
+  assert.throws(() => encodeGguf({ metadata: {}, tensors: [{ name: "a", shape: [4], data }] }), /4 elements/);
+});
+
+test("a GPT-2 GGUF is read back by node-llama-cpp's own GGUF parser with llama.cpp's names and layouts", async () => {
+  writeTinyGpt2(modelPath);
+  const { readGgufFileInfo } = await import("node-llama-cpp");
+  const info = await readGgufFileInfo(modelPath, { readTensorInfo: true });
+  const md = info.metadata as unknown as Record<string, Record<string, unknown>>;
+  assert.equal(md.general.architecture, "gpt2");
+  assert.equal(md.gpt2.block_count, 2);
+  assert.equal(md.gpt2.embedding_length, 64);
+  const tok = md.tokenizer.ggml as Record<string, unknown>;
+  assert.equal(tok.model, "gpt2");
+  assert.equal(tok.pre, "gpt-2");
+  assert.equal((tok.tokens as string[]).length, 263);
+  assert.equal((tok.tokens as string[])[262], "<|endoftext|>");
+  assert.equal(tok.eos_token_id, 262);
+  const shapes = Object.fromEntries(
+    (info.fullTensorInfo ?? []).map((t) => [t.name, t.dimensions.map(Number)]),
+  );
+  assert.deepEqual(shapes["token_embd.weight"], [64, 263]);
+  assert.deepEqual(shapes["blk.1.attn_qkv.weight"], [64, 192]);
+  assert.deepEqual(shapes["blk.0.ffn_down.weight"], [256, 64]);
+  assert.deepEqual(shapes["output_norm.bias"], [64]);
+});
+
+let srv: RunningServer | undefined;
+let url = "";
+before(async () => {
+  writeTinyGpt2(modelPath);
+  srv = await startServer({ modelPath, port: 0, threads: 1 });
+  url = srv.url;
+});
+after(async () => {
+  await srv?.close();
+});
+
+test("serve: OpenAI-compatible models, chat and completions endpoints over the tiny GGUF", async () => {
+  const models = await (await fetch(`${url}/models`)).json();
+  assert.equal(models.data[0].id, "tiny");
+  const comp = await (
+    await fetch(`${url}/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      signal: AbortSignal.timeout(60_000),
+      body: JSON.stringify({ model: "tiny", prompt: "the cat", max_tokens: 5, temperature: 0 }),
+    })
+  ).json();
+  assert.equal(comp.object, "text_completion");
+  assert.equal(typeof comp.choices[0].text, "string");
+  assert.ok(
+    comp.usage.prompt_tokens > 0 && comp.usage.completion_tokens > 0 && comp.usage.completion_tokens <= 5,
+  );
+  const chat = await (
+    await fetch(`${url}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      signal: AbortSignal.timeout(60_000),
+      body: JSON.stringify({
+        model: "tiny",
+        messages: [{ role: "user", content: "hello there" }],
+        max_tokens: 4,
+      }),
+    })
+  ).json();
+  assert.equal(chat.object, "chat.completion");
+  assert.equal(chat.choices[0].message.role, "assistant");
+  assert.ok(["stop", "length"].includes(chat.choices[0].finish_reason), JSON.stringify(chat));
+  const bad = await fetch(`${url}/chat/completions`, { method: "POST", body: "{" });
+  assert.equal(bad.status, 400);
+});
+
+test("end to end: runGeneration over HTTP against serve (tiny GGUF), with usage in provenance", async () => {
+  const ws = join(dir, "ws");
+  mkdirSync(join(ws, "corpus", "toy"), { recursive: true });
+  const docs = ["The sun is a star.", "Cats sleep a lot.", "Rivers flow to the sea."];
+  writeFileSync(
+    join(ws, "corpus", "toy", "train.jsonl"),
+    docs.map((t, i) => JSON.stringify({ id: `toy:${i}`, text: t, source: "natural" })).join("\n"),
+  );
+  const s = await runGeneration({
+    workspace: ws,
+    corpusName: "toy",
+    style: "hq",
+    generators: [`openai-completions:${url}:tiny?concurrency=1`],
+    params: { max_tokens: 6, temperature: 0.8, seed: 1 },
+    progress: "silent",
+  });
+  const g = s.generators[0];
+  assert.equal(g.requests.completed, 3);
+  assert.equal(g.requests.failed, 0);
+  assert.ok(g.tokens.prompt > 0 && g.tokens.completion > 0);
+  // A random model hits max_tokens: every output is rejected as truncated, and counted as such.
+  assert.equal((g.rejected.truncated ?? 0) + g.accepted, 3);
+  const chunkDir = join(ws, "synthetic", "hq-tiny", "chunks");
+  const lines = readFileSync(join(chunkDir, readdirSync(chunkDir)[0]), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.equal(lines.length, 3);
+  assert.ok(
+    lines.every((l) => l.usage.completion_tokens > 0 && l.usage.completion_tokens <= 6),
+    JSON.stringify(lines.map((l) => l.usage)),
+  );
+});
