@@ -12,6 +12,8 @@ export class AdamW {
   readonly v: Float32Array | Float64Array;
   /** Number of updates done so far (the bias-correction step is t + 1). */
   t = 0;
+  /** Runs of consecutive tensors with the same decay flag: one kernel call each instead of one per tensor. */
+  private readonly groups: { offset: number; size: number; decay: boolean }[] = [];
 
   constructor(
     private readonly model: GPT,
@@ -21,12 +23,17 @@ export class AdamW {
     const n = model.numParams;
     this.m = model.dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
     this.v = model.dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
+    for (const s of model.specs) {
+      const last = this.groups[this.groups.length - 1];
+      if (last && last.decay === s.decay && last.offset + last.size === s.offset) last.size += s.size;
+      else this.groups.push({ offset: s.offset, size: s.size, decay: s.decay });
+    }
   }
 
   step(lr: number): void {
     this.t += 1;
     const { params, grads } = this.model;
-    for (const s of this.model.specs) {
+    for (const s of this.groups) {
       const end = s.offset + s.size;
       this.k.adamwUpdate(
         params.subarray(s.offset, end),
