@@ -45,7 +45,16 @@ const BOOT = `
   charts.forEach(function (el) {
     var spec = JSON.parse(document.getElementById(el.getAttribute("data-spec")).textContent);
     var view = new vega.View(vega.parse(spec), { renderer: "svg", container: el, hover: true });
-    view.runAsync().then(function () { el.setAttribute("data-rendered", "1"); })
+    view.runAsync().then(function () {
+      // Charts are sized for print (PNG at 2x); on screen, enlarge them to use the page's width.
+      var svg = el.querySelector("svg");
+      var w = svg && parseFloat(svg.getAttribute("width"));
+      if (w && svg.getAttribute("viewBox")) {
+        svg.style.width = Math.min(el.clientWidth, w * 1.35) + "px";
+        svg.style.height = "auto";
+      }
+      el.setAttribute("data-rendered", "1");
+    })
       .catch(function (err) { el.textContent = "This chart failed to render: " + err; console.error(err); });
   });
 })();`;

@@ -95,6 +95,24 @@ export function summaryMarkdown(
   lines.push("## Key findings", "");
   const f = findings(inp);
   lines.push(...(f.length ? f.map((s) => `- ${s}`) : ["- No results to summarise yet."]), "");
+  const picked = pickEFits(inp.fits);
+  if (picked) {
+    const multiGen =
+      new Set(picked.fits.filter((x) => x.synthetic !== "none").map((x) => x.generator)).size > 1;
+    lines.push(`## Irreducible loss E per mixture`, "", `From the ${picked.source}.`, "");
+    lines.push(
+      "| Mixture | E (nats/token) | 95% interval | points | R² |",
+      "| --- | ---: | ---: | ---: | ---: |",
+    );
+    for (const x of [...picked.fits].sort(mixtureOrder)) {
+      const E = x.params.E;
+      const ci = E.lo !== null && E.hi !== null ? `[${fmt(E.lo)}, ${fmt(E.hi)}]` : "–";
+      lines.push(
+        `| ${mixtureLabel(x, multiGen)} | ${fmt(E.value)} | ${ci} | ${x.points} | ${fmt(x.quality.r2, 4)} |`,
+      );
+    }
+    lines.push("");
+  }
   if (opts.notes.length) lines.push("## Notes", "", ...opts.notes.map((n) => `- ${n}`), "");
   if (opts.skipped.length) {
     lines.push("## Not shown", "", ...opts.skipped.map((s) => `- ${s.what}: ${s.why}`), "");

@@ -89,10 +89,10 @@ export function fitTable(fits: FitsFile | undefined): Table | { skipped: string 
   return {
     id: "fit-params",
     title: "Fitted parameters",
-    caption: `Parameters of the ${picked.source} per mixture with 95% bootstrap intervals (results/fits.json, ${fits!.settings.bootstrap} resamples, seed ${fits!.settings.seed}); R² in loss space, RMSE and leave-one-out RMSE of log-residuals, and the relative error when the largest D (N) is held out and predicted.`,
+    caption: `Parameters of the ${picked.source} per mixture; E with its 95% bootstrap interval, other parameters' intervals on hover (results/fits.json, ${fits!.settings.bootstrap} resamples, seed ${fits!.settings.seed}); R² in loss space, RMSE and leave-one-out RMSE of log-residuals, and the relative error when the largest D (N) is held out and predicted.`,
     head: [
       "Mixture",
-      ...names.map((n) => greek[n] ?? n),
+      ...names.map((n) => (n === "E" ? "E [95% CI]" : (greek[n] ?? n))),
       "points",
       "R²",
       "RMSE log",
@@ -104,7 +104,12 @@ export function fitTable(fits: FitsFile | undefined): Table | { skipped: string 
       ...names.map((n) => {
         const p = f.params[n];
         const digits = n === "A" || n === "B" ? 1 : 3;
-        return { text: p ? fmt(p.value, digits) : "–", title: p ? fmtEst(p, 4) : undefined };
+        // E is the headline number: show its interval; the others carry it on hover.
+        if (n === "E" && p) return fmtEst(p, 3);
+        return {
+          text: p ? fmt(p.value, digits) : "–",
+          title: p ? `95% interval ${fmtEst(p, 4)}` : undefined,
+        };
       }),
       String(f.points),
       fmt(f.quality.r2, 4),
@@ -184,7 +189,7 @@ export function blindSpotTables(file: UnigramFile | undefined, top = 8): Table[]
     return {
       id: `blind-spots-${test}`,
       title: `Blind spots for test set "${test}"`,
-      caption: `Tokens frequent in test set "${test}" but rare in each source, ranked by their term p_test·log(p_test/p_source) of KL(test ‖ source) (results/unigram.json); cell: token (contribution in nats, count in test / in source).`,
+      caption: `Tokens frequent in test set "${test}" but rare in each source, ranked by their term p_test·log(p_test/p_source) of KL(test ‖ source) (results/unigram.json); cell: token (its contribution in nats; hover for counts and probabilities); ␣ marks a space, ↵ a newline.`,
       head: ["Rank", ...comps.map((c) => c.source)],
       rows: Array.from({ length: depth }, (_, k) => [
         String(k + 1),

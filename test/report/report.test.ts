@@ -4,12 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Resvg } from "@resvg/resvg-js";
+import { Command } from "commander";
+import { register } from "../../src/cli/report.js";
 import type { FitsFile, SpeedupsFile } from "../../src/fit/results.js";
 import { logTicks } from "../../src/report/charts/axes.js";
-import { evalFit, isChart } from "../../src/report/charts/common.js";
+import { type ChartResult, evalFit, isChart } from "../../src/report/charts/common.js";
 import { scalingChart } from "../../src/report/charts/scaling.js";
-import { type ReportOutput, readInputs, writeReport } from "../../src/report/index.js";
-import { resvgOptions } from "../../src/report/render.js";
+import { planSections, type ReportOutput, readInputs, writeReport } from "../../src/report/index.js";
+import { resvgOptions, svgToPng, toVega, vegaToSvg } from "../../src/report/render.js";
 import { SynthmixError } from "../../src/util/errors.js";
 import { writeFixture } from "../fixtures/report/make-fixture.js";
 
@@ -156,11 +158,15 @@ test("two generators: the generator comparison chart is drawn", async () => {
   const ws = tmp();
   try {
     writeFixture(ws, { generators: ["tiny-gpt", "llama-8b"] });
-    const out = await writeReport(ws);
-    assert.ok(out.pngs.some((p) => p.endsWith("generators.png")));
-    assert.ok(!out.skipped.some((s) => s.what === "Generators"));
-    const html = readFileSync(out.html, "utf8");
-    assert.match(html, /hq-33-llama-8b/);
+    const sections = planSections(readInputs(ws));
+    const gen = sections.find((s) => s.id === "generators")!.items[0] as ChartResult;
+    assert.ok(isChart(gen), "generator chart drawn");
+    assert.match(gen.caption, /tiny-gpt, llama-8b/);
+    const { width } = pngSize(Buffer.from(svgToPng(await vegaToSvg(toVega(gen.spec)))));
+    assert.ok(width > 500);
+    // Mixture labels keep generators apart everywhere else too.
+    const e = sections.find((s) => s.id === "irreducible")!.items[0] as ChartResult;
+    assert.ok(isChart(e) && JSON.stringify(e.spec).includes("hq-33-llama-8b"));
   } finally {
     rmSync(ws, { recursive: true, force: true });
   }
@@ -211,16 +217,40 @@ test("log-axis ticks follow 1-2-5 and thin to decades", () => {
 
 test("CLI: synthmix report ws/ prints the report path", async () => {
   const ws = tmp();
-  const { buildProgram } = await import("../../src/cli/main.js");
+  // Only this stage's commands: the CLI test must not depend on other stages' modules.
+  const program = new Command().exitOverride();
+  register(program);
   const lines: string[] = [];
   const orig = console.log;
   console.log = (...a: unknown[]) => lines.push(a.join(" "));
   try {
     cpSync(join(FIXTURE, "results", "runs.json"), join(ws, "results", "runs.json"));
-    await buildProgram().parseAsync(["node", "synthmix", "report", ws, "--quiet"]);
+    await program.parseAsync(["node", "synthmix", "report", ws, "--quiet"]);
   } finally {
     console.log = orig;
     rmSync(ws, { recursive: true, force: true });
   }
   assert.deepEqual(lines, [join(ws, "report", "index.html")]);
+});
+
+test("with only a joint fit (the fit stage's default), scaling charts draw the joint law at each N and D", () => {
+  const inp = readInputs(FIXTURE);
+  const fits = { ...inp.fits!, fits: inp.fits!.fits.filter((f) => f.form === "joint") };
+  for (const axis of ["D", "N"] as const) {
+    const chart = scalingChart(axis, inp.runs, fits);
+    assert.ok(isChart(chart));
+    assert.match(chart.caption, /joint fit, L\(N, D\) = A\/N\^α \+ B\/D\^β \+ E/);
+    const values = (chart.spec as unknown as { data: { values: Record<string, number | string>[] } }).data
+      .values;
+    const joint = fits.fits.find((f) => f.mixture === "qa-33")!;
+    const p = (k: string) => joint.params[k].value;
+    const curve = values.filter((v) => v.kind === "fit" && v.series === "qa-33");
+    assert.ok(curve.length > 100);
+    for (const v of curve) {
+      const [N, D] =
+        axis === "D" ? [v.panelValue as number, v.x as number] : [v.x as number, v.panelValue as number];
+      const expected = p("A") / N ** p("alpha") + p("B") / D ** p("beta") + p("E");
+      assert.ok(Math.abs((v.loss as number) - expected) < 1e-12);
+    }
+  }
 });

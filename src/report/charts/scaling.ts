@@ -259,6 +259,7 @@ export function irreducibleChart(fitsFile: FitsFile | undefined): ChartResult {
         type: "quantitative",
         title: "Irreducible loss E (nats/token)",
         scale: { zero: false, domain: [Math.min(...all) - pad, Math.max(...all) + pad], nice: false },
+        axis: { format: ".2f", tickCount: 6, labelOverlap: "greedy" },
       },
     },
     layer,
