@@ -1,5 +1,5 @@
 import { SynthmixError } from "../util/errors.js";
-import { Rng } from "../util/rng.js";
+import { deriveSeed, Rng } from "../util/rng.js";
 import { type FitData, type Form, getForm, huberObjective } from "./forms.js";
 import { type LbfgsOptions, lbfgs } from "./lbfgs.js";
 import type { Estimate, FitQuality, Residual } from "./results.js";
@@ -53,11 +53,12 @@ export interface FitOutcome {
 /**
  * Loose tolerances for screening the grid: every start runs to these, then the best few distinct optima
  * are polished to the tight ones. Polishing only the leaders gives the same optimum as polishing all
- * (checked against scipy in bench/) at a fraction of the cost.
+ * (checked against scipy in bench/ and test/fit) at a fraction of the cost. The screening ftol is
+ * absolute for objectives below 1 (scipy's rule), which is loose on purpose.
  */
-const SCREEN: LbfgsOptions = { gtol: 1e-5, ftol: 1e-7, maxIter: 100 };
+const SCREEN: LbfgsOptions = { gtol: 1e-4, ftol: 1e-6, maxIter: 60 };
 const TIGHT: LbfgsOptions = { gtol: 1e-10, ftol: 1e-14, maxIter: 2000 };
-const POLISH = 5;
+const POLISH = 10;
 
 export function resolveForm(form: Form | string): Form {
   if (typeof form !== "string") return form;
@@ -143,7 +144,7 @@ export function subset(data: FitData, idx: ArrayLike<number>): FitData {
   };
 }
 
-interface Optimum {
+export interface Optimum {
   theta: number[];
   f: number;
   converged: boolean;
@@ -182,7 +183,22 @@ export function gridFit(
   grid: number[][],
   tight: LbfgsOptions = TIGHT,
 ): { best: Optimum; optima: Optimum[] } {
-  const screened = grid.map((s) => runFrom(form, data, delta, s, SCREEN));
+  return polish(form, data, delta, screen(form, data, delta, grid), tight);
+}
+
+/** Phase 1: every start to the loose screening tolerance. */
+export function screen(form: Form, data: FitData, delta: number, grid: number[][]): Optimum[] {
+  return grid.map((s) => runFrom(form, data, delta, s, SCREEN));
+}
+
+/** Phase 2: polish the best distinct screened optima to the tight tolerance; best first. */
+export function polish(
+  form: Form,
+  data: FitData,
+  delta: number,
+  screened: Optimum[],
+  tight: LbfgsOptions = TIGHT,
+): { best: Optimum; optima: Optimum[] } {
   const leaders = distinctOptima(screened, POLISH).map((o) => runFrom(form, data, delta, o.theta, tight));
   const optima = distinctOptima(leaders, POLISH);
   if (optima.length === 0) {
@@ -277,7 +293,43 @@ function quality(
   };
 }
 
-/** Bootstrap refits: resample points with replacement, refit from the known optima. */
+/**
+ * Bootstrap refits `from` .. `to - 1`: resample points with replacement, refit from the known optima.
+ * Replicate b draws from its own seed (deriveSeed(seed, b)), so results do not depend on how the
+ * replicates are split over worker threads. Failed replicates (degenerate resamples) are null.
+ */
+export function bootstrapRange(
+  form: Form,
+  data: FitData,
+  delta: number,
+  starts: number[][],
+  seed: number,
+  from: number,
+  to: number,
+  onTick?: () => void,
+): (number[] | null)[] {
+  const out: (number[] | null)[] = [];
+  const idx = new Array<number>(data.n);
+  const need = form.uses.N && form.uses.D ? 2 : 3;
+  for (let b = from; b < to; b++) {
+    const rng = new Rng(deriveSeed(seed, b));
+    for (let i = 0; i < data.n; i++) idx[i] = rng.int(data.n);
+    const sub = subset(data, idx);
+    const allEqual = sub.loss.every((v) => v === sub.loss[0]);
+    if (
+      (form.uses.D && new Set(sub.D).size < need) ||
+      (form.uses.N && new Set(sub.N).size < need) ||
+      allEqual
+    ) {
+      out.push(null);
+    } else {
+      out.push(refit(form, sub, delta, starts)?.theta ?? null);
+    }
+    onTick?.();
+  }
+  return out;
+}
+
 export function bootstrapFits(
   form: Form,
   data: FitData,
@@ -287,27 +339,14 @@ export function bootstrapFits(
   seed: number,
   onTick?: (done: number, total: number) => void,
 ): { boot: number[][]; failures: number } {
-  const rng = new Rng(seed);
-  const boot: number[][] = [];
-  let failures = 0;
-  const idx = new Array<number>(data.n);
-  for (let b = 0; b < count; b++) {
-    for (let i = 0; i < data.n; i++) idx[i] = rng.int(data.n);
-    const sub = subset(data, idx);
-    const distinctD = new Set(sub.D).size;
-    const distinctN = new Set(sub.N).size;
-    const need = form.uses.N && form.uses.D ? 2 : 3;
-    const allEqual = sub.loss.every((v) => v === sub.loss[0]);
-    if ((form.uses.D && distinctD < need) || (form.uses.N && distinctN < need) || allEqual) {
-      failures++;
-    } else {
-      const o = refit(form, sub, delta, starts);
-      if (o) boot.push(o.theta);
-      else failures++;
-    }
-    onTick?.(b + 1, count);
-  }
-  return { boot, failures };
+  let done = 0;
+  const all = bootstrapRange(form, data, delta, starts, seed, 0, count, () => onTick?.(++done, count));
+  return collectBoot(all);
+}
+
+export function collectBoot(all: (number[] | null)[]): { boot: number[][]; failures: number } {
+  const boot = all.filter((t): t is number[] => t !== null);
+  return { boot, failures: all.length - boot.length };
 }
 
 /** Natural-unit parameter estimates (value from the full fit, intervals from bootstrap refits). */
@@ -336,10 +375,24 @@ export function fitScalingLaw(points: Point[], formIn: Form | string, opts: FitO
   const grid = opts.grid ?? form.initGrid();
   const { best, optima } = gridFit(form, data, delta, grid, opts.tight ?? TIGHT);
   const starts = optima.map((o) => o.theta);
-  const { boot, failures } =
+  const boot =
     (opts.bootstrap ?? 0) > 0
       ? bootstrapFits(form, data, delta, starts, opts.bootstrap ?? 0, opts.seed ?? 0, opts.onBootstrap)
       : { boot: [], failures: 0 };
+  return assembleOutcome(form, data, delta, grid.length, best, starts, boot, opts);
+}
+
+/** Build the outcome (estimates + quality checks) from the best optimum and the bootstrap refits. */
+export function assembleOutcome(
+  form: Form,
+  data: FitData,
+  delta: number,
+  gridStarts: number,
+  best: Optimum,
+  starts: number[][],
+  bootRes: { boot: number[][]; failures: number },
+  opts: FitOptions,
+): FitOutcome {
   const raw: Record<string, number> = {};
   form.params.forEach((k, j) => {
     raw[k] = best.theta[j];
@@ -351,11 +404,11 @@ export function fitScalingLaw(points: Point[], formIn: Form | string, opts: FitO
     natural: form.natural(best.theta),
     objective: best.f,
     converged: best.converged,
-    starts: grid.length,
+    starts: gridStarts,
     optima: starts,
-    boot,
-    bootFailures: failures,
-    params: paramEstimates(form, best.theta, boot),
+    boot: bootRes.boot,
+    bootFailures: bootRes.failures,
+    params: paramEstimates(form, best.theta, bootRes.boot),
     quality: quality(form, data, delta, best, starts, opts.quality ?? true),
     data,
   };
