@@ -105,7 +105,18 @@ export function register(program: Command): void {
       process.stderr.write(
         `train ${config.id}: ${config.modelName ?? "custom"} (L${config.model.nLayer} d${config.model.dModel} h${config.model.nHead}, ${fmtNum(p.nonEmbedding)} non-embedding / ${fmtNum(p.total)} params), ${fmtNum(config.tokens)} tokens, kernels ${kernels.name}\n`,
       );
-      const final = await trainRun(runDir, config, { progress: true, kernels });
+      // SIGTERM/SIGINT (a sweep stopping us, Ctrl-C) stop between two steps after a checkpoint.
+      const ac = new AbortController();
+      const stop = () => ac.abort();
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      let final: Awaited<ReturnType<typeof trainRun>>;
+      try {
+        final = await trainRun(runDir, config, { progress: true, kernels, signal: ac.signal });
+      } finally {
+        process.off("SIGTERM", stop);
+        process.off("SIGINT", stop);
+      }
       const per = Object.entries(final.losses)
         .map(([d, l]) => `${d} ${l.toFixed(4)}`)
         .join(", ");
