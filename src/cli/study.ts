@@ -1,4 +1,92 @@
+import { resolve } from "node:path";
 import type { Command } from "commander";
+import { stringify } from "yaml";
+import { StudyConfigSchema } from "../study/config.js";
+import { demoConfig } from "../study/demo.js";
+import { formatPlan, planStudy } from "../study/plan.js";
+import { type LoadedStudy, loadStudy, runStudy, type StudyRunResult } from "../study/run.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { fmtDuration } from "../util/progress.js";
 
-/** `synthmix study ...` commands: thin wrappers over src/study/. */
-export function register(_program: Command): void {}
+/** `synthmix study run|plan` and `synthmix demo`: thin wrappers over src/study/. */
+export function register(program: Command): void {
+  const study = program.command("study").description("Run a whole study from one config file");
+  study
+    .command("run <config>")
+    .description(
+      "corpus -> tokenizer -> generation -> mixtures -> sweep -> fits -> analysis -> report (resumable)",
+    )
+    .option("--workspace <dir>", "workspace folder (default: the config's `workspace`, else its folder)")
+    .option(
+      "--until <stage>",
+      "stop after this stage (corpus, tokenizer, generatorModel, generate, sweep, fit, analyze)",
+    )
+    .action(async (config: string, o: { workspace?: string; until?: string }) => {
+      const loaded = loadStudy(config, o.workspace);
+      printResult(await runWithSignals(loaded, o.until));
+    });
+  study
+    .command("plan <config>")
+    .description(
+      "print what a study will run (documents, requests, runs, tokens, FLOPs, time) before spending it",
+    )
+    .option("--workspace <dir>", "workspace folder")
+    .action(async (config: string, o: { workspace?: string }) => {
+      console.log(formatPlan(await planStudy(loadStudy(config, o.workspace))));
+    });
+
+  program
+    .command("demo")
+    .description("Run the built-in demo study offline on the Brown corpus and print the report path")
+    .option("--workspace <dir>", "workspace folder", "synthmix-demo")
+    .option("--quick", "a smaller grid that finishes in a few minutes")
+    .option("--plan", "only print the plan")
+    .action(async (o: { workspace: string; quick?: boolean; plan?: boolean }) => {
+      const workspace = resolve(o.workspace);
+      const input = demoConfig(Boolean(o.quick));
+      writeFileAtomic(resolve(workspace, "study.yaml"), stringify(input));
+      const loaded: LoadedStudy = {
+        config: StudyConfigSchema.parse(input),
+        workspace,
+        baseDir: workspace,
+        file: resolve(workspace, "study.yaml"),
+      };
+      if (o.plan) {
+        console.log(formatPlan(await planStudy(loaded)));
+        return;
+      }
+      console.error(`synthmix demo: workspace ${workspace} (rerun to resume; delete it to start over)`);
+      printResult(await runWithSignals(loaded));
+    });
+}
+
+/** Ctrl-C stops cleanly between steps (runs checkpoint); a second Ctrl-C exits at once. */
+async function runWithSignals(loaded: LoadedStudy, until?: string): Promise<StudyRunResult> {
+  const ac = new AbortController();
+  const onSig = () => {
+    if (ac.signal.aborted) process.exit(130);
+    console.error(
+      "\ninterrupting: finishing the current step so the rerun can resume (Ctrl-C again to exit now)",
+    );
+    ac.abort();
+  };
+  process.on("SIGINT", onSig);
+  process.on("SIGTERM", onSig);
+  try {
+    return await runStudy(loaded, { signal: ac.signal, until: until as never });
+  } finally {
+    process.off("SIGINT", onSig);
+    process.off("SIGTERM", onSig);
+  }
+}
+
+function printResult(r: StudyRunResult): void {
+  console.log(`\nstudy finished in ${fmtDuration(r.elapsedSec)} — workspace ${r.workspace}`);
+  if (r.failedRuns.length)
+    console.log(`${r.failedRuns.length} run(s) failed; see \`synthmix sweep status ${r.workspace}\``);
+  if (r.findings.length) {
+    console.log("\nFindings:");
+    for (const f of r.findings) console.log(`  - ${f}`);
+  }
+  if (r.reportHtml) console.log(`\nReport: ${r.reportHtml}`);
+}

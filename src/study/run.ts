@@ -1,0 +1,276 @@
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { loadConfigFile } from "../config/index.js";
+import { importCorpus } from "../corpus/import.js";
+import { fitWorkspace, writeFitResults } from "../fit/workspace.js";
+import { formatSummary, runGeneration } from "../generate/run.js";
+import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
+import { loadMixTokenizer } from "../mix/tokenizer.js";
+import { writeResults } from "../sweep/results.js";
+import { runSweep } from "../sweep/scheduler.js";
+import { type SweepSpec, SweepSpecSchema } from "../sweep/spec.js";
+import { Tokenizer } from "../tokenizer/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
+import { readJsonl } from "../util/jsonl.js";
+import { fmtDuration } from "../util/progress.js";
+import { type StudyConfig, StudyConfigSchema } from "./config.js";
+import { trainGeneratorModel } from "./generator.js";
+import { chainKeys, type StageName, StudyStateFile } from "./state.js";
+
+export interface LoadedStudy {
+  config: StudyConfig;
+  /** Absolute workspace path. */
+  workspace: string;
+  /** Folder that relative paths in the config are resolved against. */
+  baseDir: string;
+  file?: string;
+}
+
+export function loadStudy(path: string, workspaceOverride?: string): LoadedStudy {
+  const config = loadConfigFile(path, StudyConfigSchema);
+  const baseDir = dirname(resolve(path));
+  const workspace = resolve(workspaceOverride ?? join(baseDir, config.workspace ?? "."));
+  return { config, workspace, baseDir, file: path };
+}
+
+export interface StudyRunOptions {
+  signal?: AbortSignal;
+  progress?: "bar" | "plain" | "silent";
+  /** Stop after this stage (for inspection). */
+  until?: StageName | "fit" | "analyze" | "report";
+  log?: (line: string) => void;
+}
+
+export interface StudyRunResult {
+  workspace: string;
+  reportHtml?: string;
+  findings: string[];
+  elapsedSec: number;
+  failedRuns: { id: string; error: string }[];
+}
+
+/** The generator specs of a study: configured endpoints plus the self-trained model, if any. */
+export function studyGenerators(study: LoadedStudy): string[] {
+  const { config, workspace, baseDir } = study;
+  const specs = config.generate?.generators.map((g) => resolveGguf(g, baseDir)) ?? [];
+  if (config.generatorModel) {
+    const path = join(workspace, "generator", `${config.generatorModel.name}.gguf`);
+    specs.push(`gguf:${path}?name=${config.generatorModel.name}`);
+  }
+  return specs;
+}
+
+function resolveGguf(spec: string, baseDir: string): string {
+  if (!spec.startsWith("gguf:")) return spec;
+  const rest = spec.slice(5);
+  return isAbsolute(rest) ? spec : `gguf:${resolve(baseDir, rest)}`;
+}
+
+/** The sweep spec of a study: generators, natural source and test corpora filled in from the study. */
+export function studySweepSpec(study: LoadedStudy, generatorNames: string[]): SweepSpec {
+  const { config } = study;
+  const name = corpusName(config);
+  return SweepSpecSchema.parse({
+    ...config.sweep,
+    grid: config.sweep.grid
+      ? {
+          ...config.sweep.grid,
+          generators: config.sweep.grid.generators.length ? config.sweep.grid.generators : generatorNames,
+        }
+      : undefined,
+    natural: config.sweep.natural ?? `corpus/${name}/train.jsonl`,
+    testCorpora: config.sweep.testCorpora ?? [name],
+  });
+}
+
+export function corpusName(config: StudyConfig): string {
+  return config.corpus.name ?? (config.corpus.from === "brown" ? "brown" : "natural");
+}
+
+/**
+ * Run a whole study: corpus -> tokenizer -> (self-trained generator) -> synthetic data -> mixtures and
+ * sweep -> fits -> unigram analysis -> report. Each stage is skipped when complete for the current
+ * config, resumes when partial, and is rebuilt (with everything downstream) when its config changed.
+ */
+export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): Promise<StudyRunResult> {
+  const start = Date.now();
+  const { config, workspace, baseDir } = study;
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const progress = opts.progress ?? (process.stderr.isTTY ? "bar" : "plain");
+  const showBars = progress !== "silent";
+  const state = new StudyStateFile(workspace);
+  const name = corpusName(config);
+  const generators = studyGenerators(study);
+  const generatorNames = generators.map((g) => generatorName(parseGeneratorSpec(g)));
+  const sweepSpec = studySweepSpec(study, generatorNames);
+  const keys = chainKeys({
+    corpus: { ...config.corpus, seed: config.seed },
+    tokenizer: config.tokenizer,
+    generatorModel: config.generatorModel ?? null,
+    generate: { generate: config.generate ?? null, generators },
+    sweep: sweepSpec,
+  });
+  writeFileAtomic(join(workspace, "study.json"), `${JSON.stringify(config, null, 2)}\n`);
+
+  const stage = async (s: StageName, fn: () => Promise<void>): Promise<boolean> => {
+    if (state.isComplete(s, keys[s])) {
+      log(`[${s}] up to date, skipped`);
+      return opts.until !== s;
+    }
+    const removed = state.begin(s, keys[s]);
+    if (removed.length) log(`[${s}] config changed: rebuilding ${removed.join(", ")}`);
+    const t0 = Date.now();
+    log(`[${s}] ...`);
+    await fn();
+    if (opts.signal?.aborted) throw new SynthmixError("INTERRUPTED", "study interrupted; rerun to resume");
+    state.complete(s, keys[s]);
+    log(`[${s}] done in ${fmtDuration((Date.now() - t0) / 1000)}`);
+    return opts.until !== s;
+  };
+  const tokenizerPath = join(workspace, "tokenizer", "tokenizer.json");
+
+  // 1. corpus: import, clean, split held-out test sets.
+  let go = await stage("corpus", async () => {
+    const c = config.corpus;
+    const from = c.from === "brown" || isAbsolute(c.from) ? c.from : resolve(baseDir, c.from);
+    const stats = await importCorpus({
+      from,
+      workspace,
+      name,
+      testFraction: c.testFraction,
+      testBy: c.testBy,
+      minTestDocs: c.minTestDocs,
+      seed: config.seed,
+      minChars: c.minChars,
+      maxChars: c.maxChars,
+      nearDedup: c.nearDedup,
+      maxDocs: c.maxDocs,
+      skipBadRecords: c.skipBadRecords,
+      textField: c.textField,
+      progress: showBars,
+    });
+    log(
+      `  ${stats.train.docs} train documents, test sets: ${Object.entries(stats.test)
+        .map(([k, v]) => `${k} (${v.docs})`)
+        .join(", ")}`,
+    );
+  });
+  if (!go) return done();
+
+  // 2. tokenizer: train a byte-level BPE on the natural training split (or copy a given file).
+  go = await stage("tokenizer", async () => {
+    const t = config.tokenizer;
+    let tok: Tokenizer;
+    if (t.file === "gpt2") tok = Tokenizer.gpt2();
+    else if (t.file) tok = Tokenizer.fromFile(resolve(baseDir, t.file));
+    else {
+      const texts = readTrainTexts(join(workspace, "corpus", name, "train.jsonl"));
+      tok = await Tokenizer.train(texts, { vocabSize: t.vocabSize });
+    }
+    tok.save(tokenizerPath);
+    log(`  vocabulary ${tok.vocabSize}, sha256 ${tok.sha256.slice(0, 12)}`);
+  });
+  if (!go) return done();
+
+  // 3. the self-trained generator (offline demo only).
+  go = await stage("generatorModel", async () => {
+    if (!config.generatorModel) return;
+    const g = await trainGeneratorModel({
+      workspace,
+      corpusName: name,
+      tokenizerPath,
+      config: config.generatorModel,
+      seed: config.seed,
+      threads: config.threads,
+      signal: opts.signal,
+      progress: showBars,
+      log,
+    });
+    log(`  generator ${g.name}: ${g.gguf}`);
+  });
+  if (!go) return done();
+
+  // 4. synthetic data: every style x generator.
+  go = await stage("generate", async () => {
+    const gen = config.generate;
+    if (!gen || generators.length === 0) return;
+    const tok = Tokenizer.fromFile(tokenizerPath);
+    for (const style of gen.styles) {
+      const summary = await runGeneration({
+        workspace,
+        corpusName: name,
+        style: isStyleName(style) ? style : resolve(baseDir, style),
+        generators,
+        seed: config.seed,
+        budgetOutputTokens: gen.budgetOutputTokens,
+        budgetSourceTokens: gen.budgetSourceTokens,
+        chunkTokens: gen.chunkTokens,
+        countTokens: (s) => tok.encode(s).length,
+        params: {
+          temperature: gen.temperature,
+          top_p: gen.topP,
+          max_tokens: gen.maxTokens,
+          seed: config.seed,
+        },
+        keywords: gen.keywords,
+        audiences: gen.audiences,
+        minOutputTokens: gen.minOutputTokens,
+        retries: gen.retries,
+        timeoutMs: gen.timeoutMs,
+        threads: gen.threads ?? config.threads,
+        progress,
+        signal: opts.signal,
+      });
+      log(formatSummary(summary));
+    }
+  });
+  if (!go) return done();
+
+  // 5. mixtures + the training sweep.
+  let failedRuns: { id: string; error: string }[] = [];
+  go = await stage("sweep", async () => {
+    const tokenizer = await loadMixTokenizer(tokenizerPath, config.threads);
+    const summary = await runSweep({ spec: sweepSpec, workspace, tokenizer, signal: opts.signal, progress });
+    failedRuns = summary.failed;
+    if (summary.failed.length) {
+      log(
+        `  ${summary.failed.length} run(s) failed: ${summary.failed.map((f) => `${f.id}: ${f.error}`).join("; ")}`,
+      );
+    }
+  });
+  writeResults(workspace);
+  if (!go) return done();
+
+  // 6-8. fits, unigram analysis and the report are cheap: always recomputed from the artifacts.
+  const resultsDir = join(workspace, "results");
+  const fits = fitWorkspace(workspace, {
+    bootstrap: config.fit.bootstrap,
+    seed: config.seed,
+    huberDelta: config.fit.huberDelta,
+  });
+  writeFitResults(resultsDir, fits);
+  log(`[fit] done`);
+  if (opts.until === "fit") return done();
+  const analyze = await import("../analyze/index.js");
+  await analyze.analyzeWorkspace(workspace);
+  log(`[analyze] done`);
+  if (opts.until === "analyze") return done();
+  const { writeReport } = await import("../report/index.js");
+  const out = await writeReport(workspace, { title: config.report.title, notes: config.report.notes });
+  log(`[report] ${out.html}`);
+  return { ...done(), reportHtml: out.html, findings: out.findings, failedRuns };
+
+  function done(): StudyRunResult {
+    return { workspace, findings: [], elapsedSec: (Date.now() - start) / 1000, failedRuns };
+  }
+}
+
+function isStyleName(style: string): boolean {
+  return /^[A-Za-z0-9_]+$/.test(style);
+}
+
+async function* readTrainTexts(path: string): AsyncGenerator<string> {
+  if (!existsSync(path)) throw new SynthmixError("STUDY", `${path} is missing; run the corpus stage first`);
+  for await (const { value } of readJsonl<{ text: string }>(path)) yield value.text;
+}
