@@ -257,4 +257,13 @@ test("with the native kernels (when built) runs are deterministic and resume bit
   );
   await trainRun(b, cfg, { kernels: native });
   assert.deepEqual(curve(readMetrics(b)), curve(readMetrics(a)));
+  // The whole model through the native kernels follows the reference kernels' loss curve (float32
+  // rounding differs, so not bit for bit).
+  const r = join(root, "native-vs-reference");
+  await trainRun(r, cfg, { kernels: referenceKernels });
+  const la = readMetrics(a).map((m) => m.loss);
+  const lr = readMetrics(r).map((m) => m.loss);
+  assert.equal(la.length, lr.length);
+  for (let i = 0; i < la.length; i++)
+    assert.ok(Math.abs(la[i] - lr[i]) < 2e-3, `record ${i}: native ${la[i]} vs reference ${lr[i]}`);
 });
