@@ -1,4 +1,13 @@
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fsyncDir, writeJsonAtomic } from "../util/atomic.js";
@@ -120,6 +129,7 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
   if ((config.from as { kind: string }).kind === "brown") progress.setTotal(opts.maxDocs ?? 500);
   const parent = dirname(dir);
   mkdirSync(parent, { recursive: true });
+  removeStale(parent, name);
   const tmp = join(parent, `.${name}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(join(tmp, "test"), { recursive: true });
@@ -221,6 +231,27 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
     rmSync(tmp, { recursive: true, force: true });
     progress.finish();
     throw e;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Remove the temp/old folders of killed imports of `name` (their pid no longer runs). */
+function removeStale(parent: string, name: string): void {
+  const prefix = `.${name}.`;
+  for (const entry of readdirSync(parent)) {
+    if (!entry.startsWith(prefix)) continue;
+    const m = /^(tmp|old)-(\d+)$/.exec(entry.slice(prefix.length));
+    if (m && (Number(m[2]) === process.pid || !alive(Number(m[2])))) {
+      rmSync(join(parent, entry), { recursive: true, force: true });
+    }
   }
 }
 

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { pathToFileURL } from "node:url";
 import {
   corpusDir,
   type Doc,
   importCorpus,
+  listCorpora,
   listTestDomains,
   planCutoffs,
   readCorpusSplit,
@@ -134,11 +137,49 @@ test("import: rerun with the same options is a no-op; changed options re-import;
   assert.equal(readCorpusStats(ws, "c").configHash, changed.configHash);
   assert.deepEqual(readdirSync(join(ws, "corpus")), ["c"]);
 
+  // A killed import leaves only a hidden temp folder (no corpus); the next run removes it.
+  const stale = join(ws, "corpus", ".c.tmp-999999999");
+  mkdirSync(join(stale, "test"), { recursive: true });
+  writeFileSync(join(stale, "train.jsonl"), '{"id":"x","text":"partial"}\n');
+  assert.deepEqual(listCorpora(ws), ["c"]);
   const skipped = await importCorpus({ from: src, workspace: ws, name: "c", skipBadRecords: true });
+  assert.ok(!existsSync(stale), "stale temp folder removed");
   assert.equal(skipped.badRecords, 1);
   assert.match(skipped.badRecordSamples[0], /c\.jsonl:2/);
   assert.equal(skipped.read, 1);
   assert.ok(!existsSync(join(corpusDir(ws, "c"), "all.jsonl.staging")));
+});
+
+test("import: a SIGKILLed import leaves no corpus (or a complete one); the rerun completes", async () => {
+  const dir = tmp();
+  const src = join(dir, "big.jsonl");
+  writeJsonl(src, 5000);
+  const ws = join(dir, "ws");
+  const script = join(dir, "run.mts");
+  const lib = pathToFileURL(resolve("src/corpus/index.ts")).href;
+  writeFileSync(
+    script,
+    `import { importCorpus } from ${JSON.stringify(lib)};\nawait importCorpus({ from: ${JSON.stringify(src)}, workspace: ${JSON.stringify(ws)}, name: "big" });\n`,
+  );
+  const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: "ignore" });
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  let killed = false;
+  for (let i = 0; i < 3000 && child.exitCode === null; i++) {
+    const root = join(ws, "corpus");
+    if (existsSync(root) && readdirSync(root).some((e) => e.startsWith(".big.tmp-"))) {
+      child.kill("SIGKILL");
+      killed = true;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await exited;
+  if (killed) assert.deepEqual(listCorpora(ws), [], "no corpus after a kill mid-import");
+  else assert.deepEqual(listCorpora(ws), ["big"]);
+  const stats = await importCorpus({ from: src, workspace: ws, name: "big" });
+  assert.equal(stats.reused, undefined, "the rerun imported");
+  assert.equal(stats.read, 5000);
+  assert.deepEqual(readdirSync(join(ws, "corpus")), ["big"]);
 });
 
 test("import: the Brown corpus per genre group, through the CLI", async () => {
