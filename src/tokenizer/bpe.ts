@@ -1,4 +1,5 @@
 import { SynthmixError } from "../util/errors.js";
+import { MAX_CACHED_PIECE, PieceCache } from "./cache.js";
 import { pieceEnd } from "./pretokenize.js";
 
 /**
@@ -17,7 +18,6 @@ export interface BpeModelData {
 }
 
 const NO_RANK = 0x7fffffff;
-const CACHE_LIMIT = 200_000;
 // Pieces longer than this use the O(n log n) heap merge instead of the O(n^2) scan.
 const LONG_PIECE = 96;
 
@@ -30,7 +30,7 @@ export class BpeModel {
   private table: Int32Array;
   private mask: number;
   private count = 0;
-  private cache = new Map<string, number[]>();
+  private cache = new PieceCache();
   private ids = new Int32Array(256);
   private ranks = new Int32Array(256);
   private readonly utf8Buf = new Uint8Array(1024);
@@ -121,16 +121,19 @@ export class BpeModel {
     let i = 0;
     while (i < len) {
       const j = pieceEnd(text, i);
-      const piece = text.slice(i, j);
-      i = j;
-      let ids = cache.get(piece);
-      if (ids === undefined) {
-        ids = this.encodePiece(piece);
-        if (cache.size >= CACHE_LIMIT) cache.clear();
-        cache.set(piece, ids);
+      if (j - i > MAX_CACHED_PIECE) {
+        const ids = this.encodePiece(text.slice(i, j));
+        for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+      } else {
+        let h = 0x811c9dc5 ^ (j - i);
+        for (let k = i; k < j; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
+        if (!cache.lookupInto(text, i, j, h, out)) {
+          const ids = this.encodePiece(text.slice(i, j));
+          cache.insert(text, i, j, h, ids);
+          for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+        }
       }
-      if (ids.length === 1) out.push(ids[0]);
-      else for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+      i = j;
     }
   }
 

@@ -21,7 +21,7 @@ before(async () => {
   tokPath = join(dir, "tokenizer.json");
   tok.save(tokPath);
   const rnd = lcg(9);
-  docs = [...brown, ...Array.from({ length: 300 }, () => randomText(rnd)), "", "<|endoftext|>"];
+  docs = [...brown, ...Array.from({ length: 100 }, () => randomText(rnd)), "", "<|endoftext|>"];
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -89,6 +89,8 @@ test("CLI: train, encode (uint16, eot after each document) and info", async () =
       jsonl,
       "--out",
       bin,
+      "--threads",
+      "1",
     ]);
     const ids = Array.from(readTokens(bin, "uint16"));
     assert.deepEqual(

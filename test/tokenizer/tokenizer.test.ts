@@ -33,7 +33,7 @@ describe("round trips", () => {
   test("decode(encode(x)) is exact on random Unicode (emoji, CJK, combining marks, BOM, NUL)", () => {
     const rnd = lcg(2);
     for (const tok of [gpt2, small]) {
-      for (let t = 0; t < 3000; t++) {
+      for (let t = 0; t < 1500; t++) {
         const s = randomText(rnd);
         const ids = tok.encode(s);
         assert.equal(tok.decode(ids), wellFormed(s), JSON.stringify(s));
@@ -49,7 +49,7 @@ describe("round trips", () => {
   test("encodeBytes/decodeBytes is exact on arbitrary (invalid UTF-8) bytes", () => {
     const rnd = lcg(3);
     for (const tok of [gpt2, small]) {
-      for (let t = 0; t < 2000; t++) {
+      for (let t = 0; t < 1000; t++) {
         const n = Math.floor(rnd() * 40);
         const b = new Uint8Array(n);
         for (let k = 0; k < n; k++) b[k] = rnd() < 0.5 ? Math.floor(rnd() * 256) : 97 + Math.floor(rnd() * 4);
@@ -136,16 +136,19 @@ describe("GPT-2 vocabulary", () => {
 
 describe("Hugging Face tokenizer.json", () => {
   test("write -> read round trip keeps vocabulary, merges, hash and ids", () => {
-    for (const tok of [small, gpt2]) {
-      const path = join(dir, `t${tok.vocabSize}.json`);
-      tok.save(path);
-      const back = Tokenizer.fromFile(path);
-      assert.equal(back.sha256, tok.sha256);
-      assert.equal(readFileSync(path, "utf8"), back.toJSONString());
-      assert.equal(back.vocabSize, tok.vocabSize);
-      assert.equal(back.eotId, tok.eotId);
-      for (const s of ["The jury said Friday, it's fine.", "中文 😀"])
-        assert.deepEqual(back.encode(s), tok.encode(s));
+    const path = join(dir, "small.json");
+    small.save(path);
+    const back = Tokenizer.fromFile(path);
+    assert.equal(back.sha256, small.sha256);
+    assert.equal(readFileSync(path, "utf8"), back.toJSONString());
+    assert.equal(back.vocabSize, small.vocabSize);
+    assert.equal(back.eotId, small.eotId);
+    // GPT-2 through JSON (in memory): same canonical file, same ids.
+    const g = Tokenizer.fromJSON(JSON.parse(gpt2.toJSONString()));
+    assert.equal(g.sha256, gpt2.sha256);
+    for (const s of ["The jury said Friday, it's fine.", "中文 😀"]) {
+      assert.deepEqual(back.encode(s), small.encode(s));
+      assert.deepEqual(g.encode(s), gpt2.encode(s));
     }
   });
 
