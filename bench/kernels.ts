@@ -1,15 +1,18 @@
 /**
  * GFLOP/s of the native matmul products (forward out = inp·Wᵀ, backward dinp += dout·W and
  * dW += doutᵀ·inp) against PyTorch/OpenBLAS on the CPU, measured side by side in one run, for 1 and 2
- * threads. The peer runs as a child process: /usr/bin/python3 bench/peers/matmul_torch.py.
+ * threads. The peers run as child processes (/usr/bin/python3 bench/peers/matmul_torch.py, one per
+ * thread count, OPENBLAS_CORETYPE=SkylakeX) answering one measurement per request, so that ours and
+ * theirs alternate shape by shape and see the same machine load.
  *
- *   npx tsx bench/kernels.ts [--reps 15]
+ *   npx tsx bench/kernels.ts [--reps 10] [--rounds 3]
  *
- * Each number is the best of `reps` timed calls (the minimum is the least noisy statistic on a shared
- * machine); ours and the peer's alternate per thread count so both see similar load.
+ * Each number is the best over `rounds` interleaved rounds of the best of `reps` timed calls (the
+ * minimum is the least noisy statistic on a shared machine).
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
+import { createInterface } from "node:readline";
 import { nativeAddon, nativeLoadError } from "../src/train/kernels/native.js";
 
 type Op = "forward" | "dinp" | "dweight";
@@ -25,8 +28,12 @@ const SHAPES: [number, number, number][] = [
   [2048, 64, 1024],
 ];
 
-const repsArg = process.argv.indexOf("--reps");
-const REPS = repsArg > 0 ? Number(process.argv[repsArg + 1]) : 15;
+function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+}
+const REPS = arg("--reps", 10);
+const ROUNDS = arg("--rounds", 3);
 
 const addon = nativeAddon();
 if (addon === null) {
@@ -64,75 +71,97 @@ function bestSeconds(fn: () => void): number {
   return best;
 }
 
-function ours(threads: number): Map<string, number> {
+function ours(threads: number, BT: number, C: number, OC: number, op: Op): number {
   addon?.setThreads(threads);
-  const res = new Map<string, number>();
-  for (const [BT, C, OC] of SHAPES) {
-    const inp = rnd(BT * C);
-    const w = rnd(OC * C);
-    const out = new Float32Array(BT * OC);
-    const dout = rnd(BT * OC);
-    const dinp = new Float32Array(BT * C);
-    const dw = new Float32Array(OC * C);
-    const flops = 2 * BT * C * OC;
-    const fns: Record<Op, () => void> = {
-      forward: () => addon?.matmulForward(out, inp, w, null, BT, C, OC),
-      dinp: () => backward(dinp, null, null, dout, inp, w, BT, C, OC),
-      dweight: () => backward(null, dw, null, dout, inp, w, BT, C, OC),
-    };
-    for (const op of OPS) res.set(`${BT},${C},${OC},${op}`, flops / bestSeconds(fns[op]) / 1e9);
-  }
-  return res;
-}
-
-function peer(threads: number): Map<string, number> {
-  const env = {
-    ...process.env,
-    OPENBLAS_CORETYPE: "SkylakeX",
-    OPENBLAS_NUM_THREADS: String(threads),
-    OMP_NUM_THREADS: String(threads),
+  const inp = rnd(BT * C);
+  const w = rnd(OC * C);
+  const dout = rnd(BT * OC);
+  // outputs are allocated once, outside the timed calls
+  const out = new Float32Array(BT * OC);
+  const dinp = new Float32Array(BT * C);
+  const dw = new Float32Array(OC * C);
+  const fns: Record<Op, () => void> = {
+    forward: () => addon?.matmulForward(out, inp, w, null, BT, C, OC),
+    dinp: () => backward(dinp, null, null, dout, inp, w, BT, C, OC),
+    dweight: () => backward(null, dw, null, dout, inp, w, BT, C, OC),
   };
-  const r = spawnSync(
-    "/usr/bin/python3",
-    ["bench/peers/matmul_torch.py", JSON.stringify(SHAPES), String(REPS)],
-    {
-      env,
-      encoding: "utf8",
-    },
-  );
-  if (r.status !== 0) throw new Error(`peer failed: ${r.stderr || r.error}`);
-  const res = new Map<string, number>();
-  for (const line of r.stdout.trim().split("\n")) {
-    const o = JSON.parse(line) as { BT: number; C: number; OC: number; op: Op; gflops: number };
-    res.set(`${o.BT},${o.C},${o.OC},${o.op}`, o.gflops);
-  }
-  return res;
+  return (2 * BT * C * OC) / bestSeconds(fns[op]) / 1e9;
 }
 
-const load0 = loadavg()[0];
-console.log(`native isa: ${addon.isa()}; reps ${REPS}; load average (1 min) at start ${load0.toFixed(2)}`);
-console.log("");
-console.log("| threads | BT | C | OC | product | ours GFLOP/s | torch GFLOP/s | ratio |");
-console.log("|---|---|---|---|---|---|---|---|");
-const ratios: number[] = [];
-for (const threads of [1, 2]) {
-  const a = ours(threads);
-  const b = peer(threads);
-  for (const [BT, C, OC] of SHAPES) {
-    for (const op of OPS) {
-      const key = `${BT},${C},${OC},${op}`;
-      const x = a.get(key) ?? Number.NaN;
-      const y = b.get(key) ?? Number.NaN;
-      ratios.push(x / y);
-      console.log(
-        `| ${threads} | ${BT} | ${C} | ${OC} | ${op} | ${x.toFixed(1)} | ${y.toFixed(1)} | ${(x / y).toFixed(2)} |`,
-      );
+class Peer {
+  private readonly lines: AsyncIterator<string>;
+  constructor(threads: number) {
+    const env = {
+      ...process.env,
+      OPENBLAS_CORETYPE: "SkylakeX",
+      OPENBLAS_NUM_THREADS: String(threads),
+      OMP_NUM_THREADS: String(threads),
+    };
+    const child = spawn("/usr/bin/python3", ["bench/peers/matmul_torch.py"], {
+      env,
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    this.child = child;
+    this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  }
+  readonly child;
+  async next(): Promise<Record<string, unknown>> {
+    const r = await this.lines.next();
+    if (r.done) throw new Error("torch peer exited (is python3-torch installed?)");
+    return JSON.parse(r.value) as Record<string, unknown>;
+  }
+  async gflops(BT: number, C: number, OC: number, op: Op): Promise<number> {
+    this.child.stdin.write(`${JSON.stringify({ BT, C, OC, op, reps: REPS })}\n`);
+    const r = await this.next();
+    return (2 * BT * C * OC) / (r.seconds as number) / 1e9;
+  }
+}
+
+async function main(): Promise<void> {
+  if (addon === null) return;
+  const peers = new Map([1, 2].map((t) => [t, new Peer(t)]));
+  let torchVersion = "";
+  for (const p of peers.values()) torchVersion = String((await p.next()).torch);
+  const load0 = loadavg()[0];
+  console.log(
+    `native isa: ${addon.isa()}; torch ${torchVersion}; reps ${REPS}, rounds ${ROUNDS}; load average (1 min) at start ${load0.toFixed(2)}`,
+  );
+  const best = new Map<string, [number, number]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const threads of [1, 2]) {
+      for (const [BT, C, OC] of SHAPES) {
+        for (const op of OPS) {
+          const key = `${threads},${BT},${C},${OC},${op}`;
+          const x = ours(threads, BT, C, OC, op);
+          const y = await (peers.get(threads) as Peer).gflops(BT, C, OC, op);
+          const prev = best.get(key) ?? [0, 0];
+          best.set(key, [Math.max(prev[0], x), Math.max(prev[1], y)]);
+        }
+      }
     }
   }
+  for (const p of peers.values()) p.child.stdin.end();
+  console.log("");
+  console.log("| threads | BT | C | OC | product | ours GFLOP/s | torch GFLOP/s | ratio |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  const ratios: number[] = [];
+  for (const threads of [1, 2]) {
+    for (const [BT, C, OC] of SHAPES) {
+      for (const op of OPS) {
+        const [x, y] = best.get(`${threads},${BT},${C},${OC},${op}`) ?? [0, 0];
+        ratios.push(x / y);
+        console.log(
+          `| ${threads} | ${BT} | ${C} | ${OC} | ${op} | ${x.toFixed(1)} | ${y.toFixed(1)} | ${(x / y).toFixed(2)} |`,
+        );
+      }
+    }
+  }
+  const geo = Math.exp(ratios.reduce((s, r) => s + Math.log(r), 0) / ratios.length);
+  console.log("");
+  console.log(
+    `geometric-mean ratio ours/torch: ${geo.toFixed(2)} (min ${Math.min(...ratios).toFixed(2)}); load average at end ${loadavg()[0].toFixed(2)}`,
+  );
+  addon.setThreads(2);
 }
-const geo = Math.exp(ratios.reduce((s, r) => s + Math.log(r), 0) / ratios.length);
-console.log("");
-console.log(
-  `geometric-mean ratio ours/torch: ${geo.toFixed(2)} (min ${Math.min(...ratios).toFixed(2)}); load average at end ${loadavg()[0].toFixed(2)}`,
-);
-addon.setThreads(2);
+
+await main();

@@ -377,16 +377,30 @@ void cross_entropy_forward(float* losses, float* dlogits, const float* logits, c
       const float mx = row_max(x, V);
       float acc[L] = {};
       int i = 0;
-      for (; i + L <= V; i += L)
-        for (int j = 0; j < L; j++) acc[j] += exp_f(x[i + j] - mx);
-      float sum = hsum(acc);
-      for (; i < V; i++) sum += exp_f(x[i] - mx);
-      losses[r] = std::log(sum) - (x[tgt] - mx);
+      float sum;
       if (dl != nullptr) {
+        // keep the exponentials in dlogits so the gradient pass is a scale, not a second exp
+        for (; i + L <= V; i += L)
+          for (int j = 0; j < L; j++) {
+            const float e = exp_f(x[i + j] - mx);
+            dl[i + j] = e;
+            acc[j] += e;
+          }
+        sum = hsum(acc);
+        for (; i < V; i++) {
+          dl[i] = exp_f(x[i] - mx);
+          sum += dl[i];
+        }
         const float s = dloss_scale / sum;
-        for (int k = 0; k < V; k++) dl[k] = exp_f(x[k] - mx) * s;
+        for (int k = 0; k < V; k++) dl[k] *= s;
         dl[tgt] -= dloss_scale;
+      } else {
+        for (; i + L <= V; i += L)
+          for (int j = 0; j < L; j++) acc[j] += exp_f(x[i + j] - mx);
+        sum = hsum(acc);
+        for (; i < V; i++) sum += exp_f(x[i] - mx);
       }
+      losses[r] = std::log(sum) - (x[tgt] - mx);
     }
   });
 }
