@@ -225,6 +225,14 @@ export function refit(
   return best;
 }
 
+/**
+ * Starts for refits (bootstrap, LOO, hold-out): the best 3 distinct optima of the full grid fit. A
+ * resample's optimum lies near one of them; rerunning the whole grid per refit would cost 1000x more.
+ */
+export function refitStarts(optima: Optimum[]): number[][] {
+  return optima.slice(0, 3).map((o) => o.theta);
+}
+
 export function predictLoss(form: Form, theta: ArrayLike<number>, data: FitData, i: number): number {
   return Math.exp(form.predictLog(Float64Array.from(theta), data, i, null));
 }
@@ -374,7 +382,7 @@ export function fitScalingLaw(points: Point[], formIn: Form | string, opts: FitO
   const data = makeData(points, form, opts.label);
   const grid = opts.grid ?? form.initGrid();
   const { best, optima } = gridFit(form, data, delta, grid, opts.tight ?? TIGHT);
-  const starts = optima.map((o) => o.theta);
+  const starts = refitStarts(optima);
   const boot =
     (opts.bootstrap ?? 0) > 0
       ? bootstrapFits(form, data, delta, starts, opts.bootstrap ?? 0, opts.seed ?? 0, opts.onBootstrap)

@@ -10,6 +10,7 @@ import {
   type Optimum,
   type Point,
   polish,
+  refitStarts,
   resolveForm,
   screen,
 } from "./fit.js";
@@ -110,7 +111,7 @@ export async function fitScalingLawParallel(
   const usePool = pool !== null && pool.size > 1 && getForm(form.name) === form;
   const screened = usePool ? await pool.screen(form, data, delta, grid) : screen(form, data, delta, grid);
   const { best, optima } = polish(form, data, delta, screened, opts.tight);
-  const starts = optima.map((o) => o.theta);
+  const starts = refitStarts(optima);
   const count = opts.bootstrap ?? 0;
   const seed = opts.seed ?? 0;
   const all =

@@ -4,7 +4,7 @@ import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed } from "../util/rng.js";
-import { type FitOutcome, fitScalingLaw, resolveForm } from "./fit.js";
+import { type FitOptions, type FitOutcome, fitScalingLaw, type Point, resolveForm } from "./fit.js";
 import type { Form } from "./forms.js";
 import {
   groupMixtures,
@@ -14,6 +14,7 @@ import {
   rowsForDomain,
   splitBy,
 } from "./groups.js";
+import { FitPool, fitScalingLawParallel } from "./pool.js";
 import { bestRatioEntry, bestRatioTrends, type RatioCell } from "./ratio.js";
 import type {
   BestRatioEntry,
@@ -77,36 +78,39 @@ function toMixtureFit(d: DoneFit): MixtureFit {
   };
 }
 
-/**
- * Fit every data mixture in sweep rows: per mixture, the data form per model size N (pooled over N when
- * no size has enough points), the model form per token budget D (likewise), the joint or a custom form
- * over all of a mixture's points. Then speed-ups over the natural-only mixture and best ratios per (N, D).
- */
-export function fitRows(allRows: RunResultRow[], opts: FitRowsOptions = {}): FitRowsResult {
+interface PlannedFit {
+  group: MixtureGroup;
+  fixedN: number | null;
+  fixedD: number | null;
+  rows: RunResultRow[];
+}
+
+interface FitContext {
+  form: Form;
+  settings: FitSettings;
+  rows: RunResultRow[];
+  plan: PlannedFit[];
+  opts: FitRowsOptions;
+}
+
+/** Settings, the rows of the domain, and which fits to make (see fitRows). */
+function prepare(allRows: RunResultRow[], opts: FitRowsOptions): FitContext {
   const form = resolveForm(opts.form ?? "joint");
   const domain = opts.domain ?? "all";
-  const bootstrap = opts.bootstrap ?? 1000;
-  const seed = opts.seed ?? 0;
-  const delta = opts.huberDelta ?? 1e-3;
   const settings: FitSettings = {
     form: form.name,
     domain,
-    huberDelta: delta,
+    huberDelta: opts.huberDelta ?? 1e-3,
     gridStarts: form.initGrid().length,
-    bootstrap,
-    seed,
+    bootstrap: opts.bootstrap ?? 1000,
+    seed: opts.seed ?? 0,
   };
   const rows = rowsForDomain(allRows, domain);
   if (rows.length === 0) throw new SynthmixError("NO_RUN_RESULTS", "no finished runs to fit");
-  const groups = groupMixtures(rows);
-  const done: DoneFit[] = [];
-  const failures: FitFailure[] = [];
-
   // Which coordinate is held fixed per fit: data form per N, model form per D, others pooled.
   const fixedCol = form.uses.D && !form.uses.N ? "N" : form.uses.N && !form.uses.D ? "D" : null;
-  const plan: { group: MixtureGroup; fixedN: number | null; fixedD: number | null; rows: RunResultRow[] }[] =
-    [];
-  for (const g of groups) {
+  const plan: PlannedFit[] = [];
+  for (const g of groupMixtures(rows)) {
     if (!fixedCol) {
       plan.push({ group: g, fixedN: null, fixedD: null, rows: g.rows });
       continue;
@@ -129,45 +133,99 @@ export function fitRows(allRows: RunResultRow[], opts: FitRowsOptions = {}): Fit
       }
     }
   }
-  const progress = opts.progress;
-  progress?.setTotal(plan.length);
-  for (const p of plan) {
-    const label = `mixture ${p.group.key}${p.fixedN !== null ? ` at N=${p.fixedN}` : ""}${p.fixedD !== null ? ` at D=${p.fixedD}` : ""}`;
-    try {
-      const outcome = fitScalingLaw(
-        p.rows.map((r) => ({ runId: r.runId, N: r.nonEmbeddingParams, D: r.tokens, loss: r.loss })),
-        form,
-        {
-          huberDelta: delta,
-          bootstrap,
-          seed: deriveSeed(seed, p.group.key, p.fixedN ?? "", p.fixedD ?? ""),
-          quality: opts.quality,
-          label,
-        },
-      );
-      done.push({ group: p.group, fixedN: p.fixedN, fixedD: p.fixedD, outcome });
-    } catch (e) {
-      if (!(e instanceof SynthmixError)) throw e;
-      failures.push({
-        key: p.group.key,
-        mixture: p.group.mixture,
-        synthetic: p.group.synthetic,
-        ratio: p.group.ratio,
-        generator: p.group.generator,
-        fixedN: p.fixedN,
-        fixedD: p.fixedD,
-        points: p.rows.length,
-        error: e.message,
-      });
-    }
-    progress?.tick(1, { fits: done.length });
-  }
+  opts.progress?.setTotal(plan.length);
+  return { form, settings, rows, plan, opts };
+}
 
-  const speedups = computeSpeedups(form, rows, done, settings, opts.curvePoints ?? 20);
+function fitArgs(ctx: FitContext, p: PlannedFit): [Point[], FitOptions] {
+  const label = `mixture ${p.group.key}${p.fixedN !== null ? ` at N=${p.fixedN}` : ""}${p.fixedD !== null ? ` at D=${p.fixedD}` : ""}`;
+  return [
+    p.rows.map((r) => ({ runId: r.runId, N: r.nonEmbeddingParams, D: r.tokens, loss: r.loss })),
+    {
+      huberDelta: ctx.settings.huberDelta,
+      bootstrap: ctx.settings.bootstrap,
+      seed: deriveSeed(ctx.settings.seed, p.group.key, p.fixedN ?? "", p.fixedD ?? ""),
+      quality: ctx.opts.quality,
+      label,
+    },
+  ];
+}
+
+function failure(p: PlannedFit, e: unknown): FitFailure {
+  if (!(e instanceof SynthmixError)) throw e;
+  const { group: g } = p;
+  return {
+    key: g.key,
+    mixture: g.mixture,
+    synthetic: g.synthetic,
+    ratio: g.ratio,
+    generator: g.generator,
+    fixedN: p.fixedN,
+    fixedD: p.fixedD,
+    points: p.rows.length,
+    error: e.message,
+  };
+}
+
+/**
+ * Fit every data mixture in sweep rows: per mixture, the data form per model size N (pooled over N when
+ * no size has enough points), the model form per token budget D (likewise), the joint or a custom form
+ * over all of a mixture's points. Then speed-ups over the natural-only mixture and best ratios per (N, D).
+ */
+export function fitRows(allRows: RunResultRow[], opts: FitRowsOptions = {}): FitRowsResult {
+  const ctx = prepare(allRows, opts);
+  const done: DoneFit[] = [];
+  const failures: FitFailure[] = [];
+  for (const p of ctx.plan) {
+    try {
+      const [points, fo] = fitArgs(ctx, p);
+      done.push({ ...p, outcome: fitScalingLaw(points, ctx.form, fo) });
+    } catch (e) {
+      failures.push(failure(p, e));
+    }
+    opts.progress?.tick(1, { fits: done.length });
+  }
+  return finish(ctx, done, failures);
+}
+
+/** `fitRows` with each fit's grid screening and bootstrap spread over `workers` threads (default 2). */
+export async function fitRowsParallel(
+  allRows: RunResultRow[],
+  opts: FitRowsOptions & { workers?: number } = {},
+): Promise<FitRowsResult> {
+  const ctx = prepare(allRows, opts);
+  const workers = opts.workers ?? 2;
+  if (workers <= 1) return fitRows(allRows, opts);
+  const pool = new FitPool(workers);
+  const done: DoneFit[] = [];
+  const failures: FitFailure[] = [];
+  try {
+    for (const p of ctx.plan) {
+      try {
+        const [points, fo] = fitArgs(ctx, p);
+        done.push({ ...p, outcome: await fitScalingLawParallel(points, ctx.form, pool, fo) });
+      } catch (e) {
+        failures.push(failure(p, e));
+      }
+      opts.progress?.tick(1, { fits: done.length });
+    }
+  } finally {
+    await pool.close();
+  }
+  return finish(ctx, done, failures);
+}
+
+function finish(ctx: FitContext, done: DoneFit[], failures: FitFailure[]): FitRowsResult {
+  const { form, rows, settings } = ctx;
+  const speedups = computeSpeedups(form, rows, done, settings, ctx.opts.curvePoints ?? 20);
   const sigma = pooledSigma(done);
-  const cells = ratioCells(rows);
-  const entries: BestRatioEntry[] = cells.map((c) =>
-    bestRatioEntry(c, sigma, bootstrap, deriveSeed(seed, "ratio", c.synthetic, c.generator, c.N, c.D)),
+  const entries: BestRatioEntry[] = ratioCells(rows).map((c) =>
+    bestRatioEntry(
+      c,
+      sigma,
+      settings.bootstrap,
+      deriveSeed(settings.seed, "ratio", c.synthetic, c.generator, c.N, c.D),
+    ),
   );
   const now = new Date().toISOString();
   const bestRatio: BestRatioFile = {
