@@ -21,6 +21,7 @@ export class PieceCache {
   }
 
   clear(): void {
+    if (this.count === 0) return;
     this.slots.fill(-1);
     this.charTop = 0;
     this.idTop = 0;
