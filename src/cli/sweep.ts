@@ -1,4 +1,77 @@
 import type { Command } from "commander";
+import { countLabel } from "../mix/count.js";
+import { loadMixTokenizer } from "../mix/tokenizer.js";
+import { planSweep } from "../sweep/plan.js";
+import { listStatuses } from "../sweep/registry.js";
+import { resultRows, rowsToCsv } from "../sweep/results.js";
+import { runSweep } from "../sweep/scheduler.js";
+import { loadSweepSpec, wsPath } from "../sweep/spec.js";
+import { formatStatusTable, sweepStatus } from "../sweep/status.js";
+import { SynthmixError } from "../util/errors.js";
 
 /** `synthmix sweep ...` commands: thin wrappers over src/sweep/. */
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  const sweep = program.command("sweep").description("Run the training grid, show its status and results");
+  sweep
+    .command("run <spec>")
+    .description(
+      "Build mixtures and train every run of a grid (grid.yaml, or study.yaml with a sweep: section); resumable",
+    )
+    .option("--cores <n>", "cores to fill (overrides scheduler.cores)")
+    .option("--dry-run", "print the planned runs and exit")
+    .action(async (specPath: string, o) => {
+      const { spec, workspace } = loadSweepSpec(specPath);
+      if (o.cores) spec.scheduler.cores = Number(o.cores);
+      if (o.dryRun) {
+        const tok = await loadMixTokenizer(wsPath(workspace, spec.tokenizer));
+        for (const r of planSweep(spec, workspace, tok.vocabSize)) {
+          console.log(
+            `${r.id}\t${r.modelName}\tN=${r.nonEmbeddingParams}\tD=${countLabel(r.tokens)}\t${r.mixture.id}\tthreads=${r.threads}\t${r.backend}`,
+          );
+        }
+        return;
+      }
+      const ctrl = new AbortController();
+      const stop = () => {
+        console.error("sweep: stopping (runs resume from their checkpoints on the next `sweep run`)");
+        ctrl.abort();
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      try {
+        const summary = await runSweep({ spec, workspace, signal: ctrl.signal });
+        for (const f of summary.failed) console.error(`failed ${f.id}: ${f.error}`);
+        if (summary.failed.length > 0) {
+          throw new SynthmixError(
+            "SWEEP_FAILED",
+            `${summary.failed.length} of ${summary.planned} runs failed`,
+            {
+              hint: "see the errors above and runs/<id>/train.log; `sweep run` again retries them",
+            },
+          );
+        }
+        if (summary.interrupted) process.exitCode = 130;
+      } finally {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+      }
+    });
+  sweep
+    .command("status <workspace>")
+    .description("Table of the grid with each run's state and progress")
+    .option("--json", "print JSON instead of a table")
+    .action(async (workspace: string, o) => {
+      const rows = await sweepStatus(workspace);
+      console.log(o.json ? JSON.stringify(rows, null, 2) : formatStatusTable(rows));
+    });
+  sweep
+    .command("results <workspace>")
+    .description('One row per finished run and test domain (plus domain "all")')
+    .option("--format <fmt>", "csv or json", "csv")
+    .action((workspace: string, o) => {
+      const rows = resultRows(listStatuses(workspace));
+      if (o.format === "json") console.log(JSON.stringify({ rows }, null, 2));
+      else if (o.format === "csv") process.stdout.write(rowsToCsv(rows));
+      else throw new SynthmixError("CLI", `--format ${o.format}: expected csv or json`);
+    });
+}

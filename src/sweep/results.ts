@@ -1,3 +1,7 @@
+import { join } from "node:path";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { listStatuses, type RunStatus } from "./registry.js";
+
 /**
  * `<workspace>/results/runs.json` = `{ "rows": RunResultRow[] }`: one row per finished run and test
  * domain (plus domain "all" = mean over domains). Written by the sweep, read by fit/analyze/report;
@@ -32,4 +36,72 @@ export interface RunResultRow {
 
 export interface RunResults {
   rows: RunResultRow[];
+}
+
+/** One row per test domain of every done run, plus domain "all" (the trainer's mean over domains). */
+export function resultRows(statuses: RunStatus[]): RunResultRow[] {
+  const rows: RunResultRow[] = [];
+  for (const s of statuses) {
+    if (s.status !== "done" || !s.final) continue;
+    const base = {
+      runId: s.id,
+      modelName: s.modelName,
+      nonEmbeddingParams: s.nonEmbeddingParams,
+      totalParams: s.totalParams,
+      tokens: s.tokens,
+      mixture: s.mixture.label,
+      synthetic: s.mixture.synthetic,
+      ratio: s.mixture.ratio,
+      generator: s.mixture.generator,
+      seed: s.seed,
+      flops: s.final.flops,
+      tokensPerSec: s.final.tokensPerSec,
+      wallSec: s.final.wallSec,
+    };
+    for (const domain of Object.keys(s.final.losses).sort()) {
+      rows.push({ ...base, domain, loss: s.final.losses[domain] });
+    }
+    rows.push({ ...base, domain: "all", loss: s.final.loss });
+  }
+  return rows;
+}
+
+export function resultsPath(workspace: string): string {
+  return join(workspace, "results", "runs.json");
+}
+
+/** Rewrite `<ws>/results/runs.json` from the registry. */
+export function writeResults(workspace: string): RunResults {
+  const results = { rows: resultRows(listStatuses(workspace)) };
+  writeJsonAtomic(resultsPath(workspace), results);
+  return results;
+}
+
+export const RESULT_COLUMNS: (keyof RunResultRow)[] = [
+  "runId",
+  "modelName",
+  "nonEmbeddingParams",
+  "totalParams",
+  "tokens",
+  "mixture",
+  "synthetic",
+  "ratio",
+  "generator",
+  "seed",
+  "domain",
+  "loss",
+  "flops",
+  "tokensPerSec",
+  "wallSec",
+];
+
+/** RFC 4180 CSV with a header row. */
+export function rowsToCsv(rows: RunResultRow[]): string {
+  const cell = (v: unknown) => {
+    const s = String(v);
+    return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  };
+  const lines = [RESULT_COLUMNS.join(",")];
+  for (const r of rows) lines.push(RESULT_COLUMNS.map((c) => cell(r[c])).join(","));
+  return `${lines.join("\n")}\n`;
 }

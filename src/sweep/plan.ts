@@ -1,0 +1,228 @@
+import { relative } from "node:path";
+import type { MixSourceSpec } from "../mix/build.js";
+import { countLabel } from "../mix/count.js";
+import { countParams, modelConfigFor, trainingFlops } from "../train/ladder.js";
+import { type ModelConfig, type RunConfig, RunConfigSchema } from "../train/schema.js";
+import { SynthmixError } from "../util/errors.js";
+import { stableHash } from "../util/hash.js";
+import { type ModelEntry, naturalSourcePath, type SweepSpec, wsPath } from "./spec.js";
+
+/** One mixture a run trains on: exactly `tokens` tokens of the listed sources. */
+export interface PlannedMixture {
+  /** Folder name under `<ws>/mixtures/`. */
+  id: string;
+  /** Label without budget, seed or generator: "natural", "hq-33", "hq-20+qa-20". */
+  label: string;
+  /** Synthetic styles mixed in ("hq", "hq+qa") or "none". */
+  synthetic: string;
+  /** Total synthetic share. */
+  ratio: number;
+  generator: string;
+  seed: number;
+  tokens: number;
+  /** Absolute source paths. */
+  sources: MixSourceSpec[];
+}
+
+export interface PlannedRun {
+  id: string;
+  modelName: string;
+  model: ModelConfig;
+  nonEmbeddingParams: number;
+  totalParams: number;
+  tokens: number;
+  seed: number;
+  mixture: PlannedMixture;
+  /** Planned training FLOPs (6ND + attention, train/ladder trainingFlops). */
+  flops: number;
+  threads: number;
+  backend: "internal" | "external";
+  config: RunConfig;
+}
+
+const pct = (r: number) => String(+(r * 100).toFixed(2));
+
+function mixtureFor(
+  spec: SweepSpec,
+  workspace: string,
+  shares: "natural" | Record<string, number>,
+  generator: string | undefined,
+  seed: number,
+  tokens: number,
+): PlannedMixture {
+  const natural = naturalSourcePath(spec, workspace);
+  const synth = shares === "natural" ? [] : Object.entries(shares).filter(([, v]) => v > 0);
+  synth.sort(([a], [b]) => a.localeCompare(b));
+  const ratio = +synth.reduce((a, [, v]) => a + v, 0).toFixed(12);
+  if (ratio > 1 + 1e-9) {
+    throw new SynthmixError(
+      "SWEEP_CONFIG",
+      `mixture ${JSON.stringify(shares)}: synthetic shares sum to ${ratio} > 1`,
+    );
+  }
+  if (synth.length > 0 && !generator) {
+    throw new SynthmixError(
+      "SWEEP_CONFIG",
+      `mixture ${JSON.stringify(shares)} is synthetic but no generator is given`,
+      {
+        hint: "list generators in grid.generators (the synthetic folder is synthetic/<style>-<generator>)",
+      },
+    );
+  }
+  const gen = synth.length > 0 ? (generator ?? "") : "";
+  const sources: MixSourceSpec[] = synth.map(([style, share]) => ({
+    name: style,
+    share,
+    path: wsPath(workspace, spec.synthetic.replaceAll("{style}", style).replaceAll("{generator}", gen)),
+  }));
+  if (ratio < 1 - 1e-9) sources.unshift({ name: "natural", share: +(1 - ratio).toFixed(12), path: natural });
+  const label = synth.length === 0 ? "natural" : synth.map(([s, v]) => `${s}-${pct(v)}`).join("+");
+  return {
+    id: `${label}${gen ? `-${gen}` : ""}-s${seed}-d${countLabel(tokens)}`,
+    label,
+    synthetic: synth.length === 0 ? "none" : synth.map(([s]) => s).join("+"),
+    ratio,
+    generator: gen,
+    seed,
+    tokens,
+    sources,
+  };
+}
+
+function modelFor(
+  entry: ModelEntry,
+  vocabSize: number,
+  contextLength: number,
+): { name: string; cfg: ModelConfig } {
+  if (typeof entry === "string") return { name: entry, cfg: modelConfigFor(entry, vocabSize, contextLength) };
+  const { name, ...arch } = entry;
+  if (arch.dModel % arch.nHead !== 0) {
+    throw new SynthmixError(
+      "SWEEP_CONFIG",
+      `model ${name}: dModel ${arch.dModel} is not divisible by nHead ${arch.nHead}`,
+    );
+  }
+  return { name, cfg: { ...arch, contextLength, vocabSize } };
+}
+
+/**
+ * Expand a sweep spec into runs: the grid (models x tokens x mixtures x generators x seeds; natural-only
+ * mixtures are not repeated per generator) plus explicit runs, de-duplicated by id. Run ids are
+ * readable and end in a hash of everything that determines the result (not threads or backend).
+ */
+export function planSweep(spec: SweepSpec, workspace: string, vocabSize: number): PlannedRun[] {
+  const items: {
+    model: ModelEntry;
+    tokens: number;
+    shares: "natural" | Record<string, number>;
+    generator?: string;
+    seed: number;
+  }[] = [];
+  const g = spec.grid;
+  if (g) {
+    const mixtures: ("natural" | Record<string, number>)[] = [];
+    for (const m of g.mixtures) {
+      if (m === "natural") {
+        mixtures.push("natural");
+        continue;
+      }
+      // Expand list-valued shares into their cartesian product.
+      let combos: Record<string, number>[] = [{}];
+      for (const [style, v] of Object.entries(m)) {
+        const values = Array.isArray(v) ? v : [v];
+        combos = combos.flatMap((c) => values.map((x) => ({ ...c, [style]: x })));
+      }
+      mixtures.push(...combos);
+    }
+    for (const model of g.models)
+      for (const tokens of g.tokens)
+        for (const shares of mixtures)
+          for (const seed of g.seeds) {
+            const synthetic = shares !== "natural" && Object.values(shares).some((v) => v > 0);
+            if (!synthetic) items.push({ model, tokens, shares: "natural", seed });
+            else if (g.generators.length === 0) items.push({ model, tokens, shares, seed });
+            else for (const generator of g.generators) items.push({ model, tokens, shares, generator, seed });
+          }
+  }
+  for (const r of spec.runs ?? []) {
+    items.push({
+      model: r.model,
+      tokens: r.tokens,
+      shares: r.mixture,
+      generator: r.generator,
+      seed: r.seed ?? 1,
+    });
+  }
+  const runs = new Map<string, PlannedRun>();
+  for (const it of items) {
+    const run = planRun(spec, workspace, vocabSize, it.model, it.tokens, it.shares, it.generator, it.seed);
+    if (!runs.has(run.id)) runs.set(run.id, run);
+  }
+  return [...runs.values()];
+}
+
+function planRun(
+  spec: SweepSpec,
+  workspace: string,
+  vocabSize: number,
+  entry: ModelEntry,
+  tokens: number,
+  shares: "natural" | Record<string, number>,
+  generator: string | undefined,
+  seed: number,
+): PlannedRun {
+  const { name, cfg } = modelFor(entry, vocabSize, spec.contextLength);
+  const mixture = mixtureFor(spec, workspace, shares, generator, seed, tokens);
+  const params = countParams(cfg);
+  const sched = spec.scheduler;
+  const threads = params.nonEmbedding >= sched.allCoresFromParams ? sched.cores : 1;
+  const ext = sched.external;
+  const backend = ext && (!ext.models || ext.models.includes(name)) ? "external" : "internal";
+  const t = spec.train;
+  const identity = {
+    model: cfg,
+    modelName: name,
+    tokens,
+    seed,
+    mixture: {
+      sources: mixture.sources.map((s) => ({
+        name: s.name,
+        share: s.share,
+        path: relative(workspace, s.path),
+      })),
+      allowRepeat: spec.allowRepeat,
+    },
+    train: t,
+  };
+  const id = `${name}-${mixture.label}${mixture.generator ? `-${mixture.generator}` : ""}-d${countLabel(tokens)}-s${seed}-${stableHash(identity, 8)}`;
+  const config = RunConfigSchema.parse({
+    id,
+    modelName: name,
+    model: cfg,
+    // Relative to runs/<id>/config.json, so the workspace can be moved or copied to another machine.
+    data: { train: `../../mixtures/${mixture.id}`, test: "../../tokens/test" },
+    tokens,
+    seed,
+    threads,
+    ...(t.batchSize !== undefined && { batchSize: t.batchSize }),
+    ...(t.gradAccum !== undefined && { gradAccum: t.gradAccum }),
+    ...(t.optimizer !== undefined && { optimizer: t.optimizer }),
+    ...(t.evalEvery !== undefined && { evalEvery: t.evalEvery }),
+    ...(t.evalTokens !== undefined && { evalTokens: t.evalTokens }),
+    ...(t.checkpointEvery !== undefined && { checkpointEvery: t.checkpointEvery }),
+  });
+  return {
+    id,
+    modelName: name,
+    model: cfg,
+    nonEmbeddingParams: params.nonEmbedding,
+    totalParams: params.total,
+    tokens,
+    seed,
+    mixture,
+    flops: trainingFlops(cfg, tokens),
+    threads,
+    backend,
+    config,
+  };
+}

@@ -1,0 +1,166 @@
+import { existsSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import type { MetricRecord, RunConfig } from "../train/schema.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
+import { readJsonlTolerant } from "../util/jsonl.js";
+import type { PlannedRun } from "./plan.js";
+
+export type RunState = "pending" | "running" | "done" | "failed";
+export type FinalMetric = Extract<MetricRecord, { type: "final" }>;
+
+/** `<ws>/runs/<id>/status.json`: one run's registry entry, rewritten atomically on every change. */
+export interface RunStatus {
+  id: string;
+  status: RunState;
+  modelName: string;
+  nonEmbeddingParams: number;
+  totalParams: number;
+  tokens: number;
+  seed: number;
+  mixture: { id: string; label: string; synthetic: string; ratio: number; generator: string };
+  threads: number;
+  backend: "internal" | "external";
+  /** Planned training FLOPs (6ND + attention); the final record's value once done. */
+  flops: number;
+  /** Training attempts started, over all sweep invocations. */
+  attempts: number;
+  error?: string;
+  final?: {
+    loss: number;
+    losses: Record<string, number>;
+    step: number;
+    tokens: number;
+    tokensPerSec: number;
+    wallSec: number;
+    flops: number;
+  };
+  /** Process id of the child training this run while status is "running". */
+  pid?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  updatedAt: string;
+  config: RunConfig;
+}
+
+export function runsDir(workspace: string): string {
+  return join(workspace, "runs");
+}
+
+export function runDir(workspace: string, id: string): string {
+  return join(workspace, "runs", id);
+}
+
+export function readStatus(workspace: string, id: string): RunStatus | undefined {
+  const p = join(runDir(workspace, id), "status.json");
+  if (!existsSync(p)) return undefined;
+  return JSON.parse(readFileSync(p, "utf8")) as RunStatus;
+}
+
+export function writeStatus(workspace: string, status: RunStatus): void {
+  status.updatedAt = new Date().toISOString();
+  writeJsonAtomic(join(runDir(workspace, status.id), "status.json"), status);
+}
+
+/** Every registered run (any folder under runs/ with a status.json), sorted by id. */
+export function listStatuses(workspace: string): RunStatus[] {
+  const dir = runsDir(workspace);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((id) => readStatus(workspace, id))
+    .filter((s): s is RunStatus => s !== undefined);
+}
+
+/**
+ * Register a planned run: write `config.json` (the trainer contract) and a pending `status.json`.
+ * An existing entry keeps its state and attempts (that is what makes reruns resume).
+ */
+export function registerRun(workspace: string, run: PlannedRun): RunStatus {
+  const dir = runDir(workspace, run.id);
+  const old = readStatus(workspace, run.id);
+  const configPath = join(dir, "config.json");
+  const configText = `${JSON.stringify(run.config, null, 2)}\n`;
+  if (!existsSync(configPath) || readFileSync(configPath, "utf8") !== configText) {
+    writeFileAtomic(configPath, configText);
+  }
+  const status: RunStatus = {
+    id: run.id,
+    status: old?.status ?? "pending",
+    modelName: run.modelName,
+    nonEmbeddingParams: run.nonEmbeddingParams,
+    totalParams: run.totalParams,
+    tokens: run.tokens,
+    seed: run.seed,
+    mixture: {
+      id: run.mixture.id,
+      label: run.mixture.label,
+      synthetic: run.mixture.synthetic,
+      ratio: run.mixture.ratio,
+      generator: run.mixture.generator,
+    },
+    threads: run.threads,
+    backend: run.backend,
+    flops: old?.final?.flops ?? run.flops,
+    attempts: old?.attempts ?? 0,
+    error: old?.error,
+    final: old?.final,
+    pid: old?.pid,
+    startedAt: old?.startedAt,
+    finishedAt: old?.finishedAt,
+    updatedAt: "",
+    config: run.config,
+  };
+  writeStatus(workspace, status);
+  return status;
+}
+
+/** Progress of a run from its metrics.jsonl: last trained token count and last train loss. */
+export async function readProgress(
+  dir: string,
+): Promise<{ tokens: number; loss?: number; final?: FinalMetric }> {
+  const recs = await readJsonlTolerant<MetricRecord>(join(dir, "metrics.jsonl"));
+  let tokens = 0;
+  let loss: number | undefined;
+  let final: FinalMetric | undefined;
+  for (const r of recs) {
+    if (r.type === "train") {
+      tokens = r.tokens;
+      loss = r.loss;
+    } else if (r.type === "final") final = r;
+  }
+  return { tokens: final ? final.tokens : tokens, loss, final };
+}
+
+/**
+ * One sweep per workspace at a time: `runs/.sweep.lock` holds the pid of the running sweep. A lock
+ * left by a killed sweep (its pid is gone) is taken over.
+ */
+export function acquireSweepLock(workspace: string): () => void {
+  const path = join(runsDir(workspace), ".sweep.lock");
+  if (existsSync(path)) {
+    const pid = Number(readFileSync(path, "utf8").trim());
+    if (pid && pid !== process.pid && processAlive(pid)) {
+      throw new SynthmixError("SWEEP_LOCKED", `another sweep (pid ${pid}) is running in ${workspace}`, {
+        hint: `wait for it, or stop it (kill ${pid}) and rerun; a rerun resumes where it stopped`,
+      });
+    }
+  }
+  writeFileAtomic(path, `${process.pid}\n`);
+  return () => {
+    try {
+      if (readFileSync(path, "utf8").trim() === String(process.pid)) unlinkSync(path);
+    } catch {
+      // Already gone.
+    }
+  };
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

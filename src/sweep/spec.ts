@@ -1,0 +1,169 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import { loadConfigFile } from "../config/index.js";
+import { parseCount } from "../mix/count.js";
+import { OptimizerConfigSchema } from "../train/schema.js";
+import { SynthmixError } from "../util/errors.js";
+
+const Count = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  try {
+    return parseCount(v, "token count");
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** A ladder name ("s3") or an explicit architecture (useful for tiny test models). */
+export const ModelEntrySchema = z.union([
+  z.string(),
+  z.strictObject({
+    name: z.string().min(1),
+    nLayer: z.number().int().positive(),
+    dModel: z.number().int().positive(),
+    nHead: z.number().int().positive(),
+  }),
+]);
+export type ModelEntry = z.infer<typeof ModelEntrySchema>;
+
+const Share = z.number().min(0).max(1);
+/** "natural", or synthetic shares per style: `{hq: 0.33}`, `{hq: [0.33, 0.67, 1]}` (lists expand). */
+export const MixtureEntrySchema = z.union([
+  z.literal("natural"),
+  z.record(z.string().regex(/^[A-Za-z0-9_]+$/), z.union([Share, z.array(Share).min(1)])),
+]);
+
+export const RunEntrySchema = z.strictObject({
+  model: ModelEntrySchema,
+  tokens: Count,
+  mixture: z.union([z.literal("natural"), z.record(z.string(), Share)]),
+  generator: z.string().optional(),
+  seed: z.number().int().optional(),
+});
+
+export const SchedulerSchema = z.strictObject({
+  /** Cores (threads) to fill; default 2. */
+  cores: z.number().int().positive().default(2),
+  /**
+   * Threads rule: a model with at least this many non-embedding parameters runs alone using every
+   * core; smaller ones run one per core with one thread each (see docs/readme/sweep.md).
+   */
+  allCoresFromParams: z.number().positive().default(3e6),
+  /** Extra attempts for a failed run (each resumes from its checkpoint). */
+  retries: z.number().int().min(0).default(1),
+  /** Argv of a run's child process; {config} {runDir} {id} {threads} are substituted. */
+  command: z.array(z.string()).min(1).optional(),
+  /** External trainer (src/train/external.ts) command template, and which models use it (default all). */
+  external: z.strictObject({ command: z.string().min(1), models: z.array(z.string()).optional() }).optional(),
+});
+
+export const SweepSpecSchema = z
+  .strictObject({
+    /** The workspace folder, relative to the spec file (default: the spec file's folder). */
+    workspace: z.string().optional(),
+    /** Paths below are relative to the workspace. */
+    tokenizer: z.string().default("tokenizer/tokenizer.json"),
+    /** Natural training documents; default: the only `corpus/<name>/train.jsonl`. */
+    natural: z.string().optional(),
+    /** Folder of a synthetic source; {style} and {generator} are substituted. */
+    synthetic: z.string().default("synthetic/{style}-{generator}"),
+    /** Test sets: corpora under corpus/ whose test/<domain>.jsonl are used (default all). */
+    testCorpora: z.array(z.string()).optional(),
+    contextLength: z.number().int().positive().default(64),
+    grid: z
+      .strictObject({
+        models: z.array(ModelEntrySchema).min(1),
+        tokens: z.array(Count).min(1),
+        mixtures: z.array(MixtureEntrySchema).min(1),
+        generators: z.array(z.string().regex(/^[A-Za-z0-9_.-]+$/)).default([]),
+        seeds: z.array(z.number().int()).default([1]),
+      })
+      .optional(),
+    runs: z.array(RunEntrySchema).optional(),
+    /** Repeat a source's documents when a mixture needs more than it holds (counted in the manifest). */
+    allowRepeat: z.boolean().default(false),
+    train: z
+      .strictObject({
+        batchSize: z.number().int().positive().optional(),
+        gradAccum: z.number().int().positive().optional(),
+        optimizer: OptimizerConfigSchema.partial().optional(),
+        evalEvery: z.number().int().min(0).optional(),
+        evalTokens: z.number().int().positive().optional(),
+        checkpointEvery: z.number().int().min(0).optional(),
+      })
+      .default({}),
+    scheduler: SchedulerSchema.default(SchedulerSchema.parse({})),
+  })
+  .refine((s) => s.grid !== undefined || (s.runs !== undefined && s.runs.length > 0), {
+    message: "give a grid or a list of runs",
+  });
+export type SweepSpec = z.infer<typeof SweepSpecSchema>;
+export type SweepSpecInput = z.input<typeof SweepSpecSchema>;
+
+export interface LoadedSpec {
+  spec: SweepSpec;
+  /** Absolute workspace path. */
+  workspace: string;
+  file?: string;
+}
+
+/**
+ * Read a grid file, or a study config holding the grid under `sweep:` (its `workspace` is inherited).
+ * The workspace is resolved relative to the file.
+ */
+export function loadSweepSpec(path: string): LoadedSpec {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new SynthmixError("CONFIG", `${path}: cannot read (${(e as Error).message})`);
+  }
+  const top = (parseDocument(text).toJS() ?? {}) as Record<string, unknown>;
+  let spec: SweepSpec;
+  let workspace: string | undefined;
+  if (top.sweep && typeof top.sweep === "object" && !top.grid && !top.runs) {
+    const study = loadConfigFile(
+      path,
+      z.looseObject({ workspace: z.string().optional(), sweep: SweepSpecSchema }),
+    );
+    spec = study.sweep;
+    workspace = spec.workspace ?? study.workspace;
+  } else {
+    spec = loadConfigFile(path, SweepSpecSchema);
+    workspace = spec.workspace;
+  }
+  workspace = resolve(dirname(path), workspace ?? ".");
+  return { spec, workspace, file: path };
+}
+
+export function resolveSpec(input: SweepSpecInput, workspace: string): LoadedSpec {
+  const spec = SweepSpecSchema.parse(input);
+  return { spec, workspace: resolve(workspace) };
+}
+
+export function wsPath(workspace: string, p: string): string {
+  return isAbsolute(p) ? p : join(workspace, p);
+}
+
+/** The natural source: the spec's `natural`, else the single `corpus/<name>/train.jsonl`. */
+export function naturalSourcePath(spec: SweepSpec, workspace: string): string {
+  if (spec.natural) return wsPath(workspace, spec.natural);
+  const root = join(workspace, "corpus");
+  const found = existsSync(root)
+    ? readdirSync(root)
+        .sort()
+        .filter((c) => existsSync(join(root, c, "train.jsonl")))
+    : [];
+  if (found.length !== 1) {
+    throw new SynthmixError(
+      "SWEEP_CONFIG",
+      found.length === 0
+        ? `no natural corpus found (${root}/<name>/train.jsonl)`
+        : `several corpora found (${found.join(", ")}); say which to use`,
+      { hint: "set `natural: corpus/<name>/train.jsonl` in the sweep config" },
+    );
+  }
+  return join(root, found[0], "train.jsonl");
+}
