@@ -3,6 +3,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from "node:pat
 import type { Command } from "commander";
 import { parseCount } from "../mix/count.js";
 import type { MixtureManifest } from "../mix/manifest.js";
+import { exportGguf } from "../train/export.js";
 import { getKernels } from "../train/kernels/index.js";
 import { countParams, modelConfigFor } from "../train/ladder.js";
 import { sample } from "../train/sample.js";
@@ -148,5 +149,18 @@ export function register(program: Command): void {
         stopAt: tok.eotId >= 0 ? tok.eotId : undefined,
       });
       console.log(tok.decode([...prompt, ...ids]));
+    });
+
+  program
+    .command("export-gguf")
+    .description("Export a trained run as GGUF (llama.cpp gpt2 architecture) for the local generator backend")
+    .requiredOption("--run <dir>", "run folder with model.safetensors")
+    .requiredOption("--tokenizer <file>", "tokenizer.json used to build the run's data")
+    .requiredOption("--out <file>", "output .gguf path")
+    .option("--f16", "store weight matrices as f16 (half the size)")
+    .option("--name <name>", "general.name in the GGUF metadata")
+    .action((o) => {
+      exportGguf(o.run, o.tokenizer, o.out, { f16: Boolean(o.f16), name: o.name });
+      console.log(`${o.out}: written`);
     });
 }

@@ -8,7 +8,8 @@ export {
   writeModel,
 } from "./checkpoint.js";
 export { BatchSampler, evalWindows, loadTestData, loadTrainData, type TestDomain } from "./data.js";
-export { runExternal } from "./external.js";
+export { exportGguf } from "./export.js";
+export { MetricRecordSchema, readMetrics, runExternal } from "./external.js";
 export {
   countParams,
   executedFlopsPerToken,

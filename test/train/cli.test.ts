@@ -87,6 +87,23 @@ test("synthmix train + sample: flags -> config.json -> run; rerun with --config 
       "8",
     ]);
     assert.ok((logs.at(-1) ?? "").startsWith("the cat"), logs.at(-1));
+    // GGUF export through the generate stage's writer: header "GGUF", v3, 2 + 12*L + 2 tensors.
+    const gguf = join(root, "model.gguf");
+    await buildProgram().parseAsync([
+      "node",
+      "synthmix",
+      "export-gguf",
+      "--run",
+      out,
+      "--tokenizer",
+      tokPath,
+      "--out",
+      gguf,
+    ]);
+    const head = readFileSync(gguf);
+    assert.equal(head.subarray(0, 4).toString("latin1"), "GGUF");
+    assert.equal(head.readUInt32LE(4), 3);
+    assert.equal(head.readBigUInt64LE(8), BigInt(2 + 12 * 1 + 2));
   } finally {
     console.log = orig;
   }
