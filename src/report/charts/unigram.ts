@@ -24,7 +24,7 @@ export function unigramChart(file: UnigramFile | undefined): ChartResult {
       encoding: {
         y: { field: "source", type: "nominal", sort: sources, title: "Training source" },
         yOffset: { field: "test", sort: tests },
-        x: { field: "v", type: "quantitative", title: null, axis: { format: "~g" } },
+        x: { field: "v", type: "quantitative", title: null, axis: { format: "~r" } },
         color: { field: "test", type: "nominal", title: "Test set", sort: tests, scale: colorScale(tests) },
         tooltip: [{ field: "source" }, { field: "test" }, { field: "metric" }, { field: "v", format: ".4f" }],
       },
