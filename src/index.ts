@@ -9,3 +9,6 @@ export * from "./util/hash.js";
 export * from "./util/progress.js";
 export * from "./util/rng.js";
 export * from "./util/tokenfile.js";
+// Stage namespaces (names inside stages may repeat across stages, so they are not flattened).
+export * as analyze from "./analyze/index.js";
+export * as fit from "./fit/index.js";
