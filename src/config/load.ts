@@ -58,12 +58,18 @@ export function parseConfigText<T>(text: string, file: string, schema: z.ZodType
   const value = doc.toJS() ?? {};
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => {
-    const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
+  const issues: ConfigIssue[] = [];
+  const at = (path: (string | number)[], message: string) => {
     const node = nearestNode(doc.contents as Node | null, path);
     const line = node?.range ? lineCounter.linePos(node.range[0]).line : undefined;
-    return { path: formatPath(path), line, message: describeIssue(issue, valueAt(value, path)) };
-  });
+    issues.push({ path: formatPath(path), line, message });
+  };
+  for (const issue of result.error.issues) {
+    const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
+    // One issue per unknown key, pointing at that key's line (a likely typo).
+    if (issue.code === "unrecognized_keys") for (const k of issue.keys) at([...path, k], "unknown key");
+    else at(path, describeIssue(issue, valueAt(value, path)));
+  }
   throw new ConfigError(file, issues);
 }
 
@@ -99,21 +105,27 @@ function valueAt(root: unknown, path: (string | number)[]): unknown {
   return cur;
 }
 
-/** The YAML node at `path`, or its deepest existing ancestor (a missing key points at its parent map). */
+/**
+ * The YAML node at `path` (for a map entry, its key, whose line is where a reader looks), or the deepest
+ * existing ancestor when the path is missing (a missing key points at its parent map).
+ */
 function nearestNode(root: Node | null, path: (string | number)[]): Node | null {
   let cur: Node | null = root;
-  for (const p of path) {
+  for (let i = 0; i < path.length; i++) {
+    const p = path[i];
     if (cur === null) return null;
-    let next: Node | null = null;
     if (isMap(cur)) {
       const pair = cur.items.find((it) => (isScalar(it.key) ? it.key.value : it.key) === p);
-      // Point at the key's line for a present key whose value is null/empty.
-      next = pair ? ((pair.value as Node | null) ?? (pair.key as Node)) : null;
+      if (!pair) return cur;
+      if (i === path.length - 1 || pair.value === null) return (pair.key as Node) ?? cur;
+      cur = pair.value as Node;
     } else if (isSeq(cur) && typeof p === "number") {
-      next = (cur.items[p] as Node | undefined) ?? null;
+      const item = cur.items[p] as Node | undefined;
+      if (!item) return cur;
+      cur = item;
+    } else {
+      return cur;
     }
-    if (next === null) return cur;
-    cur = next;
   }
   return cur;
 }

@@ -72,3 +72,27 @@ test("JSON errors carry line numbers too; syntax errors name the line", () => {
     /cannot read config file/,
   );
 });
+
+test("the corpus section schema validates through loadConfigFile with key paths", async () => {
+  const { corpusConfigSchema } = await import("../../src/corpus/index.js");
+  const ok = write(
+    "corpus.yaml",
+    "from: brown\ntestBy: group\nnearDedup:\n  threshold: 0.8\n  numPerm: 64\n",
+  );
+  assert.deepEqual(loadConfigFile(ok, corpusConfigSchema), {
+    from: "brown",
+    testBy: "group",
+    nearDedup: { threshold: 0.8, numPerm: 64 },
+  });
+  const bad = write("corpus.yaml", "from: brown\ntestBy: genre\nminChars: -3\ntypo: 1\n");
+  assert.throws(
+    () => loadConfigFile(bad, corpusConfigSchema),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      const paths = e.issues.map((i) => `${i.line}:${i.path}`).sort();
+      assert.deepEqual(paths, ["2:testBy", "3:minChars", "4:typo"]);
+      assert.match(e.message, /corpus\.yaml:4: typo: unknown key/);
+      return true;
+    },
+  );
+});
