@@ -188,17 +188,19 @@ export async function trainRun(
   const sessionStart = performance.now();
   const sessionTokens0 = state.tokens;
   const elapsed = () => state.elapsedSec + (performance.now() - sessionStart) / 1000;
-  const progress = new Progress(`train ${cfg.id}`, {
-    total: cfg.tokens,
+  // The bar counts this session's tokens, so rate and ETA stay right after a resume.
+  const label = state.step > 0 ? `train ${cfg.id} (resumed at step ${state.step})` : `train ${cfg.id}`;
+  const progress = new Progress(label, {
+    total: cfg.tokens - state.tokens,
     unit: "tok",
     mode: opts.progress ? undefined : "silent",
   });
-  progress.update(state.tokens);
 
   const runEval = (step: number): Record<string, number> => {
     const losses: Record<string, number> = {};
     for (const d of test) {
       const { loss, count } = evalLoss(model, d.tokens, cfg.evalTokens);
+      if (count === 0) continue; // a domain with < 2 tokens has nothing to predict
       losses[d.name] = loss;
       emit({ type: "eval", step, tokens: state.tokens, domain: d.name, loss, evalTokens: count });
     }
@@ -265,7 +267,7 @@ export async function trainRun(
           (state.tokens - sessionTokens0) / Math.max(1e-9, (performance.now() - sessionStart) / 1000),
         elapsedSec: el,
       });
-      progress.update(state.tokens, { loss, step: state.step });
+      progress.update(state.tokens - sessionTokens0, { loss, step: state.step });
       const last = state.step === totalSteps;
       if (!last && cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) runEval(state.step);
       if (!last && cfg.checkpointEvery > 0 && state.step % cfg.checkpointEvery === 0) checkpoint();
