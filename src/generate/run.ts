@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Doc } from "../corpus/types.js";
@@ -405,6 +406,8 @@ async function runOneGenerator(
   const baseMs = opts.backoffBaseMs ?? 500;
   const maxMs = opts.backoffMaxMs ?? 30_000;
   const abort = new AbortController();
+  // Every in-flight request listens on this one signal; thousands of listeners are expected.
+  setMaxListeners(0, abort.signal);
   const onOuterAbort = () => abort.abort();
   opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
   let fatal: Error | undefined;
