@@ -39,36 +39,35 @@ const NO_SPACE_AFTER = new Set(["``", "(", "[", "{", "$"]);
 
 /** One tagged sentence line (`The/at jury/nn ``/`` ...`) back to plain text. */
 export function detokenizeBrownLine(line: string): string {
+  return parseBrownLine(line).text;
+}
+
+/** Plain text of a line, and whether it is a headline (every token tagged `-hl`). */
+function parseBrownLine(line: string): { text: string; headline: boolean } {
   let out = "";
   let glue = true; // no space before the first token
   let prev = "";
+  let headline = true;
   for (const tok of line.trim().split(/\s+/)) {
     if (tok === "") continue;
+    if (headline && !tok.endsWith("-hl")) headline = false;
     const slash = tok.lastIndexOf("/");
     // A word may itself contain "/" (1/2, and/or); the tag is after the last one.
-    let word = slash > 0 ? tok.slice(0, slash) : tok;
+    const raw = slash > 0 ? tok.slice(0, slash) : tok;
     // This distribution of the tagged Brown files doubles every ";", "?" and "!" token ("ago;; 2").
-    if ((word === ";" || word === "?" || word === "!") && word === prev) continue;
-    prev = word;
-    const noSpace = NO_SPACE_BEFORE.has(word);
-    if (word === "``" || word === "''") word = '"';
-    if (!glue && !noSpace) out += " ";
-    out += word;
-    glue = NO_SPACE_AFTER.has(tok.slice(0, slash > 0 ? slash : undefined));
+    if ((raw === ";" || raw === "?" || raw === "!") && raw === prev) continue;
+    prev = raw;
+    if (!glue && !NO_SPACE_BEFORE.has(raw)) out += " ";
+    out += raw === "``" || raw === "''" ? '"' : raw;
+    glue = NO_SPACE_AFTER.has(raw);
   }
-  return out;
-}
-
-/** Every token of a headline is tagged `-hl`; headlines become their own paragraphs. */
-function isHeadline(line: string): boolean {
-  const toks = line.trim().split(/\s+/);
-  return toks.length > 0 && toks.every((t) => /-hl$/.test(t) || /\/[^/]*-hl\b/.test(t));
+  return { text: out, headline: headline && out !== "" };
 }
 
 /**
  * A Brown file to plain text: tags stripped, `` and '' restored to ", punctuation re-attached. In the
  * tagged files a sentence is one line and a paragraph starts with a tab-indented line, so sentences are
- * joined with spaces and paragraphs with a blank line.
+ * joined with spaces and paragraphs with a blank line; headlines are paragraphs of their own.
  */
 export function brownFileToText(raw: string): string {
   const paras: string[] = [];
@@ -76,12 +75,12 @@ export function brownFileToText(raw: string): string {
   let prevHeadline = false;
   for (const line of raw.split("\n")) {
     if (line.trim() === "") continue;
-    const headline = isHeadline(line);
+    const { text, headline } = parseBrownLine(line);
     if (line.startsWith("\t") || headline || prevHeadline) {
       if (cur.length > 0) paras.push(cur.join(" "));
       cur = [];
     }
-    cur.push(detokenizeBrownLine(line));
+    cur.push(text);
     prevHeadline = headline;
   }
   if (cur.length > 0) paras.push(cur.join(" "));
