@@ -17,7 +17,12 @@ export function register(program: Command): void {
       console.log(out.html);
       if (opts.quiet) return;
       for (const f of out.findings) console.log(`- ${f}`);
-      for (const s of out.skipped) console.log(`(not shown: ${s.what}: ${s.why})`);
+      const seen = new Set<string>();
+      for (const s of out.skipped) {
+        if (seen.has(s.what)) continue;
+        seen.add(s.what);
+        console.log(`(not shown: ${s.what}: ${s.why})`);
+      }
     });
 }
 

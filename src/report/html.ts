@@ -65,6 +65,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.1em; } h2 { margin-top: 2.2em; border-bo
 .subtitle { color: #666; margin-top: 0; } nav a { margin-right: 1em; }
 figure { margin: 1.2em 0 2em; } figcaption { color: #444; font-size: 0.92em; max-width: 900px; margin-top: 0.4em; }
 figcaption a { margin-left: 0.5em; } .chart { overflow-x: auto; }
+.table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; margin: 1em 0 2em; font-size: 0.9em; font-variant-numeric: tabular-nums; }
 caption { caption-side: bottom; text-align: left; color: #444; font-size: 0.92em; padding-top: 0.4em; max-width: 900px; }
 th, td { border-bottom: 1px solid #e3e3e3; padding: 3px 10px; text-align: right; white-space: nowrap; }
@@ -102,7 +103,10 @@ export function renderHtml(page: PageInput): string {
           "</figure>",
         );
       } else if ("table" in item) {
-        body.push(`<h3>${escapeHtml(item.table.title)}</h3>`, tableHtml(item.table));
+        body.push(
+          `<h3>${escapeHtml(item.table.title)}</h3>`,
+          `<div class="table-wrap">${tableHtml(item.table)}</div>`,
+        );
       } else {
         body.push(`<p class="skipped">${escapeHtml(item.skipped)}</p>`);
       }

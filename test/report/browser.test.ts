@@ -56,7 +56,7 @@ test("the report renders every chart in headless Chromium, offline, with no cons
       external.push(url);
       return route.abort();
     });
-    await page.goto(pathToFileURL(out.html).href, { waitUntil: "load" });
+    await page.goto(pathToFileURL(out.html).href, { waitUntil: "load", timeout: 90_000 });
     const ids = out.pngs.map((p) =>
       p
         .split("/")
@@ -66,7 +66,7 @@ test("the report renders every chart in headless Chromium, offline, with no cons
     await page.waitForFunction(
       `document.querySelectorAll("div.chart[data-rendered='1']").length === ${ids.length}`,
       undefined,
-      { timeout: 20_000 },
+      { timeout: 90_000 },
     );
     const charts = await page.$$eval("div.chart", (els) =>
       els.map((el) => {
