@@ -99,8 +99,8 @@ void pack_b(const GemmArgs& g, int p0, int kc, int n0, int nc, float* dst) {
 constexpr int P_MR = 4;
 constexpr int P_NR = 16;
 
-void kern_portable(int kc, const float* a, const float* b, float* c, std::ptrdiff_t ldc, int mr, int nr,
-                   bool load_c, const float* bias) {
+void kern_portable(int kc, const float* a, std::ptrdiff_t /*ars*/, std::ptrdiff_t /*aks*/, const float* b, float* c,
+                   std::ptrdiff_t ldc, int mr, int nr, bool load_c, const float* bias) {
   float acc[P_MR][P_NR];
   for (int i = 0; i < P_MR; i++)
     for (int j = 0; j < P_NR; j++) acc[i][j] = (bias != nullptr && j < nr) ? bias[j] : 0.f;
@@ -130,9 +130,12 @@ constexpr int X_NR = 32;
 
 inline __mmask16 lane_mask(int n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
 
-template <int MR>
-void kern_avx512(int kc, const float* a, const float* b, float* c, std::ptrdiff_t ldc, int mr, int nr,
-                 bool load_c, const float* bias) {
+// A(i,k) = a[i*ars + k*aks]: a packed micro-panel is ars = 1, aks = MR; A can also be read in place
+// from a row-major source (ROWS: ars = lda, aks = 1) or a transposed one (ars = 1, aks = ld). The
+// arithmetic is identical whichever way A is read; only the loads differ.
+template <int MR, bool ROWS>
+void kern_avx512(int kc, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks, const float* b, float* c,
+                 std::ptrdiff_t ldc, int mr, int nr, bool load_c, const float* bias) {
   const __mmask16 m0 = lane_mask(nr);
   const __mmask16 m1 = nr > 16 ? lane_mask(nr - 16) : static_cast<__mmask16>(0);
   __m512 init0 = _mm512_setzero_ps();
@@ -154,11 +157,11 @@ void kern_avx512(int kc, const float* a, const float* b, float* c, std::ptrdiff_
     const __m512 b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
+      const __m512 ai = _mm512_set1_ps(ROWS ? a[i * ars] : a[i]);
       acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
-    a += MR;
+    a += ROWS ? 1 : aks;
     b += 32;
   }
   if (m1 == 0xFFFF && mr == MR) {
@@ -192,7 +195,8 @@ void kern_avx512(int kc, const float* a, const float* b, float* c, std::ptrdiff_
 }
 #endif
 
-using Kernel = void (*)(int, const float*, const float*, float*, std::ptrdiff_t, int, int, bool, const float*);
+using Kernel = void (*)(int, const float*, std::ptrdiff_t, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, int,
+                        int, bool, const float*);
 
 template <int NR>
 constexpr int nc_block() {
@@ -209,7 +213,12 @@ std::ptrdiff_t packed_b_offset(const GemmArgs& g, int jc, int pc) {
 
 // Computes C rows [m0,m1) x columns [n0,n1) on the calling thread. With `prepacked` (all of B packed by
 // pack_all_b; then n0 = 0, n1 = N) the B blocks are read from there instead of being packed here.
-template <int MR, int NR, Kernel KERN>
+//
+// When only a few panels of B share each A micro-panel (N <= 8 NR, e.g. dinp and dW with C = 64 or 256),
+// packing A would cost about as much as the multiply, so full MR-row tiles read A in place: row-major A
+// through KERN_ROWS, transposed A (dout^T in dW) through KERN with its strides. Edge tiles with fewer than
+// MR rows still go through a packed panel (reading in place would run past the end of A).
+template <int MR, int NR, Kernel KERN, Kernel KERN_ROWS = nullptr>
 void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* prepacked) {
   constexpr int MC = MR * 12;
   constexpr int NC = nc_block<NR>();
@@ -228,14 +237,24 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
         pack_b<NR>(g, pc, kc, jc, nc, own);
       for (int ic = m0; ic < m1; ic += MC) {
         const int mc = std::min(MC, m1 - ic);
-        pack_a<MR>(g, ic, mc, pc, kc, pa);
+        const bool in_place = KERN_ROWS != nullptr && (g.sak == 1 || g.sam == 1) && nc <= 8 * NR;
+        const int full = in_place ? mc / MR * MR : 0;  // rows read in place; the rest are packed
+        pack_a<MR>(g, ic + full, mc - full, pc, kc, pa);
         for (int jr = 0; jr < nc; jr += NR) {
           const int nr = std::min(NR, nc - jr);
           const float* bias = (!load_c && g.bias != nullptr) ? g.bias + jc + jr : nullptr;
           const float* bp = pb + static_cast<std::ptrdiff_t>(jr) * kc;
-          for (int ir = 0; ir < mc; ir += MR) {
+          float* cp = g.C + static_cast<std::ptrdiff_t>(ic) * g.ldc + jc + jr;
+          for (int ir = 0; ir < full; ir += MR) {
+            const float* a = g.A + (ic + ir) * g.sam + pc * g.sak;
+            if (g.sak == 1)
+              KERN_ROWS(kc, a, g.sam, 1, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
+            else
+              KERN(kc, a, 1, g.sak, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
+          }
+          for (int ir = full; ir < mc; ir += MR) {
             const int mr = std::min(MR, mc - ir);
-            KERN(kc, pa + static_cast<std::ptrdiff_t>(ir) * kc, bp, g.C + (ic + ir) * g.ldc + jc + jr, g.ldc, mr, nr,
+            KERN(kc, pa + static_cast<std::ptrdiff_t>(ir - full) * kc, 1, MR, bp, cp + ir * g.ldc, g.ldc, mr, nr,
                  load_c, bias);
           }
         }
@@ -268,7 +287,7 @@ void init_isa() {
 void run_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* prepacked = nullptr) {
 #ifdef SK_HAVE_AVX512
   if (use_avx512) {
-    gemm_block<X_MR, X_NR, kern_avx512<X_MR>>(g, m0, m1, n0, n1, prepacked);
+    gemm_block<X_MR, X_NR, kern_avx512<X_MR, false>, kern_avx512<X_MR, true>>(g, m0, m1, n0, n1, prepacked);
     return;
   }
 #endif
