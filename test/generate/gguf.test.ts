@@ -157,3 +157,36 @@ test("end to end: runGeneration over HTTP against serve (tiny GGUF), with usage 
     JSON.stringify(lines.map((l) => l.usage)),
   );
 });
+
+test("in-process gguf generator: TXBK prompts seeded by corpus keywords, provenance per output", async () => {
+  const ws = join(dir, "ws-txbk");
+  mkdirSync(join(ws, "corpus", "toy"), { recursive: true });
+  const docs = [
+    "Photosynthesis converts light into chemical energy. Chlorophyll absorbs light in the leaves.",
+    "Volcanoes erupt magma. Lava cools into basalt rock near the volcano.",
+  ];
+  writeFileSync(
+    join(ws, "corpus", "toy", "train.jsonl"),
+    docs.map((t, i) => JSON.stringify({ id: `toy:${i}`, text: t })).join("\n"),
+  );
+  const s = await runGeneration({
+    workspace: ws,
+    corpusName: "toy",
+    style: "txbk",
+    generators: [`gguf:${modelPath}?threads=1`],
+    keywords: 2,
+    audiences: ["college students"],
+    params: { max_tokens: 4, temperature: 0.8, seed: 2 },
+    progress: "silent",
+  });
+  const g = s.generators[0];
+  assert.equal(g.backend, "gguf");
+  assert.equal(g.requests.completed, 2);
+  const chunkDir = join(ws, "synthetic", "txbk-tiny", "chunks");
+  const recs = readFileSync(join(chunkDir, readdirSync(chunkDir)[0]), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.equal(recs.length, 2);
+  assert.ok(recs.every((r) => r.usage.completion_tokens === 4 && r.usage.prompt_tokens > 0));
+});
