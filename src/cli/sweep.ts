@@ -71,7 +71,7 @@ export function register(program: Command): void {
     .action((workspace: string, o) => {
       const rows = resultRows(listStatuses(workspace));
       if (o.format === "json") console.log(JSON.stringify({ rows }, null, 2));
-      else if (o.format === "csv") process.stdout.write(rowsToCsv(rows));
+      else if (o.format === "csv") console.log(rowsToCsv(rows).trimEnd());
       else throw new SynthmixError("CLI", `--format ${o.format}: expected csv or json`);
     });
 }

@@ -1,4 +1,4 @@
-import { relative } from "node:path";
+import { join, relative } from "node:path";
 import type { MixSourceSpec } from "../mix/build.js";
 import { countLabel } from "../mix/count.js";
 import { countParams, modelConfigFor, trainingFlops } from "../train/ladder.js";
@@ -199,8 +199,9 @@ function planRun(
     id,
     modelName: name,
     model: cfg,
-    // Relative to runs/<id>/config.json, so the workspace can be moved or copied to another machine.
-    data: { train: `../../mixtures/${mixture.id}`, test: "../../tokens/test" },
+    // Absolute, as `synthmix train --config` and the external backend rewrite them: config.json then
+    // stays byte-stable across resumes (the trainer refuses a checkpoint whose config changed).
+    data: { train: join(workspace, "mixtures", mixture.id), test: join(workspace, "tokens", "test") },
     tokens,
     seed,
     threads,

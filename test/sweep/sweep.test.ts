@@ -67,7 +67,7 @@ test("grid expands models x tokens x mixtures x generators x seeds with stable i
     ],
   );
   assert.ok(r.mixture.sources[1].path.endsWith("synthetic/hq-demo"));
-  assert.equal(r.config.data.train, "../../mixtures/hq-33-demo-s1-d8k");
+  assert.equal(r.config.data.train, join(ws, "mixtures/hq-33-demo-s1-d8k"));
   assert.equal(r.config.tokens, 8000);
   // 6ND + attention (train/ladder), computed independently here.
   const N = r.nonEmbeddingParams;
