@@ -12,3 +12,6 @@ export * from "./util/tokenfile.js";
 // Stage namespaces (names inside stages may repeat across stages, so they are not flattened).
 export * as analyze from "./analyze/index.js";
 export * as fit from "./fit/index.js";
+export * as generate from "./generate/index.js";
+export * as mix from "./mix/index.js";
+export * as sweep from "./sweep/index.js";
