@@ -32,14 +32,15 @@ export function demoConfig(quick: boolean): StudyConfigInput {
       name: "synthmix-demo",
       model: quick ? "s1" : "s2",
       tokens: quick ? 300_000 : 1_500_000,
-      contextLength: 64,
-      batchSize: 16,
+      // The generator must see a whole prompt (template + a source chunk) plus its answer.
+      contextLength: 384,
+      batchSize: 8,
       lr: 3e-3,
     },
     generate: {
       styles: ["hq", "qa", "txbk"],
       budgetOutputTokens: quick ? 6_000 : 40_000,
-      chunkTokens: 200,
+      chunkTokens: 150,
       maxTokens: quick ? 96 : 160,
       temperature: 0.8,
       minOutputTokens: 8,

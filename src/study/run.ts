@@ -6,6 +6,7 @@ import { fitWorkspace, writeFitResults } from "../fit/workspace.js";
 import { formatSummary, runGeneration } from "../generate/run.js";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { loadMixTokenizer } from "../mix/tokenizer.js";
+import type { RunExecutor } from "../sweep/executors.js";
 import { writeResults } from "../sweep/results.js";
 import { runSweep } from "../sweep/scheduler.js";
 import { type SweepSpec, SweepSpecSchema } from "../sweep/spec.js";
@@ -40,6 +41,8 @@ export interface StudyRunOptions {
   /** Stop after this stage (for inspection). */
   until?: StageName | "fit" | "analyze" | "report";
   log?: (line: string) => void;
+  /** How sweep runs are trained (default: child processes per the sweep's scheduler). */
+  executor?: RunExecutor;
 }
 
 export interface StudyRunResult {
@@ -231,7 +234,14 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   let failedRuns: { id: string; error: string }[] = [];
   go = await stage("sweep", async () => {
     const tokenizer = await loadMixTokenizer(tokenizerPath, config.threads);
-    const summary = await runSweep({ spec: sweepSpec, workspace, tokenizer, signal: opts.signal, progress });
+    const summary = await runSweep({
+      spec: sweepSpec,
+      workspace,
+      tokenizer,
+      signal: opts.signal,
+      progress,
+      executor: opts.executor,
+    });
     failedRuns = summary.failed;
     if (summary.failed.length) {
       log(
