@@ -38,12 +38,18 @@ const PALETTE = [
   "#ff9da7",
   "#9c755f",
 ];
+/** Tableau 20 for studies with more series than Tableau 10 can tell apart (e.g. several generators). */
+// biome-ignore format: a palette reads best on two lines
+const PALETTE_20 = ["#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63", "#499894", "#86bcb6",
+  "#e15759", "#ff9d9a", "#79706e", "#bab0ac", "#d37295", "#fabfd2", "#b07aa1", "#d4a6c8", "#9d7660", "#d7b5a6"];
 export const NATURAL_COLOR = "#333333";
 
 export function colorScale(labels: string[], naturalLabel?: string): { domain: string[]; range: string[] } {
   const domain = [...labels];
   let k = 0;
-  const range = domain.map((l) => (l === naturalLabel ? NATURAL_COLOR : PALETTE[k++ % PALETTE.length]));
+  const others = domain.filter((l) => l !== naturalLabel).length;
+  const pal = others > PALETTE.length ? PALETTE_20 : PALETTE;
+  const range = domain.map((l) => (l === naturalLabel ? NATURAL_COLOR : pal[k++ % pal.length]));
   return { domain, range };
 }
 

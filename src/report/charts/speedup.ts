@@ -167,14 +167,19 @@ export function generatorChart(fits: FitsFile | undefined): ChartResult {
       });
     }
   }
-  const y = { field: "mix", type: "nominal", title: "Style and ratio" };
+  const order = [
+    ...new Map(
+      [...rows].sort(mixtureOrder).map((r) => [`${r.synthetic}-${Math.round(r.ratio * 100)}`, 1]),
+    ).keys(),
+  ];
+  const y = { field: "mix", type: "nominal", title: "Style and ratio", sort: order };
   const color = { field: "generator", type: "nominal", title: "Generator", scale: colorScale(gens) };
   const spec = {
     data: { values },
     facet: { column: { field: "metric", type: "nominal", title: null, sort: metrics.map((m) => m[0]) } },
     spec: {
       width: 220,
-      height: { step: 14 * gens.length + 8 },
+      height: new Set(values.map((v) => v.mix)).size * (14 * gens.length + 12),
       encoding: { y, yOffset: { field: "generator" }, color },
       layer: [
         {
