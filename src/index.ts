@@ -13,6 +13,5 @@ export * from "./util/tokenfile.js";
 export * as analyze from "./analyze/index.js";
 export * as fit from "./fit/index.js";
 export * as generate from "./generate/index.js";
-export * as generate from "./generate/index.js";
 export * as mix from "./mix/index.js";
 export * as sweep from "./sweep/index.js";
