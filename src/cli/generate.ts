@@ -1,4 +1,5 @@
-import { basename, dirname, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { SynthmixError } from "../util/errors.js";
 
@@ -54,6 +55,10 @@ export function register(program: Command): void {
     .option("--retries <n>", "retries per request on timeouts/429/5xx", num("retries"), 6)
     .option("--timeout <sec>", "request timeout in seconds", num("timeout"), 120)
     .option("--threads <n>", "llama.cpp threads for gguf generators", num("threads"), 2)
+    .option(
+      "--tokenizer <file>",
+      "tokenizer.json for token counts (default: <workspace>/tokenizer/tokenizer.json if present, else a word estimate)",
+    )
     .option("--skip-bad-records", "skip and count malformed source records instead of stopping")
     .option("--json", "print the summary as JSON")
     .action(async (o) => {
@@ -74,6 +79,13 @@ export function register(program: Command): void {
           spec.concurrency = Math.max(1, o.concurrency);
         return spec;
       });
+      const tokPath = o.tokenizer ? resolve(o.tokenizer) : join(workspace, "tokenizer", "tokenizer.json");
+      let countTokens: ((s: string) => number) | undefined;
+      if (o.tokenizer || existsSync(tokPath)) {
+        const { Tokenizer } = await import("../tokenizer/index.js");
+        const tok = Tokenizer.fromFile(tokPath);
+        countTokens = (s) => tok.encode(s).length;
+      }
       const abort = new AbortController();
       const onSig = () => {
         process.stderr.write(
@@ -93,6 +105,7 @@ export function register(program: Command): void {
           budgetOutputTokens: o.budgetOutputTokens,
           maxDocs: o.maxDocs,
           chunkTokens: o.chunkTokens,
+          countTokens,
           params: { temperature: o.temperature, top_p: o.topP, max_tokens: o.maxTokens },
           keywords: o.keywords,
           audiences: o.audience,
