@@ -86,6 +86,40 @@ export interface RatioCell {
   N: number;
   D: number;
   points: RatioPoint[];
+  /** Mean loss per ratio on each test domain (for the per-domain mixing laws of domain "all"). */
+  byDomain?: { domain: string; points: RatioPoint[] }[];
+}
+
+type MixLaw = { c: number; k: number; t: number };
+
+/** Minimiser over [0, 1] of the mean of per-domain mixing laws: fine grid, then golden-section refine. */
+export function meanMixingArgmin(laws: MixLaw[]): { r: number; loss: number } {
+  const f = (r: number) => laws.reduce((s, m) => s + m.c + m.k * Math.exp(m.t * r), 0) / laws.length;
+  let best = 0;
+  for (let i = 1; i <= 200; i++) if (f(i / 200) < f(best)) best = i / 200;
+  let lo = Math.max(0, best - 1 / 200);
+  let hi = Math.min(1, best + 1 / 200);
+  const g = (Math.sqrt(5) - 1) / 2;
+  for (let i = 0; i < 40; i++) {
+    const a = hi - g * (hi - lo);
+    const b = lo + g * (hi - lo);
+    if (f(a) < f(b)) hi = b;
+    else lo = a;
+  }
+  const mid = (lo + hi) / 2;
+  const r = f(mid) < f(best) ? mid : best;
+  return { r, loss: f(r) };
+}
+
+function domainLaws(byDomain: RatioCell["byDomain"], near?: MixLaw[]): MixLaw[] | null {
+  if (!byDomain || byDomain.length < 2) return null;
+  const laws: MixLaw[] = [];
+  for (let i = 0; i < byDomain.length; i++) {
+    const m = fitMixingLaw(byDomain[i].points, near?.[i].t);
+    if (!m) return null;
+    laws.push(m);
+  }
+  return laws;
 }
 
 /**
@@ -99,6 +133,11 @@ export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, se
   const observedBest = pts.reduce((b, p) => (p.loss < b.loss ? p : b), pts[0]).ratio;
   const quad = fitQuadratic(pts);
   const mix = fitMixingLaw(pts);
+  const byDomain = cell.byDomain?.map((d) => ({
+    ...d,
+    points: [...d.points].sort((a, b) => a.ratio - b.ratio),
+  }));
+  const laws = mix ? domainLaws(byDomain) : null;
   const rng = new Rng(seed);
   const qR: number[] = [];
   const qL: number[] = [];
@@ -116,11 +155,27 @@ export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, se
         qR.push(r);
         qL.push(q[0] + q[1] * r + q[2] * r * r);
       }
-      const m = mix ? fitMixingLaw(noisy, mix.t) : null;
-      if (m) {
-        const r = mixingLawArgmin(m);
-        mR.push(r);
-        mL.push(m.c + m.k * Math.exp(m.t * r));
+      if (laws && byDomain) {
+        const noisyDomains = byDomain.map((d) => ({
+          ...d,
+          points: d.points.map((p) => ({
+            ...p,
+            loss: p.loss * Math.exp((sigma / Math.sqrt(p.runs)) * rng.normal()),
+          })),
+        }));
+        const ls = domainLaws(noisyDomains, laws);
+        if (ls) {
+          const { r, loss } = meanMixingArgmin(ls);
+          mR.push(r);
+          mL.push(loss);
+        }
+      } else {
+        const m = mix ? fitMixingLaw(noisy, mix.t) : null;
+        if (m) {
+          const r = mixingLawArgmin(m);
+          mR.push(r);
+          mL.push(m.c + m.k * Math.exp(m.t * r));
+        }
       }
     }
   }
@@ -134,7 +189,15 @@ export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, se
     };
   }
   let mixingLaw: BestRatioEntry["mixingLaw"] = null;
-  if (mix) {
+  if (mix && laws && byDomain) {
+    const { r, loss } = meanMixingArgmin(laws);
+    mixingLaw = {
+      ...mix,
+      bestRatio: estimate(r, mR),
+      bestLoss: estimate(loss, mL),
+      domains: laws.map((m, i) => ({ domain: byDomain[i].domain, ...m })),
+    };
+  } else if (mix) {
     const r = mixingLawArgmin(mix);
     mixingLaw = {
       ...mix,

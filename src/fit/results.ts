@@ -187,8 +187,20 @@ export interface BestRatioEntry {
   points: { ratio: number; loss: number; runs: number }[];
   /** loss = c0 + c1 r + c2 r^2 (>= 3 ratios); best ratio = argmin clamped to [0, 1]. */
   quadratic: { coef: [number, number, number]; bestRatio: Estimate; bestLoss: Estimate } | null;
-  /** Mixing law loss = c + k exp(t r) (>= 3 ratios; 4+ to be identifiable); argmin over [0, 1]. */
-  mixingLaw: { c: number; k: number; t: number; bestRatio: Estimate; bestLoss: Estimate } | null;
+  /**
+   * Mixing law loss = c + k exp(t r) (>= 3 ratios; 4+ to be identifiable), fitted to the mean loss. It is
+   * monotone in r, so on one domain its best ratio is 0 or 1. When the fitted domain is "all" and per-domain
+   * rows exist, `domains` holds one law per test domain and bestRatio/bestLoss minimise their mean over
+   * [0, 1] (Ye et al. 2024: one law per validation domain), which can have an interior optimum.
+   */
+  mixingLaw: {
+    c: number;
+    k: number;
+    t: number;
+    bestRatio: Estimate;
+    bestLoss: Estimate;
+    domains?: { domain: string; c: number; k: number; t: number }[];
+  } | null;
   /** Ratio with the lowest observed mean loss. */
   observedBest: number;
 }

@@ -91,6 +91,7 @@ interface FitContext {
   rows: RunResultRow[];
   plan: PlannedFit[];
   opts: FitRowsOptions;
+  allRows: RunResultRow[];
 }
 
 /** Settings, the rows of the domain, and which fits to make (see fitRows). */
@@ -134,7 +135,7 @@ function prepare(allRows: RunResultRow[], opts: FitRowsOptions): FitContext {
     }
   }
   opts.progress?.setTotal(plan.length);
-  return { form, settings, rows, plan, opts };
+  return { form, settings, rows, plan, opts, allRows };
 }
 
 function fitArgs(ctx: FitContext, p: PlannedFit): [Point[], FitOptions] {
@@ -219,7 +220,8 @@ function finish(ctx: FitContext, done: DoneFit[], failures: FitFailure[]): FitRo
   const { form, rows, settings } = ctx;
   const speedups = computeSpeedups(form, rows, done, settings, ctx.opts.curvePoints ?? 20);
   const sigma = pooledSigma(done);
-  const entries: BestRatioEntry[] = ratioCells(rows).map((c) =>
+  const domainRows = settings.domain === "all" ? ctx.allRows.filter((r) => r.domain !== "all") : [];
+  const entries: BestRatioEntry[] = ratioCells(rows, domainRows).map((c) =>
     bestRatioEntry(
       c,
       sigma,
@@ -344,8 +346,33 @@ function pooledSigma(done: DoneFit[]): number {
   return n > 0 ? Math.sqrt(ss / n) : 0;
 }
 
-/** Cells (synthetic, generator, N, D) with their mean loss per ratio; natural runs count as ratio 0 in every cell. */
-export function ratioCells(rows: RunResultRow[]): RatioCell[] {
+/**
+ * Cells (synthetic, generator, N, D) with their mean loss per ratio; natural runs count as ratio 0 in every
+ * cell. With `domainRows` (per-domain rows, for domain "all"), each cell also gets its per-domain means
+ * when every domain has the same ratios as the cell.
+ */
+export function ratioCells(rows: RunResultRow[], domainRows: RunResultRow[] = []): RatioCell[] {
+  const cells = meanCells(rows);
+  const domains = [...new Set(domainRows.map((r) => r.domain))].sort();
+  if (domains.length < 2) return cells;
+  const per = new Map(domains.map((d) => [d, meanCells(domainRows.filter((r) => r.domain === d))]));
+  for (const c of cells) {
+    const byDomain: NonNullable<RatioCell["byDomain"]> = [];
+    for (const d of domains) {
+      const dc = per
+        .get(d)!
+        .find(
+          (x) => x.synthetic === c.synthetic && x.generator === c.generator && x.N === c.N && x.D === c.D,
+        );
+      if (!dc || dc.points.map((p) => p.ratio).join() !== c.points.map((p) => p.ratio).join()) break;
+      byDomain.push({ domain: d, points: dc.points });
+    }
+    if (byDomain.length === domains.length) c.byDomain = byDomain;
+  }
+  return cells;
+}
+
+function meanCells(rows: RunResultRow[]): RatioCell[] {
   const nat = rows.filter(isNatural);
   const syn = rows.filter((r) => !isNatural(r));
   const cells = new Map<string, { cell: RatioCell; acc: Map<number, number[]> }>();

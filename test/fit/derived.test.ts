@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { buildProgram } from "../../src/cli/main.js";
 import { readPointRows, splitCsvLine } from "../../src/fit/points.js";
-import { fitMixingLaw, fitQuadratic, mixingLawArgmin, quadraticArgmin } from "../../src/fit/ratio.js";
+import {
+  bestRatioEntry,
+  fitMixingLaw,
+  fitQuadratic,
+  meanMixingArgmin,
+  mixingLawArgmin,
+  quadraticArgmin,
+} from "../../src/fit/ratio.js";
 import type { BestRatioFile, FitsFile, SpeedupsFile } from "../../src/fit/results.js";
 import { lossAt, tokensForLoss } from "../../src/fit/speedup.js";
 import { fitRows } from "../../src/fit/workspace.js";
@@ -116,4 +123,43 @@ test("CLI: synthmix fit --points writes fits, speed-ups and best ratios", async 
   assert.equal(sp.entries.length, 2); // joint evaluated at each N
   const br = JSON.parse(readFileSync(join(out, "best-ratio.json"), "utf8")) as BestRatioFile;
   assert.equal(br.entries.length, 0); // two ratios only
+});
+
+test("per-domain mixing laws for domain 'all' locate an interior best ratio", () => {
+  // mean of 3 + 0.5 e^{-3r} and 3 + 0.05 e^{2r}: derivative zero at e^{5r} = 15.
+  const la = (r: number) => 3 + 0.5 * Math.exp(-3 * r);
+  const lb = (r: number) => 3 + 0.05 * Math.exp(2 * r);
+  const ratios = [0, 0.25, 0.5, 0.75, 1];
+  const pts = (f: (r: number) => number) => ratios.map((ratio) => ({ ratio, loss: f(ratio), runs: 1 }));
+  const truth = Math.log(15) / 5;
+  assert.ok(
+    Math.abs(
+      meanMixingArgmin([
+        { c: 3, k: 0.5, t: -3 },
+        { c: 3, k: 0.05, t: 2 },
+      ]).r - truth,
+    ) < 1e-6,
+  );
+  const e = bestRatioEntry(
+    {
+      synthetic: "hq",
+      generator: "g",
+      N: 1,
+      D: 1,
+      points: pts((r) => (la(r) + lb(r)) / 2),
+      byDomain: [
+        { domain: "a", points: pts(la) },
+        { domain: "b", points: pts(lb) },
+      ],
+    },
+    0.001,
+    50,
+    1,
+  );
+  assert.ok(
+    Math.abs(e.mixingLaw!.bestRatio.value - truth) < 1e-3,
+    `${e.mixingLaw!.bestRatio.value} vs ${truth}`,
+  );
+  assert.equal(e.mixingLaw!.domains!.length, 2);
+  assert.ok(e.mixingLaw!.bestRatio.lo! < truth && truth < e.mixingLaw!.bestRatio.hi!);
 });
