@@ -6,6 +6,7 @@ import { after, before, test } from "node:test";
 import { encodeGguf, f32ToF16, gv } from "../../src/generate/gguf.js";
 import { runGeneration } from "../../src/generate/run.js";
 import { type RunningServer, startServer } from "../../src/generate/serve.js";
+import { gpt2NextTokenLogits } from "./gpt2-reference.js";
 import { writeTinyGpt2 } from "./tiny-gpt2.js";
 
 const dir = mkdtempSync(join(tmpdir(), "synthmix-gguf-"));
@@ -189,4 +190,34 @@ test("in-process gguf generator: TXBK prompts seeded by corpus keywords, provena
     .map((l) => JSON.parse(l));
   assert.equal(recs.length, 2);
   assert.ok(recs.every((r) => r.usage.completion_tokens === 4 && r.usage.prompt_tokens > 0));
+});
+
+test("exported GPT-2: llama.cpp's next-token distribution matches an independent HF-layout forward pass", async () => {
+  const path = join(dir, "ref.gguf");
+  const m = writeTinyGpt2(path, 5);
+  const { getLlama } = await import("node-llama-cpp");
+  const llama = await getLlama({ gpu: false, build: "never", progressLogs: false });
+  const model = await llama.loadModel({ modelPath: path });
+  const ctx = await model.createContext({ contextSize: 256, threads: 1 });
+  try {
+    const tokens = model.tokenize("the cat and the hat sat");
+    const ref = gpt2NextTokenLogits(m, tokens as unknown as number[]);
+    const mx = Math.max(...ref);
+    const z = ref.reduce((a, v) => a + Math.exp(v - mx), 0);
+    const seq = ctx.getSequence();
+    const opts = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+    for await (const out of seq.evaluateWithMetadata(tokens, { probabilities: true }, opts)) {
+      const probs = out.probabilities as Map<number, number>;
+      assert.equal(probs.size, m.vocabSize);
+      let maxDiff = 0;
+      for (let v = 0; v < m.vocabSize; v++)
+        maxDiff = Math.max(maxDiff, Math.abs((probs.get(v) ?? 0) - Math.exp(ref[v] - mx) / z));
+      // llama.cpp's GELU uses an f16 lookup table: agreement to ~1e-3 in probability, not to f32 precision.
+      assert.ok(maxDiff < 2e-3, `max |p_llama - p_ref| = ${maxDiff}`);
+      break;
+    }
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+  }
 });

@@ -51,7 +51,15 @@ export function tinyTokenizerJson(): HfTokenizerJson {
 }
 
 /** A random 2-layer GPT-2 (d 64) written with HF names; returns the vocab size. */
-export function writeTinyGpt2(path: string, seed = 1): { vocabSize: number } {
+export interface TinyGpt2 {
+  vocabSize: number;
+  dModel: number;
+  nLayer: number;
+  nHead: number;
+  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+export function writeTinyGpt2(path: string, seed = 1): TinyGpt2 {
   const tok = tinyTokenizerJson();
   const vocabSize = 256 + 6 + 1;
   const d = 64;
@@ -68,8 +76,13 @@ export function writeTinyGpt2(path: string, seed = 1): { vocabSize: number } {
   let name = "";
   const set = (nm: string, shape: number[], fill?: number) => {
     name = nm;
+    // Norm gains around 1 and small random biases: a layout bug in any tensor changes the logits.
     if (fill === undefined) rand(shape, nm.startsWith("wte") ? 0.5 : 0.1);
-    else tensors.set(nm, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(fill) });
+    else rand(shape, 0.05);
+    if (fill !== undefined) {
+      const t = tensors.get(nm);
+      if (t) for (let i = 0; i < t.data.length; i++) t.data[i] += fill;
+    }
   };
   set("wte.weight", [vocabSize, d]);
   set("wpe.weight", [ctx, d]);
@@ -96,5 +109,5 @@ export function writeTinyGpt2(path: string, seed = 1): { vocabSize: number } {
     tokenizerJson: tok,
     name: "tiny-random-gpt2",
   });
-  return { vocabSize };
+  return { vocabSize, dModel: d, nLayer, nHead: 4, tensors };
 }
