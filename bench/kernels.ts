@@ -8,7 +8,8 @@
  *   npx tsx bench/kernels.ts [--reps 10] [--rounds 3]
  *
  * Each number is the best over `rounds` interleaved rounds of the best of `reps` timed calls (the
- * minimum is the least noisy statistic on a shared machine).
+ * minimum is the least noisy statistic on a shared machine); 1-thread calls are timed by CPU time,
+ * 2-thread calls by the wall clock.
  */
 import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
@@ -17,16 +18,18 @@ import { nativeAddon, nativeLoadError } from "../src/train/kernels/native.js";
 
 type Op = "forward" | "dinp" | "dweight";
 const OPS: Op[] = ["forward", "dinp", "dweight"];
-const SHAPES: [number, number, number][] = [
-  [2048, 256, 768],
-  [2048, 256, 1024],
-  [2048, 256, 256],
-  [2048, 1024, 256],
-  [2048, 64, 64],
-  [2048, 64, 192],
-  [2048, 64, 256],
-  [2048, 64, 1024],
-];
+const SHAPES: [number, number, number][] = process.argv.includes("--quick")
+  ? [[2048, 64, 64]]
+  : [
+      [2048, 256, 768],
+      [2048, 256, 1024],
+      [2048, 256, 256],
+      [2048, 1024, 256],
+      [2048, 64, 64],
+      [2048, 64, 192],
+      [2048, 64, 256],
+      [2048, 64, 1024],
+    ];
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
@@ -60,13 +63,27 @@ function rnd(n: number): Float32Array {
   return a;
 }
 
-function bestSeconds(fn: () => void): number {
+// Single-thread runs are timed by process CPU time: on a loaded machine that excludes the time the
+// thread sat preempted, for both sides alike. Two-thread runs can only be timed by the wall clock.
+type Clock = "cpu" | "wall";
+function clockFor(threads: number): Clock {
+  return threads === 1 ? "cpu" : "wall";
+}
+
+function bestSeconds(fn: () => void, clock: Clock): number {
   fn();
   let best = Number.POSITIVE_INFINITY;
   for (let r = 0; r < REPS; r++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+    if (clock === "cpu") {
+      const c0 = process.cpuUsage();
+      fn();
+      const d = process.cpuUsage(c0);
+      best = Math.min(best, (d.user + d.system) / 1e6);
+    } else {
+      const t0 = process.hrtime.bigint();
+      fn();
+      best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
   }
   return best;
 }
@@ -85,7 +102,7 @@ function ours(threads: number, BT: number, C: number, OC: number, op: Op): numbe
     dinp: () => backward(dinp, null, null, dout, inp, w, BT, C, OC),
     dweight: () => backward(null, dw, null, dout, inp, w, BT, C, OC),
   };
-  return (2 * BT * C * OC) / bestSeconds(fns[op]) / 1e9;
+  return (2 * BT * C * OC) / bestSeconds(fns[op], clockFor(threads)) / 1e9;
 }
 
 class Peer {
@@ -96,6 +113,10 @@ class Peer {
       OPENBLAS_CORETYPE: "SkylakeX",
       OPENBLAS_NUM_THREADS: String(threads),
       OMP_NUM_THREADS: String(threads),
+      // Keep freed blocks in glibc's heap (CPU torch has no caching allocator): otherwise every large
+      // temporary is a fresh mmap whose page faults would be billed to torch.
+      MALLOC_MMAP_THRESHOLD_: String(32 * 1024 * 1024),
+      MALLOC_TRIM_THRESHOLD_: String(4 * 1024 * 1024 * 1024),
     };
     const child = spawn("/usr/bin/python3", ["bench/peers/matmul_torch.py"], {
       env,
@@ -110,8 +131,12 @@ class Peer {
     if (r.done) throw new Error("torch peer exited (is python3-torch installed?)");
     return JSON.parse(r.value) as Record<string, unknown>;
   }
-  async gflops(BT: number, C: number, OC: number, op: Op): Promise<number> {
-    this.child.stdin.write(`${JSON.stringify({ BT, C, OC, op, reps: REPS })}\n`);
+  async seconds(req: Record<string, unknown>): Promise<number> {
+    this.child.stdin.write(`${JSON.stringify({ ...req, reps: REPS, clock: "cpu" })}\n`);
+    return (await this.next()).seconds as number;
+  }
+  async gflops(BT: number, C: number, OC: number, op: Op, clock: Clock): Promise<number> {
+    this.child.stdin.write(`${JSON.stringify({ BT, C, OC, op, reps: REPS, clock })}\n`);
     const r = await this.next();
     return (2 * BT * C * OC) / (r.seconds as number) / 1e9;
   }
@@ -133,13 +158,14 @@ async function main(): Promise<void> {
         for (const op of OPS) {
           const key = `${threads},${BT},${C},${OC},${op}`;
           const x = ours(threads, BT, C, OC, op);
-          const y = await (peers.get(threads) as Peer).gflops(BT, C, OC, op);
+          const y = await (peers.get(threads) as Peer).gflops(BT, C, OC, op, clockFor(threads));
           const prev = best.get(key) ?? [0, 0];
           best.set(key, [Math.max(prev[0], x), Math.max(prev[1], y)]);
         }
       }
     }
   }
+  const layerRows = await layers(peers.get(1) as Peer);
   for (const p of peers.values()) p.child.stdin.end();
   console.log("");
   console.log("| threads | BT | C | OC | product | ours GFLOP/s | torch GFLOP/s | ratio |");
@@ -161,7 +187,62 @@ async function main(): Promise<void> {
   console.log(
     `geometric-mean ratio ours/torch: ${geo.toFixed(2)} (min ${Math.min(...ratios).toFixed(2)}); load average at end ${loadavg()[0].toFixed(2)}`,
   );
+  console.log("");
+  console.log(
+    `Other layer kernels, 1 thread, CPU time per call (B=${LB} T=${LT} C=${LC} NH=${LNH} V=${LV}, AdamW N=${LN}):`,
+  );
+  console.log("");
+  console.log("| kernel | ours ms | torch ms | speed-up |");
+  console.log("|---|---|---|---|");
+  for (const [name, x, y] of layerRows)
+    console.log(`| ${name} | ${(x * 1e3).toFixed(3)} | ${(y * 1e3).toFixed(3)} | ${(y / x).toFixed(2)} |`);
   addon.setThreads(2);
+}
+
+const [LB, LT, LC, LNH, LV, LN] = [8, 256, 256, 4, 2048, 4_000_000];
+
+/** The non-matmul kernels at one GPT-ish layer shape, ours vs torch, best over rounds, CPU time. */
+async function layers(peer: Peer): Promise<[string, number, number][]> {
+  if (addon === null) return [];
+  addon.setThreads(1);
+  const BT = LB * LT;
+  const qkv = rnd(BT * 3 * LC);
+  const out = new Float32Array(BT * LC);
+  const att = new Float32Array(LB * LNH * LT * LT);
+  const scratch = new Float32Array(LB * LNH * LT * LT);
+  const dqkv = new Float32Array(BT * 3 * LC);
+  const dout = rnd(BT * LC);
+  const x4 = rnd(BT * 4 * LC);
+  const y4 = new Float32Array(BT * 4 * LC);
+  const [mean, rstd, w, b] = [new Float32Array(BT), new Float32Array(BT), rnd(LC), rnd(LC)];
+  const logits = rnd(BT * LV);
+  const dlogits = new Float32Array(BT * LV);
+  const losses = new Float32Array(BT);
+  const targets = Int32Array.from({ length: BT }, (_, i) => (i * 7919) % LV);
+  const [p, g, m, v] = [rnd(LN), rnd(LN), new Float32Array(LN), new Float32Array(LN)];
+  addon.attentionForward(out, att, qkv, LB, LT, LC, LNH);
+  const fns: [string, () => void][] = [
+    ["attentionForward", () => addon?.attentionForward(out, att, qkv, LB, LT, LC, LNH)],
+    ["attentionBackward", () => addon?.attentionBackward(dqkv, scratch, dout, qkv, att, LB, LT, LC, LNH)],
+    ["layernormForward", () => addon?.layernormForward(out, mean, rstd, dout, w, b, BT, LC)],
+    ["geluForward", () => addon?.geluForward(y4, x4, BT * 4 * LC)],
+    ["crossEntropy", () => addon?.crossEntropyForward(losses, dlogits, logits, targets, BT, LV, 1 / BT)],
+    ["adamw", () => addon?.adamwUpdate(p, g, m, v, LN, 1e-3, 0.9, 0.95, 1e-8, 0.1, 5)],
+  ];
+  const rows: [string, number, number][] = [];
+  for (const [name, fn] of fns) {
+    let ours = Number.POSITIVE_INFINITY;
+    let theirs = Number.POSITIVE_INFINITY;
+    for (let round = 0; round < ROUNDS; round++) {
+      ours = Math.min(ours, bestSeconds(fn, "cpu"));
+      theirs = Math.min(
+        theirs,
+        await peer.seconds({ layer: name, B: LB, T: LT, C: LC, NH: LNH, V: LV, N: LN }),
+      );
+    }
+    rows.push([name, ours, theirs]);
+  }
+  return rows;
 }
 
 await main();
