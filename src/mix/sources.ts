@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import type { Doc } from "../corpus/types.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { BadRecordError, SynthmixError } from "../util/errors.js";
@@ -31,15 +31,31 @@ export function sourceFiles(path: string): string[] {
   return files;
 }
 
+// Per-process memos: a sweep builds many mixtures of the same sources in one process, and rehashing
+// and re-reading each source per mixture cost more than building the mixture itself.
+const hashMemo = new Map<string, string>();
+const loadedMemo = new Map<string, TokenizedSource>();
+const LOADED_MEMO_MAX = 8;
+
 /** sha256 over the names and bytes of a source's files: the key of its token cache. */
 export async function hashSourceFiles(files: string[]): Promise<string> {
+  const stamp = files
+    .map((f) => {
+      const st = statSync(f);
+      return `${resolve(f)}:${st.size}:${st.mtimeMs}`;
+    })
+    .join("|");
+  const memo = hashMemo.get(stamp);
+  if (memo) return memo;
   const h = createHash("sha256");
   for (const f of files) {
     h.update(`${f.split("/").pop()}\u0000`);
     for await (const chunk of createReadStream(f)) h.update(chunk as Buffer);
     h.update("\u0000");
   }
-  return h.digest("hex");
+  const digest = h.digest("hex");
+  hashMemo.set(stamp, digest);
+  return digest;
 }
 
 /** The texts of a source's documents in file order; empty texts are dropped (and counted). */
@@ -99,6 +115,13 @@ export async function loadTokenizedSource(
   const key = createHash("sha256").update(`${contentSha256}:${tokenizer.sha256}`).digest("hex").slice(0, 16);
   const base = join(workspace, "tokens", "sources", `${safeName(name)}-${key}`);
   const dtype = dtypeForVocab(tokenizer.vocabSize);
+  const memo = loadedMemo.get(base);
+  if (memo && existsSync(`${base}.json`)) return { ...memo, name, files };
+  const remember = (src: TokenizedSource) => {
+    if (loadedMemo.size >= LOADED_MEMO_MAX) loadedMemo.delete(loadedMemo.keys().next().value!);
+    loadedMemo.set(base, src);
+    return src;
+  };
   if (existsSync(`${base}.json`)) {
     const idx = JSON.parse(readFileSync(`${base}.json`, "utf8")) as CacheIndex;
     const tokens = readTokens(`${base}.bin`, idx.dtype);
@@ -106,7 +129,7 @@ export async function loadTokenizedSource(
     const lengths = new Uint32Array(lensBuf.byteLength / 4);
     new Uint8Array(lengths.buffer).set(lensBuf);
     if (tokens.length === idx.tokens && lengths.length === idx.documents) {
-      return { name, tokens, lengths, offsets: prefixSums(lengths), contentSha256, files };
+      return remember({ name, tokens, lengths, offsets: prefixSums(lengths), contentSha256, files });
     }
   }
   const { texts, skippedEmpty } = await readSourceTexts(files);
@@ -142,7 +165,7 @@ export async function loadTokenizedSource(
     skippedEmpty,
   };
   writeJsonAtomic(`${base}.json`, idx);
-  return { name, tokens, lengths, offsets: prefixSums(lengths), contentSha256, files };
+  return remember({ name, tokens, lengths, offsets: prefixSums(lengths), contentSha256, files });
 }
 
 function prefixSums(lengths: Uint32Array): Float64Array {
