@@ -99,7 +99,7 @@ export function renderHtml(page: PageInput): string {
         body.push(
           `<figure id="fig-${escapeHtml(c.id)}">`,
           `<div class="chart" id="chart-${escapeHtml(c.id)}" data-spec="${specId}" role="img" aria-label="${escapeHtml(c.title)}"></div>`,
-          `<figcaption><strong>${escapeHtml(c.title)}.</strong> ${escapeHtml(c.caption)}<a href="${escapeHtml(item.png)}">PNG</a><a href="${escapeHtml(`${c.id}.vl.json`)}">Vega-Lite spec</a></figcaption>`,
+          `<figcaption><strong>${escapeHtml(c.title)}.</strong> ${escapeHtml(c.caption)}<a href="${escapeHtml(item.png)}">PNG</a><a href="${escapeHtml(`${c.id}.svg`)}">SVG</a><a href="${escapeHtml(`${c.id}.vl.json`)}">Vega-Lite spec</a></figcaption>`,
           "</figure>",
         );
       } else if ("table" in item) {

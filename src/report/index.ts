@@ -14,6 +14,7 @@ import {
   blindSpotTables,
   domainLossTable,
   fitTable,
+  lossSplitTable,
   speedupTable,
   type Table,
   unigramTable,
@@ -32,7 +33,7 @@ export interface ReportOptions {
 export interface ReportOutput {
   /** Path of report/index.html. */
   html: string;
-  /** Paths of the chart PNGs written (one per drawn chart). */
+  /** Paths of the chart PNGs written (one per drawn chart; an .svg and a .vl.json sit beside each). */
   pngs: string[];
   /** Path of report/summary.md. */
   summary: string;
@@ -69,7 +70,12 @@ export function planSections(inp: ReportInputs): { id: string; title: string; it
     {
       id: "unigram",
       title: "8. Unigram analysis",
-      items: [unigramChart(inp.unigram), unigramTable(inp.unigram), ...blindSpotTables(inp.unigram)],
+      items: [
+        unigramChart(inp.unigram),
+        unigramTable(inp.unigram),
+        ...blindSpotTables(inp.unigram),
+        ...[lossSplitTable(inp.unigram)].filter((t): t is Table => t !== null),
+      ],
     },
   ];
 }
@@ -110,7 +116,10 @@ export async function writeReport(workspace: string, opts: ReportOptions = {}): 
         const chart = item as Exclude<ChartResult, { skipped: string }>;
         const vegaSpec = toVega(chart.spec);
         const png = join(outDir, `${chart.id}.png`);
-        writeFileAtomic(png, svgToPng(await vegaToSvg(vegaSpec)));
+        const svg = await vegaToSvg(vegaSpec);
+        writeFileAtomic(png, svgToPng(svg));
+        // Vector copy for papers (text set in DejaVu Sans; PNG is the exact rendering).
+        writeFileAtomic(join(outDir, `${chart.id}.svg`), svg);
         writeFileAtomic(join(outDir, `${chart.id}.vl.json`), `${JSON.stringify(chart.spec)}\n`);
         pngs.push(png);
         drawn.add(chart.id);
@@ -123,7 +132,7 @@ export async function writeReport(workspace: string, opts: ReportOptions = {}): 
   }
   for (const id of CHART_IDS) {
     if (drawn.has(id)) continue;
-    for (const ext of [".png", ".vl.json"])
+    for (const ext of [".png", ".svg", ".vl.json"])
       if (existsSync(join(outDir, id + ext))) rmSync(join(outDir, id + ext));
   }
   const notes = [...(opts.notes ?? []), ...defaultNotes(inp)];

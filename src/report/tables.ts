@@ -206,6 +206,28 @@ export function blindSpotTables(file: UnigramFile | undefined, top = 8): Table[]
   });
 }
 
+/** Per-token loss of trained models on blind-spot tokens vs the rest (present when the analysis had models). */
+export function lossSplitTable(file: UnigramFile | undefined): Table | null {
+  const splits = file?.lossSplits ?? [];
+  if (splits.length === 0) return null;
+  return {
+    id: "loss-split",
+    title: "Loss on blind-spot tokens",
+    caption:
+      "Mean per-token test loss (nats) of a trained model on the test tokens that are blind spots of its training source vs on all other test tokens (results/unigram.json lossSplits). A large gap means the blind spots explain part of the loss.",
+    head: ["Run", "Source", "Test", "blind-spot tokens", "loss on blind spots", "loss on the rest", "gap"],
+    rows: splits.map((s) => [
+      s.runId,
+      s.source,
+      s.test,
+      String(s.blindSpot.tokens),
+      fmt(s.blindSpot.meanLoss),
+      fmt(s.rest.meanLoss),
+      fmt(s.blindSpot.meanLoss - s.rest.meanLoss),
+    ]),
+  };
+}
+
 /** Make whitespace and control characters in token strings visible. */
 export function showToken(token: string | null, id: number): string {
   if (token === null) return `#${id}`;

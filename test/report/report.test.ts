@@ -83,6 +83,8 @@ describe("writeReport on the fixture workspace", () => {
     }
     assert.match(html, /<table id="table-domain-loss">/);
     assert.match(html, /<table id="table-blind-spots-fiction">/);
+    assert.match(html, /<table id="table-loss-split">/);
+    for (const p of out.pngs) assert.match(readFileSync(p.replace(/\.png$/, ".svg"), "utf8"), /^<svg /);
     assert.ok(html.includes(NOTE), "lead's note is in the Notes section");
     assert.match(html, /Not shown: one generator only \(tiny-gpt\)/);
   });
