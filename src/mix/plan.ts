@@ -44,9 +44,11 @@ export interface MixturePlan {
  * document comes from the source whose (emitted + jitter * next length) / share is smallest. That
  * interleaving does not depend on the total, so mixtures of the same sources, shares and seed at
  * different totals are nested: the smaller one holds the first `target_s` tokens of each source's
- * sequence, in the same order, i.e. it is a prefix of the larger except for the final (truncated)
- * document of each source. Each source contributes exactly its target (largest remainder), its last
- * document truncated to fit, so realised shares are exact to one token.
+ * sequence, in the same relative order as the larger, and its file equals the larger's up to the point
+ * where the first source reaches its target (near the end: each source tracks its share to within about
+ * one document); after that the larger one interleaves further documents of the finished source. Each
+ * source contributes exactly its target (largest remainder), its last document truncated to fit, so
+ * realised shares are exact to one token.
  */
 export function planMixture(
   sources: PlanSource[],
