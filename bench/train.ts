@@ -71,7 +71,7 @@ function ours(c: Case): { tokPerSec: number; lossFirst: number; lossLast: number
   return { tokPerSec: (c.steps * c.B * T) / dt, lossFirst: losses[0], lossLast: losses[losses.length - 1] };
 }
 
-function torch(c: Case): { tokPerSec: number; version: string } | null {
+function torch(c: Case): { tokPerSec: number; version: string; lossFirst: number; lossLast: number } | null {
   const r = spawnSync(
     "/usr/bin/python3",
     [
@@ -87,10 +87,12 @@ function torch(c: Case): { tokPerSec: number; version: string } | null {
     return null;
   }
   const j = JSON.parse(r.stdout.trim().split("\n").at(-1) as string);
-  return { tokPerSec: j.tokens_per_sec, version: j.torch };
+  return { tokPerSec: j.tokens_per_sec, version: j.torch, lossFirst: j.loss_first, lossLast: j.loss_last };
 }
 
 const fmt = (x: number, d = 0) => x.toFixed(d);
+const rows: string[] = [];
+const notes: string[] = [];
 console.log(
   `kernels: ${kernels.name}${"isa" in kernels ? ` (${(kernels as { isa: string }).isa})` : ""}, 2 threads`,
 );
@@ -110,7 +112,12 @@ for (const c of cases) {
     if (t2 && (!t || t2.tokPerSec > t.tokPerSec)) t = t2;
   }
   const shape = `${c.cfg.vocabSize}, ${c.cfg.contextLength}, ${c.cfg.dModel}, ${c.cfg.nLayer}, ${c.cfg.nHead}, ${c.B}`;
-  console.log(
+  notes.push(
+    `${c.name}: loss over the timed steps ours ${o.lossFirst.toFixed(3)} -> ${o.lossLast.toFixed(3)}, torch ${t ? `${t.lossFirst.toFixed(3)} -> ${t.lossLast.toFixed(3)}` : "n/a"} (same batch repeated: both memorise it)`,
+  );
+  rows.push(
     `| ${c.name} | ${shape} | ${c.steps} | ${fmt(o.tokPerSec)} | ${fmt((o.tokPerSec * fpt) / 1e9, 2)} | ${t ? fmt(t.tokPerSec) : "n/a"} | ${t ? fmt((t.tokPerSec * fpt) / 1e9, 2) : "n/a"} | ${t ? fmt(o.tokPerSec / t.tokPerSec, 2) : "n/a"} |`,
   );
 }
+for (const r of rows) console.log(r);
+for (const n of notes) console.log(n);

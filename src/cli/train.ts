@@ -91,10 +91,12 @@ export function register(program: Command): void {
         const cfgDir = dirname(resolve(o.config));
         const raw = RunConfigSchema.parse(readJson(o.config));
         runDir = resolve(o.out ?? cfgDir);
-        const abs = (p: string) => (isAbsolute(p) ? p : resolve(cfgDir, p));
+        // Data paths are relative to the config's folder; re-anchor them to the run folder if it differs.
+        const move = (p: string) =>
+          isAbsolute(p) || cfgDir === runDir ? p : relative(runDir, resolve(cfgDir, p));
         config = {
           ...raw,
-          data: { train: abs(raw.data.train), ...(raw.data.test ? { test: abs(raw.data.test) } : {}) },
+          data: { train: move(raw.data.train), ...(raw.data.test ? { test: move(raw.data.test) } : {}) },
         };
       } else {
         if (!o.out) throw new SynthmixError("CLI", "--out <run folder> is required");

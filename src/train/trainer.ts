@@ -61,6 +61,14 @@ function runIdentity(runDir: string, c: RunConfig): string {
   return stableHash({ ...rest, data: { train: resolveDataPath(runDir, data.train), test } });
 }
 
+function readConfigIfValid(path: string): RunConfig | null {
+  try {
+    return RunConfigSchema.parse(JSON.parse(readFileSync(path, "utf8")));
+  } catch {
+    return null;
+  }
+}
+
 /** Mean loss (nats/token) of `model` on the fixed evaluation windows of each domain. */
 export function evaluate(model: GPT, domains: TestDomain[], evalTokens: number): Record<string, number> {
   const out: Record<string, number> = {};
@@ -131,9 +139,10 @@ export async function trainRun(
   mkdirSync(runDir, { recursive: true });
   const configPath = join(runDir, "config.json");
   const ckptDir = findCheckpoint(runDir);
-  if (ckptDir !== null && existsSync(configPath)) {
-    const previous = RunConfigSchema.parse(JSON.parse(readFileSync(configPath, "utf8")));
-    if (runIdentity(runDir, previous) !== runIdentity(runDir, cfg)) {
+  const previous = existsSync(configPath) ? readConfigIfValid(configPath) : null;
+  const sameConfig = previous !== null && runIdentity(runDir, previous) === runIdentity(runDir, cfg);
+  if (ckptDir !== null && previous !== null) {
+    if (!sameConfig) {
       throw new SynthmixError(
         "CONFIG_MISMATCH",
         `${runDir} holds a checkpoint of a different config (${configPath})`,
@@ -147,7 +156,8 @@ export async function trainRun(
     const done = loadCheckpointState(ckptDir).final;
     if (done) return done;
   }
-  writeJsonAtomic(configPath, cfg);
+  // Leave an equivalent config.json alone (a sweep may have written it, with relative paths).
+  if (!sameConfig || previous?.threads !== cfg.threads) writeJsonAtomic(configPath, cfg);
 
   const T = cfg.model.contextLength;
   const B = cfg.batchSize;

@@ -63,6 +63,7 @@ test("synthmix train + sample: flags -> config.json -> run; rerun with --config 
     assert.equal(cfg.optimizer.lr, 0.01);
     assert.match(logs.at(-1) ?? "", /final loss \d+\.\d+ nats\/token \(train /);
     const metrics = readFileSync(join(out, "metrics.jsonl"), "utf8");
+    const cfgText = readFileSync(join(out, "config.json"), "utf8");
     await buildProgram().parseAsync([
       "node",
       "synthmix",
@@ -73,6 +74,7 @@ test("synthmix train + sample: flags -> config.json -> run; rerun with --config 
       "reference",
     ]);
     assert.equal(readFileSync(join(out, "metrics.jsonl"), "utf8"), metrics);
+    assert.equal(readFileSync(join(out, "config.json"), "utf8"), cfgText, "config.json (relative paths) untouched");
     await buildProgram().parseAsync([
       "node",
       "synthmix",
