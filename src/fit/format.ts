@@ -66,6 +66,24 @@ export function formatFitSummary(res: FitRowsResult): string {
       ),
     );
   } else if (res.speedups.note) out.push("", `speed-ups: ${res.speedups.note}`);
+  const gens = res.fits.generators;
+  if (new Set(gens.map((r) => r.generator)).size > 1) {
+    out.push(
+      "",
+      "generators side by side (E at the largest N, speed-up at the largest natural run, mean best ratio):",
+      table(
+        ["synthetic", "ratio", "generator", "E", "speed-up", "best ratio"],
+        gens.map((r) => [
+          r.synthetic,
+          g(r.ratio, 3),
+          r.generator,
+          fmtEstimate(r.E),
+          fmtEstimate(r.speedupAtLargestNatural, 3),
+          fmtEstimate(r.bestRatio, 3),
+        ]),
+      ),
+    );
+  }
   if (res.bestRatio.entries.length > 0) {
     out.push(
       "",
