@@ -9,6 +9,7 @@ import { register } from "../../src/cli/report.js";
 import type { FitsFile, SpeedupsFile } from "../../src/fit/results.js";
 import { logTicks } from "../../src/report/charts/axes.js";
 import { type ChartResult, evalFit, isChart } from "../../src/report/charts/common.js";
+import { lossVsRatioChart } from "../../src/report/charts/ratio.js";
 import { scalingChart } from "../../src/report/charts/scaling.js";
 import { planSections, type ReportOutput, readInputs, writeReport } from "../../src/report/index.js";
 import { resvgOptions, svgToPng, toVega, vegaToSvg } from "../../src/report/render.js";
@@ -254,5 +255,37 @@ test("with only a joint fit (the fit stage's default), scaling charts draw the j
       const expected = p("A") / N ** p("alpha") + p("B") / D ** p("beta") + p("E");
       assert.ok(Math.abs((v.loss as number) - expected) < 1e-12);
     }
+  }
+});
+
+test("loss-vs-ratio without a quadratic draws the mixing law, averaged over per-domain laws", () => {
+  const inp = readInputs(FIXTURE);
+  const e = inp.bestRatio!.entries[0];
+  const laws = [
+    { domain: "news", c: 3, k: 0.5, t: -2 },
+    { domain: "fiction", c: 3.2, k: 0.1, t: 1.5 },
+  ];
+  const entry = {
+    ...e,
+    quadratic: null,
+    mixingLaw: {
+      c: 0,
+      k: 0,
+      t: 0,
+      bestRatio: e.quadratic!.bestRatio,
+      bestLoss: e.quadratic!.bestLoss,
+      domains: laws,
+    },
+  };
+  const chart = lossVsRatioChart({ ...inp.bestRatio!, entries: [entry] });
+  assert.ok(isChart(chart));
+  const values = (chart.spec as unknown as { data: { values: Record<string, number | string>[] } }).data
+    .values;
+  const fit = values.filter((v) => v.kind === "fit");
+  assert.equal(fit.length, 21);
+  for (const v of fit) {
+    const r = v.ratio as number;
+    const expected = (3 + 0.5 * Math.exp(-2 * r) + 3.2 + 0.1 * Math.exp(1.5 * r)) / 2;
+    assert.ok(Math.abs((v.loss as number) - expected) < 1e-12);
   }
 });

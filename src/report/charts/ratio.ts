@@ -133,7 +133,7 @@ export function lossVsRatioChart(file: BestRatioFile | undefined): ChartResult {
     const curve = e.quadratic
       ? (r: number) => e.quadratic!.coef[0] + e.quadratic!.coef[1] * r + e.quadratic!.coef[2] * r * r
       : e.mixingLaw
-        ? (r: number) => e.mixingLaw!.c + e.mixingLaw!.k * Math.exp(e.mixingLaw!.t * r)
+        ? mixingCurve(e.mixingLaw)
         : null;
     if (curve) {
       curves++;
@@ -195,7 +195,13 @@ export function lossVsRatioChart(file: BestRatioFile | undefined): ChartResult {
   return {
     id: "loss-vs-ratio",
     title: "Loss against synthetic ratio",
-    caption: `Points: mean final test loss per ratio at each (N, D) (results/best-ratio.json, ${names.join(", ")}; ${Ncount} model sizes), natural-only runs at ratio 0. Lines: the fitted curve of loss against ratio (${curves} cells; quadratic c₀ + c₁r + c₂r², else mixing law c + k·e^(t·r)); diamonds: its minimum in [0, 1]. Each panel has its own loss axis.`,
+    caption: `Points: mean final test loss per ratio at each (N, D) (results/best-ratio.json, ${names.join(", ")}; ${Ncount} model sizes), natural-only runs at ratio 0. Lines: the fitted curve of loss against ratio (${curves} cells; quadratic c₀ + c₁r + c₂r², else mixing law c + k·e^(t·r), averaged over per-domain laws when fitted per domain); diamonds: its minimum in [0, 1]. Each panel has its own loss axis.`,
     spec,
   };
+}
+
+/** The mixing-law curve whose minimum is the reported best ratio: the mean of per-domain laws when present. */
+function mixingCurve(m: NonNullable<BestRatioEntry["mixingLaw"]>): (r: number) => number {
+  const laws = m.domains && m.domains.length > 0 ? m.domains : [m];
+  return (r) => laws.reduce((acc, l) => acc + l.c + l.k * Math.exp(l.t * r), 0) / laws.length;
 }
