@@ -61,6 +61,7 @@ export function register(program: Command): void {
     )
     .option("--skip-bad-records", "skip and count malformed source records instead of stopping")
     .option("--json", "print the summary as JSON")
+    .option("--quiet", "no progress output")
     .action(async (o) => {
       const { runGeneration, formatSummary, parseGeneratorSpec } = await import("../generate/index.js");
       let workspace = resolve(o.workspace);
@@ -117,6 +118,7 @@ export function register(program: Command): void {
           threads: o.threads,
           skipBadRecords: !!o.skipBadRecords,
           signal: abort.signal,
+          progress: o.quiet ? "silent" : undefined,
         });
         console.log(o.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
       } finally {

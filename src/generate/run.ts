@@ -15,7 +15,7 @@ import { KeywordExtractor } from "./keywords.js";
 import { EndpointPool, type PoolSlot } from "./pool.js";
 import {
   type PromptTemplate,
-  type RenderedPrompt,
+  type PromptVars,
   renderPrompt,
   resolveTemplate,
   templateHash,
@@ -72,6 +72,8 @@ export interface GeneratorSummary {
   accepted: number;
   rejected: Partial<Record<RejectReason, number>>;
   docsWritten: number;
+  /** Documents left incomplete (failed requests or a stop); a rerun retries their missing requests. */
+  docsIncomplete: number;
   tokens: { prompt: number; completion: number; acceptedOutput: number };
   costUsd?: number;
   elapsedSec: number;
@@ -98,7 +100,8 @@ interface WorkItem {
   chunk: number;
   chunks: number;
   parent: string;
-  prompt: RenderedPrompt;
+  /** Rendered when dispatched, so a large plan does not hold every prompt in memory. */
+  vars: PromptVars;
   extra?: Record<string, unknown>;
 }
 
@@ -348,6 +351,7 @@ async function runOneGenerator(
     accepted: 0,
     rejected: {},
     docsWritten: 0,
+    docsIncomplete: 0,
     tokens: { prompt: 0, completion: 0, acceptedOutput: 0 },
     elapsedSec: 0,
     requestsPerSec: 0,
@@ -364,6 +368,7 @@ async function runOneGenerator(
     keys: string[];
     results: (JournalRec | undefined)[];
     pending: number;
+    started?: boolean;
     extra?: Record<string, unknown>;
   }
   const finishDoc = (st: DocState) => {
@@ -420,7 +425,6 @@ async function runOneGenerator(
       continue;
     }
     const items: WorkItem[] = p.units.map((u, k) => {
-      const prompt = renderPrompt(template, { text: u.text, keywords: u.keywords, audience: u.audience });
       const key = stableHash(
         {
           style: template.name,
@@ -433,7 +437,14 @@ async function runOneGenerator(
         },
         32,
       );
-      return { key, doc: p.doc, chunk: k, chunks: p.units.length, parent: u.parent, prompt };
+      return {
+        key,
+        doc: p.doc,
+        chunk: k,
+        chunks: p.units.length,
+        parent: u.parent,
+        vars: { text: u.text, keywords: u.keywords, audience: u.audience },
+      };
     });
     const u0 = p.units[0];
     const extra = u0.keywords
@@ -470,13 +481,14 @@ async function runOneGenerator(
           return;
         }
       }
+      const prompt = renderPrompt(template, item.vars);
       const started = performance.now();
       const usedEndpoint = slot.ep.label;
       try {
         const res = await slot.ep.generate({
           id: item.key,
-          messages: item.prompt.messages,
-          prompt: item.prompt.prompt,
+          messages: prompt.messages,
+          prompt: prompt.prompt,
           params,
           signal: abort.signal,
         });
@@ -589,6 +601,7 @@ async function runOneGenerator(
           break outer;
         }
         first = false;
+        st.started = true;
         const p = runItem(item, st, slot).catch((e) => {
           fatal ??= e as Error;
         });
@@ -612,6 +625,7 @@ async function runOneGenerator(
     if (pin !== undefined || pout !== undefined) {
       summary.costUsd = (summary.tokens.prompt * (pin ?? 0) + summary.tokens.completion * (pout ?? 0)) / 1e6;
     }
+    summary.docsIncomplete = states.filter((st) => st.started && st.pending > 0).length;
     if (fatal) summary.stoppedBy = fatal.message;
     else if (opts.signal?.aborted) summary.stoppedBy = "aborted";
     progress.finish();
@@ -633,7 +647,10 @@ export function formatSummary(s: GenerationSummary): string {
     lines.push(
       `  ${g.generator} -> ${g.outDir}\n` +
         `    requests: ${g.requests.completed} done, ${g.requests.alreadyDone} already done, ${g.requests.failed} failed, ${g.requests.retries} retries\n` +
-        `    accepted ${g.accepted}, rejected: ${rej || "none"}; documents written ${g.docsWritten}\n` +
+        `    accepted ${g.accepted}, rejected: ${rej || "none"}; documents written ${g.docsWritten}` +
+        (g.docsIncomplete ? `, ${g.docsIncomplete} incomplete (rerun to resume)` : "") +
+        (g.stoppedBy ? `\n    stopped: ${g.stoppedBy}` : "") +
+        `\n` +
         `    tokens: prompt ${fmtNum(g.tokens.prompt)}, completion ${fmtNum(g.tokens.completion)}, accepted output ${fmtNum(g.tokens.acceptedOutput)}` +
         `; ${fmtNum(g.requestsPerSec)} req/s, ${fmtNum(g.outputTokensPerSec)} out tok/s` +
         (g.costUsd !== undefined ? `; cost $${g.costUsd.toFixed(4)}` : ""),

@@ -44,6 +44,7 @@ test("CLI: generate with two --generator flags writes one folder per generator a
       "--max-docs",
       "4",
       "--json",
+      "--quiet",
     ]);
   } finally {
     console.log = orig;

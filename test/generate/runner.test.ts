@@ -305,3 +305,36 @@ await runGeneration({ workspace: ${JSON.stringify(ws)}, corpusName: "toy", style
     await fake.close();
   }
 });
+
+test("runner: a non-retryable 4xx fails that request only; the document is completed by a rerun", async () => {
+  let failOnce = true;
+  const fake = await startFake((c) => {
+    if (c.body.messages?.at(-1)?.content.includes("Doc 2 ") && failOnce) {
+      failOnce = false;
+      return { status: 400, text: '{"error":{"message":"prompt too long"}}' };
+    }
+    return echo(c);
+  });
+  try {
+    const ws = makeWorkspace(4);
+    const base = {
+      workspace: ws,
+      corpusName: "toy",
+      style: "hq",
+      generators: [`openai:${fake.url}:m`],
+      ...quiet,
+    };
+    const s = await runGeneration(base);
+    const g = s.generators[0];
+    assert.equal(g.requests.failed, 1);
+    assert.equal(g.requests.retries, 0);
+    assert.equal(g.docsWritten, 3);
+    assert.equal(g.docsIncomplete, 1);
+    const again = await runGeneration(base);
+    assert.equal(again.generators[0].requests.completed, 1);
+    assert.equal(again.generators[0].docsIncomplete, 0);
+    assert.equal(readParts(join(ws, "synthetic", "hq-m")).length, 4);
+  } finally {
+    await fake.close();
+  }
+});
