@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { fitScalingLaw, type Point } from "../../src/fit/fit.js";
-import { getForm } from "../../src/fit/forms.js";
+import { defineForm, getForm } from "../../src/fit/forms.js";
 import { SynthmixError } from "../../src/util/errors.js";
 import { Rng } from "../../src/util/rng.js";
 
@@ -124,4 +124,28 @@ test("grid fit reaches scipy L-BFGS-B's optimum on the same objective and grid",
   const pn = form.natural(peer.theta);
   for (const k of ["B", "beta", "E"])
     assert.ok(Math.abs(ours.natural[k] / pn[k] - 1) < 1e-3, `${k}: ${ours.natural[k]} vs ${pn[k]}`);
+});
+
+test("a user-defined form fits through the same interface (pure power law, no offset)", () => {
+  const form = defineForm({
+    name: "power-d",
+    params: ["b", "beta"],
+    uses: { N: false, D: true },
+    predictLog(t, data, i, grad) {
+      if (grad) {
+        grad[0] = 1;
+        grad[1] = -data.logD[i];
+      }
+      return t[0] - t[1] * data.logD[i];
+    },
+    initGrid: () => [0, 5, 10].flatMap((b) => [0, 0.5, 1].map((beta) => [b, beta])),
+    natural: (t) => ({ B: Math.exp(t[0]), beta: t[1] }),
+  });
+  const pts = [1e6, 1e7, 1e8, 1e9].map((D) => ({ D, loss: 50 * D ** -0.2 }));
+  const f = fitScalingLaw(pts, "power-d", { bootstrap: 10, seed: 1 });
+  assert.equal(f.form, form.name);
+  assert.ok(
+    Math.abs(f.natural.B / 50 - 1) < 1e-6 && Math.abs(f.natural.beta - 0.2) < 1e-8,
+    JSON.stringify(f.natural),
+  );
 });
