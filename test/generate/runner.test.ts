@@ -252,12 +252,15 @@ test("runner: budgets by source tokens and by output tokens", async () => {
       workspace: ws,
       corpusName: "toy",
       style: "hq",
-      generators: [`openai:${fake.url}:m2?concurrency=1`],
+      generators: [`openai:${fake.url}:m2?concurrency=1&price_in=1&price_out=2`],
       countTokens: count,
       budgetOutputTokens: 30,
       ...quiet,
     });
-    assert.equal(o.generators[0].docsWritten, 2); // 21 output words each: stops once >= 30
+    const g = o.generators[0];
+    assert.equal(g.docsWritten, 2); // 21 output words each: stops once >= 30
+    assert.equal(g.tokens.prompt, 20);
+    assert.equal(g.costUsd, (g.tokens.prompt * 1 + g.tokens.completion * 2) / 1e6);
   } finally {
     await fake.close();
   }

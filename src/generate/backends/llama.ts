@@ -20,14 +20,30 @@ let llamaPromise: Promise<{ mod: NlcModule; llama: import("node-llama-cpp").Llam
 async function getLlamaOnce() {
   llamaPromise ??= (async () => {
     process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= "true";
-    const mod = await import("node-llama-cpp");
-    const llama = await mod.getLlama({
-      gpu: false,
-      build: "never",
-      usePrebuiltBinaries: true,
-      progressLogs: false,
-      logLevel: mod.LlamaLogLevel.error,
-    });
+    let mod: NlcModule;
+    let llama: import("node-llama-cpp").Llama;
+    try {
+      mod = await import("node-llama-cpp");
+      llama = await mod.getLlama({
+        gpu: false,
+        build: "never",
+        usePrebuiltBinaries: true,
+        progressLogs: false,
+        logLevel: mod.LlamaLogLevel.error,
+      });
+    } catch (e) {
+      llamaPromise = undefined;
+      throw new SynthmixError(
+        "LLAMA_UNAVAILABLE",
+        `cannot load llama.cpp (node-llama-cpp): ${(e as Error).message}`,
+        {
+          hint:
+            "the gguf backend needs node-llama-cpp's prebuilt CPU binary for this platform " +
+            "(@node-llama-cpp/linux-x64 here); or serve the model elsewhere and use an openai: generator",
+          cause: e,
+        },
+      );
+    }
     return { mod, llama };
   })();
   return llamaPromise;
