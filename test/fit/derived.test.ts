@@ -163,3 +163,21 @@ test("per-domain mixing laws for domain 'all' locate an interior best ratio", ()
   assert.equal(e.mixingLaw!.domains!.length, 2);
   assert.ok(e.mixingLaw!.bestRatio.lo! < truth && truth < e.mixingLaw!.bestRatio.hi!);
 });
+
+test("points: JSONL input and clear errors for missing columns", () => {
+  const dir = mkdtempSync(join(tmpdir(), "synthmix-points-"));
+  const path = join(dir, "p.jsonl");
+  writeFileSync(
+    path,
+    '{"N": 1e6, "D": 1e8, "loss": 3.2, "group": "natural"}\n{"N": 1e6, "D": 2e8, "loss": 3.1, "group": "hq"}\n',
+  );
+  const rows = readPointRows(path);
+  assert.deepEqual(
+    rows.map((r) => [r.synthetic, r.ratio, r.tokens, r.loss]),
+    [
+      ["none", 0, 1e8, 3.2],
+      ["hq", 1, 2e8, 3.1],
+    ],
+  );
+  assert.throws(() => readPointRows(path, { loss: "final_loss" }), /p\.jsonl:1: missing column "final_loss"/);
+});
