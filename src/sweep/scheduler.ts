@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { buildMixture } from "../mix/build.js";
 import { buildTestSets } from "../mix/testsets.js";
 import { loadMixTokenizer, type MixTokenizer } from "../mix/tokenizer.js";
-import { formatError } from "../util/errors.js";
+import { formatError, SynthmixError } from "../util/errors.js";
 import { fmtDuration, fmtNum, Progress } from "../util/progress.js";
 import { childProcessExecutor, externalExecutor, type RunExecutor } from "./executors.js";
 import type { PlannedRun } from "./plan.js";
@@ -141,7 +141,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
         let error: unknown;
         try {
           const mixErr = mixtureErrors.get(run.mixture.id);
-          if (mixErr) throw new Error(`mixture ${run.mixture.id}: ${mixErr}`);
+          if (mixErr) throw new SynthmixError("MIX_FAILED", `mixture ${run.mixture.id}: ${mixErr}`);
           final = await executorFor(run)({
             id: run.id,
             runDir: runDir(workspace, run.id),
