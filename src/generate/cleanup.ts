@@ -22,6 +22,8 @@ export interface CleanupOptions {
 }
 
 const PREAMBLE = /^\s*(?:here(?:'s| is| are)|below is|the following is)\b[^\n:]{0,160}:[ \t]*\n?\s*/i;
+const LABEL =
+  /^\s*(?:(?:paraphrased|rephrased|rewritten)(?: version| text| paragraph)?|paraphrase|rephrasing)\s*:\s*/i;
 const HAPPY = /^\s*i(?:'d| would| am|'m) (?:be )?(?:happy|glad) to\b[^\n.:!]{0,160}[.:!]\s*/i;
 const LEAD_AFFIRM = /^\s*(?:sure|certainly|of course|absolutely)[!.,]\s+/i;
 const TRAILER =
@@ -45,6 +47,7 @@ export function cleanOutput(raw: string, opts: Pick<CleanupOptions, "stripMarkdo
   s = s.replace(LEAD_AFFIRM, "");
   s = s.replace(HAPPY, "");
   s = s.replace(PREAMBLE, "");
+  s = s.replace(LABEL, "");
   s = s.replace(TRAILER, "");
   if (opts.stripMarkdown) s = stripMarkdown(s);
   s = s.trim();

@@ -156,8 +156,9 @@ function partFiles(dir: string): string[] {
 }
 
 /** A fresh part file per run: a torn tail from a killed run stays the last line of its own file. */
+let partCounter = 0;
 function newPartName(): string {
-  return `part-${Date.now().toString(36).padStart(9, "0")}-${process.pid}.jsonl`;
+  return `part-${Date.now().toString(36).padStart(9, "0")}-${process.pid}-${partCounter++}.jsonl`;
 }
 
 async function loadSources(opts: GenerationOptions): Promise<{ docs: Doc[]; bad: number }> {
@@ -236,6 +237,21 @@ export async function runGeneration(opts: GenerationOptions): Promise<Generation
   const count = opts.countTokens ?? estimateTokens;
   const chunkTokens = opts.chunkTokens ?? 300;
   const params: SamplingParams = { temperature: 0.7, max_tokens: 1024, ...opts.params };
+  // Check generator specs before reading anything, so a typo fails fast.
+  const groups = groupGenerators(opts.generators);
+  const names = new Map<string, GeneratorSpec>();
+  for (const [spec] of groups) {
+    const n = generatorName(spec);
+    const other = names.get(n);
+    if (other) {
+      throw new SynthmixError(
+        "GENERATOR_NAME",
+        `generators ${other.backend}:${other.model} and ${spec.backend}:${spec.model} would both write to synthetic/${template.name}-${n}`,
+        { hint: "give one of them a distinct name with ?name=NAME in its --generator spec" },
+      );
+    }
+    names.set(n, spec);
+  }
   const { docs, bad } = await loadSources(opts);
   if (docs.length === 0) {
     throw new SynthmixError("NO_SOURCES", `corpus ${opts.corpusName} has no usable training documents`);
@@ -282,7 +298,6 @@ export async function runGeneration(opts: GenerationOptions): Promise<Generation
     }
   }
 
-  const groups = groupGenerators(opts.generators);
   const results = await Promise.all(
     groups.map((specs) =>
       runOneGenerator(specs, {

@@ -228,6 +228,10 @@ test("runner: bad source records stop with file:line, or are skipped and counted
     assert.equal(s.badRecords, 2);
     assert.equal(s.generators[0].docsWritten, 3);
     await assert.rejects(runGeneration({ ...base, corpusName: "nope" }), /no source corpus/);
+    await assert.rejects(
+      runGeneration({ ...base, generators: [`openai:${fake.url}:tiny`, "gguf:models/tiny.gguf"] }),
+      /both write to synthetic\/hq-tiny/,
+    );
   } finally {
     await fake.close();
   }

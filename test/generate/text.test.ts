@@ -61,6 +61,11 @@ test("cleanOutput strips chat boilerplate, quotes and (if asked) Markdown", () =
   assert.equal(cleanOutput("Certainly. The cat sat.\n\nI hope this helps!"), "The cat sat.");
   assert.equal(cleanOutput('"The cat sat on the mat."'), "The cat sat on the mat.");
   assert.equal(
+    cleanOutput("Sure, here's a Wikipedia-style version:\n\nParaphrased text: The cat sat."),
+    "The cat sat.",
+  );
+  assert.equal(cleanOutput("I'd be happy to help. The cat sat."), "The cat sat.");
+  assert.equal(
     cleanOutput("## Title\n**Bold** and *it* text", { stripMarkdown: true }),
     "Title\nBold and it text",
   );
