@@ -74,7 +74,11 @@ test("synthmix train + sample: flags -> config.json -> run; rerun with --config 
       "reference",
     ]);
     assert.equal(readFileSync(join(out, "metrics.jsonl"), "utf8"), metrics);
-    assert.equal(readFileSync(join(out, "config.json"), "utf8"), cfgText, "config.json (relative paths) untouched");
+    assert.equal(
+      readFileSync(join(out, "config.json"), "utf8"),
+      cfgText,
+      "config.json (relative paths) untouched",
+    );
     await buildProgram().parseAsync([
       "node",
       "synthmix",

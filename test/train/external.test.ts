@@ -92,7 +92,9 @@ test("runExternal rejects a failing command and metrics that break the schema, n
     /exited with code 3/,
   );
   await assert.rejects(
-    runExternal(join(root, "bad"), config, fake(`JSON.stringify({type:"train",step:1})+"\\n"`), { stdio: "ignore" }),
+    runExternal(join(root, "bad"), config, fake(`JSON.stringify({type:"train",step:1})+"\\n"`), {
+      stdio: "ignore",
+    }),
     /metrics\.jsonl:1: tokens/,
   );
   await assert.rejects(
