@@ -95,29 +95,58 @@ void pack_b(const GemmArgs& g, int p0, int kc, int n0, int nc, float* dst) {
 }
 
 // ------------------------------------------------------------------ portable micro-kernel
-// Plain loops over a small register tile; the compiler vectorises the j loop with whatever ISA it targets.
-constexpr int P_MR = 4;
-constexpr int P_NR = 16;
+// GCC/Clang generic vectors (no intrinsics): the compiler lowers them to whatever SIMD the target has.
+// Vectors are as wide as the target's registers (8 floats with AVX, else 4: SSE, NEON) and the 6 x 2VW
+// tile keeps 12 accumulators in registers.
+#if defined(__AVX__)
+constexpr int VW = 8;
+#else
+constexpr int VW = 4;
+#endif
+constexpr int P_MR = 6;
+constexpr int P_NR = 2 * VW;
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+
+inline vf loadv(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 
 void kern_portable(int kc, const float* a, std::ptrdiff_t /*ars*/, std::ptrdiff_t /*aks*/, const float* b, float* c,
                    std::ptrdiff_t ldc, int mr, int nr, bool load_c, const float* bias) {
-  float acc[P_MR][P_NR];
-  for (int i = 0; i < P_MR; i++)
-    for (int j = 0; j < P_NR; j++) acc[i][j] = (bias != nullptr && j < nr) ? bias[j] : 0.f;
+  float init[P_NR] = {};
+  if (bias != nullptr)
+    for (int j = 0; j < nr; j++) init[j] = bias[j];
+  const vf i0 = loadv(init);
+  const vf i1 = loadv(init + VW);
+  vf acc0[P_MR];
+  vf acc1[P_MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < P_MR; i++) {
+    acc0[i] = i0;
+    acc1[i] = i1;
+  }
   for (int k = 0; k < kc; k++) {
-    const float* bk = b + k * P_NR;
+    const vf b0 = loadv(b + k * P_NR);
+    const vf b1 = loadv(b + k * P_NR + VW);
     const float* ak = a + k * P_MR;
+#pragma GCC unroll 8
     for (int i = 0; i < P_MR; i++) {
-      const float ai = ak[i];
-      for (int j = 0; j < P_NR; j++) acc[i][j] += ai * bk[j];
+      const vf ai = vf{} + ak[i];
+      acc0[i] += ai * b0;
+      acc1[i] += ai * b1;
     }
   }
   for (int i = 0; i < mr; i++) {
+    float tile[P_NR];
+    std::memcpy(tile, &acc0[i], sizeof acc0[i]);
+    std::memcpy(tile + VW, &acc1[i], sizeof acc1[i]);
     float* ci = c + i * ldc;
     if (load_c) {
-      for (int j = 0; j < nr; j++) ci[j] += acc[i][j];
+      for (int j = 0; j < nr; j++) ci[j] += tile[j];
     } else {
-      for (int j = 0; j < nr; j++) ci[j] = acc[i][j];
+      for (int j = 0; j < nr; j++) ci[j] = tile[j];
     }
   }
 }
