@@ -1,13 +1,36 @@
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { parse } from "yaml";
+import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { countLabel } from "../mix/count.js";
 import { loadMixTokenizer } from "../mix/tokenizer.js";
+import { loadStudy, studyGenerators, studySweepSpec } from "../study/run.js";
 import { planSweep } from "../sweep/plan.js";
 import { listStatuses } from "../sweep/registry.js";
 import { resultRows, rowsToCsv } from "../sweep/results.js";
 import { runSweep } from "../sweep/scheduler.js";
-import { loadSweepSpec, wsPath } from "../sweep/spec.js";
+import { type LoadedSpec, loadSweepSpec, wsPath } from "../sweep/spec.js";
 import { formatStatusTable, sweepStatus } from "../sweep/status.js";
 import { SynthmixError } from "../util/errors.js";
+
+/**
+ * A grid file, or a study config: then the sweep is exactly the one `synthmix study run` would run
+ * (generators, natural corpus and test corpora filled in from the study).
+ */
+function loadSpec(path: string): LoadedSpec {
+  let top: unknown;
+  try {
+    top = parse(readFileSync(path, "utf8"));
+  } catch {
+    top = undefined; // loadSweepSpec reports read and syntax errors with file and line
+  }
+  if (top && typeof top === "object" && "sweep" in top && !("grid" in top) && !("runs" in top)) {
+    const study = loadStudy(path);
+    const names = studyGenerators(study).map((g) => generatorName(parseGeneratorSpec(g)));
+    return { spec: studySweepSpec(study, names), workspace: study.workspace, file: path };
+  }
+  return loadSweepSpec(path);
+}
 
 /** `synthmix sweep ...` commands: thin wrappers over src/sweep/. */
 export function register(program: Command): void {
@@ -20,7 +43,7 @@ export function register(program: Command): void {
     .option("--cores <n>", "cores to fill (overrides scheduler.cores)")
     .option("--dry-run", "print the planned runs and exit")
     .action(async (specPath: string, o) => {
-      const { spec, workspace } = loadSweepSpec(specPath);
+      const { spec, workspace } = loadSpec(specPath);
       if (o.cores) spec.scheduler.cores = Number(o.cores);
       if (o.dryRun) {
         const tok = await loadMixTokenizer(wsPath(workspace, spec.tokenizer));

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MixTokenizer } from "../../src/mix/tokenizer.js";
@@ -42,9 +42,17 @@ export function writeJsonlFile(path: string, records: unknown[]): void {
   writeFileSync(path, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
 }
 
+const created: string[] = [];
+
 /** A workspace with a natural corpus (train + two test domains) and one synthetic folder of parts. */
 export function makeWorkspace(naturalDocs = 300, hqDocs = 200): string {
   const ws = mkdtempSync(join(tmpdir(), "synthmix-mix-"));
+  if (created.length === 0) {
+    process.once("exit", () => {
+      for (const dir of created) rmSync(dir, { recursive: true, force: true });
+    });
+  }
+  created.push(ws);
   writeJsonlFile(join(ws, "corpus/brown/train.jsonl"), makeDocs("N", naturalDocs, 1));
   writeJsonlFile(join(ws, "corpus/brown/test/news.jsonl"), makeDocs("T", 20, 2));
   writeJsonlFile(join(ws, "corpus/brown/test/fiction.jsonl"), makeDocs("F", 10, 3));
