@@ -26,7 +26,8 @@ struct GemmArgs {
 
 // Runs on the calling thread only (used inside parallel regions, e.g. per attention head).
 void sgemm_serial(const GemmArgs& g);
-// Splits the larger of M and N over `threads` OpenMP threads.
+// Runs on up to `threads` threads of the pool (pool.h): B is packed once and shared, blocks of rows are
+// handed out dynamically (columns when M is small).
 void sgemm(const GemmArgs& g, int threads);
 
 // Problems below this many flops (or element-operations) run on one thread; tests set it to 0 so that

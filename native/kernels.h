@@ -1,4 +1,4 @@
-// The trainer's kernels (see src/train/kernels/types.ts for the contract), float32, OpenMP-parallel.
+// The trainer's kernels (see src/train/kernels/types.ts for the contract), float32, parallel on pool.h.
 // Work is partitioned so that every output element is computed by the same arithmetic whatever the
 // thread count: results are bitwise identical for 1 and 2 threads and run to run (no atomics, column
 // reductions are split over columns, never over rows).
