@@ -94,12 +94,13 @@ export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerD
 /** The Hugging Face tokenizer.json of a byte-level BPE (the layout GPT-2's tokenizer.json uses). */
 export function toHfJson(data: TokenizerData): object {
   const addedById = new Map(data.added.map((t) => [t.id, t]));
-  const vocab: Record<string, number> = {};
+  // A prototype-less object: tokens such as "__proto__" or "constructor" (common in code) must be plain keys.
+  const vocab: Record<string, number> = Object.create(null);
   const strs = new Array<string>(data.tokens.length);
   for (let id = 0; id < data.tokens.length; id++) {
     const a = addedById.get(id);
     strs[id] = a ? a.content : bytesToTokenString(data.tokens[id]);
-    if (!(strs[id] in vocab)) vocab[strs[id]] = id;
+    if (!Object.hasOwn(vocab, strs[id])) vocab[strs[id]] = id;
   }
   const merges: string[] = [];
   for (let r = 0; r < data.mergeIds.length; r++) {

@@ -48,6 +48,9 @@ export async function trainBpe(
   let docs = 0;
   let bytes = 0;
   for await (const text of texts) {
+    if (typeof text !== "string") {
+      throw new SynthmixError("BAD_DOCUMENT", `training document ${docs} is a ${typeof text}, not a string`);
+    }
     for (let i = 0; i < text.length; ) {
       const j = pieceEnd(text, i);
       const piece = text.slice(i, j);

@@ -168,6 +168,16 @@ describe("Hugging Face tokenizer.json", () => {
     }
   });
 
+  test("tokens named like Object properties (__proto__, constructor) survive the JSON round trip", async () => {
+    const docs = Array<string>(20).fill("constructor.toString.__proto__.hasOwnProperty");
+    const tok = await Tokenizer.train(docs, { vocabSize: 400 });
+    for (const w of ["constructor", "toString", "hasOwnProperty", "proto"])
+      assert.equal(tok.encode(w).length, 1, w);
+    const back = Tokenizer.fromJSON(JSON.parse(tok.toJSONString()));
+    assert.equal(back.sha256, tok.sha256);
+    assert.deepEqual(back.encode(docs[0]), tok.encode(docs[0]));
+  });
+
   test("reads merges in the newer [left, right] array form too, and rejects non-BPE models", () => {
     const j = small.toJSON() as HfFile;
     const arr = { ...j, model: { ...j.model, merges: j.model.merges.map((m: string) => m.split(" ")) } };
