@@ -93,6 +93,7 @@ export function createEndpoint(
       modelPath: spec.model,
       threads: spec.threads ?? defaults.threads,
       concurrency: spec.concurrency,
+      mode: spec.mode,
     });
   }
   return new OpenAIEndpoint({

@@ -189,7 +189,12 @@ test("in-process gguf generator: TXBK prompts seeded by corpus keywords, provena
     .split("\n")
     .map((l) => JSON.parse(l));
   assert.equal(recs.length, 2);
-  assert.ok(recs.every((r) => r.usage.completion_tokens === 4 && r.usage.prompt_tokens > 0));
+  // A base model (no chat template) is prompted in completion mode and may sample end-of-text early.
+  assert.ok(
+    recs.every(
+      (r) => r.usage.completion_tokens >= 1 && r.usage.completion_tokens <= 4 && r.usage.prompt_tokens > 0,
+    ),
+  );
 });
 
 test("exported GPT-2: llama.cpp's next-token distribution matches an independent HF-layout forward pass", async () => {

@@ -10,6 +10,12 @@ export interface LlamaEndpointOptions {
   /** Parallel sequences in one context. */
   concurrency?: number;
   contextSize?: number;
+  /**
+   * "chat" applies the model's chat template to the messages; "completions" sends the single-string
+   * prompt. Default: chat when the GGUF carries a chat template, else completions (base models such
+   * as GPT-2 exports have none, and a generic chat wrapper only wastes their small context).
+   */
+  mode?: "chat" | "completions";
 }
 
 type NlcModule = typeof import("node-llama-cpp");
@@ -60,6 +66,7 @@ export class LlamaEndpoint implements Endpoint {
     mod: NlcModule;
     model: import("node-llama-cpp").LlamaModel;
     ctx: import("node-llama-cpp").LlamaContext;
+    chat: boolean;
   }>;
 
   constructor(private readonly opts: LlamaEndpointOptions) {
@@ -86,7 +93,9 @@ export class LlamaEndpoint implements Endpoint {
         sequences: this.concurrency,
         threads: this.threads,
       });
-      return { mod, model, ctx };
+      const hasTemplate = Boolean(model.fileInfo.metadata.tokenizer?.chat_template);
+      const chat = this.opts.mode ? this.opts.mode === "chat" : hasTemplate;
+      return { mod, model, ctx, chat };
     })();
     return this.state;
   }
@@ -97,7 +106,7 @@ export class LlamaEndpoint implements Endpoint {
   }
 
   async generate(req: GenRequest): Promise<GenResponse> {
-    const { mod, ctx } = await this.load();
+    const { mod, ctx, chat } = await this.load();
     const seq = ctx.getSequence();
     try {
       const before = seq.tokenMeter.getState();
@@ -116,7 +125,7 @@ export class LlamaEndpoint implements Endpoint {
       };
       let text: string;
       let stop: string;
-      if (req.messages.length > 0) {
+      if (req.messages.length > 0 && chat) {
         const system = req.messages.find((m) => m.role === "system")?.content;
         const user = req.messages
           .filter((m) => m.role !== "system")
@@ -145,7 +154,7 @@ export class LlamaEndpoint implements Endpoint {
         usage: {
           prompt_tokens: diff.usedInputTokens,
           // Tokens still held back as incomplete UTF-8 when max_tokens hits never reach onToken.
-          completion_tokens: stop === "maxTokens" ? Math.max(generated, common.maxTokens) : generated,
+          completion_tokens: stop === "maxTokens" ? common.maxTokens : Math.min(generated, common.maxTokens),
         },
       };
     } catch (e) {
