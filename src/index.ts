@@ -15,3 +15,4 @@ export * as fit from "./fit/index.js";
 export * as generate from "./generate/index.js";
 export * as mix from "./mix/index.js";
 export * as sweep from "./sweep/index.js";
+export * as tokenizer from "./tokenizer/index.js";
