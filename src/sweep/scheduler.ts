@@ -5,6 +5,7 @@ import { buildTestSets } from "../mix/testsets.js";
 import { loadMixTokenizer, type MixTokenizer } from "../mix/tokenizer.js";
 import { formatError, SynthmixError } from "../util/errors.js";
 import { fmtDuration, fmtNum, Progress } from "../util/progress.js";
+import { modelKey, threadsByMeasurement } from "./calibrate.js";
 import { childProcessExecutor, externalExecutor, type RunExecutor } from "./executors.js";
 import type { PlannedRun } from "./plan.js";
 import { planSweep } from "./plan.js";
@@ -59,6 +60,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
   const tokenizer = opts.tokenizer ?? (await loadMixTokenizer(wsPath(workspace, spec.tokenizer)));
   const runs = planSweep(spec, workspace, tokenizer.vocabSize);
   const release = acquireSweepLock(workspace);
+  if (spec.scheduler.threadsBy === "measure") applyMeasuredThreads(spec, workspace, runs, log);
   const summary: SweepSummary = {
     planned: runs.length,
     alreadyDone: 0,
@@ -220,6 +222,24 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
     return summary;
   } finally {
     release();
+  }
+}
+
+function applyMeasuredThreads(
+  spec: SweepSpec,
+  workspace: string,
+  runs: PlannedRun[],
+  log: (l: string) => void,
+) {
+  const todo = runs.filter((r) => readStatus(workspace, r.id)?.status !== "done" && r.backend === "internal");
+  const { cores, minSpeedup } = spec.scheduler;
+  const batch = (r: PlannedRun) => r.config.batchSize;
+  for (const r of todo) {
+    const threads = threadsByMeasurement(workspace, [r.model], batch(r), cores, minSpeedup, log).get(
+      modelKey(r.model, batch(r), cores),
+    )!;
+    r.threads = threads;
+    r.config = { ...r.config, threads };
   }
 }
 

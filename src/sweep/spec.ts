@@ -51,6 +51,12 @@ export const SchedulerSchema = z.strictObject({
    * core; smaller ones run one per core with one thread each (see docs/readme/sweep.md).
    */
   allCoresFromParams: z.number().positive().default(3e6),
+  /**
+   * "params": the rule above. "measure": time a few training steps of each model at 1 and at `cores`
+   * threads and give a model every core when that is at least `minSpeedup` times faster.
+   */
+  threadsBy: z.enum(["params", "measure"]).default("params"),
+  minSpeedup: z.number().positive().default(1.6),
   /** Extra attempts for a failed run (each resumes from its checkpoint). */
   retries: z.number().int().min(0).default(1),
   /** Argv of a run's child process; {config} {runDir} {id} {threads} are substituted. */

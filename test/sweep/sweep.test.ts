@@ -255,3 +255,38 @@ test("a sweep killed mid-way and rerun finishes every run exactly once, resuming
   }
   assert.equal(JSON.parse(readFileSync(join(ws, "results/runs.json"), "utf8")).rows.length, 12);
 });
+
+test("threadsBy measure: each model's decision comes from measured throughput, is recorded and reused", async () => {
+  const ws = makeWorkspace();
+  const { spec } = resolveSpec(
+    {
+      contextLength: 16,
+      runs: [
+        { model: tiny("t16"), tokens: 2000, mixture: "natural" },
+        { model: tiny("t16"), tokens: 3000, mixture: "natural" },
+      ],
+      train: { batchSize: 2 },
+      scheduler: { threadsBy: "measure", minSpeedup: 1.6 },
+    },
+    ws,
+  );
+  const seen: number[] = [];
+  const executor: RunExecutor = async (job) => {
+    seen.push(job.config.threads);
+    return fakeFinal(job.id, 3);
+  };
+  await runSweep({ spec, workspace: ws, tokenizer: byteTokenizer(), executor, progress: "silent" });
+  const path = join(ws, "runs/.threads.json");
+  const recorded = Object.values(JSON.parse(readFileSync(path, "utf8"))) as {
+    tokPerSec1: number;
+    tokPerSecAll: number;
+    speedup: number;
+    threads: number;
+  }[];
+  assert.equal(recorded.length, 1, "one measurement per distinct model");
+  const m = recorded[0];
+  assert.ok(m.tokPerSec1 > 0 && m.tokPerSecAll > 0);
+  assert.equal(m.threads, m.speedup >= 1.6 ? 2 : 1);
+  assert.deepEqual(seen, [m.threads, m.threads]);
+  for (const s of listStatuses(ws)) assert.equal(s.config.threads, m.threads);
+});
