@@ -55,6 +55,11 @@ export async function buildMixture(opts: BuildMixtureOptions): Promise<BuildMixt
   if (!Number.isInteger(opts.totalTokens) || opts.totalTokens <= 0) {
     throw new SynthmixError("MIX_CONFIG", `mixture ${opts.id}: total tokens must be a positive integer`);
   }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(opts.id)) {
+    throw new SynthmixError("MIX_CONFIG", `mixture id "${opts.id}" is not a plain folder name`, {
+      hint: "use letters, digits and . _ + - (e.g. hq-33)",
+    });
+  }
   const dir = join(opts.workspace, "mixtures", opts.id);
   const tokenizer =
     typeof opts.tokenizer === "string"
