@@ -19,6 +19,11 @@ export interface CleanupOptions {
   minTokens?: number;
   maxTokens?: number;
   countTokens?: (s: string) => number;
+  /**
+   * For weak generators (the offline demo's tiny model): keep outputs cut off at max_tokens (trimmed to
+   * their last full sentence) and skip the QA-pair check. Refusal, empty and length bounds still apply.
+   */
+  lenient?: boolean;
 }
 
 const PREAMBLE = /^\s*(?:here(?:'s| is| are)|below is|the following is)\b[^\n:]{0,160}:[ \t]*\n?\s*/i;
@@ -65,11 +70,21 @@ export function checkOutput(
   finishReason: string | undefined,
   opts: CleanupOptions,
 ): { ok: true; text: string } | { ok: false; reason: RejectReason; text: string } {
-  const text = cleanOutput(raw, opts);
-  if (finishReason === "length") return { ok: false, reason: "truncated", text };
+  let text = cleanOutput(raw, opts);
+  if (finishReason === "length") {
+    if (!opts.lenient) return { ok: false, reason: "truncated", text };
+    const end = Math.max(
+      text.lastIndexOf(". "),
+      text.lastIndexOf(".\n"),
+      text.lastIndexOf("? "),
+      text.lastIndexOf("! "),
+    );
+    if (end > text.length / 2) text = text.slice(0, end + 1);
+  }
   if (text === "") return { ok: false, reason: "empty", text };
   if (REFUSAL.test(text)) return { ok: false, reason: "refusal", text };
-  if (opts.style === "qa" && !QA_PAIR.test(text)) return { ok: false, reason: "no_qa_pair", text };
+  if (opts.style === "qa" && !opts.lenient && !QA_PAIR.test(text))
+    return { ok: false, reason: "no_qa_pair", text };
   const n = opts.countTokens ? opts.countTokens(text) : undefined;
   if (n !== undefined && opts.minTokens !== undefined && n < opts.minTokens) {
     return { ok: false, reason: "too_short", text };

@@ -46,6 +46,13 @@ export interface GenerationOptions {
   /** TXBK audiences; one is chosen per document (seeded). */
   audiences?: string[];
   stripMarkdown?: boolean;
+  /** Accept truncated outputs and skip the QA-pair check (for weak demo generators; see CleanupOptions). */
+  lenient?: boolean;
+  /**
+   * Stop with an error when, after 50 completed requests, fewer than this share were accepted (default
+   * 0.02): a generator whose every output is rejected would otherwise run until the corpus is exhausted.
+   */
+  minAcceptRate?: number;
   minOutputTokens?: number;
   maxOutputTokens?: number;
   /** Attempts per request beyond the first, on timeouts/429/5xx/malformed responses (default 6). */
@@ -516,6 +523,7 @@ async function runOneGenerator(
           minTokens: opts.minOutputTokens,
           maxTokens: opts.maxOutputTokens,
           countTokens: count,
+          lenient: opts.lenient,
         });
         const rec: JournalRec = {
           key: item.key,
@@ -541,6 +549,19 @@ async function runOneGenerator(
           acceptedOut += n;
         } else {
           summary.rejected[check.reason] = (summary.rejected[check.reason] ?? 0) + 1;
+          const done = summary.requests.completed;
+          if (done >= 50 && summary.accepted / done < (opts.minAcceptRate ?? 0.02)) {
+            const reasons = Object.entries(summary.rejected)
+              .map(([r, n]) => `${r} ${n}`)
+              .join(", ");
+            fatal ??= new SynthmixError(
+              "GENERATION_REJECTED",
+              `${usedEndpoint}: ${summary.accepted} of ${done} outputs accepted (rejected: ${reasons}); stopping`,
+              {
+                hint: "check the generator and the prompt template (e.g. max_tokens too small, a base model given chat prompts); completed outputs are kept and a rerun resumes",
+              },
+            );
+          }
         }
         st.results[item.chunk] = rec;
         st.pending--;

@@ -71,6 +71,8 @@ export const StudyGenerateSchema = z.strictObject({
   audiences: z.array(z.string()).optional(),
   threads: z.number().int().positive().optional(),
   retries: z.number().int().min(0).optional(),
+  /** Accept outputs cut off at maxTokens and skip the QA-pair check: only for weak demo generators. */
+  lenient: z.boolean().default(false),
   timeoutMs: z.number().positive().optional(),
 });
 

@@ -44,6 +44,8 @@ export function demoConfig(quick: boolean): StudyConfigInput {
       maxTokens: quick ? 96 : 160,
       temperature: 0.8,
       minOutputTokens: 8,
+      // The tiny generator rarely stops by itself or writes "Question:/Answer:" pairs.
+      lenient: true,
     },
     sweep: {
       contextLength: 64,

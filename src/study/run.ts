@@ -59,7 +59,8 @@ export function studyGenerators(study: LoadedStudy): string[] {
   const specs = config.generate?.generators.map((g) => resolveGguf(g, baseDir)) ?? [];
   if (config.generatorModel) {
     const path = join(workspace, "generator", `${config.generatorModel.name}.gguf`);
-    specs.push(`gguf:${path}?name=${config.generatorModel.name}`);
+    // Four sequences decoded together: a tiny model is bound by per-token overhead, not arithmetic.
+    specs.push(`gguf:${path}?name=${config.generatorModel.name}&concurrency=4`);
   }
   return specs;
 }
@@ -219,6 +220,7 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
         keywords: gen.keywords,
         audiences: gen.audiences,
         minOutputTokens: gen.minOutputTokens,
+        lenient: gen.lenient,
         retries: gen.retries,
         timeoutMs: gen.timeoutMs,
         threads: gen.threads ?? config.threads,

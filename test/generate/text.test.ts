@@ -145,3 +145,19 @@ test("generator specs: URLs with ports, model names with ':', options, gguf path
   assert.throws(() => parseGeneratorSpec("openai:host:model"), /http/);
   assert.throws(() => parseGeneratorSpec("openai:http://h/v1:m?bogus=1"), /unknown option/);
 });
+
+test("lenient checks keep truncated outputs (cut to the last sentence) and skip the QA-pair check", () => {
+  const cut = "The river floods in spring. Farmers plant after the water recedes. Then the";
+  assert.equal(checkOutput(cut, "length", { style: "hq" }).ok, false);
+  const kept = checkOutput(cut, "length", { style: "hq", lenient: true });
+  assert.deepEqual(kept, {
+    ok: true,
+    text: "The river floods in spring. Farmers plant after the water recedes.",
+  });
+  assert.equal(checkOutput("no pairs here at all.", "stop", { style: "qa" }).ok, false);
+  assert.equal(checkOutput("no pairs here at all.", "stop", { style: "qa", lenient: true }).ok, true);
+  assert.equal(
+    checkOutput("I'm sorry, but I can't help with that.", "stop", { style: "hq", lenient: true }).ok,
+    false,
+  );
+});
