@@ -197,7 +197,9 @@ export async function trainRun(
   const y = new Int32Array(B * T);
   const sessionStart = performance.now();
   const sessionTokens0 = state.tokens;
-  const elapsed = () => state.elapsedSec + (performance.now() - sessionStart) / 1000;
+  // Wall time of earlier sessions, fixed at resume: state.elapsedSec is rewritten at each checkpoint.
+  const elapsedBefore = state.elapsedSec;
+  const elapsed = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
   // The bar counts this session's tokens, so rate and ETA stay right after a resume.
   const label = state.step > 0 ? `train ${cfg.id} (resumed at step ${state.step})` : `train ${cfg.id}`;
   const progress = new Progress(label, {

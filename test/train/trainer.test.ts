@@ -267,3 +267,13 @@ test("with the native kernels (when built) runs are deterministic and resume bit
   for (let i = 0; i < la.length; i++)
     assert.ok(Math.abs(la[i] - lr[i]) < 2e-3, `record ${i}: native ${la[i]} vs reference ${lr[i]}`);
 });
+
+test("reported wall time counts each second once, however many checkpoints were written", async () => {
+  const dir = join(root, "elapsed");
+  const t0 = performance.now();
+  const final = await trainRun(dir, config({ checkpointEvery: 1, tokens: 16 * 4 * 24 }), opts);
+  const wall = (performance.now() - t0) / 1000;
+  assert.ok(final.elapsedSec <= wall + 1e-3, `elapsedSec ${final.elapsedSec} > measured wall ${wall}`);
+  assert.ok(final.elapsedSec > 0);
+  assert.ok(Math.abs(final.tokensPerSec - final.tokens / final.elapsedSec) / final.tokensPerSec < 0.05);
+});
