@@ -8,6 +8,8 @@ export interface EncodeDocumentsOptions {
   threads?: number;
   /** Append the "<|endoftext|>" id to every document. */
   appendEot?: boolean;
+  /** With the default thread count, in-memory arrays smaller than this (chars) are encoded inline (4M). */
+  minParallelChars?: number;
   /** Characters per batch sent to a worker (default 256k). */
   batchChars?: number;
 }
@@ -33,7 +35,14 @@ export async function* encodeDocuments(
   texts: AsyncIterable<string> | Iterable<string>,
   opts: EncodeDocumentsOptions = {},
 ): AsyncGenerator<number[]> {
-  const threads = Math.max(1, opts.threads ?? availableParallelism());
+  let threads = Math.max(1, opts.threads ?? availableParallelism());
+  // Starting workers costs more than encoding a few MB on this thread (~40 MB/s), so small in-memory
+  // inputs are encoded inline unless threads were asked for explicitly.
+  if (opts.threads === undefined && Array.isArray(texts)) {
+    let chars = 0;
+    for (const t of texts) chars += typeof t === "string" ? t.length : 0;
+    if (chars < (opts.minParallelChars ?? 1 << 22)) threads = 1;
+  }
   const appendEot = opts.appendEot ?? false;
   const batchChars = opts.batchChars ?? 1 << 18;
   // Loaded once here (errors surface before any worker starts); workers get the compact typed-array form.
@@ -62,7 +71,7 @@ export async function* encodeDocuments(
   const model = tok.toTransferable();
   for (let k = 0; k < threads; k++) {
     const w = startWorker(siblingModule(import.meta.url, "worker"), {
-      workerData: { model, appendEot },
+      workerData: { model, appendEot, eotId: tok.eotId },
     });
     w.on("message", (m: WorkerReply) => {
       inFlight[k]--;

@@ -1,19 +1,31 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { Tokenizer, type TokenizerTransfer } from "./index.js";
+import { BpeModel } from "./bpe.js";
+import type { TokenizerTransfer } from "./index.js";
 import type { WorkerReply, WorkerRequest } from "./parallel.js";
 
-// One tokenizer per worker thread, loaded once; each batch comes back as one transferred buffer.
-const { model, appendEot } = workerData as { model: TokenizerTransfer; appendEot: boolean };
-let tok: Tokenizer | undefined;
+// One BPE model per worker thread, built once from the typed-array form (importing only bpe.ts keeps the
+// worker's start-up small); each batch comes back as one transferred buffer.
+const { model, appendEot, eotId } = workerData as {
+  model: TokenizerTransfer;
+  appendEot: boolean;
+  eotId: number;
+};
+let bpe: BpeModel | undefined;
 let loadError: string | undefined;
 try {
-  tok = Tokenizer.fromTransferable(model);
+  const tokens: Uint8Array[] = [];
+  let start = 0;
+  for (let id = 0; id < model.ends.length; id++) {
+    tokens.push(model.bytes.subarray(start, model.ends[id]));
+    start = model.ends[id];
+  }
+  bpe = new BpeModel({ tokens, merges: model.merges, mergeIds: model.mergeIds });
 } catch (e) {
   loadError = (e as Error).message;
 }
 
 parentPort!.on("message", (req: WorkerRequest) => {
-  if (loadError || !tok) {
+  if (loadError || !bpe) {
     parentPort!.postMessage({ seq: req.seq, error: loadError } satisfies WorkerReply);
     return;
   }
@@ -21,8 +33,8 @@ parentPort!.on("message", (req: WorkerRequest) => {
     const out: number[] = [];
     const ends = new Uint32Array(req.texts.length);
     for (let d = 0; d < req.texts.length; d++) {
-      tok.encodeInto(req.texts[d], out);
-      if (appendEot) out.push(tok.eotId);
+      bpe.encodeInto(req.texts[d], out);
+      if (appendEot) out.push(eotId);
       ends[d] = out.length;
     }
     const ids = Uint32Array.from(out);
