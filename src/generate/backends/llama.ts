@@ -68,6 +68,13 @@ export class LlamaEndpoint implements Endpoint {
     ctx: import("node-llama-cpp").LlamaContext;
     chat: boolean;
   }>;
+  /**
+   * Sequences are made once and reused (history cleared between requests): disposing and re-getting
+   * them per request races with llama.cpp's own release and fails with "No sequences left".
+   */
+  private readonly freeSeqs: import("node-llama-cpp").LlamaContextSequence[] = [];
+  private readonly seqWaiters: ((s: import("node-llama-cpp").LlamaContextSequence) => void)[] = [];
+  private seqsMade = 0;
 
   constructor(private readonly opts: LlamaEndpointOptions) {
     this.label = opts.modelPath;
@@ -107,7 +114,7 @@ export class LlamaEndpoint implements Endpoint {
 
   async generate(req: GenRequest): Promise<GenResponse> {
     const { mod, ctx, chat } = await this.load();
-    const seq = ctx.getSequence();
+    const seq = await this.acquireSeq(ctx);
     try {
       const before = seq.tokenMeter.getState();
       let generated = 0;
@@ -166,8 +173,27 @@ export class LlamaEndpoint implements Endpoint {
         { cause: e },
       );
     } finally {
-      seq.dispose();
+      await seq.clearHistory().catch(() => {});
+      this.releaseSeq(seq);
     }
+  }
+
+  private acquireSeq(
+    ctx: import("node-llama-cpp").LlamaContext,
+  ): Promise<import("node-llama-cpp").LlamaContextSequence> {
+    const free = this.freeSeqs.pop();
+    if (free) return Promise.resolve(free);
+    if (this.seqsMade < this.concurrency) {
+      this.seqsMade++;
+      return Promise.resolve(ctx.getSequence());
+    }
+    return new Promise((resolve) => this.seqWaiters.push(resolve));
+  }
+
+  private releaseSeq(seq: import("node-llama-cpp").LlamaContextSequence): void {
+    const waiter = this.seqWaiters.shift();
+    if (waiter) waiter(seq);
+    else this.freeSeqs.push(seq);
   }
 
   async close(): Promise<void> {
