@@ -59,8 +59,9 @@ export function studyGenerators(study: LoadedStudy): string[] {
   const specs = config.generate?.generators.map((g) => resolveGguf(g, baseDir)) ?? [];
   if (config.generatorModel) {
     const path = join(workspace, "generator", `${config.generatorModel.name}.gguf`);
-    // Four sequences decoded together: a tiny model is bound by per-token overhead, not arithmetic.
-    specs.push(`gguf:${path}?name=${config.generatorModel.name}&concurrency=4`);
+    // A tiny model is bound by per-token overhead, not arithmetic: decode four sequences together on
+    // one thread (llama.cpp's threads spin-wait, and two of them on two busy cores ran 50x slower).
+    specs.push(`gguf:${path}?name=${config.generatorModel.name}&concurrency=4&threads=1`);
   }
   return specs;
 }
