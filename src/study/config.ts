@@ -1,15 +1,7 @@
 import { z } from "zod";
-import { parseCount } from "../mix/count.js";
-import { SweepSpecSchema } from "../sweep/spec.js";
+import { CountSchema, SweepSpecSchema } from "../sweep/spec.js";
 
-const Count = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  try {
-    return parseCount(v, "token count");
-  } catch (e) {
-    ctx.addIssue({ code: "custom", message: (e as Error).message });
-    return z.NEVER;
-  }
-});
+const Count = CountSchema;
 
 /** corpus: where the natural text comes from and how it is cleaned and split. */
 export const StudyCorpusSchema = z.strictObject({

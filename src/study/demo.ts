@@ -13,17 +13,20 @@ const DEMO_NOTE =
  * whole loop runs in a few minutes.
  */
 export function demoConfig(quick: boolean): StudyConfigInput {
+  // Full: 3 sizes x 4 budgets x 6 mixtures = 72 runs. Quick: 2 x 3 x 4 = 24 smaller runs.
   const models = quick
     ? [
         { name: "t1", nLayer: 1, dModel: 32, nHead: 2 },
-        { name: "t2", nLayer: 2, dModel: 48, nHead: 2 },
-        { name: "t3", nLayer: 2, dModel: 64, nHead: 2 },
+        { name: "t2", nLayer: 2, dModel: 64, nHead: 2 },
       ]
     : [
         { name: "d1", nLayer: 1, dModel: 64, nHead: 2 },
         { name: "d2", nLayer: 2, dModel: 96, nHead: 2 },
         { name: "d3", nLayer: 3, dModel: 128, nHead: 2 },
       ];
+  const mixtures: ("natural" | Record<string, number | number[]>)[] = quick
+    ? ["natural", { hq: [0.33, 1] }, { qa: 0.33 }]
+    : ["natural", { hq: [0.33, 0.67, 1] }, { qa: 0.33 }, { txbk: 0.33 }];
   return {
     seed: 1,
     corpus: { from: "brown", testFraction: 0.1, testBy: "group" },
@@ -38,7 +41,7 @@ export function demoConfig(quick: boolean): StudyConfigInput {
       lr: 3e-3,
     },
     generate: {
-      styles: ["hq", "qa", "txbk"],
+      styles: quick ? ["hq", "qa"] : ["hq", "qa", "txbk"],
       budgetOutputTokens: quick ? 6_000 : 40_000,
       chunkTokens: 150,
       maxTokens: quick ? 96 : 160,
@@ -52,8 +55,8 @@ export function demoConfig(quick: boolean): StudyConfigInput {
       allowRepeat: true,
       grid: {
         models,
-        tokens: quick ? [20_000, 40_000, 80_000, 160_000] : [100_000, 200_000, 400_000, 800_000],
-        mixtures: ["natural", { hq: [0.33, 0.67, 1] }, { qa: 0.33 }, { txbk: 0.33 }],
+        tokens: quick ? [20_000, 40_000, 80_000] : [50_000, 100_000, 200_000, 400_000],
+        mixtures,
         seeds: [1],
       },
       train: { batchSize: 16, optimizer: { lr: 3e-3, warmupSteps: 10 }, evalTokens: quick ? 8192 : 32768 },

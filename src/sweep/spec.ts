@@ -7,7 +7,8 @@ import { parseCount } from "../mix/count.js";
 import { OptimizerConfigSchema } from "../train/schema.js";
 import { SynthmixError } from "../util/errors.js";
 
-const Count = z.union([z.number(), z.string()]).transform((v, ctx) => {
+/** A token count as people write it (2000000, "2e6", "2M", "500k"). */
+export const CountSchema = z.union([z.number(), z.string()]).transform((v, ctx) => {
   try {
     return parseCount(v, "token count");
   } catch (e) {
@@ -15,6 +16,7 @@ const Count = z.union([z.number(), z.string()]).transform((v, ctx) => {
     return z.NEVER;
   }
 });
+const Count = CountSchema;
 
 /** A ladder name ("s3") or an explicit architecture (useful for tiny test models). */
 export const ModelEntrySchema = z.union([
