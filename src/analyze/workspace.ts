@@ -103,9 +103,13 @@ export async function analyzeWorkspace(ws: string, opts: AnalyzeOptions = {}): P
   }
   const mixDir = join(ws, "mixtures");
   if (existsSync(mixDir)) {
+    // Mixtures of the same sources and shares at different totals D are nested samples of one
+    // distribution: analyze only the largest of each family, labelled without its size suffix. The
+    // study's own generator-training shard is not a training source of the sweep.
+    const largest = new Map<string, { id: string; m: MixtureManifest }>();
     for (const id of readdirSync(mixDir).sort()) {
       const mpath = join(mixDir, id, "manifest.json");
-      if (!existsSync(mpath)) continue;
+      if (!existsSync(mpath) || id.startsWith("generator-")) continue;
       const m = readJson<MixtureManifest>(mpath);
       if (m.vocabSize !== vocab) {
         throw new SynthmixError(
@@ -114,11 +118,19 @@ export async function analyzeWorkspace(ws: string, opts: AnalyzeOptions = {}): P
           { hint: "rebuild the mixtures and test sets with the same tokenizer (synthmix mix --force)" },
         );
       }
+      const family = (m.sources ?? [])
+        .map((x) => `${x.name}=${x.targetShare}@${x.path ?? ""}`)
+        .sort()
+        .join(",");
+      const prev = largest.get(family || id);
+      if (!prev || m.totalTokens > prev.m.totalTokens) largest.set(family || id, { id, m });
+    }
+    for (const { id, m } of [...largest.values()].sort((a, b) => a.id.localeCompare(b.id))) {
       const bin = join(mixDir, id, m.file ?? "tokens.bin");
       const counts = countTokens(readTokens(bin, m.dtype), vocab, bin);
       sources.push({
         meta: {
-          id: m.id ?? id,
+          id: (m.id ?? id).replace(/-d[0-9.]+[kMG]?$/, ""),
           kind: "mixture",
           path: relative(ws, bin),
           tokens: counts.total,
