@@ -43,8 +43,8 @@ export function demoConfig(quick: boolean): StudyConfigInput {
     generate: {
       styles: quick ? ["hq", "qa"] : ["hq", "qa", "txbk"],
       budgetOutputTokens: quick ? 6_000 : 40_000,
-      chunkTokens: 150,
-      maxTokens: quick ? 96 : 160,
+      chunkTokens: 120,
+      maxTokens: quick ? 96 : 128,
       temperature: 0.8,
       minOutputTokens: 8,
       // The tiny generator rarely stops by itself or writes "Question:/Answer:" pairs.

@@ -226,3 +226,24 @@ test("exported GPT-2: llama.cpp's next-token distribution matches an independent
     await model.dispose();
   }
 });
+
+test("local GGUF: answers are clamped to the model's context and over-long prompts fail cleanly", async () => {
+  const { LlamaEndpoint } = await import("../../src/generate/backends/llama.js");
+  const { GenerationError } = await import("../../src/generate/backends/types.js");
+  const path = join(dir, "short-ctx.gguf");
+  writeTinyGpt2(path, 3, 32);
+  const ep = new LlamaEndpoint({ modelPath: path, threads: 1, concurrency: 2 });
+  try {
+    const params = { max_tokens: 100, temperature: 0.8, seed: 1 };
+    // Past 32 positions a GPT-2 (learned positions) would make llama.cpp abort the process.
+    const r = await ep.generate({ id: "fits", messages: [], prompt: "short prompt", params });
+    assert.ok((r.usage?.completion_tokens ?? 0) <= 32 - 12);
+    await assert.rejects(
+      ep.generate({ id: "too-long", messages: [], prompt: "x".repeat(200), params }),
+      (e: unknown) =>
+        e instanceof GenerationError && !e.retryable && /context is 32/.test((e as Error).message),
+    );
+  } finally {
+    await ep.close();
+  }
+});

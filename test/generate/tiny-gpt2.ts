@@ -59,12 +59,11 @@ export interface TinyGpt2 {
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
-export function writeTinyGpt2(path: string, seed = 1): TinyGpt2 {
+export function writeTinyGpt2(path: string, seed = 1, ctx = 1024): TinyGpt2 {
   const tok = tinyTokenizerJson();
   const vocabSize = 256 + 6 + 1;
   const d = 64;
   const nLayer = 2;
-  const ctx = 1024;
   const rng = new Rng(seed);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   const rand = (shape: number[], scale = 0.02) => {

@@ -113,13 +113,29 @@ export class LlamaEndpoint implements Endpoint {
   }
 
   async generate(req: GenRequest): Promise<GenResponse> {
-    const { mod, ctx, chat } = await this.load();
+    const { mod, model, ctx, chat } = await this.load();
+    // Prompt + answer must fit the model's trained context: past it, models with learned position
+    // embeddings (GPT-2) make llama.cpp abort the whole process. Clamp max_tokens, or refuse the request.
+    const useChat = req.messages.length > 0 && chat;
+    const promptText = useChat ? req.messages.map((m) => m.content).join("\n") : req.prompt;
+    const overhead = useChat ? 32 : 2; // chat template tokens; BOS
+    const promptTokens = model.tokenize(promptText).length + overhead;
+    const limit = model.trainContextSize;
+    const room = limit - promptTokens;
+    if (room < 1) {
+      throw new GenerationError(
+        `${this.label} (request ${req.id}): the prompt has ~${promptTokens} tokens but the model's context is ${limit}`,
+        false,
+        { endpoint: this.label },
+        { hint: "use smaller source chunks (--chunk-tokens) or a model with a longer context" },
+      );
+    }
     const seq = await this.acquireSeq(ctx);
     try {
       const before = seq.tokenMeter.getState();
       let generated = 0;
       const common = {
-        maxTokens: req.params.max_tokens ?? 512,
+        maxTokens: Math.min(req.params.max_tokens ?? 512, room),
         temperature: req.params.temperature,
         topP: req.params.top_p,
         seed: req.params.seed,
@@ -132,7 +148,7 @@ export class LlamaEndpoint implements Endpoint {
       };
       let text: string;
       let stop: string;
-      if (req.messages.length > 0 && chat) {
+      if (useChat) {
         const system = req.messages.find((m) => m.role === "system")?.content;
         const user = req.messages
           .filter((m) => m.role !== "system")
