@@ -107,8 +107,9 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
     const executorFor = (run: PlannedRun): RunExecutor =>
       opts.executor ?? (run.backend === "external" && external ? external : child);
 
-    // Large (all-core) runs first, then the one-thread runs in plan order.
-    const queue = [...todo].sort((a, b) => b.threads - a.threads);
+    // Large (all-core) runs first; within each kind the longest runs first (the LPT rule), so the
+    // cores are not left with one long run at the end. Results do not depend on the order.
+    const queue = [...todo].sort((a, b) => b.threads - a.threads || b.flops - a.flops);
     const attemptsHere = new Map<string, number>();
     const active = new Map<string, Promise<void>>();
     const controllers = new Map<string, AbortController>();
