@@ -59,9 +59,10 @@ export function studyGenerators(study: LoadedStudy): string[] {
   const specs = config.generate?.generators.map((g) => resolveGguf(g, baseDir)) ?? [];
   if (config.generatorModel) {
     const path = join(workspace, "generator", `${config.generatorModel.name}.gguf`);
-    // A tiny model is bound by per-token overhead, not arithmetic: decode four sequences together on
-    // one thread (llama.cpp's threads spin-wait, and two of them on two busy cores ran 50x slower).
-    specs.push(`gguf:${path}?name=${config.generatorModel.name}&concurrency=4&threads=1`);
+    // One sequence on one thread: llama.cpp's batched decoding of several sequences is not bitwise
+    // reproducible (batch composition depends on timing), and the demo must give the same bytes for the
+    // same seed. One thread because llama.cpp's threads spin-wait (two on two busy cores ran 50x slower).
+    specs.push(`gguf:${path}?name=${config.generatorModel.name}&concurrency=1&threads=1`);
   }
   return specs;
 }
