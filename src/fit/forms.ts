@@ -64,13 +64,24 @@ export function huber(r: number, delta: number): number {
   return a <= delta ? 0.5 * r * r : delta * (a - 0.5 * delta);
 }
 
-function dataForm(): Form {
+/**
+ * L = C/X^k + E over one covariate X (D for the data form, N for the model form):
+ * log L = LSE(c - k log X, e), with a fused objective for the hot loop of the grid fit.
+ */
+function oneAxisForm(
+  name: string,
+  axis: "N" | "D",
+  params: [string, string, string],
+  natural: (t: ArrayLike<number>) => Record<string, number>,
+): Form {
+  const logX = (data: FitData) => (axis === "N" ? data.logN : data.logD);
   return {
-    name: "data",
-    params: ["b", "beta", "e"],
-    uses: { N: false, D: true },
+    name,
+    params,
+    uses: { N: axis === "N", D: axis === "D" },
     predictLog(t, data, i, grad) {
-      const t1 = t[0] - t[1] * data.logD[i];
+      const lx = logX(data)[i];
+      const t1 = t[0] - t[1] * lx;
       const t2 = t[2];
       const m = Math.max(t1, t2);
       const w1 = Math.exp(t1 - m);
@@ -78,22 +89,23 @@ function dataForm(): Form {
       const s = w1 + w2;
       if (grad) {
         grad[0] = w1 / s;
-        grad[1] = (-w1 / s) * data.logD[i];
+        grad[1] = (-w1 / s) * lx;
         grad[2] = w2 / s;
       }
       return m + Math.log(s);
     },
     initGrid: () => cartesian([GRID.scale, GRID.exponent, GRID.e]),
-    natural: (t) => ({ B: Math.exp(t[0]), beta: t[1], E: Math.exp(t[2]) }),
+    natural,
     objective(t, data, delta, grad) {
-      const [b, beta, e] = [t[0], t[1], t[2]];
+      const [c, k, e] = [t[0], t[1], t[2]];
+      const lxs = logX(data);
       let f = 0;
       let g0 = 0;
       let g1 = 0;
       let g2 = 0;
       for (let i = 0; i < data.n; i++) {
-        const ld = data.logD[i];
-        const t1 = b - beta * ld;
+        const lx = lxs[i];
+        const t1 = c - k * lx;
         const big = t1 > e;
         const m = big ? t1 : e;
         const w1 = big ? 1 : Math.exp(t1 - m);
@@ -111,7 +123,7 @@ function dataForm(): Form {
         }
         const q = dr / s;
         g0 += q * w1;
-        g1 -= q * w1 * ld;
+        g1 -= q * w1 * lx;
         g2 += q * w2;
       }
       grad[0] = g0;
@@ -122,29 +134,14 @@ function dataForm(): Form {
   };
 }
 
-function modelForm(): Form {
-  return {
-    name: "model",
-    params: ["a", "alpha", "e"],
-    uses: { N: true, D: false },
-    predictLog(t, data, i, grad) {
-      const t1 = t[0] - t[1] * data.logN[i];
-      const t2 = t[2];
-      const m = Math.max(t1, t2);
-      const w1 = Math.exp(t1 - m);
-      const w2 = Math.exp(t2 - m);
-      const s = w1 + w2;
-      if (grad) {
-        grad[0] = w1 / s;
-        grad[1] = (-w1 / s) * data.logN[i];
-        grad[2] = w2 / s;
-      }
-      return m + Math.log(s);
-    },
-    initGrid: () => cartesian([GRID.scale, GRID.exponent, GRID.e]),
-    natural: (t) => ({ A: Math.exp(t[0]), alpha: t[1], E: Math.exp(t[2]) }),
-  };
-}
+const dataForm = () =>
+  oneAxisForm("data", "D", ["b", "beta", "e"], (t) => ({ B: Math.exp(t[0]), beta: t[1], E: Math.exp(t[2]) }));
+const modelForm = () =>
+  oneAxisForm("model", "N", ["a", "alpha", "e"], (t) => ({
+    A: Math.exp(t[0]),
+    alpha: t[1],
+    E: Math.exp(t[2]),
+  }));
 
 function jointForm(): Form {
   return {
