@@ -1,7 +1,8 @@
-import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { loadConfigFile } from "../config/index.js";
 import { importCorpus } from "../corpus/import.js";
+import type { Doc } from "../corpus/types.js";
+import { readCorpusSplit } from "../corpus/workspace.js";
 import { fitWorkspace, writeFitResults } from "../fit/workspace.js";
 import { formatSummary, runGeneration } from "../generate/run.js";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
@@ -13,7 +14,6 @@ import { type SweepSpec, SweepSpecSchema } from "../sweep/spec.js";
 import { Tokenizer } from "../tokenizer/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
 import { fmtDuration } from "../util/progress.js";
 import { type StudyConfig, StudyConfigSchema } from "./config.js";
 import { trainGeneratorModel } from "./generator.js";
@@ -171,7 +171,7 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
     if (t.file === "gpt2") tok = Tokenizer.gpt2();
     else if (t.file) tok = Tokenizer.fromFile(resolve(baseDir, t.file));
     else {
-      const texts = readTrainTexts(join(workspace, "corpus", name, "train.jsonl"));
+      const texts = docTexts(readCorpusSplit(workspace, name, "train"));
       tok = await Tokenizer.train(texts, { vocabSize: t.vocabSize });
     }
     tok.save(tokenizerPath);
@@ -284,7 +284,6 @@ function isStyleName(style: string): boolean {
   return /^[A-Za-z0-9_]+$/.test(style);
 }
 
-async function* readTrainTexts(path: string): AsyncGenerator<string> {
-  if (!existsSync(path)) throw new SynthmixError("STUDY", `${path} is missing; run the corpus stage first`);
-  for await (const { value } of readJsonl<{ text: string }>(path)) yield value.text;
+async function* docTexts(docs: AsyncIterable<Doc>): AsyncGenerator<string> {
+  for await (const d of docs) yield d.text;
 }
