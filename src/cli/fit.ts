@@ -1,10 +1,10 @@
 import { join, resolve } from "node:path";
-import type { Command } from "commander";
 import { formatFitSummary } from "../fit/format.js";
 import { fitRows, fitRowsParallel, readRunRows, writeFitResults } from "../fit/index.js";
 import { readPointRows } from "../fit/points.js";
 import { SynthmixError } from "../util/errors.js";
 import { Progress } from "../util/progress.js";
+import { type Command, parseNumber } from "./options.js";
 
 interface FitCliOptions {
   results?: string;
@@ -24,16 +24,8 @@ interface FitCliOptions {
   workers: string;
 }
 
-function num(name: string, v: string, integer = false): number {
-  const x = Number(v);
-  if (!Number.isFinite(x) || (integer && (!Number.isInteger(x) || x < 0))) {
-    throw new SynthmixError(
-      "BAD_OPTION",
-      `--${name} must be ${integer ? "a non-negative integer" : "a number"}, got "${v}"`,
-    );
-  }
-  return x;
-}
+const num = (name: string, v: string, integer = false) =>
+  parseNumber(name, v, integer ? { integer: true, min: 0 } : {});
 
 /** `synthmix fit ...` commands: thin wrappers over src/fit/. */
 export function register(program: Command): void {

@@ -1,13 +1,9 @@
 import { join } from "node:path";
-import type { Command } from "commander";
 import { buildMixture, sharesFromRatios } from "../mix/build.js";
 import { parseCount } from "../mix/count.js";
 import { buildTestSets } from "../mix/testsets.js";
 import { SynthmixError } from "../util/errors.js";
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
+import { type Command, collect } from "./options.js";
 
 function splitPair(opt: string, value: string): [string, string] {
   const i = value.indexOf("=");

@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import type { Command } from "commander";
 import { parse } from "yaml";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { countLabel } from "../mix/count.js";
@@ -12,6 +11,7 @@ import { runSweep } from "../sweep/scheduler.js";
 import { type LoadedSpec, loadSweepSpec, wsPath } from "../sweep/spec.js";
 import { formatStatusTable, sweepStatus } from "../sweep/status.js";
 import { SynthmixError } from "../util/errors.js";
+import { type Command, INTERRUPTED_EXIT_CODE, positiveInt, withInterrupt } from "./options.js";
 
 /**
  * A grid file, or a study config: then the sweep is exactly the one `synthmix study run` would run
@@ -40,11 +40,11 @@ export function register(program: Command): void {
     .description(
       "Build mixtures and train every run of a grid (grid.yaml, or study.yaml with a sweep: section); resumable",
     )
-    .option("--cores <n>", "cores to fill (overrides scheduler.cores)")
+    .option("--cores <n>", "cores to fill (overrides scheduler.cores)", positiveInt("cores"))
     .option("--dry-run", "print the planned runs and exit")
     .action(async (specPath: string, o) => {
       const { spec, workspace } = loadSpec(specPath);
-      if (o.cores) spec.scheduler.cores = Number(o.cores);
+      if (o.cores !== undefined) spec.scheduler.cores = o.cores;
       if (o.dryRun) {
         const tok = await loadMixTokenizer(wsPath(workspace, spec.tokenizer));
         for (const r of planSweep(spec, workspace, tok.vocabSize)) {
@@ -54,30 +54,24 @@ export function register(program: Command): void {
         }
         return;
       }
-      const ctrl = new AbortController();
-      const stop = () => {
-        console.error("sweep: stopping (runs resume from their checkpoints on the next `sweep run`)");
-        ctrl.abort();
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-      try {
-        const summary = await runSweep({ spec, workspace, signal: ctrl.signal });
-        for (const f of summary.failed) console.error(`failed ${f.id}: ${f.error}`);
-        if (summary.failed.length > 0) {
-          throw new SynthmixError(
-            "SWEEP_FAILED",
-            `${summary.failed.length} of ${summary.planned} runs failed`,
-            {
-              hint: "see the errors above and runs/<id>/train.log; `sweep run` again retries them",
-            },
-          );
-        }
-        if (summary.interrupted) process.exitCode = 130;
-      } finally {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-      }
+      const message = "sweep: stopping (runs resume from their checkpoints on the next `sweep run`)";
+      await withInterrupt(
+        async (signal) => {
+          const summary = await runSweep({ spec, workspace, signal });
+          for (const f of summary.failed) console.error(`failed ${f.id}: ${f.error}`);
+          if (summary.failed.length > 0) {
+            throw new SynthmixError(
+              "SWEEP_FAILED",
+              `${summary.failed.length} of ${summary.planned} runs failed`,
+              {
+                hint: "see the errors above and runs/<id>/train.log; `sweep run` again retries them",
+              },
+            );
+          }
+          if (summary.interrupted) process.exitCode = INTERRUPTED_EXIT_CODE;
+        },
+        { message },
+      );
     });
   sweep
     .command("status <workspace>")
