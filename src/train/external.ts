@@ -7,7 +7,7 @@ import { BadRecordError, SynthmixError } from "../util/errors.js";
 import { type MetricRecord, type RunConfig, RunConfigSchema } from "./schema.js";
 
 /**
- * External trainer contract (docs/readme/train.md): synthmix writes `<run>/config.json` (RunConfig, data
+ * External trainer contract (docs/train.md): synthmix writes `<run>/config.json` (RunConfig, data
  * paths made absolute), runs the command template with `{config}` and `{run_dir}` replaced by the
  * shell-quoted absolute paths, and expects `<run>/metrics.jsonl` in the MetricRecord schema ending with
  * one `final` record (and, optionally, `<run>/model.safetensors`). Exit code 0 = success.
@@ -62,7 +62,7 @@ export function readMetrics(path: string): MetricRecord[] {
     if (!r.success) {
       const issue = r.error.issues[0];
       throw new BadRecordError(path, i + 1, `${issue.path.join(".") || "record"}: ${issue.message}`, {
-        hint: "external trainers must write the MetricRecord schema (docs/readme/train.md)",
+        hint: "external trainers must write the MetricRecord schema (docs/train.md)",
       });
     }
     out.push(r.data as MetricRecord);
@@ -125,7 +125,7 @@ export async function runExternal(
   const final = finalOf(readMetrics(metricsPath));
   if (!final) {
     throw new SynthmixError("EXTERNAL_TRAINER_FAILED", `${metricsPath} has no "final" record`, {
-      hint: 'the trainer must end metrics.jsonl with {"type":"final",...} (docs/readme/train.md)',
+      hint: 'the trainer must end metrics.jsonl with {"type":"final",...} (docs/train.md)',
     });
   }
   return final;
