@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type TestContext, test } from "node:test";
 import { buildProgram } from "../../src/cli/main.js";
+import { inProcessExecutor } from "../../src/sweep/executors.js";
 import { listStatuses, readStatus } from "../../src/sweep/registry.js";
 import { runSweep } from "../../src/sweep/scheduler.js";
 import { jobNameFor } from "../../src/sweep/slurm.js";
@@ -80,7 +81,13 @@ test("slurm: a dozen tiny runs train as job arrays per class; ids recorded; resu
   assert.deepEqual(s1.failed, []);
   assert.equal(s1.slurm!.submitted, 12);
   const local = resolveSpec({ ...grid, scheduler: { cores: 2 } }, wsLocal);
-  const s2 = await runSweep({ ...local, tokenizer: byteTokenizer(), progress: "silent" });
+  // The local side trains in this process (the same trainRun the `synthmix train` children call).
+  const s2 = await runSweep({
+    ...local,
+    tokenizer: byteTokenizer(),
+    executor: inProcessExecutor(),
+    progress: "silent",
+  });
   assert.deepEqual(s2.failed, []);
 
   const st = listStatuses(ws);
@@ -92,11 +99,17 @@ test("slurm: a dozen tiny runs train as job arrays per class; ids recorded; resu
     assert.deepEqual(s.slurm!.history, [s.slurm!.jobId]);
     classesSeen.add(s.slurm!.class);
     assert.equal(s.slurm!.class, s.modelName === "t16" ? "small" : "big");
-    assert.match(readFileSync(join(ws, "runs", s.id, "train.log"), "utf8"), new RegExp(`slurm job ${s.slurm!.jobId} `));
+    assert.match(
+      readFileSync(join(ws, "runs", s.id, "train.log"), "utf8"),
+      new RegExp(`slurm job ${s.slurm!.jobId} `),
+    );
   }
   assert.deepEqual([...classesSeen].sort(), ["big", "small"]);
   // Slurm's own record: exactly one task per run (no duplicates), and they are the recorded ones.
-  assert.deepEqual(slurmTasks(ws, jobNameFor(ws, onSlurm.spec.scheduler.slurm!)), st.map((s) => s.slurm!.jobId).sort());
+  assert.deepEqual(
+    slurmTasks(ws, jobNameFor(ws, onSlurm.spec.scheduler.slurm!)),
+    st.map((s) => s.slurm!.jobId).sort(),
+  );
   // Bit-identical training: the same final losses as the local child-process executor.
   const localFinal = new Map(listStatuses(wsLocal).map((s) => [s.id, s.final]));
   for (const s of st) assert.deepEqual(s.final!.losses, localFinal.get(s.id)!.losses, s.id);
@@ -133,7 +146,12 @@ test("slurm: a task cancelled with scancel mid-run is resubmitted and resumes fr
   const { spec } = resolveSpec(
     {
       contextLength: 16,
-      grid: { models: [tiny("t16")], tokens: [3000], mixtures: ["natural", { hq: 0.33 }], generators: ["demo"] },
+      grid: {
+        models: [tiny("t16")],
+        tokens: [3000],
+        mixtures: ["natural", { hq: 0.33 }],
+        generators: ["demo"],
+      },
       scheduler: { ...slurm(), command: [process.execPath, fake, "{config}"] },
     },
     ws,
@@ -161,7 +179,10 @@ test("slurm: a task cancelled with scancel mid-run is resubmitted and resumes fr
   assert.equal(st.status, "done", st.error);
   assert.equal(st.slurm!.history.length, 2, "one resubmission");
   assert.equal(st.slurm!.history[0], job);
-  const starts = readFileSync(join(ws, "runs", victim, "starts.log"), "utf8").trim().split("\n").map(Number);
+  const starts = readFileSync(join(ws, "runs", victim, "starts.log"), "utf8")
+    .trim()
+    .split("\n")
+    .map(Number);
   cutAt = starts[1];
   assert.equal(starts.length, 2);
   assert.equal(starts[0], 0);
@@ -172,7 +193,11 @@ test("slurm: a task cancelled with scancel mid-run is resubmitted and resumes fr
     .map((l) => JSON.parse(l))
     .filter((r) => r.type === "train")
     .map((r) => r.step);
-  assert.deepEqual(steps, Array.from({ length: 16 }, (_, i) => i + 1), "every step exactly once");
+  assert.deepEqual(
+    steps,
+    Array.from({ length: 16 }, (_, i) => i + 1),
+    "every step exactly once",
+  );
   const other = listStatuses(ws).find((s) => s.id !== victim)!;
   assert.deepEqual(other.slurm!.history, [other.slurm!.jobId]);
 });
@@ -210,7 +235,10 @@ test("slurm: killing `sweep run` and rerunning re-attaches to the queued and run
   first.kill("SIGKILL");
   await exited;
   const atKill = listStatuses(ws);
-  assert.ok(atKill.some((s) => s.status === "running"), "killed before the end");
+  assert.ok(
+    atKill.some((s) => s.status === "running"),
+    "killed before the end",
+  );
 
   const second = driver();
   let out = "";
@@ -227,7 +255,9 @@ test("slurm: killing `sweep run` and rerunning re-attaches to the queued and run
     assert.equal(s.status, "done", s.id);
     assert.deepEqual(s.slurm!.history, [atKill.find((a) => a.id === s.id)!.slurm!.jobId]);
     assert.deepEqual(
-      readFileSync(join(ws, "runs", s.id, "starts.log"), "utf8").trim().split("\n"),
+      readFileSync(join(ws, "runs", s.id, "starts.log"), "utf8")
+        .trim()
+        .split("\n"),
       ["0"],
       "trained once",
     );
@@ -247,7 +277,7 @@ test("slurm: --submit-only, then `sweep status` and `sweep collect`; `sweep canc
   (await Tokenizer.train(texts, { vocabSize: 300 })).save(join(ws, "tokenizer/tokenizer.json"));
   const grid = (stepMs: number) => ({
     contextLength: 16,
-    grid: { models: [tiny("t16"), tiny("t32", 32)], tokens: [3000], mixtures: ["natural"] },
+    grid: { models: [tiny("t16"), tiny("t32", 32)], tokens: [3000], mixtures: ["natural" as const] },
     scheduler: {
       ...slurm({ maxConcurrent: 1 }),
       command: [process.execPath, fake, "{config}"],
@@ -264,7 +294,9 @@ test("slurm: --submit-only, then `sweep status` and `sweep collect`; `sweep canc
     const log = console.log;
     console.log = (...a: unknown[]) => out.push(a.join(" "));
     try {
-      await buildProgram().exitOverride().parseAsync(["node", "synthmix", ...args]);
+      await buildProgram()
+        .exitOverride()
+        .parseAsync(["node", "synthmix", ...args]);
     } finally {
       console.log = log;
     }
@@ -290,9 +322,13 @@ test("slurm: --submit-only, then `sweep status` and `sweep collect`; `sweep canc
     assert.equal(s.slurm!.state, "CANCELLED");
   }
   await waitFor("the cancelled tasks to leave the queue", () => {
-    const r = spawnSync("squeue", ["-h", "-n", jobNameFor(ws, resolveSpec(grid(1), ws).spec.scheduler.slurm!)], {
-      encoding: "utf8",
-    });
+    const r = spawnSync(
+      "squeue",
+      ["-h", "-n", jobNameFor(ws, resolveSpec(grid(1), ws).spec.scheduler.slurm!)],
+      {
+        encoding: "utf8",
+      },
+    );
     return r.stdout.trim() === "";
   });
 
@@ -317,7 +353,10 @@ test("slurm: --submit-only, then `sweep status` and `sweep collect`; `sweep canc
   }
   const ext = st.find((s) => s.modelName === "t32")!;
   assert.equal(ext.backend, "external");
-  assert.match(readFileSync(join(ws, "runs", ext.id, "train.log"), "utf8"), new RegExp(`srun step 0 of ${ext.id}`));
+  assert.match(
+    readFileSync(join(ws, "runs", ext.id, "train.log"), "utf8"),
+    new RegExp(`srun step 0 of ${ext.id}`),
+  );
   const results = JSON.parse(readFileSync(join(ws, "results/runs.json"), "utf8")).rows;
   assert.equal(results.length, 2 * 3);
 });
