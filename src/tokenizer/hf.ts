@@ -113,7 +113,9 @@ export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerD
   }
   const pipeline: PipelineSpec = {
     normalizer: j.normalizer ?? null,
-    pre_tokenizer: j.pre_tokenizer ?? null,
+    // A file without the key at all (hand-made minimal files) gets GPT-2's, the layout synthmix writes;
+    // an explicit null is taken at its word (no ByteLevel step: refused when the encoder is built).
+    pre_tokenizer: j.pre_tokenizer === undefined ? GPT2_PIPELINE.pre_tokenizer : j.pre_tokenizer,
     ignoreMerges: model.ignore_merges === true,
   };
   return { tokens, merges, mergeIds, added, pipeline, decoder: j.decoder, postProcessor: j.post_processor };
@@ -152,7 +154,9 @@ export function toHfJson(data: TokenizerData): object {
     normalizer: p.normalizer,
     pre_tokenizer: p.pre_tokenizer,
     post_processor:
-      data.postProcessor !== undefined ? data.postProcessor : { type: "ByteLevel", ...byteLevel, trim_offsets: false },
+      data.postProcessor !== undefined
+        ? data.postProcessor
+        : { type: "ByteLevel", ...byteLevel, trim_offsets: false },
     decoder: data.decoder !== undefined ? data.decoder : { type: "ByteLevel", ...byteLevel },
     model: {
       type: "BPE",

@@ -107,7 +107,13 @@ export class Tokenizer {
       tokens.push(t.bytes.subarray(start, t.ends[id]));
       start = t.ends[id];
     }
-    return new Tokenizer({ tokens, merges: t.merges, mergeIds: t.mergeIds, added: t.added, pipeline: t.pipeline });
+    return new Tokenizer({
+      tokens,
+      merges: t.merges,
+      mergeIds: t.mergeIds,
+      added: t.added,
+      pipeline: t.pipeline,
+    });
   }
 
   toJSON(): object {

@@ -64,9 +64,9 @@ function compileNormalizer(n: unknown, source: string): Normalize | null {
   }
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
 function isAscii(s: string): boolean {
-  return !NON_ASCII.test(s);
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
 }
 
 // ---------- pre-tokenizers ----------
@@ -146,7 +146,8 @@ function splitStep(j: Json, source: string): Step {
   else if (pattern && typeof pattern.String === "string") re = literalRegex(pattern.String);
   else throw unsupportedComponent(`Split pattern ${JSON.stringify(pattern)}`, source);
   const behavior = String(j.behavior ?? "Isolated") as Behavior;
-  if (!BEHAVIORS.has(behavior)) throw unsupportedComponent(`Split behavior ${JSON.stringify(behavior)}`, source);
+  if (!BEHAVIORS.has(behavior))
+    throw unsupportedComponent(`Split behavior ${JSON.stringify(behavior)}`, source);
   const invert = j.invert === true;
   // The common case (Isolated, not inverted): every match and every gap is a piece, streamed directly.
   if (behavior === "Isolated" && !invert) {

@@ -34,13 +34,17 @@ function unsupported(what: string, pattern: string, source: string): SynthmixErr
   return new SynthmixError(
     "TOKENIZER_UNSUPPORTED",
     `${source}: the Split pre-tokenizer regex ${JSON.stringify(pattern)} uses ${what}, which synthmix does not translate`,
-    { hint: "use a tokenizer whose Split patterns are plain Unicode-class regexes (GPT-2, Llama-3, Qwen, GPT-4o)" },
+    {
+      hint: "use a tokenizer whose Split patterns are plain Unicode-class regexes (GPT-2, Llama-3, Qwen, GPT-4o)",
+    },
   );
 }
 
 /** Length of a `\p{...}`/`\P{...}` or `\x{..}`/`\u....` escape at i (0 if none). */
 function bracedEscapeLength(re: string, i: number): number {
-  const m = /^\\(?:[pP]\{[^}]*\}|x\{[0-9A-Fa-f]+\}|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4})/.exec(re.slice(i, i + 64));
+  const m = /^\\(?:[pP]\{[^}]*\}|x\{[0-9A-Fa-f]+\}|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4})/.exec(
+    re.slice(i, i + 64),
+  );
   return m ? m[0].length : 0;
 }
 
@@ -173,5 +177,5 @@ export function translateHfRegex(pattern: string, source = "tokenizer.json"): Re
 
 /** A RegExp matching the literal string of a `{"String": ...}` Split pattern. */
 export function literalRegex(s: string): RegExp {
-  return new RegExp(s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&"), "gu");
+  return new RegExp(s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"), "gu");
 }
