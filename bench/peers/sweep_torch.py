@@ -59,7 +59,7 @@ def train_one(job, test, eval_tokens):
         starts = torch.randint(0, len(data) - T - 1, (B, 1), generator=g)
         win = data[starts + offs]
         opt.zero_grad(set_to_none=True)
-        loss = model(win[:, :-1], win[:, 1:])
+        loss = model(win[:, :-1].contiguous(), win[:, 1:].contiguous())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), o["gradClip"])
         opt.step()
