@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { fitScalingLaw } from "../src/fit/fit.js";
-import { isNatural } from "../src/fit/groups.js";
+import { isNatural, readRunRows } from "../src/fit/groups.js";
 import { fitRows } from "../src/fit/workspace.js";
 import { StudyConfigSchema } from "../src/study/config.js";
 import { demoConfig } from "../src/study/demo.js";
@@ -25,7 +25,6 @@ import { type LoadedStudy, studySweepSpec } from "../src/study/run.js";
 import { planSweep } from "../src/sweep/plan.js";
 import type { RunResultRow } from "../src/sweep/results.js";
 import { Rng } from "../src/util/rng.js";
-import { readRunRows } from "../src/fit/groups.js";
 
 interface Truth {
   E0: number;
@@ -174,7 +173,9 @@ function calibrate(ws: string, base: Truth): Truth {
   console.log(
     `calibration: ${rows.length} natural runs, joint fit E=${p.E.toFixed(3)} A=${p.A.toFixed(2)} alpha=${p.alpha.toFixed(3)} B=${p.B.toFixed(2)} beta=${p.beta.toFixed(3)}, RMS log-residual ${fit.quality.rmseLog.toFixed(4)}; seed noise sigma=${sigma.toFixed(4)} from ${diffs.length} pairs\n`,
   );
-  for (const r of [...rows].sort((a, b) => a.nonEmbeddingParams - b.nonEmbeddingParams || a.tokens - b.tokens))
+  for (const r of [...rows].sort(
+    (a, b) => a.nonEmbeddingParams - b.nonEmbeddingParams || a.tokens - b.tokens,
+  ))
     console.log(`  N=${r.nonEmbeddingParams} D=${r.tokens} seed ${r.seed}: ${r.loss.toFixed(4)}`);
   console.log("");
   return { ...base, E0: p.E, A: p.A, alpha: p.alpha, B: p.B, beta: p.beta, sigma };
@@ -235,12 +236,16 @@ function report(design: string, runs: DesignRun[], t: Truth, reps: number, boots
   const outs = Array.from({ length: reps }, (_, i) => runRep(runs, t, 1000 + i, bootstrap));
   const tokens = runs.reduce((a, r) => a + r.D, 0);
   console.log(`### design "${design}": ${runs.length} runs, ${(tokens / 1e6).toFixed(1)}M training tokens\n`);
-  console.log(`E per mixture (truth vs estimate [95% bootstrap interval]; rep 1 of ${reps}; identified = interval inside (0.05, min observed loss)):\n`);
+  console.log(
+    `E per mixture (truth vs estimate [95% bootstrap interval]; rep 1 of ${reps}; identified = interval inside (0.05, min observed loss)):\n`,
+  );
   console.log("| mixture | true E | estimate | interval | identified in reps |");
   console.log("|---|---|---|---|---|");
   for (const [i, e] of outs[0].e.entries()) {
     const okReps = outs.filter((o) => o.e[i]?.ok).length;
-    console.log(`| ${e.key} | ${e.truth.toFixed(3)} | ${f3(e.value)} | [${f3(e.lo)}, ${f3(e.hi)}] | ${okReps}/${reps} |`);
+    console.log(
+      `| ${e.key} | ${e.truth.toFixed(3)} | ${f3(e.value)} | [${f3(e.lo)}, ${f3(e.hi)}] | ${okReps}/${reps} |`,
+    );
   }
   console.log("\nBest ratio (quadratic over the cell's ratios; ratio cells have >= 5 ratios):\n");
   console.log("| cell | ratios | true r* | estimate | interval | inside (0,1) in reps |");

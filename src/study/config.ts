@@ -1,6 +1,6 @@
 import { z } from "zod";
+import { CountSchema, MixtureEntrySchema, ModelEntrySchema, SweepSpecSchema } from "../sweep/spec.js";
 import { SynthmixError } from "../util/errors.js";
-import { CountSchema, ModelEntrySchema, MixtureEntrySchema, SweepSpecSchema } from "../sweep/spec.js";
 
 const Count = CountSchema;
 

@@ -146,6 +146,9 @@ function quickConfig(): StudyConfigInput {
       train: { batchSize: 16, optimizer: { lr: 3e-3, warmupSteps: 10 }, evalTokens: 8192 },
     },
     fit: { bootstrap: 100 },
-    report: { title: "synthmix demo study (quick): a smoke test that identifies nothing", notes: [QUICK_NOTE, DEMO_NOTE] },
+    report: {
+      title: "synthmix demo study (quick): a smoke test that identifies nothing",
+      notes: [QUICK_NOTE, DEMO_NOTE],
+    },
   };
 }

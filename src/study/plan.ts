@@ -95,7 +95,9 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
   const requestsEstimate = total !== null && gen ? Math.ceil(total / (gen.maxTokens * 0.7)) : null;
   const selfTrained = studyGeneratorModels(config).length;
   const genSeconds =
-    total !== null && selfTrained > 0 && selfTrained === generators.length ? total / GEN_TOKENS_PER_SEC : null;
+    total !== null && selfTrained > 0 && selfTrained === generators.length
+      ? total / GEN_TOKENS_PER_SEC
+      : null;
   const cores = spec.scheduler.cores;
   const byModel = new Map<string, { cfg: ModelConfig; runs: PlannedRun[]; threads: number }>();
   for (const r of runs) {
@@ -148,8 +150,7 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
       byModel: rows,
     },
     trainingSeconds,
-    totalSeconds:
-      generatorModels.reduce((a, g) => a + g.seconds, 0) + (genSeconds ?? 0) + trainingSeconds,
+    totalSeconds: generatorModels.reduce((a, g) => a + g.seconds, 0) + (genSeconds ?? 0) + trainingSeconds,
   };
 }
 
@@ -229,4 +230,42 @@ function generationLines(g: StudyPlan["generation"]): string[] {
     lines.push(`    ${`${b.style}-${b.generator}`.padEnd(22)} ${fmtNum(b.tokens).padStart(7)} tokens`);
   }
   return lines;
+}
+
+/**
+ * Progress of the whole study against its plan, logged as each stage starts: elapsed time and the
+ * planned time of the stages still to run (generator training, generation, sweep; the cheap stages
+ * count 0). The first line, before anything runs, is the whole study's estimate.
+ */
+export class StudyClock {
+  private readonly start = Date.now();
+  private readonly left: Map<string, number>;
+
+  constructor(
+    plan: StudyPlan,
+    private readonly log: (line: string) => void,
+  ) {
+    this.left = new Map([
+      ["generatorModel", plan.generatorModels.reduce((a, g) => a + g.seconds, 0)],
+      ["generate", plan.generation.seconds ?? 0],
+      ["sweep", plan.trainingSeconds],
+    ]);
+    log(
+      `[study] plan: ${plan.runs.count} runs, ${fmtNum(plan.runs.tokens)} training tokens; estimated ~${fmtDuration(plan.totalSeconds)} in all` +
+        ` (generators ~${fmtDuration(this.left.get("generatorModel") ?? 0)}, generation ${plan.generation.seconds === null ? "not estimated" : `~${fmtDuration(plan.generation.seconds)}`}, training ~${fmtDuration(plan.trainingSeconds)})`,
+    );
+  }
+
+  /** A stage starts (or was found complete: `skipped`); log elapsed and remaining. */
+  stage(name: string, skipped = false): void {
+    if (skipped) {
+      this.left.delete(name);
+      return;
+    }
+    const remaining = [...this.left.values()].reduce((a, b) => a + b, 0);
+    this.left.delete(name);
+    this.log(
+      `[study] ${name}: elapsed ${fmtDuration((Date.now() - this.start) / 1000)}, ~${fmtDuration(remaining)} of planned work left`,
+    );
+  }
 }

@@ -44,6 +44,8 @@ export interface StudyRunOptions {
   log?: (line: string) => void;
   /** How sweep runs are trained (default: child processes per the sweep's scheduler). */
   executor?: RunExecutor;
+  /** Log the plan's whole-study estimate first and the time left at each stage (default: unless silent). */
+  eta?: boolean;
 }
 
 export interface StudyRunResult {
@@ -123,7 +125,9 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   });
   writeFileAtomic(join(workspace, "study.json"), `${JSON.stringify(config, null, 2)}\n`);
 
+  const clock = (opts.eta ?? progress !== "silent") ? await studyClock(study, log) : null;
   const stage = async (s: StageName, fn: () => Promise<void>): Promise<boolean> => {
+    clock?.stage(s, state.isComplete(s, keys[s]));
     if (state.isComplete(s, keys[s])) {
       log(`[${s}] up to date, skipped`);
       return opts.until !== s;
@@ -214,7 +218,11 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
     // "auto" sizes every (style, generator) to what the sweep takes from it, so each gets its own call.
     const jobs = gen.styles.flatMap((style) =>
       auto
-        ? generators.map((g, i) => ({ style, gens: [g], budget: auto.get(`${style}\u0000${generatorNames[i]}`) }))
+        ? generators.map((g, i) => ({
+            style,
+            gens: [g],
+            budget: auto.get(`${style}\u0000${generatorNames[i]}`),
+          }))
         : [{ style, gens: generators, budget: gen.budgetOutputTokens as number | undefined }],
     );
     for (const { style, gens, budget } of jobs) {
@@ -295,6 +303,12 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   function done(): StudyRunResult {
     return { workspace, findings: [], elapsedSec: (Date.now() - start) / 1000, failedRuns };
   }
+}
+
+/** The plan's clock (src/study/plan.ts); imported lazily because the plan itself reads this module. */
+async function studyClock(study: LoadedStudy, log: (line: string) => void) {
+  const { planStudy, StudyClock } = await import("./plan.js");
+  return new StudyClock(await planStudy(study), log);
 }
 
 function isStyleName(style: string): boolean {
