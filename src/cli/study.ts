@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { stringify } from "yaml";
 import { StudyConfigSchema } from "../study/config.js";
-import { demoConfig } from "../study/demo.js";
+import { demoConfig, QUICK_NOTE } from "../study/demo.js";
 import { formatPlan, planStudy } from "../study/plan.js";
 import { type LoadedStudy, loadStudy, runStudy, type StudyRunResult } from "../study/run.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -56,7 +56,10 @@ export function register(program: Command): void {
         return;
       }
       console.error(`synthmix demo: workspace ${workspace} (rerun to resume; delete it to start over)`);
+      if (o.quick) console.error(QUICK_NOTE);
       printResult(await runWithSignals(loaded));
+      // Last, so it is what the reader sees: the quick grid's numbers are not findings.
+      if (o.quick) console.log(`\n${QUICK_NOTE}`);
     });
 }
 
