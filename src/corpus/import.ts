@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
 import type { BadRecordError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
+import { processAlive as alive } from "../util/process.js";
 import { Progress } from "../util/progress.js";
 import { type CleanOptions, cleanPipeline, countWords } from "./clean.js";
 import { type ReadOptions, readDocuments, resolveSource, type SourceSpec } from "./read.js";
@@ -225,15 +226,6 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
     rmSync(tmp, { recursive: true, force: true });
     progress.finish();
     throw e;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
