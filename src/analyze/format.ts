@@ -44,7 +44,10 @@ export function formatUnigramSummary(u: UnigramFile, blindSpots = 5): string {
     );
   }
   if (u.lossSplits?.length) {
-    out.push("", "per-token test loss on blind-spot tokens vs the rest (the run's own mixture's blind spots):");
+    out.push(
+      "",
+      "per-token test loss on blind-spot tokens vs the rest (the run's own mixture's blind spots):",
+    );
     out.push(["run", "source", "test", "blind-spot loss (tokens)", "rest loss (tokens)"].join("\t"));
     for (const s of u.lossSplits) {
       out.push(

@@ -20,7 +20,6 @@ import {
   klDivergence,
   smoothedProbs,
   splitLossByBlindSpots,
-  type UnigramCounts,
 } from "./unigram.js";
 
 export interface AnalyzeOptions {
@@ -208,7 +207,13 @@ function loadMixtures(ws: string, vocab: number): LoadedSource[] {
  * KL between two random halves of a test set, the second subsampled to the comparison size: what a
  * source drawn from the test distribution itself would score. Differences below it are sampling noise.
  */
-function noiseFloor(test: { meta: UnigramTestSet; ids: Ids }, m: number, vocab: number, k: number, seed: number): NoiseFloor {
+function noiseFloor(
+  test: { meta: UnigramTestSet; ids: Ids },
+  m: number,
+  vocab: number,
+  k: number,
+  seed: number,
+): NoiseFloor {
   const n = test.ids.length;
   const perm = subsampleTokens(test.ids, n, seed, true);
   const half = Math.floor(n / 2);
@@ -257,7 +262,9 @@ export async function analyzeWorkspace(ws: string, opts: AnalyzeOptions = {}): P
       comparisons.push({ ...c, klTestSourceFullSize: klDivergence(smoothedProbs(testCounts[i], k), full) });
     }
   }
-  const noiseFloors = tests.map((t) => noiseFloor(t, equal, vocab, k, deriveSeed(seed, "floor", t.meta.domain)));
+  const noiseFloors = tests.map((t) =>
+    noiseFloor(t, equal, vocab, k, deriveSeed(seed, "floor", t.meta.domain)),
+  );
   const lossSplits = splitsFor(ws, opts, sources, tests, comparisons);
   const file: UnigramFile = {
     version: 2,
@@ -292,7 +299,10 @@ function splitsFor(
   const find = (source: string, test: string) => {
     const cmp = comparisons.find((c) => c.source === source && c.test === test);
     if (!cmp) {
-      throw new SynthmixError("UNKNOWN_COMPARISON", `no unigram comparison of test "${test}" against source "${source}"`);
+      throw new SynthmixError(
+        "UNKNOWN_COMPARISON",
+        `no unigram comparison of test "${test}" against source "${source}"`,
+      );
     }
     return cmp;
   };
@@ -315,7 +325,9 @@ export function largestRuns(ws: string): string[] {
     const key = `${r.mixture}\u0000${r.generator}`;
     const b = best.get(key);
     const bigger =
-      !b || r.nonEmbeddingParams > b.nonEmbeddingParams || (r.nonEmbeddingParams === b.nonEmbeddingParams && r.tokens > b.tokens);
+      !b ||
+      r.nonEmbeddingParams > b.nonEmbeddingParams ||
+      (r.nonEmbeddingParams === b.nonEmbeddingParams && r.tokens > b.tokens);
     if (bigger) best.set(key, r);
   }
   // Only runs with a saved model can be scored token by token.
@@ -346,15 +358,20 @@ function runSplits(
     const mixId = status.mixture?.id ?? "";
     const src = sources.find((s) => s.mixtureIds.includes(mixId));
     if (!src) {
-      throw new SynthmixError("UNKNOWN_COMPARISON", `run ${id}: its mixture ${mixId || "(none)"} is not among the analyzed sources`);
+      throw new SynthmixError(
+        "UNKNOWN_COMPARISON",
+        `run ${id}: its mixture ${mixId || "(none)"} is not among the analyzed sources`,
+      );
     }
     for (const t of tests) {
       const { losses, targets } = perTokenLosses(dir, t.ids, evalTokens);
-      out.push(splitLossByBlindSpots(losses, targets, find(src.meta.id, t.meta.domain).blindSpots, {
-        runId: id,
-        source: src.meta.id,
-        test: t.meta.domain,
-      }));
+      out.push(
+        splitLossByBlindSpots(losses, targets, find(src.meta.id, t.meta.domain).blindSpots, {
+          runId: id,
+          source: src.meta.id,
+          test: t.meta.domain,
+        }),
+      );
     }
   }
   return out;

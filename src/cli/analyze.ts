@@ -41,7 +41,8 @@ export function register(program: Command): void {
     .action(async (ws: string, o: AnalyzeCliOptions) => {
       const k = Number(o.k);
       if (!(k > 0)) throw new SynthmixError("BAD_OPTION", `--k must be a positive number, got "${o.k}"`);
-      const runs = o.runs === false ? undefined : o.runs === "largest" ? "largest" : o.runs.split(",").filter(Boolean);
+      const runs =
+        o.runs === false ? undefined : o.runs === "largest" ? "largest" : o.runs.split(",").filter(Boolean);
       const res = await analyzeWorkspace(ws, {
         k,
         topK: int("top", o.top, 0),

@@ -72,7 +72,11 @@ export function register(program: Command): void {
     )
     .option("--json", "print the fits as JSON instead of tables")
     .option("--no-quality", "skip leave-one-out and hold-out refits")
-    .option("--workers <n>", "worker threads for grid screening + bootstrap (pays off from ~100 points)", String(d.workers))
+    .option(
+      "--workers <n>",
+      "worker threads for grid screening + bootstrap (pays off from ~100 points)",
+      String(d.workers),
+    )
     .option("--n-col <name>", "points: model-size column (default N, else nonEmbeddingParams)")
     .option("--d-col <name>", "points: token column (default D, else tokens)")
     .option("--loss-col <name>", "points: loss column", "loss")

@@ -82,7 +82,8 @@ function speedupFindings(inp: ReportInputs): string[] {
   const parts = at.map((e) => {
     const a = e.atLargestNatural!;
     const label = mixtureLabel(e, multiGen);
-    if (a.extrapolated) return `${label}: not resolved (extrapolated beyond the fitted D range; ${fmtEst(a.speedup, 2)}×)`;
+    if (a.extrapolated)
+      return `${label}: not resolved (extrapolated beyond the fitted D range; ${fmtEst(a.speedup, 2)}×)`;
     if (!e.supported)
       return `${label}: not resolved (the laws are not identified: ${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`;
     const s = a.speedup;
@@ -99,14 +100,19 @@ function domainFindings(inp: ReportInputs): string[] {
   const cell = largestCell(inp.runs);
   const noise = inp.bestRatio?.entries.find((e) => e.noise.from === "seeds")?.noise.sigmaLog ?? null;
   const parts = cell.domains.map((d, j) => {
-    const sorted = [...cell.rows].filter((r) => Number.isFinite(r.loss[j])).sort((a, b) => a.loss[j] - b.loss[j]);
+    const sorted = [...cell.rows]
+      .filter((r) => Number.isFinite(r.loss[j]))
+      .sort((a, b) => a.loss[j] - b.loss[j]);
     if (sorted.length === 0) return `${d}: –`;
     const [best, next] = sorted;
     // Two standard errors of a difference of two single runs: 2 * sqrt(2) * sigma (log scale).
-    const sep = noise !== null && next && Math.log(next.loss[j]) - Math.log(best.loss[j]) > 2 * Math.SQRT2 * noise;
+    const sep =
+      noise !== null && next && Math.log(next.loss[j]) - Math.log(best.loss[j]) > 2 * Math.SQRT2 * noise;
     return `${d}: ${best.label} (${fmt(best.loss[j])})${next ? (sep ? "" : noise === null ? ", not resolved (no seed replicates to judge the noise)" : ", not resolved (within the seed noise)") : ""}`;
   });
-  return [`Lowest observed test loss per domain at N = ${si(cell.N)}, D = ${si(cell.D)}: ${parts.join("; ")}.`];
+  return [
+    `Lowest observed test loss per domain at N = ${si(cell.N)}, D = ${si(cell.D)}: ${parts.join("; ")}.`,
+  ];
 }
 
 function unigramFindings(inp: ReportInputs): string[] {
