@@ -250,16 +250,20 @@ export async function analyzeWorkspace(ws: string, opts: AnalyzeOptions = {}): P
   const comparisons = [];
   for (const s of sources) {
     const sub = countTokens(subsampleTokens(s.ids, equal, deriveSeed(seed, "source", s.meta.id)), vocab);
-    const full = smoothedProbs(countTokens(s.ids, vocab), k);
+    const fullCounts = countTokens(s.ids, vocab);
     for (const [i, t] of tests.entries()) {
-      const c = compareUnigrams(testCounts[i], sub, {
-        k,
-        topK,
-        tokenString,
-        sourceName: s.meta.id,
-        testName: t.meta.domain,
+      const names = { k, topK, tokenString, sourceName: s.meta.id, testName: t.meta.domain };
+      // Divergences at the common size (comparable across sources); coverage and blind spots over the
+      // whole source (what training saw: a subsample would invent blind spots by leaving tokens out).
+      const eq = compareUnigrams(testCounts[i], sub, { ...names, topK: 0 });
+      const whole = compareUnigrams(testCounts[i], fullCounts, names);
+      comparisons.push({
+        ...whole,
+        klTestSource: eq.klTestSource,
+        klSourceTest: eq.klSourceTest,
+        js: eq.js,
+        klTestSourceFullSize: whole.klTestSource,
       });
-      comparisons.push({ ...c, klTestSourceFullSize: klDivergence(smoothedProbs(testCounts[i], k), full) });
     }
   }
   const noiseFloors = tests.map((t) =>

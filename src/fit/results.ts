@@ -368,6 +368,14 @@ function readArtifact<S extends z.ZodType>(
       hint: "rerun synthmix fit to rewrite it",
     });
   }
+  const version = (raw as { version?: unknown } | null)?.version;
+  if (version !== 2) {
+    throw new SynthmixError(
+      "BAD_FIT_RESULTS",
+      `${path}: unsupported file version ${JSON.stringify(version)} (this synthmix reads 2)`,
+      { hint: "rerun synthmix fit with this version of synthmix to rewrite it" },
+    );
+  }
   const r = schema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0];
