@@ -22,12 +22,10 @@ interface Check {
   detail: string;
 }
 
-type Warned = { warnings?: { code: string }[]; identified?: boolean };
-
 const readJson = <T>(ws: string, f: string): T =>
   JSON.parse(readFileSync(join(ws, "results", f), "utf8")) as T;
 const f3 = (x: number | null | undefined) => (x === null || x === undefined ? "—" : x.toFixed(3));
-const codes = (x: unknown) => ((x as Warned).warnings ?? []).map((w) => w.code);
+const codes = (x: { warnings: { code: string }[] }) => x.warnings.map((w) => w.code);
 
 /** The main grid's mixture keys ("synthetic:ratio:generator"), from the demo config itself. */
 function mainGridKeys(): string[] {
@@ -48,21 +46,15 @@ function mainGridKeys(): string[] {
 const keyOf = (r: RunResultRow) =>
   r.synthetic === "none" || r.ratio === 0 ? "none:0:" : `${r.synthetic}:${r.ratio}:${r.generator}`;
 
-/** 1. E per main-grid mixture: a finite interval above 0 and below every observed loss, not flagged. */
+/** 1. E per main-grid mixture: identified by the fitter, no E warning, interval in (0, lowest loss). */
 function checkE(fits: FitsFile, rows: RunResultRow[]): Check[] {
   return mainGridKeys().map((key) => {
     const f = fits.fits.find((x) => x.key === key && x.fixedN === null && x.fixedD === null);
     if (!f?.params.E) return { property: "E identified", what: key, ok: false, detail: "no joint fit" };
-    const E = f.params.E as typeof f.params.E & Warned;
+    const E = f.params.E;
     const minLoss = Math.min(...rows.filter((r) => keyOf(r) === key).map((r) => r.loss));
-    const flags = [...codes(f), ...codes(E)].filter((c) => /E_AT_BOUND|UNDERDETERMINED|INVALID_LAW/.test(c));
-    const ok =
-      E.lo !== null &&
-      E.hi !== null &&
-      E.lo > 0.05 &&
-      E.hi < minLoss &&
-      E.identified !== false &&
-      !flags.length;
+    const flags = codes(f).filter((c) => /^E_|UNDERDETERMINED|INVALID_LAW|REPEATED_DATA/.test(c));
+    const ok = E.identified && !flags.length && E.lo !== null && E.hi !== null && E.lo > 0 && E.hi < minLoss;
     return {
       property: "E identified",
       what: key,
@@ -86,28 +78,24 @@ function checkRatio(best: BestRatioFile): Check[] {
     ];
   }
   return cells.map((e) => {
-    const q = e.quadratic?.bestRatio as (NonNullable<typeof e.quadratic>["bestRatio"] & Warned) | undefined;
-    const flags = [...codes(e), ...(q ? codes(q) : [])];
-    const ok =
-      !!q &&
-      q.lo !== null &&
-      q.hi !== null &&
-      q.lo > 0 &&
-      q.hi < 1 &&
-      q.identified !== false &&
-      !flags.length;
+    const q = e.quadratic?.bestRatio;
+    // The fitter's own verdict (>= 5 ratios, interior convex vertex, no lack of fit) plus the interval.
+    const ok = e.resolved && !!q && q.lo !== null && q.hi !== null && q.lo > 0 && q.hi < 1;
     return {
       property: "best ratio",
       what: `${e.synthetic}-${e.generator} N=${e.N} D=${e.D}`,
       ok,
       detail: q
-        ? `r* ${f3(q.value)} [${f3(q.lo)}, ${f3(q.hi)}] from ${e.points.length} ratios${flags.length ? `, flagged ${flags.join(",")}` : ""}`
+        ? `r* ${f3(q.value)} [${f3(q.lo)}, ${f3(q.hi)}] from ${e.points.length} ratios${e.reason ? `; not resolved: ${e.reason}` : ""}`
         : "no quadratic",
     };
   });
 }
 
-/** 3. Speed-ups: every stated reading lies inside the fitted D range, or is flagged as extrapolated. */
+/**
+ * 3. Speed-ups: each main-grid mixture has a supported reading at the largest natural run inside the
+ * fitted D range, and no reading outside that range goes unflagged (`extrapolated`).
+ */
 function checkSpeedups(sp: SpeedupsFile, rows: RunResultRow[]): Check[] {
   const Ds = rows.map((r) => r.tokens);
   const [lo, hi] = [Math.min(...Ds), Math.max(...Ds)];
@@ -119,15 +107,15 @@ function checkSpeedups(sp: SpeedupsFile, rows: RunResultRow[]): Check[] {
     for (const e of es) {
       const a = e.atLargestNatural!;
       const within = a.dMix >= lo && a.dMix <= hi && a.dNatural >= lo && a.dNatural <= hi;
-      if (within) inside++;
-      else if (!codes(e).includes("EXTRAPOLATED") && !codes(a).includes("EXTRAPOLATED"))
+      if (within && !a.extrapolated && e.supported) inside++;
+      if (!within && !a.extrapolated)
         bad.push(`N=${e.N}: D_mix ${Math.round(a.dMix)} outside [${lo}, ${hi}] and not flagged`);
     }
     out.push({
       property: "speed-up in range",
       what: key,
       ok: inside > 0 && bad.length === 0,
-      detail: `${inside}/${es.length} readings inside [${lo}, ${hi}]${bad.length ? `; ${bad.join("; ")}` : ""}`,
+      detail: `${inside}/${es.length} supported readings inside [${lo}, ${hi}]${bad.length ? `; ${bad.join("; ")}` : ""}`,
     });
   }
   return out;
