@@ -142,9 +142,13 @@ export class NativeEndpoint implements Endpoint {
         await new Promise<void>((r) => setImmediate(r));
       }
     } catch (e) {
-      const err = new GenerationError(`${this.label}: native decoding failed: ${(e as Error).message}`, false, {
-        endpoint: this.label,
-      });
+      const err = new GenerationError(
+        `${this.label}: native decoding failed: ${(e as Error).message}`,
+        false,
+        {
+          endpoint: this.label,
+        },
+      );
       for (const j of this.active.splice(0)) j.reject(err);
       for (const j of this.waiting.splice(0)) j.reject(err);
     } finally {
