@@ -75,7 +75,8 @@ function fullConfig(): StudyConfigInput {
         generators: [GEN_BIG],
         seeds: [1, 2],
       },
-      train: { batchSize: 16, optimizer: { lr: 3e-3, warmupSteps: 10 }, evalTokens: 32768 },
+      // Test loss every 250 steps (256k tokens): the curves that show the smallest models converge.
+      train: { batchSize: 16, optimizer: { lr: 3e-3, warmupSteps: 10 }, evalTokens: 32768, evalEvery: 250 },
     },
     extraGrids: [
       {

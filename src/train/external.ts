@@ -88,6 +88,15 @@ export async function runExternal(
     if (done) return done;
   }
   const cfg = RunConfigSchema.parse(config);
+  // The contract (docs/train.md) covers the cosine schedule; an external trainer would silently
+  // ignore a WSD schedule or trunk and train something else than the config says.
+  if (cfg.optimizer.schedule !== undefined && cfg.optimizer.schedule !== "cosine") {
+    throw new SynthmixError(
+      "BAD_CONFIG",
+      `${dir}: optimizer.schedule "${cfg.optimizer.schedule}" is not part of the external trainer contract`,
+      { hint: "train WSD runs with synthmix's own trainer (drop them from scheduler.external.models)" },
+    );
+  }
   const absolute: RunConfig = {
     ...cfg,
     data: {
