@@ -1,7 +1,7 @@
 import { SynthmixError } from "../util/errors.js";
 import { deriveSeed, Rng } from "../util/rng.js";
 import { type FitData, type Form, getForm, huberObjective } from "./forms.js";
-import { effectivePoints, identify, MIN_DOF, profileE } from "./identify.js";
+import { effectivePoints, identify, MIN_DOF, profileE, risingAxes } from "./identify.js";
 import { type LbfgsOptions, lbfgs } from "./lbfgs.js";
 import { FIT_DEFAULTS } from "./options.js";
 import type { Estimate, FitQuality, FitWarning, ParamEstimate, Residual } from "./results.js";
@@ -512,6 +512,7 @@ export function assembleOutcome(
     bootstrap: bootRes.requested,
     bootFailures: bootRes.failures,
     profile,
+    rising: risingAxes(form, data),
   });
   return {
     form: form.name,

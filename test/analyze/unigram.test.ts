@@ -228,5 +228,8 @@ test("equal-size comparison: the same text repeated 1x or 10x scores the same KL
   // ...at equal size both are a sample of the same distribution: the difference is within the noise floor.
   const floor = res.noiseFloors[0].kl;
   assert.ok(floor > 0, String(floor));
-  assert.ok(Math.abs(once.klTestSource - ten.klTestSource) < floor, `${once.klTestSource} vs ${ten.klTestSource}, floor ${floor}`);
+  assert.ok(
+    Math.abs(once.klTestSource - ten.klTestSource) < floor,
+    `${once.klTestSource} vs ${ten.klTestSource}, floor ${floor}`,
+  );
 });

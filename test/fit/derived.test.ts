@@ -48,7 +48,12 @@ test("quadratic and mixing-law fits recover exact curves and their minimisers", 
 
 test("workspace fit: speed-ups and best ratios match the generating law within their intervals", () => {
   const ratios = [0, 0.2, 0.4, 0.6, 0.8];
-  const res = fitRows(syntheticRows(0.002, 4, { ratios }), { form: "data", bootstrap: 100, seed: 1, quality: false });
+  const res = fitRows(syntheticRows(0.002, 4, { ratios }), {
+    form: "data",
+    bootstrap: 100,
+    seed: 1,
+    quality: false,
+  });
   assert.equal(res.fits.failures.length, 0);
   assert.equal(res.fits.fits.length, 5 * 3); // 5 mixtures x 3 model sizes
   // True speed-up of a mixture at fixed N: (B_nat / B_mix)^(1/beta), independent of the target loss.
@@ -96,7 +101,8 @@ test("points: the sweep results CSV export is read by default; missing columns a
   writeFileSync(bare, "x,loss\n1,3\n");
   assert.throws(
     () => readPointRows(bare, { need: { N: false, D: true } }),
-    (e: unknown) => e instanceof SynthmixError && e.code === "MISSING_COLUMN" && /no column "D"/.test(e.message),
+    (e: unknown) =>
+      e instanceof SynthmixError && e.code === "MISSING_COLUMN" && /no column "D"/.test(e.message),
   );
 });
 
