@@ -223,7 +223,7 @@ export function speedupTable(file: SpeedupsFile | undefined): Table | { skipped:
     title: "Speed-up at the largest natural run",
     caption:
       "L*: test loss of the natural-only run with the most tokens at that N; D_nat and D_mix: tokens each needs to reach L* by the fitted laws; speed-up = D_nat / D_mix with 95% bootstrap interval (results/speedups.json).",
-    head: ["Mixture", "N", "L*", "D_nat", "D_mix", "speed-up [95% CI]"],
+    head: ["Mixture", "N", "L*", "D_nat", "D_mix", "speed-up [95% CI]", "status"],
     rows: [...rows]
       .sort((a, b) => mixtureOrder(a, b) || (a.N ?? 0) - (b.N ?? 0))
       .map((e) => {
@@ -235,6 +235,10 @@ export function speedupTable(file: SpeedupsFile | undefined): Table | { skipped:
           si(a.dNatural),
           si(a.dMix),
           fmtEst(a.speedup, 2),
+          {
+            text: a.extrapolated ? "EXTRAPOLATED" : e.supported ? "ok" : "laws not identified",
+            title: e.warnings.map((w) => `${w.code}: ${w.message}`).join("\n") || undefined,
+          },
         ];
       }),
   };
