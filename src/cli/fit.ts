@@ -1,5 +1,4 @@
 import { join, resolve } from "node:path";
-import type { Command } from "commander";
 import { formatFitSummary, formatWarnings } from "../fit/format.js";
 import {
   FIT_DEFAULTS,
@@ -14,6 +13,7 @@ import {
 } from "../fit/index.js";
 import { SynthmixError } from "../util/errors.js";
 import { Progress } from "../util/progress.js";
+import type { Command } from "./options.js";
 
 interface FitCliOptions {
   results?: string;

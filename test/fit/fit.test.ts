@@ -5,6 +5,7 @@ import { fitScalingLaw, type Point } from "../../src/fit/fit.js";
 import { defineForm, getForm } from "../../src/fit/forms.js";
 import { SynthmixError } from "../../src/util/errors.js";
 import { Rng } from "../../src/util/rng.js";
+import { optionalTool, pythonModules } from "../helpers/optional.js";
 
 function jointPoints(noise: number, seed: number): Point[] {
   const rng = new Rng(seed);
@@ -96,11 +97,12 @@ test("degenerate input gives a clear SynthmixError", () => {
   );
 });
 
-const hasScipy = spawnSync("/usr/bin/python3", ["-c", "import scipy"]).status === 0;
+const scipy = optionalTool("python3-scipy", pythonModules("scipy"), "apt-get install -y python3-scipy");
 
 test("grid fit reaches scipy L-BFGS-B's optimum on the same objective and grid", {
-  skip: !hasScipy && "no python3-scipy",
+  skip: scipy.skip,
 }, () => {
+  scipy.require();
   const pts = jointPoints(0.01, 11).filter((p) => p.N === 3e5);
   const form = getForm("data")!;
   // Every 10th start of the grid keeps python's runtime small; both sides use the same starts.

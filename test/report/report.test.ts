@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Resvg } from "@resvg/resvg-js";
-import { Command } from "commander";
+import { Command } from "../../src/cli/options.js";
 import { register } from "../../src/cli/report.js";
 import type { FitsFile, SpeedupsFile } from "../../src/fit/results.js";
 import { logTicks } from "../../src/report/charts/axes.js";
