@@ -289,7 +289,12 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
     huberDelta: config.fit.huberDelta,
   });
   writeFitResults(resultsDir, fits);
-  log(`[fit] done`);
+  // Say what the numbers do not support, where the user reads the log (details in fits.json / report).
+  const flagged = fits.fits.fits.filter((f) => f.warnings.length > 0);
+  const codes = [...new Set(flagged.flatMap((f) => f.warnings.map((w) => w.code)))];
+  log(
+    `[fit] done${flagged.length ? `: ${flagged.length} of ${fits.fits.fits.length} fits flagged (${codes.join(", ")})` : ""}`,
+  );
   if (opts.until === "fit") return done();
   const analyze = await import("../analyze/index.js");
   // Blind-spot split of the per-token losses of the largest run of each mixture (shown in the report).
