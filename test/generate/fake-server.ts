@@ -88,6 +88,8 @@ export interface FaultOptions {
   permanentRate?: number;
   /** Milliseconds before answering (lets several clients overlap). */
   delayMs?: number;
+  /** Port to listen on (default: any free one). */
+  port?: number;
 }
 
 function unit(...parts: (string | number)[]): number {
@@ -182,7 +184,7 @@ export async function startFaultServer(o: FaultOptions) {
       else answer();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(o.port ?? 0, "127.0.0.1", resolve));
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
   return {

@@ -20,7 +20,11 @@ function study(workspace: string, url: string): LoadedStudy {
     },
     sweep: {
       contextLength: 16,
-      grid: { models: [{ name: "t1", nLayer: 1, dModel: 16, nHead: 2 }], tokens: [2048], mixtures: ["natural"] },
+      grid: {
+        models: [{ name: "t1", nLayer: 1, dModel: 16, nHead: 2 }],
+        tokens: [2048],
+        mixtures: ["natural"],
+      },
     },
   };
   return { config: StudyConfigSchema.parse(input), workspace, baseDir: workspace };
@@ -31,8 +35,15 @@ test("study: a generation with failed requests is not a complete stage; the reru
   try {
     const ws = mkdtempSync(join(tmpdir(), "synthmix-study-gen-"));
     const lines: string[] = [];
-    const opts = { progress: "silent" as const, log: (l: string) => lines.push(l), until: "generate" as const };
-    await assert.rejects(runStudy(study(ws, srv.url), opts), /generation incomplete: fake: \d+ requests failed/);
+    const opts = {
+      progress: "silent" as const,
+      log: (l: string) => lines.push(l),
+      until: "generate" as const,
+    };
+    await assert.rejects(
+      runStudy(study(ws, srv.url), opts),
+      /generation incomplete: fake: \d+ requests failed/,
+    );
     const state = JSON.parse(readFileSync(join(ws, "study-state.json"), "utf8"));
     assert.equal(state.stages.generate.complete, false);
     srv.heal();
@@ -43,7 +54,10 @@ test("study: a generation with failed requests is not a complete stage; the reru
     assert.deepEqual(r.failedRuns, []);
     assert.ok(srv.counts.calls > before, "the rerun sent the missing requests");
     assert.ok(!lines.includes("[generate] up to date, skipped"));
-    assert.equal(JSON.parse(readFileSync(join(ws, "study-state.json"), "utf8")).stages.generate.complete, true);
+    assert.equal(
+      JSON.parse(readFileSync(join(ws, "study-state.json"), "utf8")).stages.generate.complete,
+      true,
+    );
     lines.length = 0;
     const calls = srv.counts.calls;
     await runStudy(study(ws, srv.url), opts);
