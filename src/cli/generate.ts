@@ -1,17 +1,11 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import type { Command } from "commander";
 import { parseShard, type Shard } from "../generate/journal.js";
 import { GenerationSettingsSchema } from "../generate/options.js";
 import { SynthmixError } from "../util/errors.js";
+import { type Command, collect, integer, nonNegative, withInterrupt } from "./options.js";
 
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0)
-    throw new SynthmixError("CLI", `--${name} must be a non-negative number, got "${v}"`);
-  return n;
-};
-const collect = (v: string, prev: string[] = []) => [...prev, v];
+const num = nonNegative;
 
 /** Defaults shown in --help come from the one options schema the library parses with. */
 const D = GenerationSettingsSchema.parse({});
@@ -57,9 +51,13 @@ export function register(program: Command): void {
     .option(
       "--seed <n>",
       `seed for source sampling and keywords, also sent as the sampling seed (default ${D.seed})`,
-      num("seed"),
+      integer("seed"),
     )
-    .option("--sampling-seed <n>", "sampling seed sent to the server (default: --seed)", num("sampling-seed"))
+    .option(
+      "--sampling-seed <n>",
+      "sampling seed sent to the server (default: --seed)",
+      integer("sampling-seed"),
+    )
     .option(
       "--chunk-tokens <n>",
       `max tokens per source chunk (default ${D.chunkTokens})`,
@@ -141,59 +139,53 @@ export function register(program: Command): void {
         countTokens = (s) => tok.encode(s).length;
         tokenizerId = tok.sha256;
       }
-      const abort = new AbortController();
-      const onSig = () => {
-        process.stderr.write(
-          "\ninterrupted: finishing in-flight writes (outputs so far are kept; rerun to resume)\n",
-        );
-        abort.abort();
-      };
-      process.once("SIGINT", onSig);
-      try {
-        const summary = await runGeneration({
-          workspace,
-          corpusName: corpus,
-          style: o.style,
-          generators,
-          seed: o.seed,
-          shard: shardFrom(o.shard),
-          budgetSourceTokens: o.budgetTokens,
-          budgetOutputTokens: o.budgetOutputTokens,
-          maxDocs: o.maxDocs,
-          chunkTokens: o.chunkTokens,
-          countTokens,
-          tokenizerId,
-          // The CLI always sends a sampling seed (the study does too), so runs against vLLM/SGLang repeat.
-          params: {
-            temperature: o.temperature,
-            top_p: o.topP,
-            max_tokens: o.maxTokens,
-            seed: o.samplingSeed ?? o.seed ?? D.seed,
-          },
-          keywords: o.keywords,
-          audiences: o.audience,
-          stripMarkdown: o.stripMarkdown,
-          minOutputTokens: o.minOutputTokens,
-          maxOutputTokens: o.maxOutputTokens,
-          lenient: o.lenient,
-          retries: o.retries,
-          retryEmpty: o.retryEmpty,
-          retryTruncated: o.retryTruncated,
-          timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
-          stallTimeoutMs: o.stallTimeout === undefined ? undefined : o.stallTimeout * 1000,
-          threads: o.threads,
-          skipBadRecords: !!o.skipBadRecords,
-          signal: abort.signal,
-          progress: o.quiet ? "silent" : undefined,
-        });
-        console.log(o.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
-        if (abort.signal.aborted) {
-          process.stderr.write("synthmix: generate interrupted; rerun the same command to resume\n");
-          process.exitCode = 130;
-        } else if (!summary.complete) throw new GenerationIncompleteError(summary);
-      } finally {
-        process.removeListener("SIGINT", onSig);
-      }
+      const message = "interrupted: finishing in-flight writes (outputs so far are kept; rerun to resume)";
+      // SIGTERM too: Slurm and sweep stop tasks with it; either way the exit code is 130.
+      await withInterrupt(
+        async (signal) => {
+          const summary = await runGeneration({
+            workspace,
+            corpusName: corpus,
+            style: o.style as string,
+            generators,
+            seed: o.seed,
+            shard: shardFrom(o.shard),
+            budgetSourceTokens: o.budgetTokens,
+            budgetOutputTokens: o.budgetOutputTokens,
+            maxDocs: o.maxDocs,
+            chunkTokens: o.chunkTokens,
+            countTokens,
+            tokenizerId,
+            // The CLI always sends a sampling seed (the study does too), so runs against vLLM/SGLang repeat.
+            params: {
+              temperature: o.temperature,
+              top_p: o.topP,
+              max_tokens: o.maxTokens,
+              seed: o.samplingSeed ?? o.seed ?? D.seed,
+            },
+            keywords: o.keywords,
+            audiences: o.audience,
+            stripMarkdown: o.stripMarkdown,
+            minOutputTokens: o.minOutputTokens,
+            maxOutputTokens: o.maxOutputTokens,
+            lenient: o.lenient,
+            retries: o.retries,
+            retryEmpty: o.retryEmpty,
+            retryTruncated: o.retryTruncated,
+            timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
+            stallTimeoutMs: o.stallTimeout === undefined ? undefined : o.stallTimeout * 1000,
+            threads: o.threads,
+            skipBadRecords: !!o.skipBadRecords,
+            signal,
+            progress: o.quiet ? "silent" : undefined,
+          });
+          console.log(o.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+          if (signal.aborted)
+            process.stderr.write("synthmix: generate interrupted; rerun the same command to resume\n");
+          else if (!summary.complete) throw new GenerationIncompleteError(summary);
+        },
+        { message },
+      );
     });
 
   gen
