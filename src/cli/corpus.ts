@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { CORPUS_DEFAULTS as D } from "../corpus/config.js";
 import {
   defaultCorpusName,
   formatCorpusSummary,
@@ -6,6 +7,7 @@ import {
   listCorpora,
   readCorpusStats,
 } from "../corpus/index.js";
+import type { SourceKind } from "../corpus/read.js";
 import type { TestBy } from "../corpus/split.js";
 import { SynthmixError } from "../util/errors.js";
 
@@ -29,7 +31,7 @@ export function register(program: Command): void {
   corpus
     .command("import")
     .description(
-      "read a corpus (brown, .jsonl[.gz], .parquet, .warc[.gz]/.wet[.gz], .txt/.md or a folder), clean it and split train/test",
+      "read a corpus (brown, .jsonl[.gz|.zst], .parquet, .warc[.gz]/.wet[.gz], .txt/.md or a folder), clean it and split train/test",
     )
     .requiredOption("--from <source>", 'source file or folder, or "brown" for the built-in Brown corpus')
     .requiredOption("--out <workspace>", "workspace folder; writes <workspace>/corpus/<name>/")
@@ -38,21 +40,21 @@ export function register(program: Command): void {
       "--test-fraction <f>",
       "fraction of documents held out per test set",
       num("test-fraction", 0, 1),
-      0.1,
+      D.testFraction,
     )
-    .option("--test-by <how>", "one test set per group | domain | none (a single 'all' set)", "none")
+    .option("--test-by <how>", "one test set per group | domain | none (a single 'all' set)", D.testBy)
     .option(
       "--min-test-docs <n>",
       "minimum documents per test set (at most half of a set)",
       num("min-test-docs", 0),
-      1,
+      D.minTestDocs,
     )
-    .option("--seed <n>", "seed of the split and near-dedup", num("seed"), 1)
+    .option("--seed <n>", "seed of the split and near-dedup", num("seed"), D.seed)
     .option("--min-chars <n>", "drop documents shorter than N characters", num("min-chars", 0))
     .option("--max-chars <n>", "drop documents longer than N characters", num("max-chars", 0))
     .option("--min-words <n>", "drop documents with fewer than N words", num("min-words", 0))
     .option("--max-words <n>", "drop documents with more than N words", num("max-words", 0))
-    .option("--normalize <form>", "Unicode normalization: NFC | NFKC | none", "NFC")
+    .option("--normalize <form>", "Unicode normalization: NFC | NFKC | none", D.normalize)
     .option("--no-dedup", "keep exact duplicates")
     .option(
       "--near-dedup <jaccard>",
@@ -63,8 +65,9 @@ export function register(program: Command): void {
     .option("--ngram <n>", "words per shingle for --near-dedup", num("ngram", 1), 5)
     .option("--bands <n>", "LSH bands for --near-dedup (default: chosen from the threshold)", num("bands", 1))
     .option("--skip-bad-records", "count and skip malformed records instead of stopping")
-    .option("--text-field <field>", "JSONL field / Parquet column with the text", "text")
-    .option("--id-field <field>", "JSONL field / Parquet column with the document id", "id")
+    .option("--text-field <field>", "JSONL field / Parquet column with the text", D.textField)
+    .option("--id-field <field>", "JSONL field / Parquet column with the document id", D.idField)
+    .option("--kind <kind>", "the format when the file name does not say it: jsonl | parquet | warc | text")
     .option("--max-docs <n>", "read at most N documents", num("max-docs", 1))
     .option("--force", "re-import even if an identical complete import exists")
     .action(async (o) => {
@@ -77,8 +80,12 @@ export function register(program: Command): void {
           `--normalize: expected NFC, NFKC or none, got "${o.normalize}"`,
         );
       }
+      const kinds = ["jsonl", "parquet", "warc", "text"];
+      if (o.kind !== undefined && !kinds.includes(o.kind)) {
+        throw new SynthmixError("BAD_OPTION", `--kind: expected ${kinds.join(", ")}, got "${o.kind}"`);
+      }
       const stats = await importCorpus({
-        from: o.from,
+        from: o.kind ? { kind: o.kind as SourceKind, path: o.from } : o.from,
         workspace: o.out,
         name: o.name ?? defaultCorpusName(o.from),
         testFraction: o.testFraction,

@@ -27,6 +27,8 @@ export interface CorpusStats {
   badRecords: number;
   /** The first few bad-record messages (file:line: reason). */
   badRecordSamples: string[];
+  /** Files of a folder that were not read, with the reason (absent in imports made before it existed). */
+  skippedFiles?: string[];
   dropped: Record<string, number>;
   train: SplitStats;
   /** Held-out sets by name (group, domain or "all"); the file is test/<name>.jsonl. */
