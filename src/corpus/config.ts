@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { IdSchema } from "../util/ids.js";
 import type { ImportOptions } from "./import.js";
 
 /**
@@ -24,10 +25,7 @@ export const corpusConfigSchema = z
       .default("brown"),
     textField: z.string().default("text"),
     idField: z.string().default("id"),
-    name: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-' only")
-      .optional(),
+    name: IdSchema.optional(),
     source: z.string().optional(),
     skipBadRecords: z.boolean().default(false),
     testFraction: z.number().min(0).max(1).default(0.1),

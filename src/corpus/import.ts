@@ -57,11 +57,16 @@ export function defaultCorpusName(from: string | SourceSpec): string {
       .replace(/[\\/]+$/, "")
       .split(/[\\/]/)
       .pop() ?? "corpus";
-  return (
-    base
-      .replace(/\.(gz|zstd?|jsonl?|ndjson|parquet|warc|wet|arc|txt|md)$/gi, "")
-      .replace(/\.(jsonl?|warc|wet)$/i, "") || "corpus"
-  );
+  const stem = base
+    .replace(/\.(gz|zstd?|jsonl?|ndjson|parquet|warc|wet|arc|txt|md)$/gi, "")
+    .replace(/\.(jsonl?|warc|wet)$/i, "");
+  // Made to follow the id rule (util/ids.ts): "My Corpus (2024)" -> "My_Corpus_2024".
+  const id = stem
+    .replace(/[^A-Za-z0-9._-]+/g, "_")
+    .replace(/^[^A-Za-z0-9]+/, "")
+    .replace(/_+$/, "")
+    .slice(0, 128);
+  return id || "corpus";
 }
 
 /** The options that determine the output; their hash decides whether a rerun can reuse it. */

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SynthmixError } from "../util/errors.js";
+import { checkId } from "../util/ids.js";
 import { readJsonlDocs } from "./readers/jsonl.js";
 import type { Doc } from "./types.js";
 
@@ -40,7 +41,7 @@ export interface CorpusStats {
 }
 
 export function corpusDir(ws: string, name: string): string {
-  return join(ws, "corpus", name);
+  return join(ws, "corpus", checkId(name, "corpus name"));
 }
 
 export function readCorpusStats(ws: string, name: string): CorpusStats {
