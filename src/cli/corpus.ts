@@ -1,4 +1,3 @@
-import type { Command } from "commander";
 import { CORPUS_DEFAULTS as D } from "../corpus/config.js";
 import {
   defaultCorpusName,
@@ -7,22 +6,10 @@ import {
   listCorpora,
   readCorpusStats,
 } from "../corpus/index.js";
-import type { SourceKind } from "../corpus/read.js";
-import type { TestBy } from "../corpus/split.js";
 import { SynthmixError } from "../util/errors.js";
+import { type Command, numberOption, oneOf } from "./options.js";
 
-function num(name: string, min?: number, max?: number): (v: string) => number {
-  return (v) => {
-    const x = Number(v);
-    if (!Number.isFinite(x) || (min !== undefined && x < min) || (max !== undefined && x > max)) {
-      throw new SynthmixError(
-        "BAD_OPTION",
-        `--${name}: expected a number${min !== undefined ? ` in [${min}, ${max ?? "∞"}]` : ""}, got "${v}"`,
-      );
-    }
-    return x;
-  };
-}
+const num = (name: string, min?: number, max?: number) => numberOption(name, { min, max });
 
 /** `synthmix corpus ...` commands: thin wrappers over src/corpus/. */
 export function register(program: Command): void {
@@ -42,7 +29,12 @@ export function register(program: Command): void {
       num("test-fraction", 0, 1),
       D.testFraction,
     )
-    .option("--test-by <how>", "one test set per group | domain | none (a single 'all' set)", D.testBy)
+    .option(
+      "--test-by <how>",
+      "one test set per group | domain | none (a single 'all' set)",
+      oneOf("test-by", ["group", "domain", "none"] as const),
+      D.testBy,
+    )
     .option(
       "--min-test-docs <n>",
       "minimum documents per test set (at most half of a set)",
@@ -54,7 +46,12 @@ export function register(program: Command): void {
     .option("--max-chars <n>", "drop documents longer than N characters", num("max-chars", 0))
     .option("--min-words <n>", "drop documents with fewer than N words", num("min-words", 0))
     .option("--max-words <n>", "drop documents with more than N words", num("max-words", 0))
-    .option("--normalize <form>", "Unicode normalization: NFC | NFKC | none", D.normalize)
+    .option(
+      "--normalize <form>",
+      "Unicode normalization: NFC | NFKC | none",
+      oneOf("normalize", ["NFC", "NFKC", "none"] as const),
+      D.normalize,
+    )
     .option("--no-dedup", "keep exact duplicates")
     .option(
       "--near-dedup <jaccard>",
@@ -67,29 +64,20 @@ export function register(program: Command): void {
     .option("--skip-bad-records", "count and skip malformed records instead of stopping")
     .option("--text-field <field>", "JSONL field / Parquet column with the text", D.textField)
     .option("--id-field <field>", "JSONL field / Parquet column with the document id", D.idField)
-    .option("--kind <kind>", "the format when the file name does not say it: jsonl | parquet | warc | text")
+    .option(
+      "--kind <kind>",
+      "the format when the file name does not say it: jsonl | parquet | warc | text",
+      oneOf("kind", ["jsonl", "parquet", "warc", "text"] as const),
+    )
     .option("--max-docs <n>", "read at most N documents", num("max-docs", 1))
     .option("--force", "re-import even if an identical complete import exists")
     .action(async (o) => {
-      if (!["group", "domain", "none"].includes(o.testBy)) {
-        throw new SynthmixError("BAD_OPTION", `--test-by: expected group, domain or none, got "${o.testBy}"`);
-      }
-      if (!["NFC", "NFKC", "none"].includes(o.normalize)) {
-        throw new SynthmixError(
-          "BAD_OPTION",
-          `--normalize: expected NFC, NFKC or none, got "${o.normalize}"`,
-        );
-      }
-      const kinds = ["jsonl", "parquet", "warc", "text"];
-      if (o.kind !== undefined && !kinds.includes(o.kind)) {
-        throw new SynthmixError("BAD_OPTION", `--kind: expected ${kinds.join(", ")}, got "${o.kind}"`);
-      }
       const stats = await importCorpus({
-        from: o.kind ? { kind: o.kind as SourceKind, path: o.from } : o.from,
+        from: o.kind ? { kind: o.kind, path: o.from } : o.from,
         workspace: o.out,
         name: o.name ?? defaultCorpusName(o.from),
         testFraction: o.testFraction,
-        testBy: o.testBy as TestBy,
+        testBy: o.testBy,
         minTestDocs: o.minTestDocs,
         seed: o.seed,
         minChars: o.minChars,

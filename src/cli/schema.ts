@@ -1,9 +1,9 @@
-import type { Command } from "commander";
 import { z } from "zod";
 import { corpusConfigSchema } from "../corpus/config.js";
 import { StudyConfigSchema } from "../study/config.js";
 import { SweepSpecSchema } from "../sweep/spec.js";
 import { SynthmixError } from "../util/errors.js";
+import type { Command } from "./options.js";
 
 /** The config files a user writes, by the name `synthmix schema <name>` takes. */
 const SCHEMAS: Record<string, { schema: z.ZodType; title: string }> = {

@@ -9,6 +9,7 @@ import { type AddedToken, fromHfJson, type TokenizerData, toHfJson } from "./hf.
 import { GPT2_PIPELINE, type PipelineSpec } from "./pipeline.js";
 import { type TrainOptions, trainBpe } from "./train.js";
 
+export { type EncodeToFileOptions, type EncodeToFileResult, encodeToFile } from "./encode-file.js";
 export type { AddedToken } from "./hf.js";
 export { type EncodeDocumentsOptions, encodeDocuments } from "./parallel.js";
 export { GPT2_SPLIT_REGEX, pretokenize } from "./pretokenize.js";
