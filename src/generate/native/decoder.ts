@@ -1,6 +1,6 @@
-import { SynthmixError } from "../../util/errors.js";
 import { loadNativeKernels, nativeAddon, nativeLoadError } from "../../train/kernels/native.js";
 import type { Kernels } from "../../train/kernels/types.js";
+import { SynthmixError } from "../../util/errors.js";
 import type { Gpt2Weights } from "./gguf-model.js";
 
 /** The decode kernels of native/decode.cc (exported by the same addon as the training kernels). */

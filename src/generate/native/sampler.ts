@@ -73,7 +73,11 @@ export interface SamplerParams {
 }
 
 /** node-llama-cpp's defaults for a LlamaCompletion request given the OpenAI-style sampling params. */
-export function llamaSamplerParams(p: { temperature?: number; top_p?: number; seed?: number }): SamplerParams {
+export function llamaSamplerParams(p: {
+  temperature?: number;
+  top_p?: number;
+  seed?: number;
+}): SamplerParams {
   return {
     temperature: p.temperature ?? 0,
     topP: p.top_p ?? 0.95,
