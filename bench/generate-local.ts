@@ -39,7 +39,9 @@ function paragraphs(gguf: string, n: number): string[] {
     if (!line.trim()) continue;
     const text = (JSON.parse(line) as { text: string }).text;
     for (let i = 0; i + 600 <= text.length && out.length < n; i += 600) {
-      out.push(text.slice(i, text.lastIndexOf(" ", i + 600) > i ? text.lastIndexOf(" ", i + 600) : i + 600).trim());
+      out.push(
+        text.slice(i, text.lastIndexOf(" ", i + 600) > i ? text.lastIndexOf(" ", i + 600) : i + 600).trim(),
+      );
     }
     if (out.length >= n) break;
   }
@@ -54,7 +56,12 @@ interface Row {
   texts: string[];
 }
 
-async function runEngine(name: string, ep: Endpoint, prompts: string[], params: SamplingParams): Promise<Row> {
+async function runEngine(
+  name: string,
+  ep: Endpoint,
+  prompts: string[],
+  params: SamplingParams,
+): Promise<Row> {
   // Warm-up (model load, first context) outside the timing.
   await ep.generate({ id: "warmup", messages: [], prompt: prompts[0], params });
   const t0 = performance.now();
@@ -94,7 +101,12 @@ export async function benchLocal(argv: string[]): Promise<void> {
   );
   const rows: Row[] = [];
   rows.push(
-    await runEngine("llama c=1", new LlamaEndpoint({ modelPath: gguf, threads, concurrency: 1 }), prompts, params),
+    await runEngine(
+      "llama c=1",
+      new LlamaEndpoint({ modelPath: gguf, threads, concurrency: 1 }),
+      prompts,
+      params,
+    ),
   );
   rows.push(
     await runEngine(
@@ -113,7 +125,9 @@ export async function benchLocal(argv: string[]): Promise<void> {
     ),
   );
   const base = rows[0];
-  const bestPeer = rows.slice(0, 2).reduce((a, r) => (r.outTokens / r.seconds > a.outTokens / a.seconds ? r : a));
+  const bestPeer = rows
+    .slice(0, 2)
+    .reduce((a, r) => (r.outTokens / r.seconds > a.outTokens / a.seconds ? r : a));
   console.log("| engine | seconds | output tok/s | prompt tok/s | same text as llama c=1 |");
   console.log("|---|---:|---:|---:|---:|");
   for (const r of rows) {

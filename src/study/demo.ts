@@ -2,7 +2,7 @@ import type { StudyConfigInput } from "./config.js";
 
 const DEMO_NOTE =
   "The generator in this demo is a tiny GPT trained by synthmix itself on the natural training split " +
-  "(exported to GGUF and run through the local llama.cpp backend), so its HQ/QA/TXBK rewrites are weak " +
+  "(exported to GGUF and decoded by synthmix's native batched engine), so its HQ/QA/TXBK rewrites are weak " +
   "imitations of the styles. The pipeline, fits and report are real; a real study points " +
   "generate.generators (or --generator) at an LLM, e.g. openai:http://localhost:8000/v1:<model> for vLLM.";
 

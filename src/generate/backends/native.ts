@@ -142,9 +142,13 @@ export class NativeEndpoint implements Endpoint {
         await new Promise<void>((r) => setImmediate(r));
       }
     } catch (e) {
-      const err = new GenerationError(`${this.label}: native decoding failed: ${(e as Error).message}`, false, {
-        endpoint: this.label,
-      });
+      const err = new GenerationError(
+        `${this.label}: native decoding failed: ${(e as Error).message}`,
+        false,
+        {
+          endpoint: this.label,
+        },
+      );
       for (const j of this.active.splice(0)) j.reject(err);
       for (const j of this.waiting.splice(0)) j.reject(err);
     } finally {
@@ -200,6 +204,7 @@ export class NativeEndpoint implements Endpoint {
       outRows[outJobs.length] = R - 1;
       outJobs.push(j);
     }
+    const firstPrefill = R;
     for (const j of this.active) {
       if (j.fed >= j.prompt.length || R >= maxRows) continue;
       const n = Math.min(j.prompt.length - j.fed, maxRows - R);
@@ -210,7 +215,7 @@ export class NativeEndpoint implements Endpoint {
         outJobs.push(j);
       }
     }
-    const logits = st.dec.forward(tokens, slots, pos, R, outRows, outJobs.length);
+    const logits = st.dec.forward(tokens, slots, pos, R, outRows, outJobs.length, firstPrefill);
     const V = st.V;
     outJobs.forEach((j, i) => {
       j.out.push(j.sampler.sample(logits.subarray(i * V, (i + 1) * V)));

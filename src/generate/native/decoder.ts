@@ -1,6 +1,6 @@
-import { SynthmixError } from "../../util/errors.js";
 import { loadNativeKernels, nativeAddon, nativeLoadError } from "../../train/kernels/native.js";
 import type { Kernels } from "../../train/kernels/types.js";
+import { SynthmixError } from "../../util/errors.js";
 import type { Gpt2Weights } from "./gguf-model.js";
 
 /** The decode kernels of native/decode.cc (exported by the same addon as the training kernels). */
@@ -18,6 +18,7 @@ export interface DecodeAddon {
     T: number,
     S: number,
     threads: number,
+    firstPrefill: number,
   ): void;
   geluF16Forward(out: Float32Array, inp: Float32Array, N: number): void;
 }
@@ -116,8 +117,11 @@ export class BatchedGpt2 {
 
   /**
    * Runs rows [0, R): tokens[r] at position pos[r] of the sequence in slot slots[r]. Rows of one sequence
-   * must be consecutive positions in order, and its earlier positions must already be cached. Returns the
-   * logits (nOut, V) of the rows listed in `out` (valid until the next call).
+   * must be consecutive positions in order, and its earlier positions must already be cached. Rows from
+   * `firstPrefill` on are prompt tokens (attention through GEMMs per prompt chunk), rows before it are
+   * generated tokens (one query each): a position always takes the same path, so results stay
+   * independent of batching. Returns the logits (nOut, V) of the rows listed in `out` (valid until the
+   * next call).
    */
   forward(
     tokens: Int32Array,
@@ -126,6 +130,7 @@ export class BatchedGpt2 {
     R: number,
     out: Int32Array,
     nOut: number,
+    firstPrefill = R,
   ): Float32Array {
     const { w, k, d, C, V, T } = this;
     if (R > this.opts.maxRows) throw new Error(`batch of ${R} rows exceeds maxRows ${this.opts.maxRows}`);
@@ -158,6 +163,7 @@ export class BatchedGpt2 {
         T,
         this.opts.slots,
         this.opts.threads,
+        firstPrefill,
       );
       k.matmulForward(this.tmp, this.atty, lw.projW, lw.projB, R, C, C);
       k.residualForward(x, x, this.tmp, R * C);
