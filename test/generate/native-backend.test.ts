@@ -139,7 +139,9 @@ test("std::mt19937 and generate_canonical: the C++ standard's check value and li
   assert.equal(a.canonical(), (r1 + r2 * 2 ** 32) / 2 ** 64);
 });
 
-test("GGUF text: prompt ids equal llama.cpp's tokenizer, and decoding drops control tokens", { skip }, async () => {
+test("GGUF text: prompt ids equal llama.cpp's tokenizer, and decoding drops control tokens", {
+  skip,
+}, async () => {
   const { vocab } = await loadGpt2Gguf(modelPath);
   const text = new GgufText(vocab);
   const m = await llama.loadModel({ modelPath });
@@ -164,7 +166,9 @@ test("GGUF text: prompt ids equal llama.cpp's tokenizer, and decoding drops cont
   }
 });
 
-test("native logits match llama.cpp's to 2e-4 and an independent float64 forward to f16 precision", { skip }, async () => {
+test("native logits match llama.cpp's to 2e-4 and an independent float64 forward to f16 precision", {
+  skip,
+}, async () => {
   const { weights, vocab } = await loadGpt2Gguf(modelPath);
   const text = new GgufText(vocab);
   const dec = new BatchedGpt2(weights, { slots: 2, maxRows: 128, threads: 1 });
@@ -188,7 +192,9 @@ test("native logits match llama.cpp's to 2e-4 and an independent float64 forward
   }
 });
 
-test("decoder: a row's logits are bitwise independent of batch composition and prefill chunking", { skip }, async () => {
+test("decoder: a row's logits are bitwise independent of batch composition and prefill chunking", {
+  skip,
+}, async () => {
   const { weights, vocab } = await loadGpt2Gguf(modelPath);
   const text = new GgufText(vocab);
   const a = text.encodePrompt(TEXTS[0]);
@@ -254,7 +260,9 @@ async function llamaDraws(
   }
 }
 
-test("sampler: the same token as llama.cpp's sampler chain on the same logits, for every seed", { skip }, async () => {
+test("sampler: the same token as llama.cpp's sampler chain on the same logits, for every seed", {
+  skip,
+}, async () => {
   const { vocab } = await loadGpt2Gguf(modelPath);
   const text = new GgufText(vocab);
   const settings = [
@@ -266,7 +274,10 @@ test("sampler: the same token as llama.cpp's sampler chain on the same logits, f
   let n = 0;
   for (const [i, s] of TEXTS.entries()) {
     const tokens = text.encodePrompt(s);
-    const opts = Array.from({ length: 40 }, (_, seed) => ({ ...settings[(seed + i) % settings.length], seed }));
+    const opts = Array.from({ length: 40 }, (_, seed) => ({
+      ...settings[(seed + i) % settings.length],
+      seed,
+    }));
     const draws = await llamaDraws(tokens, opts);
     assert.ok(draws.logits.every(Number.isFinite));
     draws.tokens.forEach((token, k) => {
@@ -316,7 +327,9 @@ test("sampler: draws follow the analytic top-k/top-p/temperature distribution (c
   assert.ok(chi2 < df + 4.5 * Math.sqrt(2 * df), `chi2 ${chi2.toFixed(1)} with ${df} df`);
 });
 
-test("native endpoint: deterministic whatever the batching, and the llama engine's outputs", { skip }, async () => {
+test("native endpoint: deterministic whatever the batching, and the llama engine's outputs", {
+  skip,
+}, async () => {
   const prompts = Array.from({ length: 12 }, (_, i) => `${TEXTS[i % 3]} (${i})`);
   const params = { temperature: 0.8, max_tokens: 24, seed: 5 };
   const run = async (ep: LlamaEndpoint | NativeEndpoint) => {
@@ -347,7 +360,9 @@ test("native endpoint: deterministic whatever the batching, and the llama engine
   assert.ok(prefix >= 11, `${prefix}/12 outputs share their first 10 characters`);
 });
 
-test("native endpoint: the llama engine's context clamp, over-long prompts fail cleanly, aborts", { skip }, async () => {
+test("native endpoint: the llama engine's context clamp, over-long prompts fail cleanly, aborts", {
+  skip,
+}, async () => {
   const path = join(dir, "short.gguf");
   writeModel(path, 3, 32);
   const ep = new NativeEndpoint({ modelPath: path, concurrency: 2 });
@@ -357,7 +372,8 @@ test("native endpoint: the llama engine's context clamp, over-long prompts fail 
     assert.ok((r.usage?.completion_tokens ?? 0) <= 32 - 12);
     await assert.rejects(
       ep.generate({ id: "too-long", messages: [], prompt: "x".repeat(200), params }),
-      (e: unknown) => e instanceof GenerationError && !e.retryable && /context is 32/.test((e as Error).message),
+      (e: unknown) =>
+        e instanceof GenerationError && !e.retryable && /context is 32/.test((e as Error).message),
     );
     const ac = new AbortController();
     const p = ep.generate({ id: "abort", messages: [], prompt: "short", params, signal: ac.signal });

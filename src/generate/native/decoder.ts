@@ -116,6 +116,26 @@ export class BatchedGpt2 {
   }
 
   /**
+   * Copies the cached keys/values of positions [0, n) from one slot to another (a shared prompt prefix).
+   * A position's keys/values depend only on the tokens up to it and are computed row-independently, so
+   * the copy is bit-identical to recomputing them.
+   */
+  copyPrefix(from: number, to: number, n: number): void {
+    if (from === to || n <= 0) return;
+    const { nHead: NH, dModel: C } = this.w;
+    const hs = C / NH;
+    const T = this.T;
+    for (let l = 0; l < this.kc.length; l++) {
+      for (let h = 0; h < NH; h++) {
+        const src = (from * NH + h) * T * hs;
+        const dst = (to * NH + h) * T * hs;
+        this.kc[l].copyWithin(dst, src, src + n * hs);
+        this.vc[l].copyWithin(dst, src, src + n * hs);
+      }
+    }
+  }
+
+  /**
    * Runs rows [0, R): tokens[r] at position pos[r] of the sequence in slot slots[r]. Rows of one sequence
    * must be consecutive positions in order, and its earlier positions must already be cached. Rows from
    * `firstPrefill` on are prompt tokens (attention through GEMMs per prompt chunk), rows before it are
