@@ -130,17 +130,61 @@ inline float dot_f16(const float* q, const std::uint16_t* k, int n) {
   return s;
 }
 
-// o += p * v over n values with v in f16.
-inline void axpy_f16(float* o, float p, const std::uint16_t* v, int n) {
+// acc (f16) = f16(acc * m): ggml_vec_scale_f16.
+inline void scale_f16(std::uint16_t* acc, float m, int n) {
   int i = 0;
 #if defined(__AVX512F__)
-  const __m512 pv = _mm512_set1_ps(p);
+  const __m512 mv = _mm512_set1_ps(m);
   for (; i + 16 <= n; i += 16) {
-    const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
-    _mm512_storeu_ps(o + i, _mm512_fmadd_ps(pv, vv, _mm512_loadu_ps(o + i)));
+    __m256i* p = reinterpret_cast<__m256i*>(acc + i);
+    const __m512 a = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(p)), mv);
+    _mm256_storeu_si256(p, _mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
 #endif
-  for (; i < n; i++) o[i] += p * f16_to_f32(v[i]);
+  for (; i < n; i++) acc[i] = f32_to_f16(f16_to_f32(acc[i]) * m);
+}
+
+// acc (f16) = f16(fma(v, w, acc)): ggml_vec_mad_f16.
+inline void mad_f16(std::uint16_t* acc, const std::uint16_t* v, float w, int n) {
+  int i = 0;
+#if defined(__AVX512F__)
+  const __m512 wv = _mm512_set1_ps(w);
+  for (; i + 16 <= n; i += 16) {
+    __m256i* p = reinterpret_cast<__m256i*>(acc + i);
+    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
+    const __m512 a = _mm512_fmadd_ps(x, wv, _mm512_cvtph_ps(_mm256_loadu_si256(p)));
+    _mm256_storeu_si256(p, _mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+#endif
+  for (; i < n; i++) acc[i] = f32_to_f16(std::fma(f16_to_f32(v[i]), w, f16_to_f32(acc[i])));
+}
+
+// One generated token's query (already f16-rounded) over n cached positions of one head, as llama.cpp's
+// CPU flash attention computes a single-token decode (its default for these models): online softmax in
+// float, the value accumulator kept in f16 (rescaled, then multiply-added in float and rounded back to
+// f16 after every position), divided by the softmax sum at the end.
+void decode_head(float* o, const float* qh, const std::uint16_t* k, const std::uint16_t* v, int n, int hs, float scale,
+                 std::uint16_t* acc) {
+  std::fill(acc, acc + hs, static_cast<std::uint16_t>(0));
+  float S = 0.0f;
+  float M = -INFINITY;
+  for (int t = 0; t < n; t++) {
+    const float s = dot_f16(qh, k + static_cast<std::int64_t>(t) * hs, hs) * scale;
+    float ms = 1.0f;
+    float vs = 1.0f;
+    if (s > M) {
+      const float Mold = M;
+      M = s;
+      ms = std::exp(Mold - M);
+      scale_f16(acc, ms, hs);
+    } else {
+      vs = std::exp(s - M);
+    }
+    mad_f16(acc, v + static_cast<std::int64_t>(t) * hs, vs, hs);
+    S = S * ms + vs;
+  }
+  const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+  for (int i = 0; i < hs; i++) o[i] = f16_to_f32(acc[i]) * inv;
 }
 
 // Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
@@ -230,8 +274,8 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
   constexpr int kRowsPerChunk = 4;
   const int chunks = (first_prefill + kRowsPerChunk - 1) / kRowsPerChunk;
   parallel_for(chunks, std::max(1, threads), [&](int c) {
-    std::vector<float> att(static_cast<std::size_t>(T));
     std::vector<float> qh(static_cast<std::size_t>(hs));
+    std::vector<std::uint16_t> acc(static_cast<std::size_t>(hs));
     const int r1 = std::min(first_prefill, (c + 1) * kRowsPerChunk);
     for (int r = c * kRowsPerChunk; r < r1; r++) {
       const int n = pos[r] + 1;
@@ -239,23 +283,8 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
         const std::int64_t base = (static_cast<std::int64_t>(slots[r]) * NH + h) * T * hs;
         const float* q = qkv + static_cast<std::int64_t>(r) * 3 * C + h * hs;
         for (int i = 0; i < hs; i++) qh[i] = r16(q[i]);
-        float maxv = -INFINITY;
-        for (int t = 0; t < n; t++) {
-          const float s = dot_f16(qh.data(), kc + base + static_cast<std::int64_t>(t) * hs, hs) * scale;
-          att[t] = s;
-          maxv = std::max(maxv, s);
-        }
-        float sum = 0.f;
-        for (int t = 0; t < n; t++) {
-          const float e = std::exp(att[t] - maxv);
-          att[t] = e;
-          sum += e;
-        }
-        const float inv = 1.0f / sum;
-        float* o = out + static_cast<std::int64_t>(r) * C + h * hs;
-        std::fill(o, o + hs, 0.f);
-        for (int t = 0; t < n; t++)
-          axpy_f16(o, r16(att[t] * inv), vc + base + static_cast<std::int64_t>(t) * hs, hs);
+        decode_head(out + static_cast<std::int64_t>(r) * C + h * hs, qh.data(), kc + base, vc + base, n, hs, scale,
+                    acc.data());
       }
     }
   });
