@@ -1,17 +1,19 @@
-import { readFileSync } from "node:fs";
-import type { Command } from "commander";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { countLabel } from "../mix/count.js";
 import { loadMixTokenizer } from "../mix/tokenizer.js";
 import { loadStudy, studyGenerators, studySweepSpec } from "../study/run.js";
 import { planSweep } from "../sweep/plan.js";
-import { listStatuses } from "../sweep/registry.js";
-import { resultRows, rowsToCsv } from "../sweep/results.js";
+import { acquireSweepLock, listStatuses, processAlive } from "../sweep/registry.js";
+import { resultRows, rowsToCsv, writeResults } from "../sweep/results.js";
 import { runSweep } from "../sweep/scheduler.js";
+import { cancelSlurm, collectSlurm, formatSlurmPlan, planSlurm } from "../sweep/slurm.js";
 import { type LoadedSpec, loadSweepSpec, wsPath } from "../sweep/spec.js";
 import { formatStatusTable, sweepStatus } from "../sweep/status.js";
 import { SynthmixError } from "../util/errors.js";
+import { type Command, INTERRUPTED_EXIT_CODE, oneOf, positiveInt, withInterrupt } from "./options.js";
 
 /**
  * A grid file, or a study config: then the sweep is exactly the one `synthmix study run` would run
@@ -32,6 +34,35 @@ function loadSpec(path: string): LoadedSpec {
   return loadSweepSpec(path);
 }
 
+/** A workspace that does not exist, or holds no sweep, is an error (not an empty table, exit 0). */
+function requireWorkspace(workspace: string): void {
+  if (!existsSync(workspace) || !statSync(workspace).isDirectory()) {
+    throw new SynthmixError("NO_WORKSPACE", `workspace ${workspace} does not exist`, {
+      hint: "pass the workspace folder of a sweep (the one holding runs/)",
+    });
+  }
+  if (!existsSync(join(workspace, "runs"))) {
+    throw new SynthmixError("NO_WORKSPACE", `${workspace} holds no sweep (no runs/ folder)`, {
+      hint: "run `synthmix sweep run <grid.yaml>` first, or pass the workspace it wrote",
+    });
+  }
+}
+
+/** `sweep cancel` first stops a live `sweep run` (SIGTERM: it detaches), so it cannot resubmit. */
+async function stopSweepProcess(workspace: string): Promise<void> {
+  const lock = join(workspace, "runs", ".sweep.lock");
+  if (!existsSync(lock)) return;
+  const pid = Number(readFileSync(lock, "utf8").trim());
+  if (!pid || pid === process.pid || !processAlive(pid)) return;
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 300 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (processAlive(pid)) {
+    throw new SynthmixError("SWEEP_LOCKED", `sweep run (pid ${pid}) did not stop within 30 s`, {
+      hint: `stop it (kill ${pid}) and rerun sweep cancel`,
+    });
+  }
+}
+
 /** `synthmix sweep ...` commands: thin wrappers over src/sweep/. */
 export function register(program: Command): void {
   const sweep = program.command("sweep").description("Run the training grid, show its status and results");
@@ -40,58 +71,117 @@ export function register(program: Command): void {
     .description(
       "Build mixtures and train every run of a grid (grid.yaml, or study.yaml with a sweep: section); resumable",
     )
-    .option("--cores <n>", "cores to fill (overrides scheduler.cores)")
-    .option("--dry-run", "print the planned runs and exit")
+    .option("--cores <n>", "cores to fill (overrides scheduler.cores)", positiveInt("cores"))
+    .option("--dry-run", "print the planned runs (and, on Slurm, jobs and hours per resource class) and exit")
+    .option(
+      "--executor <name>",
+      "local or slurm (overrides scheduler.executor)",
+      oneOf("executor", ["local", "slurm"] as const),
+    )
+    .option("--submit-only", "slurm: submit the job arrays and return; then `sweep status` / `sweep collect`")
     .action(async (specPath: string, o) => {
       const { spec, workspace } = loadSpec(specPath);
-      if (o.cores) spec.scheduler.cores = Number(o.cores);
+      if (o.cores !== undefined) spec.scheduler.cores = o.cores;
+      if (o.executor) spec.scheduler.executor = o.executor;
+      if (o.submitOnly && spec.scheduler.executor !== "slurm") {
+        throw new SynthmixError("CLI", "--submit-only needs the slurm executor", {
+          hint: "set scheduler.executor: slurm (and scheduler.slurm) or pass --executor slurm",
+        });
+      }
       if (o.dryRun) {
         const tok = await loadMixTokenizer(wsPath(workspace, spec.tokenizer));
-        for (const r of planSweep(spec, workspace, tok.vocabSize)) {
+        const runs = planSweep(spec, workspace, tok.vocabSize);
+        for (const r of runs) {
           console.log(
             `${r.id}\t${r.modelName}\tN=${r.nonEmbeddingParams}\tD=${countLabel(r.tokens)}\t${r.mixture.id}\tthreads=${r.threads}\t${r.backend}`,
           );
         }
+        if (spec.scheduler.executor === "slurm") {
+          console.log(formatSlurmPlan(planSlurm(spec, runs), spec.scheduler.slurm?.maxConcurrent));
+        }
         return;
       }
-      const ctrl = new AbortController();
-      const stop = () => {
-        console.error("sweep: stopping (runs resume from their checkpoints on the next `sweep run`)");
-        ctrl.abort();
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-      try {
-        const summary = await runSweep({ spec, workspace, signal: ctrl.signal });
-        for (const f of summary.failed) console.error(`failed ${f.id}: ${f.error}`);
-        if (summary.failed.length > 0) {
-          throw new SynthmixError(
-            "SWEEP_FAILED",
-            `${summary.failed.length} of ${summary.planned} runs failed`,
-            {
-              hint: "see the errors above and runs/<id>/train.log; `sweep run` again retries them",
-            },
-          );
-        }
-        if (summary.interrupted) process.exitCode = 130;
-      } finally {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-      }
+      const message = "sweep: stopping (runs resume from their checkpoints on the next `sweep run`)";
+      await withInterrupt(
+        async (signal) => {
+          const summary = await runSweep({ spec, workspace, signal, submitOnly: o.submitOnly });
+          for (const f of summary.failed) console.error(`failed ${f.id}: ${f.error}`);
+          if (summary.failed.length > 0) {
+            throw new SynthmixError(
+              "SWEEP_FAILED",
+              `${summary.failed.length} of ${summary.planned} runs failed`,
+              {
+                hint: "see the errors above and runs/<id>/train.log; `sweep run` again retries them",
+              },
+            );
+          }
+          if (summary.interrupted) process.exitCode = INTERRUPTED_EXIT_CODE;
+        },
+        { message },
+      );
     });
   sweep
     .command("status <workspace>")
     .description("Table of the grid with each run's state and progress")
     .option("--json", "print JSON instead of a table")
     .action(async (workspace: string, o) => {
-      const rows = await sweepStatus(workspace);
+      requireWorkspace(workspace);
+      const rows = await sweepStatus(workspace, { live: true });
       console.log(o.json ? JSON.stringify(rows, null, 2) : formatStatusTable(rows));
+    });
+  sweep
+    .command("collect <workspace>")
+    .description(
+      "Slurm: record the runs whose jobs have ended (done or failed) and rewrite results/runs.json",
+    )
+    .action(async (workspace: string) => {
+      requireWorkspace(workspace);
+      const release = acquireSweepLock(resolve(workspace));
+      try {
+        const r = await collectSlurm(resolve(workspace));
+        writeResults(resolve(workspace));
+        for (const f of r.failed) console.error(`failed ${f.id}: ${f.error}`);
+        console.log(
+          `collected: ${r.done.length} done, ${r.failed.length} failed, ${r.running.length} still on slurm`,
+        );
+        if (r.failed.length > 0) {
+          throw new SynthmixError(
+            "SWEEP_FAILED",
+            `${r.failed.length} slurm task(s) ended without a final record`,
+            {
+              hint: "see runs/<id>/train.log; `sweep run` resubmits them (they resume from their checkpoints)",
+            },
+          );
+        }
+      } finally {
+        release();
+      }
+    });
+  sweep
+    .command("cancel <workspace>")
+    .description("Stop a running `sweep run` and cancel its queued or running Slurm jobs (runs resume later)")
+    .action(async (workspace: string) => {
+      requireWorkspace(workspace);
+      const ws = resolve(workspace);
+      await stopSweepProcess(ws);
+      const release = acquireSweepLock(ws);
+      try {
+        const jobs = cancelSlurm(ws);
+        console.log(
+          jobs.length === 0
+            ? "no slurm jobs to cancel"
+            : `cancelled ${jobs.length} slurm job(s): ${jobs.join(" ")}`,
+        );
+      } finally {
+        release();
+      }
     });
   sweep
     .command("results <workspace>")
     .description('One row per finished run and test domain (plus domain "all")')
     .option("--format <fmt>", "csv or json", "csv")
     .action((workspace: string, o) => {
+      requireWorkspace(workspace);
       const rows = resultRows(listStatuses(workspace));
       if (o.format === "json") console.log(JSON.stringify({ rows }, null, 2));
       else if (o.format === "csv") console.log(rowsToCsv(rows).trimEnd());

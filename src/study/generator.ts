@@ -36,7 +36,8 @@ export async function trainGeneratorModel(opts: {
   const { workspace, config } = opts;
   const dir = join(workspace, "generator");
   const gguf = join(dir, `${config.name}.gguf`);
-  const runDir = join(dir, "run");
+  // One training run per generator: a study may train several (generatorModels).
+  const runDir = join(dir, `run-${config.name}`);
   const tok = await loadMixTokenizer(opts.tokenizerPath, opts.threads);
   const trainJsonl = join(workspace, "corpus", opts.corpusName, "train.jsonl");
   const source = await loadTokenizedSource(workspace, "natural", trainJsonl, tok);
@@ -47,7 +48,7 @@ export async function trainGeneratorModel(opts: {
     id: "generator-natural",
     tokenizer: tok,
     sources: [{ name: "natural", path: trainJsonl, share: 1 }],
-    totalTokens: Math.floor(source.tokens.length * 0.98),
+    totalTokens: Math.floor(source.totalTokens * 0.98),
     seed: opts.seed,
     log: opts.log,
   });

@@ -2,9 +2,9 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runExternal } from "../train/external.js";
 import type { RunConfig } from "../train/schema.js";
 import { SynthmixError } from "../util/errors.js";
+import { fillPlaceholders } from "../util/placeholders.js";
 import { type FinalMetric, readProgress } from "./registry.js";
 
 /** One training attempt handed to an executor. */
@@ -45,18 +45,20 @@ export function defaultTrainCommand(): string[] {
 }
 
 /**
- * Run each attempt as a child process (argv template; {config} {runDir} {id} {threads} substituted),
+ * Run each attempt as a child process (argv template; {config} {runDir}/{run_dir} {id} {threads}
+ * substituted, unknown placeholders refused),
  * output appended to `<run>/train.log`. Success = exit code 0 and a `final` record in metrics.jsonl;
  * otherwise the error carries the last lines of the log. Aborting sends SIGTERM (then SIGKILL after 10 s).
  */
 export function childProcessExecutor(argvTemplate: string[] = defaultTrainCommand()): RunExecutor {
   return async (job) => {
     const argv = argvTemplate.map((a) =>
-      a
-        .replaceAll("{config}", job.configPath)
-        .replaceAll("{runDir}", job.runDir)
-        .replaceAll("{id}", job.id)
-        .replaceAll("{threads}", String(job.config.threads)),
+      fillPlaceholders(a, {
+        config: job.configPath,
+        runDir: job.runDir,
+        id: job.id,
+        threads: job.config.threads,
+      }),
     );
     const logPath = join(job.runDir, "train.log");
     const fd = openSync(logPath, "a");
@@ -106,11 +108,7 @@ export function childProcessExecutor(argvTemplate: string[] = defaultTrainComman
   };
 }
 
-/** Hand runs to an external trainer (train/external.ts contract: it writes metrics.jsonl). */
-export function externalExecutor(commandTemplate: string): RunExecutor {
-  return (job) =>
-    runExternal(job.runDir, job.config, commandTemplate, { signal: job.signal, stdio: "ignore" });
-}
+export { externalExecutor } from "./external.js";
 
 /**
  * Train in this process (no parallelism across runs: training is synchronous CPU work). Useful for a

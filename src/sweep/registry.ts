@@ -35,12 +35,26 @@ export interface RunStatus {
     wallSec: number;
     flops: number;
   };
+  /** The Slurm job of this run (executor "slurm"): current task id, its last seen state, and history. */
+  slurm?: SlurmJobRecord;
   /** Process id of the child training this run while status is "running". */
   pid?: number;
   startedAt?: string;
   finishedAt?: string;
   updatedAt: string;
   config: RunConfig;
+}
+
+export interface SlurmJobRecord {
+  /** The array task training the run now (or last): "<array job id>_<task index>". */
+  jobId: string;
+  /** Last state seen in squeue (PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, ...). */
+  state: string;
+  /** Resource class the job was submitted with. */
+  class: string;
+  submittedAt: string;
+  /** Every task id submitted for this run, oldest first (retries append). */
+  history: string[];
 }
 
 export function runsDir(workspace: string): string {
@@ -105,6 +119,7 @@ export function registerRun(workspace: string, run: PlannedRun): RunStatus {
     attempts: old?.attempts ?? 0,
     error: old?.error,
     final: old?.final,
+    slurm: old?.slurm,
     pid: old?.pid,
     startedAt: old?.startedAt,
     finishedAt: old?.finishedAt,

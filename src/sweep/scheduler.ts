@@ -9,6 +9,7 @@ import { modelKey, threadsByMeasurement } from "./calibrate.js";
 import { childProcessExecutor, externalExecutor, type RunExecutor } from "./executors.js";
 import type { PlannedRun } from "./plan.js";
 import { planSweep } from "./plan.js";
+import { POOL_WORKER_MARKER, type PooledExecutor, pooledExecutor } from "./pool.js";
 import {
   acquireSweepLock,
   type FinalMetric,
@@ -20,6 +21,15 @@ import {
   writeStatus,
 } from "./registry.js";
 import { writeResults } from "./results.js";
+import {
+  classFor,
+  markDone,
+  runSlurmSweep,
+  type SlurmSweepResult,
+  slurmConfig,
+  slurmRunning,
+} from "./slurm.js";
+import type { SlurmCli } from "./slurm-cli.js";
 import { type SweepSpec, wsPath } from "./spec.js";
 
 export interface RunSweepOptions {
@@ -33,6 +43,10 @@ export interface RunSweepOptions {
   /** Stops launching runs and interrupts running ones (they resume from their checkpoint next time). */
   signal?: AbortSignal;
   progress?: "bar" | "plain" | "silent";
+  /** Slurm executor: submit the job arrays and return without waiting (`sweep status` / `collect`). */
+  submitOnly?: boolean;
+  /** Slurm executor: the cluster commands (default: sbatch/squeue/scancel on PATH). */
+  slurmCli?: SlurmCli;
 }
 
 export interface SweepSummary {
@@ -43,6 +57,8 @@ export interface SweepSummary {
   finished: number;
   failed: { id: string; error: string }[];
   interrupted: boolean;
+  /** Slurm executor: tasks submitted, re-attached, and left queued/running when this call returned. */
+  slurm?: SlurmSweepResult;
 }
 
 /**
@@ -59,8 +75,11 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
   const log = (l: string) => progress.log(l);
   const tokenizer = opts.tokenizer ?? (await loadMixTokenizer(wsPath(workspace, spec.tokenizer)));
   const runs = planSweep(spec, workspace, tokenizer.vocabSize);
+  const slurm = spec.scheduler.executor === "slurm";
   const release = acquireSweepLock(workspace);
-  if (spec.scheduler.threadsBy === "measure") applyMeasuredThreads(spec, workspace, runs, log);
+  let closeExecutor: (() => void) | undefined;
+  if (slurm) applySlurmThreads(spec, runs);
+  else if (spec.scheduler.threadsBy === "measure") applyMeasuredThreads(spec, workspace, runs, log);
   const summary: SweepSummary = {
     planned: runs.length,
     alreadyDone: 0,
@@ -99,11 +118,53 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
         mixtureErrors.set(m.id, formatError(e));
       }
     }
+    if (slurm) {
+      summary.slurm = await runSlurmSweep({
+        spec,
+        workspace,
+        todo,
+        statuses,
+        mixtureErrors,
+        signal: opts.signal,
+        submitOnly: opts.submitOnly,
+        cli: opts.slurmCli,
+        log,
+        onDone: (run, final) => {
+          const st = statuses.get(run.id)!;
+          markDone(st, final);
+          writeStatus(workspace, st);
+          writeResults(workspace);
+          summary.finished++;
+          progress.tick(1);
+          log(`done  ${run.id}  loss ${fmtNum(final.loss)}  (slurm job ${st.slurm?.jobId})`);
+        },
+        onFailed: (run, error) => {
+          summary.failed.push({ id: run.id, error });
+          progress.tick(1);
+        },
+      });
+      summary.interrupted = Boolean(opts.signal?.aborted);
+      writeResults(workspace);
+      progress.finish(
+        `sweep: ${summary.alreadyDone + summary.finished}/${runs.length} done, ${summary.failed.length} failed, ${summary.slurm.left} on slurm`,
+      );
+      return summary;
+    }
+    const onSlurm = slurmRunning(workspace);
+    if (onSlurm.length > 0) {
+      throw new SynthmixError(
+        "SWEEP_CONFIG",
+        `${onSlurm.length} run(s) are still on Slurm (e.g. ${onSlurm[0].id}, job ${onSlurm[0].slurm!.jobId}); training them here too would train twice`,
+        { hint: "`synthmix sweep cancel` them first, or keep scheduler.executor: slurm" },
+      );
+    }
     for (const s of statuses.values()) if (s.status === "running") await stopOrphan(workspace, s);
 
     const sched = spec.scheduler;
     const external = sched.external ? externalExecutor(sched.external.command) : undefined;
-    const child = childProcessExecutor(sched.command);
+    // Default: reused worker processes (src/sweep/pool.ts); a custom command gets a process per run.
+    const child = sched.command ? childProcessExecutor(sched.command) : pooledExecutor();
+    closeExecutor = "close" in child ? (child as PooledExecutor).close : undefined;
     const executorFor = (run: PlannedRun): RunExecutor =>
       opts.executor ?? (run.backend === "external" && external ? external : child);
 
@@ -222,7 +283,18 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
     );
     return summary;
   } finally {
+    closeExecutor?.();
     release();
+  }
+}
+
+/** On Slurm a run gets its class's cpusPerTask as threads (written into config.json before submission). */
+function applySlurmThreads(spec: SweepSpec, runs: PlannedRun[]) {
+  const cfg = slurmConfig(spec);
+  for (const r of runs) {
+    const threads = classFor(r, cfg).resources.cpusPerTask ?? 1;
+    r.threads = threads;
+    r.config = { ...r.config, threads };
   }
 }
 
@@ -258,7 +330,8 @@ async function stopOrphan(workspace: string, st: RunStatus): Promise<void> {
   } catch {
     return;
   }
-  if (!cmdline.includes(st.id)) return;
+  // A pooled worker (src/sweep/pool.ts) names no run on its command line, only the worker marker.
+  if (!cmdline.includes(st.id) && !cmdline.includes(POOL_WORKER_MARKER)) return;
   process.kill(pid, "SIGTERM");
   for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
   if (processAlive(pid)) process.kill(pid, "SIGKILL");

@@ -6,6 +6,7 @@ import { loadConfigFile } from "../config/index.js";
 import { parseCount } from "../mix/count.js";
 import { OptimizerConfigSchema } from "../train/schema.js";
 import { SynthmixError } from "../util/errors.js";
+import { unknownPlaceholderMessage, unknownPlaceholders } from "../util/placeholders.js";
 
 /** A token count as people write it (2000000, "2e6", "2M", "500k"). */
 export const CountSchema = z.union([z.number(), z.string()]).transform((v, ctx) => {
@@ -45,12 +46,73 @@ export const RunEntrySchema = z.strictObject({
   seed: z.number().int().optional(),
 });
 
+const CommandString = z.string().superRefine((v, ctx) => {
+  const bad = unknownPlaceholders(v);
+  if (bad.length > 0) {
+    ctx.addIssue({
+      code: "custom",
+      message: unknownPlaceholderMessage(bad),
+    });
+  }
+});
+
+/** Slurm resources of a job (sbatch options); every field is optional and omitted when unset. */
+export const SlurmResourcesSchema = z.strictObject({
+  partition: z.string().min(1).optional(),
+  account: z.string().min(1).optional(),
+  qos: z.string().min(1).optional(),
+  /** Wall-time limit as sbatch takes it ("30", "2:00:00", "1-00:00:00"). */
+  time: z.string().min(1).optional(),
+  cpusPerTask: z.number().int().positive().optional(),
+  /** Memory per node as sbatch takes it ("4G", "16000M"). */
+  mem: z.string().min(1).optional(),
+  /** Generic resources ("gpu:8", "gpu:a100:4"). */
+  gres: z.string().min(1).optional(),
+  constraint: z.string().min(1).optional(),
+  /** More sbatch options, verbatim (e.g. ["--exclusive", "--nodes=1"]). */
+  extraArgs: z.array(z.string().min(1)).optional(),
+  /** Planning throughput: training FLOP/s one job of this class reaches (for `--dry-run` hours). */
+  flopsPerSec: z.number().positive().optional(),
+});
+export type SlurmResources = z.infer<typeof SlurmResourcesSchema>;
+
+/** A resource class: the runs whose model name is listed, or whose N is in [minParams, maxParams). */
+export const SlurmClassSchema = SlurmResourcesSchema.extend({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/),
+  models: z.array(z.string()).optional(),
+  minParams: z.number().min(0).optional(),
+  maxParams: z.number().positive().optional(),
+});
+export type SlurmClass = z.infer<typeof SlurmClassSchema>;
+
+export const SlurmSchema = SlurmResourcesSchema.extend({
+  /** Array throttle: at most this many tasks of one job array run at once (`--array=0-n%max`). */
+  maxConcurrent: z.number().int().positive().optional(),
+  /** Shell lines run in each task before the command (`module load cuda`, `source venv/bin/activate`). */
+  setup: z.array(z.string()).default([]),
+  /** Seconds between two squeue polls while `sweep run` waits for its jobs. */
+  pollSec: z.number().positive().default(15),
+  /** Run external-trainer commands under `srun` (one task; torchrun then spreads over the GPUs). */
+  srun: z.boolean().default(true),
+  /** Resource classes per model size; the first match wins, runs matching none use the fields above. */
+  classes: z.array(SlurmClassSchema).default([]),
+  /** Job name prefix (the workspace hash is appended, so two workspaces never share jobs). */
+  jobName: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .default("synthmix"),
+});
+export type SlurmConfig = z.infer<typeof SlurmSchema>;
+
 export const SchedulerSchema = z.strictObject({
+  /** Where runs train: "local" child processes on this machine, or "slurm" job arrays. */
+  executor: z.enum(["local", "slurm"]).default("local"),
+  slurm: SlurmSchema.optional(),
   /** Cores (threads) to fill; default 2. */
   cores: z.number().int().positive().default(2),
   /**
    * Threads rule: a model with at least this many non-embedding parameters runs alone using every
-   * core; smaller ones run one per core with one thread each (see docs/readme/sweep.md).
+   * core; smaller ones run one per core with one thread each (see docs/sweep.md).
    */
   allCoresFromParams: z.number().positive().default(3e6),
   /**
@@ -61,10 +123,12 @@ export const SchedulerSchema = z.strictObject({
   minSpeedup: z.number().positive().default(1.6),
   /** Extra attempts for a failed run (each resumes from its checkpoint). */
   retries: z.number().int().min(0).default(1),
-  /** Argv of a run's child process; {config} {runDir} {id} {threads} are substituted. */
-  command: z.array(z.string()).min(1).optional(),
+  /** Argv of a run's child process; {config} {runDir}/{run_dir} {id} {threads} are substituted. */
+  command: z.array(CommandString).min(1).optional(),
   /** External trainer (src/train/external.ts) command template, and which models use it (default all). */
-  external: z.strictObject({ command: z.string().min(1), models: z.array(z.string()).optional() }).optional(),
+  external: z
+    .strictObject({ command: CommandString.pipe(z.string().min(1)), models: z.array(z.string()).optional() })
+    .optional(),
 });
 
 export const SweepSpecSchema = z

@@ -1,6 +1,7 @@
 import { countLabel } from "../mix/count.js";
 import { fmtNum } from "../util/progress.js";
 import { listStatuses, type RunStatus, readProgress, runDir } from "./registry.js";
+import { liveSlurmStates } from "./slurm.js";
 
 export interface StatusRow {
   id: string;
@@ -15,12 +16,23 @@ export interface StatusRow {
   loss?: number;
   attempts: number;
   error?: string;
+  /** Slurm executor: the run's current (or last) array task id and its state. */
+  job?: string;
+  jobState?: string;
 }
 
-/** The registry with each run's progress read from its metrics.jsonl. */
-export async function sweepStatus(workspace: string): Promise<StatusRow[]> {
+/**
+ * The registry with each run's progress read from its metrics.jsonl. With `live`, the Slurm state of
+ * running runs is asked from squeue (nothing is written; `sweep collect` records ended tasks).
+ */
+export async function sweepStatus(workspace: string, opts: { live?: boolean } = {}): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
-  for (const s of listStatuses(workspace)) {
+  const statuses = listStatuses(workspace);
+  const live =
+    opts.live && statuses.some((s) => s.slurm && s.status === "running")
+      ? liveSlurmStates(statuses)
+      : undefined;
+  for (const s of statuses) {
     const p = s.status === "done" ? undefined : await readProgress(runDir(workspace, s.id));
     rows.push({
       id: s.id,
@@ -34,6 +46,12 @@ export async function sweepStatus(workspace: string): Promise<StatusRow[]> {
       loss: s.final?.loss ?? p?.loss,
       attempts: s.attempts,
       error: s.status === "done" ? undefined : s.error,
+      job: s.slurm?.jobId,
+      jobState: s.slurm
+        ? s.status === "running"
+          ? (live?.get(s.slurm.jobId) ?? s.slurm.state)
+          : s.slurm.state
+        : undefined,
     });
   }
   return rows;
@@ -41,6 +59,7 @@ export async function sweepStatus(workspace: string): Promise<StatusRow[]> {
 
 /** A plain-text table of the grid plus a one-line count per state. */
 export function formatStatusTable(rows: StatusRow[]): string {
+  const slurm = rows.some((r) => r.job !== undefined);
   const head = [
     "run",
     "model",
@@ -52,6 +71,7 @@ export function formatStatusTable(rows: StatusRow[]): string {
     "progress",
     "loss",
     "tries",
+    ...(slurm ? ["job", "job state"] : []),
     "error",
   ];
   const body = rows.map((r) => [
@@ -65,6 +85,7 @@ export function formatStatusTable(rows: StatusRow[]): string {
     `${(100 * r.progress).toFixed(0)}%`,
     r.loss === undefined ? "-" : fmtNum(r.loss),
     String(r.attempts),
+    ...(slurm ? [r.job ?? "-", r.jobState ?? "-"] : []),
     r.error ? r.error.split("\n")[0].slice(0, 60) : "",
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

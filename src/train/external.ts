@@ -1,15 +1,16 @@
-import { spawn } from "node:child_process";
+import { type StdioOptions, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { BadRecordError, SynthmixError } from "../util/errors.js";
+import { fillPlaceholders, shellQuote } from "../util/placeholders.js";
 import { type MetricRecord, type RunConfig, RunConfigSchema } from "./schema.js";
 
 /**
- * External trainer contract (docs/readme/train.md): synthmix writes `<run>/config.json` (RunConfig, data
- * paths made absolute), runs the command template with `{config}` and `{run_dir}` replaced by the
- * shell-quoted absolute paths, and expects `<run>/metrics.jsonl` in the MetricRecord schema ending with
+ * External trainer contract (docs/train.md): synthmix writes `<run>/config.json` (RunConfig, data
+ * paths made absolute), runs the command template with `{config}` and `{run_dir}` (or `{runDir}`) replaced by
+ * the shell-quoted absolute paths (`{id}`, `{threads}` too; unknown placeholders are refused), and expects `<run>/metrics.jsonl` in the MetricRecord schema ending with
  * one `final` record (and, optionally, `<run>/model.safetensors`). Exit code 0 = success.
  */
 const num = z.number().finite();
@@ -62,7 +63,7 @@ export function readMetrics(path: string): MetricRecord[] {
     if (!r.success) {
       const issue = r.error.issues[0];
       throw new BadRecordError(path, i + 1, `${issue.path.join(".") || "record"}: ${issue.message}`, {
-        hint: "external trainers must write the MetricRecord schema (docs/readme/train.md)",
+        hint: "external trainers must write the MetricRecord schema (docs/train.md)",
       });
     }
     out.push(r.data as MetricRecord);
@@ -70,15 +71,12 @@ export function readMetrics(path: string): MetricRecord[] {
   return out;
 }
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 export async function runExternal(
   runDir: string,
   config: RunConfig,
   commandTemplate: string,
-  opts: { signal?: AbortSignal; stdio?: "inherit" | "ignore" } = {},
+  /** `stdio`: "inherit", "ignore", or a file descriptor both stdout and stderr are written to (a log). */
+  opts: { signal?: AbortSignal; stdio?: "inherit" | "ignore" | number; id?: string } = {},
 ): Promise<Extract<MetricRecord, { type: "final" }>> {
   const dir = resolve(runDir);
   mkdirSync(dir, { recursive: true });
@@ -90,6 +88,15 @@ export async function runExternal(
     if (done) return done;
   }
   const cfg = RunConfigSchema.parse(config);
+  // The contract (docs/train.md) covers the cosine schedule; an external trainer would silently
+  // ignore a WSD schedule or trunk and train something else than the config says.
+  if (cfg.optimizer.schedule !== undefined && cfg.optimizer.schedule !== "cosine") {
+    throw new SynthmixError(
+      "BAD_CONFIG",
+      `${dir}: optimizer.schedule "${cfg.optimizer.schedule}" is not part of the external trainer contract`,
+      { hint: "train WSD runs with synthmix's own trainer (drop them from scheduler.external.models)" },
+    );
+  }
   const absolute: RunConfig = {
     ...cfg,
     data: {
@@ -99,11 +106,15 @@ export async function runExternal(
   };
   const configPath = join(dir, "config.json");
   writeJsonAtomic(configPath, absolute);
-  const command = commandTemplate
-    .replaceAll("{config}", shellQuote(configPath))
-    .replaceAll("{run_dir}", shellQuote(dir));
+  const command = fillPlaceholders(
+    commandTemplate,
+    { config: configPath, runDir: dir, id: opts.id ?? cfg.id, threads: cfg.threads },
+    shellQuote,
+  );
+  const stdio: StdioOptions =
+    typeof opts.stdio === "number" ? ["ignore", opts.stdio, opts.stdio] : (opts.stdio ?? "inherit");
   const code = await new Promise<number>((res, rej) => {
-    const child = spawn(command, { shell: true, stdio: opts.stdio ?? "inherit", signal: opts.signal });
+    const child = spawn(command, { shell: true, stdio, signal: opts.signal });
     child.on("error", rej);
     child.on("exit", (c, sig) => res(c ?? (sig ? 128 : 1)));
   });
@@ -125,7 +136,7 @@ export async function runExternal(
   const final = finalOf(readMetrics(metricsPath));
   if (!final) {
     throw new SynthmixError("EXTERNAL_TRAINER_FAILED", `${metricsPath} has no "final" record`, {
-      hint: 'the trainer must end metrics.jsonl with {"type":"final",...} (docs/readme/train.md)',
+      hint: 'the trainer must end metrics.jsonl with {"type":"final",...} (docs/train.md)',
     });
   }
   return final;
