@@ -62,18 +62,19 @@ export function studyGenerators(study: LoadedStudy): string[] {
   const specs = config.generate?.generators.map((g) => resolveGguf(g, baseDir)) ?? [];
   for (const gm of studyGeneratorModels(config)) {
     const path = join(workspace, "generator", `${gm.name}.gguf`);
-    // One sequence on one thread: llama.cpp's batched decoding of several sequences is not bitwise
-    // reproducible (batch composition depends on timing), and the demo must give the same bytes for the
-    // same seed. One thread because llama.cpp's threads spin-wait (two on two busy cores ran 50x slower).
-    specs.push(`gguf:${path}?name=${gm.name}&concurrency=1&threads=1`);
+    // The native engine (src/generate/backends/native.ts): batched decoding with a KV cache whose outputs
+    // do not depend on batch composition, so the demo gives the same bytes for the same seed; it falls
+    // back (with a warning) to llama.cpp with one sequence on one thread when the addon is missing.
+    specs.push(`native:${path}?name=${gm.name}&concurrency=64&threads=1`);
   }
   return specs;
 }
 
 function resolveGguf(spec: string, baseDir: string): string {
-  if (!spec.startsWith("gguf:")) return spec;
-  const rest = spec.slice(5);
-  return isAbsolute(rest) ? spec : `gguf:${resolve(baseDir, rest)}`;
+  const kind = spec.startsWith("gguf:") ? "gguf" : spec.startsWith("native:") ? "native" : null;
+  if (!kind) return spec;
+  const rest = spec.slice(kind.length + 1);
+  return isAbsolute(rest) ? spec : `${kind}:${resolve(baseDir, rest)}`;
 }
 
 /** The sweep spec of a study: generators, natural source and test corpora filled in from the study. */

@@ -59,7 +59,7 @@ export class Mt19937 {
   canonical(): number {
     const r1 = this.nextU32();
     const r2 = this.nextU32();
-    const v = (r1 + r2 * 4294967296) / 18446744073709551616;
+    const v = (r1 + r2 * 4294967296) / 2 ** 64;
     return v >= 1 ? 1 - 2 ** -53 : v;
   }
 }
