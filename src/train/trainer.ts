@@ -216,16 +216,15 @@ export async function trainRun(
 }
 
 /**
- * The training loop. `trunk` (a WSD trunk, train/wsd.ts): train to config.tokens at constant LR,
- * checkpoint and snapshot at each of `trunk.snapshots`, and stop without a final evaluation (null).
+ * Before training: refuses a checkpoint of another config, returns a finished run's final record (or a
+ * trunk already trained this far), writes config.json, and seeds a WSD branch from its trunk snapshot.
  */
-async function trainImpl(
+async function prepareRun(
   runDir: string,
-  config: RunConfig,
+  cfg: RunConfig,
   opts: TrainOptions,
   trunk: { snapshots: number[] } | null,
-): Promise<FinalRecord | null> {
-  const cfg = RunConfigSchema.parse(config);
+): Promise<{ done: FinalRecord | null } | { ckptDir: string | null }> {
   checkSchedule(runDir, cfg);
   mkdirSync(runDir, { recursive: true });
   const configPath = join(runDir, "config.json");
@@ -247,12 +246,12 @@ async function trainImpl(
   }
   if (ckptDir !== null) {
     const st = loadCheckpointState(ckptDir);
-    if (st.final) return st.final;
+    if (st.final) return { done: st.final };
     // A trunk already trained this far (it never holds a final record); a kill may have come between
     // its last checkpoint and the snapshot there.
     if (trunk !== null && st.step >= totalStepsOf(cfg)) {
       if (st.step === totalStepsOf(cfg)) saveSnapshot(runDir, st);
-      return null;
+      return { done: null };
     }
   }
   // Leave an equivalent config.json alone (a sweep may have written it, with relative paths).
@@ -266,6 +265,24 @@ async function trainImpl(
       ckptDir = findCheckpoint(runDir);
     }
   }
+
+  return { ckptDir };
+}
+
+/**
+ * The training loop. `trunk` (a WSD trunk, train/wsd.ts): train to config.tokens at constant LR,
+ * checkpoint and snapshot at each of `trunk.snapshots`, and stop without a final evaluation (null).
+ */
+async function trainImpl(
+  runDir: string,
+  config: RunConfig,
+  opts: TrainOptions,
+  trunk: { snapshots: number[] } | null,
+): Promise<FinalRecord | null> {
+  const cfg = RunConfigSchema.parse(config);
+  const prep = await prepareRun(runDir, cfg, opts, trunk);
+  if ("done" in prep) return prep.done;
+  const ckptDir = prep.ckptDir;
 
   const T = cfg.model.contextLength;
   const B = cfg.batchSize;
