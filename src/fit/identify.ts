@@ -182,58 +182,74 @@ function eInterval(e: Estimate, profile: ProfileResult | null): { lo: number | n
   };
 }
 
+/** Fit-wide problems (dof, law sanity, bootstrap failures): each marks every parameter unidentified. */
+function fitWarnings(inp: IdentifyInput): { code: string; message: string; why: string }[] {
+  const out: { code: string; message: string; why: string }[] = [];
+  if (inp.dof < MIN_DOF) {
+    const p = inp.form.params.length;
+    out.push({
+      code: "UNDERDETERMINED",
+      message: `${inp.effectivePoints} distinct design point(s) for ${p} parameters (${inp.dof} degrees of freedom; need >= ${MIN_DOF}): the law passes through the points, no interval`,
+      why: "underdetermined",
+    });
+  }
+  const bad = sanity(inp.natural);
+  for (const a of inp.rising ?? [])
+    bad.push(`the losses rise with ${a} (least-squares slope of log loss > 0)`);
+  if (bad.length)
+    out.push({ code: "INVALID_LAW", message: `not a scaling law: ${bad.join("; ")}`, why: "invalid law" });
+  const share = inp.bootstrap > 0 ? inp.bootFailures / inp.bootstrap : 0;
+  if (share > MAX_BOOT_FAILURE_SHARE) {
+    out.push({
+      code: "BOOTSTRAP_FAILURES",
+      message: `${inp.bootFailures} of ${inp.bootstrap} bootstrap replicates failed (${(share * 100).toFixed(0)}% > ${MAX_BOOT_FAILURE_SHARE * 100}%): intervals unreliable`,
+      why: "bootstrap failures",
+    });
+  }
+  return out;
+}
+
+/** Why one parameter's interval identifies nothing (null when it does); may add COLLAPSED_INTERVAL. */
+function intervalProblem(
+  k: string,
+  est: ParamEstimate,
+  bootstrap: number,
+  warnings: FitWarning[],
+): string | null {
+  if (est.lo === null || est.hi === null) return bootstrap > 0 ? "no interval" : "no bootstrap";
+  if (bootstrap >= 100 && est.hi - est.lo <= 1e-9 * Math.max(1, Math.abs(est.value))) {
+    warnings.push({
+      code: "COLLAPSED_INTERVAL",
+      message: `${k}: ${bootstrap} bootstrap replicates gave a zero-width interval; the refits did not move, which is a defect, not precision`,
+    });
+    return "collapsed interval";
+  }
+  if ((k === "alpha" || k === "beta") && est.lo <= 0) return "interval reaches 0";
+  if ((k === "A" || k === "B") && est.hi > MAX_SCALE) return "interval unbounded";
+  return null;
+}
+
 /** Warnings of one fit and the identification of each parameter. */
 export function identify(inp: IdentifyInput): {
   warnings: FitWarning[];
   params: Record<string, ParamEstimate>;
 } {
-  const warnings: FitWarning[] = [];
   const reasons: Record<string, string> = {};
-  const all = (why: string) => {
-    for (const k of Object.keys(inp.params)) reasons[k] ??= why;
-  };
-  if (inp.dof < MIN_DOF) {
-    const p = inp.form.params.length;
-    const msg = `${inp.effectivePoints} distinct design point(s) for ${p} parameters (${inp.dof} degrees of freedom; need >= ${MIN_DOF}): the law passes through the points, no interval`;
-    warnings.push({ code: "UNDERDETERMINED", message: msg });
-    all("underdetermined");
-  }
-  const bad = sanity(inp.natural);
-  for (const a of inp.rising ?? [])
-    bad.push(`the losses rise with ${a} (least-squares slope of log loss > 0)`);
-  if (bad.length) {
-    warnings.push({ code: "INVALID_LAW", message: `not a scaling law: ${bad.join("; ")}` });
-    all("invalid law");
-  }
-  const share = inp.bootstrap > 0 ? inp.bootFailures / inp.bootstrap : 0;
-  if (share > MAX_BOOT_FAILURE_SHARE) {
-    warnings.push({
-      code: "BOOTSTRAP_FAILURES",
-      message: `${inp.bootFailures} of ${inp.bootstrap} bootstrap replicates failed (${(share * 100).toFixed(0)}% > ${MAX_BOOT_FAILURE_SHARE * 100}%): intervals unreliable`,
-    });
-    all("bootstrap failures");
-  }
+  const fitWide = fitWarnings(inp);
+  const warnings: FitWarning[] = fitWide.map(({ code, message }) => ({ code, message }));
+  for (const w of fitWide) for (const k of Object.keys(inp.params)) reasons[k] ??= w.why;
   const out: Record<string, ParamEstimate> = {};
   for (const [k, est] of Object.entries(inp.params)) {
-    out[k] = { ...est, identified: false };
-    if (inp.dof < MIN_DOF) out[k] = { ...out[k], se: null, lo: null, hi: null };
+    out[k] =
+      inp.dof < MIN_DOF
+        ? { ...est, se: null, lo: null, hi: null, identified: false }
+        : { ...est, identified: false };
   }
   if (out.E && inp.dof >= MIN_DOF) checkE(inp, out, warnings, reasons);
   for (const [k, est] of Object.entries(out)) {
-    if (reasons[k] || est.lo === null || est.hi === null) {
-      if (!reasons[k] && est.lo === null) reasons[k] = inp.bootstrap > 0 ? "no interval" : "no bootstrap";
-      continue;
-    }
-    if (inp.bootstrap >= 100 && est.hi - est.lo <= 1e-9 * Math.max(1, Math.abs(est.value))) {
-      warnings.push({
-        code: "COLLAPSED_INTERVAL",
-        message: `${k}: ${inp.bootstrap} bootstrap replicates gave a zero-width interval; the refits did not move, which is a defect, not precision`,
-      });
-      reasons[k] = "collapsed interval";
-      continue;
-    }
-    if ((k === "alpha" || k === "beta") && est.lo <= 0) reasons[k] = "interval reaches 0";
-    if ((k === "A" || k === "B") && est.hi > MAX_SCALE) reasons[k] = "interval unbounded";
+    if (reasons[k]) continue;
+    const why = intervalProblem(k, est, inp.bootstrap, warnings);
+    if (why) reasons[k] = why;
   }
   for (const k of Object.keys(out)) {
     out[k].identified = !reasons[k];

@@ -78,8 +78,13 @@ export function resultsPath(workspace: string): string {
 }
 
 /** Rewrite `<ws>/results/runs.json` from the registry. */
+/** The rows of a workspace (registry + per-source epochs from the mixture manifests). */
+export function workspaceResultRows(workspace: string): RunResultRow[] {
+  return resultRows(listStatuses(workspace), (id) => mixtureEpochs(workspace, id));
+}
+
 export function writeResults(workspace: string): RunResults {
-  const results = { rows: resultRows(listStatuses(workspace), (id) => mixtureEpochs(workspace, id)) };
+  const results = { rows: workspaceResultRows(workspace) };
   writeJsonAtomic(resultsPath(workspace), results);
   return results;
 }
