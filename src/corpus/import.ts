@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
 import { type BadRecordError, SynthmixError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
+import { processAlive as alive } from "../util/process.js";
 import { Progress } from "../util/progress.js";
 import { type CleanOptions, cleanPipeline, countWords } from "./clean.js";
 import { CORPUS_DEFAULTS as D } from "./config.js";
@@ -278,15 +279,6 @@ function emptyImport(
         ? "loosen the filters (--min-words, --min-chars, --max-*)"
         : "check the format (.jsonl[.gz|.zst], .parquet, .warc[.gz], .wet[.gz], .txt, .md; or --kind) and --text-field",
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Remove the temp/old folders of killed imports of `name` (their pid no longer runs). */
