@@ -79,7 +79,10 @@ test("the corpus section schema validates through loadConfigFile with key paths"
     "corpus.yaml",
     "from: brown\ntestBy: group\nnearDedup:\n  threshold: 0.8\n  numPerm: 64\n",
   );
+  // The schema holds every import default (CORPUS_DEFAULTS), so the parsed section carries them too.
+  const { CORPUS_DEFAULTS } = await import("../../src/corpus/config.js");
   assert.deepEqual(loadConfigFile(ok, corpusConfigSchema), {
+    ...CORPUS_DEFAULTS,
     from: "brown",
     testBy: "group",
     nearDedup: { threshold: 0.8, numPerm: 64 },
