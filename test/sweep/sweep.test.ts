@@ -139,7 +139,10 @@ test("a failing run is retried once, then reported with its error; the others fi
   const results = JSON.parse(readFileSync(join(ws, "results/runs.json"), "utf8"));
   assert.equal(results.rows.length, 6);
   // Rows carry each source's epochs from the mixture manifest (fit flags REPEATED_DATA from them).
-  assert.deepEqual(results.rows, resultRows(statuses, (id) => mixtureEpochs(ws, id)));
+  assert.deepEqual(
+    results.rows,
+    resultRows(statuses, (id) => mixtureEpochs(ws, id)),
+  );
   assert.ok(results.rows.every((r: { epochs?: Record<string, number> }) => r.epochs !== undefined));
   const row = results.rows.find(
     (r: { domain: string; mixture: string }) => r.domain === "news" && r.mixture === "hq-50",
