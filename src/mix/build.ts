@@ -1,10 +1,9 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
 import { dtypeForVocab, type TokenDtype } from "../util/tokenfile.js";
-import type { MixtureManifest } from "./manifest.js";
+import { type MixtureManifest, tryReadMixtureManifest, writeMixtureManifest } from "./manifest.js";
 import { type PlannedUnit, planMixture } from "./plan.js";
 import { loadTokenizedSource, type TokenizedSource } from "./sources.js";
 import { TokenReader, TokenWriter } from "./tokenio.js";
@@ -30,6 +29,10 @@ export interface BuildMixtureOptions {
   allowRepeat?: boolean;
   /** Tokenizer threads when a source is tokenized for the first time. */
   threads?: number;
+  /** Family recorded in the manifest (mixtures differing only in D); default: the id. */
+  family?: string;
+  /** Mark the shard as the generator model's training data (manifest `generatorTraining: true`). */
+  generatorTraining?: boolean;
   /** Rebuild even when a complete mixture with the same config exists. */
   force?: boolean;
   log?: (line: string) => void;
@@ -76,10 +79,9 @@ export async function buildMixture(opts: BuildMixtureOptions): Promise<BuildMixt
     allowRepeat,
     tokenizer: tokenizer.sha256,
   });
-  const manifestPath = join(dir, "manifest.json");
-  if (!opts.force && existsSync(manifestPath) && existsSync(join(dir, "tokens.bin"))) {
-    const old = JSON.parse(readFileSync(manifestPath, "utf8")) as MixtureManifest;
-    if (old.configHash === configHash) return { manifest: old, dir, skipped: true };
+  if (!opts.force && existsSync(join(dir, "tokens.bin"))) {
+    const old = tryReadMixtureManifest(dir);
+    if (old?.configHash === configHash) return { manifest: old, dir, skipped: true };
   }
 
   const plan = planMixture(
@@ -119,8 +121,10 @@ export async function buildMixture(opts: BuildMixtureOptions): Promise<BuildMixt
     configHash,
     allowRepeat,
     orderKey: stableHash({ version: MIX_VERSION, sources: sources.map((s) => [s.name, s.share]), seed }),
+    family: opts.family ?? opts.id,
+    ...(opts.generatorTraining && { generatorTraining: true }),
   };
-  writeJsonAtomic(manifestPath, manifest);
+  writeMixtureManifest(dir, manifest);
   opts.log?.(
     `mixture ${opts.id}: ${opts.totalTokens} tokens, ${manifest.sources
       .map(

@@ -1,5 +1,8 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
 import { listStatuses, type RunStatus } from "./registry.js";
 
 /**
@@ -104,4 +107,52 @@ export function rowsToCsv(rows: RunResultRow[]): string {
   const lines = [RESULT_COLUMNS.join(",")];
   for (const r of rows) lines.push(RESULT_COLUMNS.map((c) => cell(r[c])).join(","));
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The schema of a `results/runs.json` row (loose: fields a newer writer adds are kept). `readRunResults`
+ * is the one reader of the file for the stages after the sweep.
+ */
+export const RunResultRowSchema = z.looseObject({
+  runId: z.string().min(1),
+  modelName: z.string(),
+  nonEmbeddingParams: z.number().positive(),
+  totalParams: z.number().positive(),
+  tokens: z.number().positive(),
+  mixture: z.string(),
+  synthetic: z.string(),
+  ratio: z.number().min(0).max(1),
+  generator: z.string(),
+  seed: z.number().int(),
+  domain: z.string().min(1),
+  loss: z.number().finite(),
+  flops: z.number().min(0),
+  tokensPerSec: z.number().min(0),
+  wallSec: z.number().min(0),
+});
+export const RunResultsSchema = z.looseObject({ rows: z.array(RunResultRowSchema) });
+
+/** Read and validate `<ws>/results/runs.json`; errors name the file and the row. */
+export function readRunResults(workspace: string): RunResults {
+  const path = resultsPath(workspace);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new SynthmixError(
+      "NO_RESULTS",
+      `${path}: cannot read the sweep results (${(e as Error).message})`,
+      {
+        hint: "run `synthmix sweep run` first (it writes results/runs.json)",
+      },
+    );
+  }
+  const r = RunResultsSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new SynthmixError("BAD_RESULTS", `${path}: ${issue.path.join(".")}: ${issue.message}`, {
+      hint: "`synthmix sweep collect` or `sweep run` rewrites it from runs/*/status.json",
+    });
+  }
+  return r.data as RunResults;
 }

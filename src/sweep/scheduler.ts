@@ -109,6 +109,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
           sources: m.sources,
           totalTokens: m.tokens,
           seed: m.seed,
+          family: m.family,
           allowRepeat: spec.allowRepeat,
           log,
         });
