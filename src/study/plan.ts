@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { readCorpusStats } from "../corpus/workspace.js";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { type PlannedRun, planSweep } from "../sweep/plan.js";
+import { type ClassPlan, formatSlurmPlan, planSlurm } from "../sweep/slurm.js";
 import { getKernels } from "../train/kernels/index.js";
 import { countParams, modelConfigFor, trainingFlops } from "../train/ladder.js";
 import { GPT } from "../train/model.js";
@@ -36,6 +37,8 @@ export interface StudyPlan {
   };
   /** Estimated wall time of training, from throughput measured here on a few steps of each model. */
   trainingSeconds: number;
+  /** Executor slurm: jobs, FLOPs, hours and sbatch lines per resource class. */
+  slurm?: { classes: ClassPlan[]; maxConcurrent?: number };
 }
 
 /**
@@ -106,6 +109,9 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
       byModel: rows,
     },
     trainingSeconds: coreSeconds / cores,
+    ...(spec.scheduler.executor === "slurm" && {
+      slurm: { classes: planSlurm(spec, runs), maxConcurrent: spec.scheduler.slurm?.maxConcurrent },
+    }),
   };
 }
 
@@ -162,5 +168,10 @@ export function formatPlan(p: StudyPlan): string {
     );
   }
   lines.push(`  estimated training wall time: ~${fmtDuration(p.trainingSeconds)} on this machine`);
+  if (p.slurm)
+    lines.push(
+      "  on slurm, per resource class:",
+      formatSlurmPlan(p.slurm.classes, p.slurm.maxConcurrent).replace(/^/gm, "    "),
+    );
   return lines.join("\n");
 }
