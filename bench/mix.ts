@@ -129,9 +129,9 @@ async function rssBench(sizes: number[], mix: number): Promise<void> {
   const charsPerToken = 2_000_000 / c.sourceTokens;
   console.log(`mix build peak RSS vs source size: GPT-2 tokenizer (2 threads), ${mix} -token mixture`);
   console.log(
-    "| source tokens | source JSONL | synthmix peak RSS | build s | numpy fromfile RSS | numpy memmap RSS | ours/memmap |",
+    "| source tokens | source JSONL | synthmix first build (tokenize + build) peak RSS | s | synthmix build from cache peak RSS | numpy fromfile peak RSS | numpy memmap peak RSS | ours/memmap (from cache) |",
   );
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|");
   for (const size of sizes) {
     const ws = mkdtempSync(join(tmpdir(), "synthmix-bench-rss-"));
     try {
