@@ -1,21 +1,9 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
-import type { Command } from "commander";
-import { encodeDocuments, Tokenizer } from "../tokenizer/index.js";
+import { encodeToFile } from "../tokenizer/encode-file.js";
+import { Tokenizer } from "../tokenizer/index.js";
 import { readTexts, type TextSourceStats } from "../tokenizer/input.js";
-import { fsyncDir } from "../util/atomic.js";
-import { SynthmixError } from "../util/errors.js";
 import { fmtNum, Progress } from "../util/progress.js";
-import { dtypeForVocab, encodeTokens } from "../util/tokenfile.js";
-
-function intOption(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1)
-      throw new SynthmixError("BAD_OPTION", `${name} must be a positive integer, got "${v}"`);
-    return n;
-  };
-}
+import { dtypeForVocab } from "../util/tokenfile.js";
+import { type Command, positiveInt } from "./options.js";
 
 /** `synthmix tokenizer ...` commands: thin wrappers over src/tokenizer/. */
 export function register(program: Command): void {
@@ -31,13 +19,13 @@ export function register(program: Command): void {
     .requiredOption(
       "--vocab <n>",
       "vocabulary size, including 256 byte tokens and special tokens",
-      intOption("--vocab"),
+      positiveInt("--vocab"),
     )
     .requiredOption("--out <path>", "output tokenizer.json")
     .option(
       "--min-frequency <n>",
       "stop when the best pair is rarer than this",
-      intOption("--min-frequency"),
+      positiveInt("--min-frequency"),
       2,
     )
     .option("--special <tokens...>", "special tokens (default <|endoftext|>)")
@@ -90,58 +78,26 @@ export function register(program: Command): void {
     .requiredOption("--tokenizer <path>", "tokenizer.json")
     .requiredOption("--in <files...>", 'JSONL files with a "text" field, or text files')
     .requiredOption("--out <path>", "output .bin")
-    .option("--threads <n>", "worker threads (default: all cores)", intOption("--threads"))
+    .option("--threads <n>", "worker threads (default: all cores)", positiveInt("--threads"))
     .option("--no-eot", "do not append <|endoftext|> after each document")
     .option("--skip-bad-records", "skip (and count) malformed JSONL lines instead of failing")
     .action(async (o) => {
-      const tok = Tokenizer.fromFile(o.tokenizer);
-      const dtype = dtypeForVocab(tok.vocabSize);
       const stats: TextSourceStats = { documents: 0, chars: 0, skipped: 0 };
       const texts = readTexts(o.in, stats, { skipBadRecords: o.skipBadRecords });
       const progress = new Progress("tokenizer encode", { unit: "docs" });
-      mkdirSync(dirname(o.out), { recursive: true });
-      const tmp = `${o.out}.${process.pid}.tmp`;
-      const fd = openSync(tmp, "w");
-      let tokens = 0;
-      let docs = 0;
-      let bytes = 0;
-      try {
-        // Buffer a few MB of ids per write.
-        let pending: number[] = [];
-        const flush = () => {
-          const buf = encodeTokens(pending, dtype);
-          let off = 0;
-          while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-          pending = [];
-        };
-        for await (const ids of encodeDocuments(
-          o.tokenizer,
-          withBytes(texts, (n) => (bytes += n)),
-          {
-            threads: o.threads,
-            appendEot: o.eot,
-          },
-        )) {
-          for (const id of ids) pending.push(id);
-          tokens += ids.length;
-          docs++;
-          if (pending.length >= 1 << 20) flush();
-          progress.update(docs, { tokens: fmtNum(tokens) });
-        }
-        flush();
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, o.out);
-      fsyncDir(dirname(o.out));
+      const r = await encodeToFile(o.tokenizer, texts, o.out, {
+        threads: o.threads,
+        appendEot: o.eot,
+        onProgress: (p) => progress.update(p.documents, { tokens: fmtNum(p.tokens) }),
+      });
       progress.finish();
+      const { dtype, documents: docs, tokens, bytes } = r;
       console.log(
         [
           `wrote ${o.out} (${dtype})`,
           `  documents ${docs}${stats.skipped ? ` (skipped ${stats.skipped} bad records)` : ""}, tokens ${tokens}${o.eot ? " (incl. one <|endoftext|> per document)" : ""}`,
           `  bytes/token ${(bytes / Math.max(1, tokens - (o.eot ? docs : 0))).toFixed(3)}`,
-          `  tokenizer ${o.tokenizer} sha256 ${tok.sha256}`,
+          `  tokenizer ${o.tokenizer} sha256 ${r.tokenizerSha256}`,
         ].join("\n"),
       );
     });
@@ -197,11 +153,4 @@ async function countTokens(tok: Tokenizer, texts: AsyncIterable<string>, maxDocs
     docs++;
   }
   return { docs, tokens, bytes };
-}
-
-async function* withBytes(texts: AsyncIterable<string>, add: (n: number) => void) {
-  for await (const t of texts) {
-    add(Buffer.byteLength(t, "utf8"));
-    yield t;
-  }
 }

@@ -4,13 +4,12 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { fsyncDir, writeJsonAtomic } from "../util/atomic.js";
+import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
 import type { BadRecordError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
 import { Progress } from "../util/progress.js";
@@ -216,15 +215,10 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
     };
     writeJsonAtomic(join(tmp, "stats.json"), stats);
     fsyncDir(join(tmp, "test"));
-    fsyncDir(tmp);
 
     // Swap in the complete folder. Between the two renames no corpus exists, which readers treat as
     // absent (never as a torn one); a rerun then imports again.
-    const old = join(parent, `.${name}.old-${process.pid}`);
-    if (existsSync(dir)) renameSync(dir, old);
-    renameSync(tmp, dir);
-    fsyncDir(parent);
-    rmSync(old, { recursive: true, force: true });
+    replaceDir(tmp, dir);
     progress.finish();
     return stats;
   } catch (e) {

@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync } from "node:fs";
+import { writeAll } from "../util/atomic.js";
 
 /** Buffered line writer on a raw fd: large writes, and an fsync on close so a rename after it is safe. */
 export class LineWriter {
@@ -15,9 +16,7 @@ export class LineWriter {
   }
   private flush(): void {
     if (this.parts.length === 0) return;
-    const buf = Buffer.from(this.parts.join(""), "utf8");
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    writeAll(this.fd, Buffer.from(this.parts.join(""), "utf8"));
     this.parts = [];
     this.size = 0;
   }

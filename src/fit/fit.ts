@@ -1,8 +1,10 @@
 import { SynthmixError } from "../util/errors.js";
 import { deriveSeed, Rng } from "../util/rng.js";
 import { type FitData, type Form, getForm, huberObjective } from "./forms.js";
+import { effectivePoints, identify, MIN_DOF, profileE } from "./identify.js";
 import { type LbfgsOptions, lbfgs } from "./lbfgs.js";
-import type { Estimate, FitQuality, Residual } from "./results.js";
+import { FIT_DEFAULTS } from "./options.js";
+import type { Estimate, FitQuality, FitWarning, ParamEstimate, Residual } from "./results.js";
 import { estimate, mean } from "./stats.js";
 
 /** One observation: a finished run's test loss at model size N and token budget D. */
@@ -16,7 +18,7 @@ export interface Point {
 export interface FitOptions {
   /** Huber delta on log-residuals (default 1e-3, as Chinchilla). */
   huberDelta?: number;
-  /** Bootstrap refits over points (default 0 here; the CLI and workspace fit default to 1000). */
+  /** Bootstrap refits over points (default FIT_DEFAULTS.bootstrap = 1000, as everywhere). */
   bootstrap?: number;
   seed?: number;
   /** Override the form's start grid. */
@@ -45,8 +47,14 @@ export interface FitOutcome {
   /** Raw parameters of each successful bootstrap refit. */
   boot: number[][];
   bootFailures: number;
-  params: Record<string, Estimate>;
+  /** Replicates requested (0 when the bootstrap was off or the fit is underdetermined). */
+  bootRequested: number;
+  /** Distinct design points and effectivePoints - parameters. */
+  effectivePoints: number;
+  dof: number;
+  params: Record<string, ParamEstimate>;
   quality: FitQuality;
+  warnings: FitWarning[];
   data: FitData;
 }
 
@@ -239,8 +247,110 @@ export function refitStarts(optima: Optimum[]): number[][] {
   return optima.slice(0, 3).map((o) => o.theta);
 }
 
+/**
+ * Grid starts added to every bootstrap refit: the best optimum with E reset to 30%, 60% and 90% of the
+ * replicate's smallest loss. When the full fit sits on a boundary (e -> -inf, where d f / d e = 0), warm
+ * starts can never leave it, and the interval would collapse to a fake point; these starts let a
+ * replicate find an interior optimum when its data support one.
+ */
+export function gridStartsFor(form: Form, best: number[], data: FitData): number[][] {
+  const ei = form.params.indexOf("e");
+  if (ei < 0) return [];
+  let lmin = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < data.n; i++) lmin = Math.min(lmin, data.loss[i]);
+  return [0.3, 0.6, 0.9].map((f) => {
+    const t = [...best];
+    t[ei] = Math.log(f * lmin);
+    return t;
+  });
+}
+
 export function predictLoss(form: Form, theta: ArrayLike<number>, data: FitData, i: number): number {
   return Math.exp(form.predictLog(Float64Array.from(theta), data, i, null));
+}
+
+function residualsOf(form: Form, data: FitData, theta: number[]): Residual[] {
+  const residuals: Residual[] = [];
+  for (let i = 0; i < data.n; i++) {
+    const pred = predictLoss(form, theta, data, i);
+    residuals.push({
+      runId: data.ids[i],
+      N: form.uses.N ? data.N[i] : null,
+      D: form.uses.D ? data.D[i] : null,
+      loss: data.loss[i],
+      predicted: pred,
+      logResidual: data.logLoss[i] - Math.log(pred),
+    });
+  }
+  return residuals;
+}
+
+/** Leave-one-out RMS log-error: each point predicted by a refit without it. */
+function looRmse(form: Form, data: FitData, delta: number, starts: number[][]): number | null {
+  const errs: number[] = [];
+  for (let i = 0; i < data.n; i++) {
+    const idx = [...Array(data.n).keys()].filter((j) => j !== i);
+    const o = refit(form, subset(data, idx), delta, starts);
+    if (o) errs.push(data.logLoss[i] - Math.log(predictLoss(form, o.theta, data, i)));
+  }
+  return errs.length > 0 ? Math.sqrt(mean(errs.map((e) => e * e))) : null;
+}
+
+/** Compute of each point for the hold-out: N*D (joint), D (data form) or N (model form). */
+export function computeOf(form: Form, data: FitData, i: number): number {
+  return (form.uses.N ? data.N[i] : 1) * (form.uses.D ? data.D[i] : 1);
+}
+
+/**
+ * The extrapolation a user relies on: fit on the lower-compute part, predict the rest. The top quarter of
+ * distinct compute values is held out (at least one); when that leaves fewer than parameters + 2 distinct
+ * design points, fewer values are held out; when even one is too many, there is no hold-out.
+ */
+export function computeHoldout(
+  form: Form,
+  data: FitData,
+  delta: number,
+  starts: number[][],
+): { holdout: FitQuality["holdout"]; note?: string } {
+  const comp = Array.from({ length: data.n }, (_, i) => computeOf(form, data, i));
+  const levels = [...new Set(comp)].sort((a, b) => a - b);
+  const p = form.params.length;
+  for (let out = Math.max(1, Math.round(levels.length / 4)); out >= 1; out--) {
+    const at = levels[levels.length - out];
+    const keep = comp.flatMap((c, i) => (c < at ? [i] : []));
+    const held = comp.flatMap((c, i) => (c >= at ? [i] : []));
+    const sub = subset(data, keep);
+    if (keep.length === 0 || effectivePoints(form, sub) < p + 2) continue;
+    const o = refit(form, sub, delta, starts);
+    if (!o) return { holdout: null, note: "the refit on the lower-compute part diverged" };
+    const errors = held.map((j) => {
+      const predicted = predictLoss(form, o.theta, data, j);
+      return {
+        runId: data.ids[j],
+        N: form.uses.N ? data.N[j] : null,
+        D: form.uses.D ? data.D[j] : null,
+        actual: data.loss[j],
+        predicted,
+        relError: (predicted - data.loss[j]) / data.loss[j],
+      };
+    });
+    return {
+      holdout: {
+        at,
+        fitPoints: keep.length,
+        points: held.length,
+        actual: mean(errors.map((e) => e.actual)),
+        predicted: mean(errors.map((e) => e.predicted)),
+        relError: mean(errors.map((e) => e.relError)),
+        maxAbsRelError: Math.max(...errors.map((e) => Math.abs(e.relError))),
+        errors,
+      },
+    };
+  }
+  return {
+    holdout: null,
+    note: `too few distinct points to fit ${p} parameters on the lower-compute part (need ${p + 2})`,
+  };
 }
 
 function quality(
@@ -251,58 +361,27 @@ function quality(
   starts: number[][],
   full: boolean,
 ): FitQuality {
-  const residuals: Residual[] = [];
-  for (let i = 0; i < data.n; i++) {
-    const pred = predictLoss(form, best.theta, data, i);
-    residuals.push({
-      runId: data.ids[i],
-      N: form.uses.N ? data.N[i] : null,
-      D: form.uses.D ? data.D[i] : null,
-      loss: data.loss[i],
-      predicted: pred,
-      logResidual: data.logLoss[i] - Math.log(pred),
-    });
-  }
+  const residuals = residualsOf(form, data, best.theta);
   const m = mean(data.loss);
   let ssr = 0;
   let sst = 0;
+  let ssrLog = 0;
   for (const r of residuals) {
     ssr += (r.loss - r.predicted) ** 2;
     sst += (r.loss - m) ** 2;
+    ssrLog += r.logResidual ** 2;
   }
-  const rmseLog = Math.sqrt(mean(residuals.map((r) => r.logResidual ** 2)));
-  let looRmseLog: number | null = null;
-  let holdout: FitQuality["holdout"] = null;
-  if (full && data.n > form.params.length) {
-    const errs: number[] = [];
-    for (let i = 0; i < data.n; i++) {
-      const idx = [...Array(data.n).keys()].filter((j) => j !== i);
-      const o = refit(form, subset(data, idx), delta, starts);
-      if (o) errs.push(data.logLoss[i] - Math.log(predictLoss(form, o.theta, data, i)));
-    }
-    if (errs.length > 0) looRmseLog = Math.sqrt(mean(errs.map((e) => e * e)));
-    // Hold out the largest D (largest N for a form without D): the extrapolation a user relies on.
-    const col = form.uses.D ? data.D : data.N;
-    const at = Math.max(...col);
-    const keep = [...Array(data.n).keys()].filter((j) => col[j] !== at);
-    const out = [...Array(data.n).keys()].filter((j) => col[j] === at);
-    const nDistinct = new Set(keep.map((j) => col[j])).size;
-    if (keep.length >= form.params.length && nDistinct >= (form.uses.N && form.uses.D ? 2 : 3)) {
-      const o = refit(form, subset(data, keep), delta, starts);
-      if (o) {
-        const actual = mean(out.map((j) => data.loss[j]));
-        const predicted = mean(out.map((j) => predictLoss(form, o.theta, data, j)));
-        holdout = { at, points: out.length, actual, predicted, relError: (predicted - actual) / actual };
-      }
-    }
-  }
+  const p = form.params.length;
+  const ho = full ? computeHoldout(form, data, delta, starts) : { holdout: null, note: "quality checks off" };
   return {
     objective: best.f,
     converged: best.converged,
     r2: sst > 0 ? 1 - ssr / sst : Number.NaN,
-    rmseLog,
-    looRmseLog,
-    holdout,
+    rmseLog: Math.sqrt(ssrLog / data.n),
+    sigmaLog: data.n > p ? Math.sqrt(ssrLog / (data.n - p)) : null,
+    looRmseLog: full && data.n > p ? looRmse(form, data, delta, starts) : null,
+    holdout: ho.holdout,
+    ...(ho.note ? { holdoutNote: ho.note } : {}),
     residuals,
   };
 }
@@ -337,7 +416,8 @@ export function bootstrapRange(
     ) {
       out.push(null);
     } else {
-      out.push(refit(form, sub, delta, starts)?.theta ?? null);
+      const all = [...starts, ...(starts.length ? gridStartsFor(form, starts[0], sub) : [])];
+      out.push(refit(form, sub, delta, all)?.theta ?? null);
     }
     onTick?.();
   }
@@ -377,26 +457,33 @@ export function paramEstimates(form: Form, theta: number[], boot: number[][]): R
   return out;
 }
 
+/** Bootstrap replicates to run: none for an underdetermined fit (its interval would be fake). */
+export function bootstrapCount(form: Form, data: FitData, requested: number): number {
+  return effectivePoints(form, data) - form.params.length >= MIN_DOF ? requested : 0;
+}
+
 /**
  * Fit a scaling-law form to points (Chinchilla approach 3 / Besiroglu et al. 2024): minimise the sum of
  * Huber losses of log-residuals with L-BFGS from the form's grid, keep the best; bootstrap over points
- * for intervals; residuals, R^2, leave-one-out and hold-out extrapolation for quality.
+ * for intervals (warm starts + grid starts per replicate), a profile-likelihood interval for E;
+ * residuals, R^2, leave-one-out and a compute hold-out for quality; warnings for anything unsupported.
  */
 export function fitScalingLaw(points: Point[], formIn: Form | string, opts: FitOptions = {}): FitOutcome {
   const form = resolveForm(formIn);
-  const delta = opts.huberDelta ?? 1e-3;
+  const delta = opts.huberDelta ?? FIT_DEFAULTS.huberDelta;
   const data = makeData(points, form, opts.label);
   const grid = opts.grid ?? form.initGrid();
   const { best, optima } = gridFit(form, data, delta, grid, opts.tight ?? TIGHT);
   const starts = refitStarts(optima);
+  const count = bootstrapCount(form, data, opts.bootstrap ?? FIT_DEFAULTS.bootstrap);
   const boot =
-    (opts.bootstrap ?? 0) > 0
-      ? bootstrapFits(form, data, delta, starts, opts.bootstrap ?? 0, opts.seed ?? 0, opts.onBootstrap)
+    count > 0
+      ? bootstrapFits(form, data, delta, starts, count, opts.seed ?? FIT_DEFAULTS.seed, opts.onBootstrap)
       : { boot: [], failures: 0 };
-  return assembleOutcome(form, data, delta, grid.length, best, starts, boot, opts);
+  return assembleOutcome(form, data, delta, grid.length, best, starts, { ...boot, requested: count }, opts);
 }
 
-/** Build the outcome (estimates + quality checks) from the best optimum and the bootstrap refits. */
+/** Build the outcome (estimates, identification, warnings, quality) from the optimum and the refits. */
 export function assembleOutcome(
   form: Form,
   data: FitData,
@@ -404,26 +491,45 @@ export function assembleOutcome(
   gridStarts: number,
   best: Optimum,
   starts: number[][],
-  bootRes: { boot: number[][]; failures: number },
+  bootRes: { boot: number[][]; failures: number; requested: number },
   opts: FitOptions,
 ): FitOutcome {
   const raw: Record<string, number> = {};
   form.params.forEach((k, j) => {
     raw[k] = best.theta[j];
   });
+  const nEff = effectivePoints(form, data);
+  const dof = nEff - form.params.length;
+  const natural = form.natural(best.theta);
+  const profile = dof >= MIN_DOF ? profileE(form, data, delta, best.theta, best.f, dof) : null;
+  const { warnings, params } = identify({
+    form,
+    theta: best.theta,
+    natural,
+    params: paramEstimates(form, best.theta, bootRes.boot),
+    dof,
+    effectivePoints: nEff,
+    bootstrap: bootRes.requested,
+    bootFailures: bootRes.failures,
+    profile,
+  });
   return {
     form: form.name,
     theta: best.theta,
     raw,
-    natural: form.natural(best.theta),
+    natural,
     objective: best.f,
     converged: best.converged,
     starts: gridStarts,
     optima: starts,
     boot: bootRes.boot,
     bootFailures: bootRes.failures,
-    params: paramEstimates(form, best.theta, bootRes.boot),
-    quality: quality(form, data, delta, best, starts, opts.quality ?? true),
+    bootRequested: bootRes.requested,
+    effectivePoints: nEff,
+    dof,
+    params,
+    quality: quality(form, data, delta, best, starts, opts.quality ?? FIT_DEFAULTS.quality),
+    warnings,
     data,
   };
 }

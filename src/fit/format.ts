@@ -8,11 +8,31 @@ function g(x: number | null | undefined, digits = 4): string {
   return a !== 0 && (a >= 1e5 || a < 1e-3) ? x.toExponential(digits - 1) : x.toPrecision(digits);
 }
 
-/** "value [lo, hi]" (95% bootstrap interval), or just the value without a bootstrap. */
+/**
+ * "value [lo, hi]" (95% interval); "value [—]" when there is no interval; a trailing "?" when the value
+ * is not identified (see the fit's warnings).
+ */
 export function fmtEstimate(e: Estimate | null | undefined, digits = 4): string {
   if (!e) return "-";
-  if (e.lo === null || e.hi === null) return g(e.value, digits);
-  return `${g(e.value, digits)} [${g(e.lo, 3)}, ${g(e.hi, 3)}]`;
+  const mark = e.identified === false ? "?" : "";
+  if (e.lo === null || e.hi === null) return `${g(e.value, digits)} [—]${mark}`;
+  return `${g(e.value, digits)} [${g(e.lo, 3)}, ${g(e.hi, 3)}]${mark}`;
+}
+
+/** Every warning of the fits and speed-ups, one line each: what the numbers above do not support. */
+export function formatWarnings(res: FitRowsResult): string {
+  const out: string[] = [];
+  for (const f of res.fits.fits) {
+    const at =
+      f.fixedN !== null ? ` N=${fmtNum(f.fixedN)}` : f.fixedD !== null ? ` D=${fmtNum(f.fixedD)}` : "";
+    for (const w of f.warnings) out.push(`warning ${w.code} ${f.key}${at}: ${w.message}`);
+  }
+  for (const e of res.speedups.entries) {
+    for (const w of e.warnings.filter((x) => x.code === "EXTRAPOLATED"))
+      out.push(`warning ${w.code} speed-up ${e.key}${e.N !== null ? ` N=${fmtNum(e.N)}` : ""}: ${w.message}`);
+  }
+  if (out.length) out.unshift("warnings (values marked ? are not identified and are no findings):");
+  return out.join("\n");
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -36,15 +56,19 @@ export function formatFitSummary(res: FitRowsResult): string {
   out.push(
     "",
     table(
-      ["mixture", "at", "pts", ...names, "R2", "LOO rmse", "holdout err"],
+      ["mixture", "at", "pts", "dof", ...names, "R2", "LOO rmse", "holdout err", "warnings"],
       res.fits.fits.map((f) => [
         f.key,
         f.fixedN !== null ? `N=${fmtNum(f.fixedN)}` : f.fixedD !== null ? `D=${fmtNum(f.fixedD)}` : "all",
         String(f.points),
+        String(f.dof),
         ...names.map((k) => fmtEstimate(f.params[k])),
         g(f.quality.r2, 4),
         g(f.quality.looRmseLog, 3),
-        f.quality.holdout ? `${(f.quality.holdout.relError * 100).toFixed(2)}%` : "-",
+        f.quality.holdout
+          ? `${(f.quality.holdout.relError * 100).toFixed(2)}% (max ${(f.quality.holdout.maxAbsRelError * 100).toFixed(1)}%)`
+          : "-",
+        f.warnings.map((w) => w.code).join(",") || "-",
       ]),
     ),
   );
@@ -56,12 +80,19 @@ export function formatFitSummary(res: FitRowsResult): string {
       "",
       "data speed-up over natural (D_natural / D_mix at the loss of the largest natural run):",
       table(
-        ["mixture", "N", "target loss", "speed-up"],
+        ["mixture", "N", "target loss", "speed-up", "status"],
         res.speedups.entries.map((e) => [
           e.key,
           e.N === null ? "all" : fmtNum(e.N),
           g(e.atLargestNatural?.targetLoss),
           fmtEstimate(e.atLargestNatural?.speedup, 3),
+          !e.atLargestNatural
+            ? "not reachable"
+            : e.atLargestNatural.extrapolated
+              ? "extrapolated"
+              : e.supported
+                ? "ok"
+                : "laws not identified",
         ]),
       ),
     );
@@ -89,7 +120,18 @@ export function formatFitSummary(res: FitRowsResult): string {
       "",
       "best synthetic ratio per (N, D) (quadratic in ratio; mixing law c + k exp(t r)):",
       table(
-        ["synthetic", "generator", "N", "D", "ratios", "quadratic best", "mixing-law best", "observed"],
+        [
+          "synthetic",
+          "generator",
+          "N",
+          "D",
+          "ratios",
+          "quadratic best",
+          "mixing-law best",
+          "agree",
+          "observed",
+          "resolved",
+        ],
         res.bestRatio.entries.map((e) => [
           e.synthetic,
           e.generator,
@@ -98,7 +140,9 @@ export function formatFitSummary(res: FitRowsResult): string {
           String(e.points.length),
           fmtEstimate(e.quadratic?.bestRatio, 3),
           fmtEstimate(e.mixingLaw?.bestRatio, 3),
+          e.agreement === null ? "-" : e.agreement ? "yes" : "no",
           g(e.observedBest, 3),
+          e.resolved ? "yes" : `no: ${e.reason}`,
         ]),
       ),
     );

@@ -1,39 +1,22 @@
 import { readFileSync } from "node:fs";
+import { parse } from "csv-parse/sync";
 import type { RunResultRow } from "../sweep/results.js";
 import { BadRecordError, SynthmixError } from "../util/errors.js";
 
 export interface PointColumns {
-  /** Column names (defaults: N, D, loss, group). */
+  /**
+   * Column names. Defaults: N (else nonEmbeddingParams, the `sweep results --format csv` name), D (else
+   * tokens), loss, group.
+   */
   n?: string;
   d?: string;
   loss?: string;
   group?: string;
+  /** Covariates the form needs: a missing needed column is an error naming the columns present. */
+  need?: { N: boolean; D: boolean; loss?: boolean };
 }
 
-/** Split one CSV line (RFC 4180 quoting: "a,b" and "" escapes). */
-export function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let q = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
-    if (q) {
-      if (ch === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (ch === '"') q = false;
-      else cur += ch;
-    } else if (ch === '"') q = true;
-    else if (ch === ",") {
-      out.push(cur);
-      cur = "";
-    } else cur += ch;
-  }
-  out.push(cur);
-  return out.map((s) => s.trim());
-}
-
-/** Records of a CSV (header line) or JSONL file, each with its 1-based line number. */
+/** Records of a CSV (header line; RFC 4180 via csv-parse, so quoted commas and newlines work) or JSONL. */
 export function readRecords(path: string): { rec: Record<string, unknown>; line: number }[] {
   let text: string;
   try {
@@ -42,35 +25,36 @@ export function readRecords(path: string): { rec: Record<string, unknown>; line:
     throw new SynthmixError("NO_POINTS_FILE", `cannot read ${path}: ${(e as Error).message}`);
   }
   const lines = text.split(/\r?\n/);
-  const out: { rec: Record<string, unknown>; line: number }[] = [];
   const first = lines.find((l) => l.trim() !== "")?.trim() ?? "";
   if (first.startsWith("{")) {
+    const out: { rec: Record<string, unknown>; line: number }[] = [];
     lines.forEach((l, i) => {
       if (l.trim() === "") return;
+      let v: unknown;
       try {
-        out.push({ rec: JSON.parse(l) as Record<string, unknown>, line: i + 1 });
+        v = JSON.parse(l);
       } catch (e) {
         throw new BadRecordError(path, i + 1, `malformed JSON (${(e as Error).message})`);
       }
+      if (v === null || typeof v !== "object" || Array.isArray(v))
+        throw new BadRecordError(path, i + 1, "expected a JSON object per line");
+      out.push({ rec: { ...v }, line: i + 1 });
     });
     return out;
   }
-  const headerIdx = lines.findIndex((l) => l.trim() !== "");
-  if (headerIdx < 0) return out;
-  const header = splitCsvLine(lines[headerIdx]);
-  for (let i = headerIdx + 1; i < lines.length; i++) {
-    if (lines[i].trim() === "") continue;
-    const cells = splitCsvLine(lines[i]);
-    if (cells.length !== header.length) {
-      throw new BadRecordError(path, i + 1, `${cells.length} fields, the header has ${header.length}`);
-    }
-    const rec: Record<string, unknown> = {};
-    header.forEach((h, j) => {
-      rec[h] = cells[j];
+  try {
+    const rows: { record: Record<string, string>; info: { lines: number } }[] = parse(text, {
+      columns: true,
+      skip_empty_lines: true,
+      trim: true,
+      bom: true,
+      info: true,
     });
-    out.push({ rec, line: i + 1 });
+    return rows.map((r) => ({ rec: r.record, line: r.info.lines }));
+  } catch (e) {
+    const err = e as Error & { lines?: number };
+    throw new BadRecordError(path, err.lines ?? 0, `malformed CSV (${err.message})`);
   }
-  return out;
 }
 
 /**
@@ -80,12 +64,27 @@ export function readRecords(path: string): { rec: Record<string, unknown>; line:
  * natural-only baseline for speed-ups.
  */
 export function readPointRows(path: string, cols: PointColumns = {}): RunResultRow[] {
-  const nCol = cols.n ?? "N";
-  const dCol = cols.d ?? "D";
-  const lossCol = cols.loss ?? "loss";
-  const groupCol = cols.group ?? "group";
   const records = readRecords(path);
   if (records.length === 0) throw new SynthmixError("NO_POINTS", `${path}: no points`);
+  const have = Object.keys(records[0].rec);
+  const pick = (given: string | undefined, names: string[]) =>
+    given ?? names.find((n) => have.includes(n)) ?? names[0];
+  const nCol = pick(cols.n, ["N", "nonEmbeddingParams"]);
+  const dCol = pick(cols.d, ["D", "tokens"]);
+  const lossCol = cols.loss ?? "loss";
+  const groupCol = cols.group ?? "group";
+  const need = cols.need ?? { N: false, D: false };
+  for (const [col, flag, needed] of [
+    [nCol, "--n-col", need.N],
+    [dCol, "--d-col", need.D],
+    [lossCol, "--loss-col", need.loss ?? true],
+  ] as const) {
+    if (needed && !have.includes(col)) {
+      throw new SynthmixError("MISSING_COLUMN", `${path}: no column "${col}" (columns: ${have.join(", ")})`, {
+        hint: `name the column with ${flag} <name>`,
+      });
+    }
+  }
   const num = (rec: Record<string, unknown>, col: string, line: number, required: boolean): number => {
     const v = rec[col];
     if (v === undefined || v === "") {
@@ -100,9 +99,9 @@ export function readPointRows(path: string, cols: PointColumns = {}): RunResultR
     return x;
   };
   return records.map(({ rec, line }, i) => {
-    const loss = num(rec, lossCol, line, true);
-    const N = num(rec, nCol, line, false);
-    const D = num(rec, dCol, line, false);
+    const loss = num(rec, lossCol, line, need.loss ?? true);
+    const N = num(rec, nCol, line, need.N);
+    const D = num(rec, dCol, line, need.D);
     const hasMix = rec.synthetic !== undefined && rec.ratio !== undefined;
     const group = String(rec[groupCol] ?? rec.mixture ?? "all");
     const natural = group === "natural" || group === "none";

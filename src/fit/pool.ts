@@ -2,6 +2,7 @@ import type { Worker } from "node:worker_threads";
 import { siblingModule, startWorker } from "../util/workers.js";
 import {
   assembleOutcome,
+  bootstrapCount,
   bootstrapRange,
   collectBoot,
   type FitOptions,
@@ -15,6 +16,7 @@ import {
   screen,
 } from "./fit.js";
 import { type FitData, type Form, getForm } from "./forms.js";
+import { FIT_DEFAULTS } from "./options.js";
 import type { FitTask } from "./worker.js";
 
 /**
@@ -105,20 +107,29 @@ export async function fitScalingLawParallel(
   opts: FitOptions = {},
 ): Promise<FitOutcome> {
   const form = resolveForm(formIn);
-  const delta = opts.huberDelta ?? 1e-3;
+  const delta = opts.huberDelta ?? FIT_DEFAULTS.huberDelta;
   const data = makeData(points, form, opts.label);
   const grid = opts.grid ?? form.initGrid();
   const usePool = pool !== null && pool.size > 1 && getForm(form.name) === form;
   const screened = usePool ? await pool.screen(form, data, delta, grid) : screen(form, data, delta, grid);
   const { best, optima } = polish(form, data, delta, screened, opts.tight);
   const starts = refitStarts(optima);
-  const count = opts.bootstrap ?? 0;
-  const seed = opts.seed ?? 0;
+  const count = bootstrapCount(form, data, opts.bootstrap ?? FIT_DEFAULTS.bootstrap);
+  const seed = opts.seed ?? FIT_DEFAULTS.seed;
   const all =
     count === 0
       ? []
       : usePool
         ? await pool.bootstrap(form, data, delta, starts, count, seed)
         : bootstrapRange(form, data, delta, starts, seed, 0, count);
-  return assembleOutcome(form, data, delta, grid.length, best, starts, collectBoot(all), opts);
+  return assembleOutcome(
+    form,
+    data,
+    delta,
+    grid.length,
+    best,
+    starts,
+    { ...collectBoot(all), requested: count },
+    opts,
+  );
 }

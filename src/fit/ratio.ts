@@ -1,6 +1,40 @@
+import type { RunResultRow } from "../sweep/results.js";
 import { Rng } from "../util/rng.js";
-import type { BestRatioEntry, BestRatioTrend } from "./results.js";
+import type { BestRatioEntry, BestRatioTrend, Estimate } from "./results.js";
 import { estimate, leastSquares } from "./stats.js";
+
+/** A quadratic best ratio needs at least this many distinct ratios (3 fit it exactly, 4 leave 1 dof). */
+export const MIN_RATIOS_QUADRATIC = 5;
+
+/** 95% quantile of chi-square with df degrees of freedom (table to 10, then Wilson-Hilferty). */
+export function chi2Quantile95(df: number): number {
+  const table = [3.841, 5.991, 7.815, 9.488, 11.07, 12.592, 14.067, 15.507, 16.919, 18.307];
+  if (df < 1) return Number.POSITIVE_INFINITY;
+  if (df <= 10) return table[Math.floor(df) - 1];
+  const z = 1.644854;
+  return df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
+}
+
+/**
+ * Seed-to-seed noise: pooled standard deviation of log loss over the runs that share (mixture, N, D)
+ * and differ only in seed; null when the grid has no seed replicates.
+ */
+export function seedNoise(rows: RunResultRow[]): number | null {
+  const groups = new Map<string, number[]>();
+  for (const r of rows) {
+    const k = `${r.synthetic}\u0000${r.ratio}\u0000${r.generator}\u0000${r.nonEmbeddingParams}\u0000${r.tokens}`;
+    groups.set(k, [...(groups.get(k) ?? []), Math.log(r.loss)]);
+  }
+  let ss = 0;
+  let df = 0;
+  for (const ls of groups.values()) {
+    if (ls.length < 2) continue;
+    const m = ls.reduce((a, b) => a + b, 0) / ls.length;
+    for (const l of ls) ss += (l - m) ** 2;
+    df += ls.length - 1;
+  }
+  return df > 0 ? Math.sqrt(ss / df) : null;
+}
 
 export interface RatioPoint {
   ratio: number;
@@ -122,13 +156,69 @@ function domainLaws(byDomain: RatioCell["byDomain"], near?: MixLaw[]): MixLaw[] 
   return laws;
 }
 
+/** Two estimates agree when each interval contains the other's value (null when either lacks one). */
+function agree(a: Estimate | undefined, b: Estimate | undefined): boolean | null {
+  if (!a || !b || a.lo === null || a.hi === null || b.lo === null || b.hi === null) return null;
+  return a.lo <= b.value && b.value <= a.hi && b.lo <= a.value && a.value <= b.hi;
+}
+
+/**
+ * Lack of fit of the quadratic: its residual sum of squares in log loss against the noise level (sigma^2
+ * / runs per point) must pass chi-square(k - 3) at 95%; with 3 ratios there is nothing to test.
+ */
+function lackOfFit(pts: RatioPoint[], c: [number, number, number], sigmaLog: number) {
+  const k = pts.length;
+  if (k <= 3 || !(sigmaLog > 0)) return null;
+  let ss = 0;
+  let chi = 0;
+  for (const p of pts) {
+    const r = Math.log(p.loss) - Math.log(c[0] + c[1] * p.ratio + c[2] * p.ratio * p.ratio);
+    ss += r * r;
+    chi += (r * r * p.runs) / (sigmaLog * sigmaLog);
+  }
+  return { rms: Math.sqrt(ss / k), noise: sigmaLog, ok: chi <= chi2Quantile95(k - 3) };
+}
+
+/** Why a quadratic best ratio is not resolved (null when it is). */
+function unresolvedReason(
+  pts: RatioPoint[],
+  quadratic: BestRatioEntry["quadratic"],
+  agreement: boolean | null,
+  perDomain: boolean,
+): string | null {
+  const k = new Set(pts.map((p) => p.ratio)).size;
+  if (k < MIN_RATIOS_QUADRATIC)
+    return `${k} distinct ratios; a quadratic optimum needs >= ${MIN_RATIOS_QUADRATIC} (with 3-4 its vertex is set by the design, not the losses)`;
+  if (!quadratic) return "the quadratic could not be fitted";
+  const [, c1, c2] = quadratic.coef;
+  const v = c2 > 0 ? -c1 / (2 * c2) : Number.NaN;
+  if (!(v > 0 && v < 1)) return "the quadratic has no interior minimum on [0, 1]";
+  if (quadratic.lackOfFit && !quadratic.lackOfFit.ok)
+    return `lack of fit: the quadratic misses the losses by ${quadratic.lackOfFit.rms.toPrecision(2)} (log) against noise ${quadratic.lackOfFit.noise.toPrecision(2)}`;
+  const e = quadratic.bestRatio;
+  if (e.lo === null || e.hi === null) return "no bootstrap interval";
+  if (e.lo <= 0 || e.hi >= 1) return "the interval reaches the end of [0, 1]";
+  // A one-domain mixing law is monotone (its optimum is 0 or 1 by construction), so only the per-domain
+  // mean, which can have an interior optimum, can contradict the quadratic; the lack-of-fit test above
+  // is what catches a monotone truth.
+  if (agreement === false && perDomain) return "the quadratic and the per-domain mixing laws disagree";
+  return null;
+}
+
 /**
  * Best ratio for one (synthetic, generator, N, D) cell with a parametric bootstrap: each mean loss is
- * perturbed by log-normal noise of scale sigma / sqrt(runs), where sigma is the run-to-run noise (the
- * scaling-law fits' RMS log-residual). Resampling runs is not possible here: a cell usually has one run
- * per ratio, and dropping a ratio leaves the quadratic unidentified.
+ * perturbed by log-normal noise of scale sigma / sqrt(runs), where sigma is the seed-to-seed noise when
+ * the grid has seed replicates, else the scaling-law fits' RMS log-residual. Resampling runs is not
+ * possible here: a cell usually has one run per ratio. The quadratic and the mixing law are both
+ * reported with their agreement; the optimum is `resolved` only when the quadratic passes every check.
  */
-export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, seed: number): BestRatioEntry {
+export function bestRatioEntry(
+  cell: RatioCell,
+  noise: BestRatioEntry["noise"],
+  count: number,
+  seed: number,
+): BestRatioEntry {
+  const sigma = noise.sigmaLog;
   const pts = [...cell.points].sort((a, b) => a.ratio - b.ratio);
   const observedBest = pts.reduce((b, p) => (p.loss < b.loss ? p : b), pts[0]).ratio;
   const quad = fitQuadratic(pts);
@@ -186,6 +276,7 @@ export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, se
       coef: quad,
       bestRatio: estimate(r, qR),
       bestLoss: estimate(quad[0] + quad[1] * r + quad[2] * r * r, qL),
+      lackOfFit: lackOfFit(pts, quad, sigma),
     };
   }
   let mixingLaw: BestRatioEntry["mixingLaw"] = null;
@@ -205,6 +296,8 @@ export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, se
       bestLoss: estimate(mix.c + mix.k * Math.exp(mix.t * r), mL),
     };
   }
+  const agreement = agree(quadratic?.bestRatio, mixingLaw?.bestRatio);
+  const reason = unresolvedReason(pts, quadratic, agreement, !!mixingLaw?.domains);
   return {
     synthetic: cell.synthetic,
     generator: cell.generator,
@@ -214,6 +307,10 @@ export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, se
     quadratic,
     mixingLaw,
     observedBest,
+    noise,
+    agreement,
+    resolved: reason === null,
+    ...(reason ? { reason } : {}),
   };
 }
 
@@ -221,7 +318,7 @@ export function bestRatioEntry(cell: RatioCell, sigma: number, count: number, se
 export function bestRatioTrends(entries: BestRatioEntry[]): BestRatioTrend[] {
   const groups = new Map<string, BestRatioEntry[]>();
   for (const e of entries) {
-    if (!e.quadratic) continue;
+    if (!e.quadratic || !e.resolved) continue;
     const k = `${e.synthetic}\u0000${e.generator}`;
     groups.set(k, [...(groups.get(k) ?? []), e]);
   }

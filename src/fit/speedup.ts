@@ -1,4 +1,4 @@
-import type { MixtureKey, SpeedupEntry } from "./results.js";
+import type { FitWarning, MixtureFit, MixtureKey, SpeedupEntry } from "./results.js";
 import { estimate } from "./stats.js";
 
 /** Natural-unit parameters of a fitted data (B, beta, E) or joint (A, alpha, B, beta, E) law. */
@@ -36,6 +36,48 @@ export interface SpeedupInput {
   targets: number[];
   /** The natural run with the largest D at this N (mean loss over its seeds), if any. */
   largestNatural: { D: number; loss: number } | null;
+  /** The two fits (their D ranges and warnings decide `extrapolated` and `supported`). */
+  naturalFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params">;
+  mixtureFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params">;
+}
+
+/**
+ * Is D outside the fitted D range (by more than `margin`)? The mixture side is checked strictly. The
+ * natural side is read at the natural runs' own losses, so its inversion lands on its data up to noise:
+ * at the flat end of a curve 0.3% loss noise moves D by ~25%, hence a margin of 1.25 there.
+ */
+function outside(D: number, fit: SpeedupInput["naturalFit"], margin = 1 + 1e-9): boolean {
+  const r = fit?.range.D;
+  return !!r && (D < r[0] / margin || D > r[1] * margin);
+}
+
+const NATURAL_MARGIN = 1.25;
+
+function extrapolated(inp: SpeedupInput, dn: number, dm: number): boolean {
+  return outside(dm, inp.mixtureFit) || outside(dn, inp.naturalFit, NATURAL_MARGIN);
+}
+
+/** Warnings inherited from the two laws, and whether both are identified and valid. */
+function support(inp: SpeedupInput): { warnings: FitWarning[]; supported: boolean } {
+  const warnings: FitWarning[] = [];
+  let supported = true;
+  for (const [who, f] of [
+    ["natural", inp.naturalFit],
+    ["mixture", inp.mixtureFit],
+  ] as const) {
+    if (!f) continue;
+    for (const w of f.warnings)
+      warnings.push({ code: w.code, message: `${who} law (${f.key}): ${w.message}` });
+    const unidentified = Object.entries(f.params).filter(([, e]) => !e.identified);
+    if (f.warnings.length || unidentified.length) supported = false;
+    if (unidentified.length && !f.warnings.length) {
+      warnings.push({
+        code: "UNIDENTIFIED",
+        message: `${who} law (${f.key}): ${unidentified.map(([k, e]) => `${k} not identified (${e.reason ?? "no interval"})`).join(", ")}`,
+      });
+    }
+  }
+  return { warnings, supported };
 }
 
 function bootSpeedups(inp: SpeedupInput, target: number): number[] {
@@ -81,6 +123,7 @@ export function speedupEntry(inp: SpeedupInput): SpeedupEntry {
       dNatural: dn,
       dMix: dm,
       speedup: estimateWithInf(dn / dm, bootSpeedups(inp, t)),
+      extrapolated: extrapolated(inp, dn, dm),
     });
   }
   let atLargestNatural: SpeedupEntry["atLargestNatural"] = null;
@@ -95,10 +138,30 @@ export function speedupEntry(inp: SpeedupInput): SpeedupEntry {
         dNatural: dn,
         dMix: dm,
         speedup: estimateWithInf(dn / dm, bootSpeedups(inp, t)),
+        extrapolated: extrapolated(inp, dn, dm),
       };
     }
   }
-  return { ...inp.mix, N: inp.N, method: inp.method, baseline: inp.baseline, curve, atLargestNatural };
+  const { warnings, supported } = support(inp);
+  if (atLargestNatural?.extrapolated) {
+    const mixSide = outside(atLargestNatural.dMix, inp.mixtureFit);
+    const r = (mixSide ? inp.mixtureFit : inp.naturalFit)?.range.D;
+    const d = mixSide ? atLargestNatural.dMix : atLargestNatural.dNatural;
+    warnings.push({
+      code: "EXTRAPOLATED",
+      message: `the ${mixSide ? "mixture" : "natural"} law needs D = ${d.toPrecision(3)} to reach L* = ${atLargestNatural.targetLoss.toPrecision(4)}${r ? `, outside its fitted D range [${r[0].toPrecision(3)}, ${r[1].toPrecision(3)}]` : ""}: the speed-up is an extrapolation`,
+    });
+  }
+  return {
+    ...inp.mix,
+    N: inp.N,
+    method: inp.method,
+    baseline: inp.baseline,
+    curve,
+    atLargestNatural,
+    warnings,
+    supported,
+  };
 }
 
 /** `count` target losses spread evenly over [lo, hi]. */

@@ -1,6 +1,5 @@
 import { join } from "node:path";
 import type { RunResultRow } from "../sweep/results.js";
-import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed } from "../util/rng.js";
@@ -14,8 +13,9 @@ import {
   rowsForDomain,
   splitBy,
 } from "./groups.js";
+import { type FitStageInput, type FitStageOptions, FitStageSchema } from "./options.js";
 import { FitPool, fitScalingLawParallel } from "./pool.js";
-import { bestRatioEntry, bestRatioTrends, type RatioCell } from "./ratio.js";
+import { bestRatioEntry, bestRatioTrends, type RatioCell, seedNoise } from "./ratio.js";
 import type {
   BestRatioEntry,
   BestRatioFile,
@@ -28,21 +28,14 @@ import type {
   SpeedupEntry,
   SpeedupsFile,
 } from "./results.js";
+import { writeBestRatioFile, writeFitsFile, writeSpeedupsFile } from "./results.js";
 import { type LawParams, speedupEntry, targetRange } from "./speedup.js";
 
-export interface FitRowsOptions {
+/** Options of `fitRows`/`fitWorkspace`: the stage schema (defaults in src/fit/options.ts), a Form object, progress. */
+export type FitRowsOptions = Omit<FitStageInput, "form" | "workers"> & {
   form?: Form | string;
-  /** Test domain (default "all"). */
-  domain?: string;
-  bootstrap?: number;
-  seed?: number;
-  huberDelta?: number;
-  /** Compute LOO and hold-out checks (default true). */
-  quality?: boolean;
-  /** Target losses on each speed-up curve (default 20). */
-  curvePoints?: number;
   progress?: Progress;
-}
+};
 
 export interface FitRowsResult {
   fits: FitsFile;
@@ -52,6 +45,7 @@ export interface FitRowsResult {
 
 interface DoneFit {
   group: MixtureGroup;
+  rows: RunResultRow[];
   fixedN: number | null;
   fixedD: number | null;
   outcome: FitOutcome;
@@ -59,8 +53,37 @@ interface DoneFit {
 
 const CREATED_BY = "synthmix fit";
 
+/** Largest epochs per repeated source over the rows (rows carry `epochs` from the mixture manifests). */
+export function repetitionOf(rows: RunResultRow[]): MixtureFit["repetition"] {
+  const repeated: Record<string, number> = {};
+  let maxEpochs: number | null = null;
+  for (const r of rows) {
+    if (!r.epochs) continue;
+    for (const [src, ep] of Object.entries(r.epochs)) {
+      maxEpochs = Math.max(maxEpochs ?? 0, ep);
+      if (ep > 1) repeated[src] = Math.max(repeated[src] ?? 0, ep);
+    }
+  }
+  return { maxEpochs, repeated };
+}
+
+function span(vals: number[]): [number, number] | null {
+  const v = vals.filter(Number.isFinite);
+  return v.length ? [Math.min(...v), Math.max(...v)] : null;
+}
+
 function toMixtureFit(d: DoneFit): MixtureFit {
   const { group, outcome } = d;
+  const repetition = repetitionOf(d.rows);
+  const warnings = [...outcome.warnings];
+  const rep = Object.entries(repetition.repeated);
+  if (rep.length) {
+    warnings.push({
+      code: "REPEATED_DATA",
+      message: `runs repeat data: ${rep.map(([s, e]) => `${s} up to ${Number(e.toPrecision(3))} epochs`).join(", ")}; repeated tokens are worth less than fresh ones (Muennighoff et al. 2023), so D overstates the data`,
+    });
+  }
+  const uses = resolveForm(outcome.form).uses;
   return {
     key: group.key,
     mixture: group.mixture,
@@ -71,10 +94,20 @@ function toMixtureFit(d: DoneFit): MixtureFit {
     fixedN: d.fixedN,
     fixedD: d.fixedD,
     points: outcome.data.n,
+    effectivePoints: outcome.effectivePoints,
+    dof: outcome.dof,
+    range: {
+      N: uses.N ? span(Array.from(outcome.data.N)) : null,
+      D: uses.D ? span(Array.from(outcome.data.D)) : null,
+    },
     params: outcome.params,
     raw: outcome.raw,
     quality: outcome.quality,
     bootstrapFailures: outcome.bootFailures,
+    bootstrapFailureShare: outcome.bootRequested > 0 ? outcome.bootFailures / outcome.bootRequested : 0,
+    replicates: outcome.boot,
+    repetition,
+    warnings,
   };
 }
 
@@ -90,21 +123,24 @@ interface FitContext {
   settings: FitSettings;
   rows: RunResultRow[];
   plan: PlannedFit[];
-  opts: FitRowsOptions;
+  opts: FitStageOptions & { progress?: Progress };
   allRows: RunResultRow[];
 }
 
 /** Settings, the rows of the domain, and which fits to make (see fitRows). */
-function prepare(allRows: RunResultRow[], opts: FitRowsOptions): FitContext {
-  const form = resolveForm(opts.form ?? "joint");
-  const domain = opts.domain ?? "all";
+function prepare(allRows: RunResultRow[], input: FitRowsOptions): FitContext {
+  const { form: formIn, progress, ...rest } = input;
+  const parsed = FitStageSchema.parse({ ...rest, form: typeof formIn === "string" ? formIn : undefined });
+  const opts = { ...parsed, progress };
+  const form = resolveForm(formIn ?? parsed.form);
+  const domain = opts.domain;
   const settings: FitSettings = {
     form: form.name,
     domain,
-    huberDelta: opts.huberDelta ?? 1e-3,
+    huberDelta: opts.huberDelta,
     gridStarts: form.initGrid().length,
-    bootstrap: opts.bootstrap ?? 1000,
-    seed: opts.seed ?? 0,
+    bootstrap: opts.bootstrap,
+    seed: opts.seed,
   };
   const rows = rowsForDomain(allRows, domain);
   if (rows.length === 0) throw new SynthmixError("NO_RUN_RESULTS", "no finished runs to fit");
@@ -195,7 +231,7 @@ export async function fitRowsParallel(
   opts: FitRowsOptions & { workers?: number } = {},
 ): Promise<FitRowsResult> {
   const ctx = prepare(allRows, opts);
-  const workers = opts.workers ?? 2;
+  const workers = FitStageSchema.shape.workers.parse(opts.workers);
   if (workers <= 1) return fitRows(allRows, opts);
   const pool = new FitPool(workers);
   const done: DoneFit[] = [];
@@ -218,20 +254,25 @@ export async function fitRowsParallel(
 
 function finish(ctx: FitContext, done: DoneFit[], failures: FitFailure[]): FitRowsResult {
   const { form, rows, settings } = ctx;
-  const speedups = computeSpeedups(form, rows, done, settings, ctx.opts.curvePoints ?? 20);
-  const sigma = pooledSigma(done);
+  const mixtureFits = done.map(toMixtureFit);
+  const speedups = computeSpeedups(form, rows, done, mixtureFits, settings, ctx.opts.curvePoints);
+  // Noise of the ratio bootstrap: seed-to-seed spread when the grid has seed replicates, else the fits'.
+  const seeds = seedNoise(rows);
+  const noise = seeds
+    ? { sigmaLog: seeds, from: "seeds" as const }
+    : { sigmaLog: pooledSigma(done), from: "fit-residuals" as const };
   const domainRows = settings.domain === "all" ? ctx.allRows.filter((r) => r.domain !== "all") : [];
   const entries: BestRatioEntry[] = ratioCells(rows, domainRows).map((c) =>
     bestRatioEntry(
       c,
-      sigma,
+      noise,
       settings.bootstrap,
       deriveSeed(settings.seed, "ratio", c.synthetic, c.generator, c.N, c.D),
     ),
   );
   const now = new Date().toISOString();
   const bestRatio: BestRatioFile = {
-    version: 1,
+    version: 2,
     createdBy: CREATED_BY,
     createdAt: now,
     settings,
@@ -239,11 +280,11 @@ function finish(ctx: FitContext, done: DoneFit[], failures: FitFailure[]): FitRo
     trends: bestRatioTrends(entries),
   };
   const fits: FitsFile = {
-    version: 1,
+    version: 2,
     createdBy: CREATED_BY,
     createdAt: now,
     settings,
-    fits: done.map(toMixtureFit),
+    fits: mixtureFits,
     failures,
     generators: generatorRows(done, speedups.entries, entries),
   };
@@ -258,11 +299,12 @@ function computeSpeedups(
   form: Form,
   rows: RunResultRow[],
   done: DoneFit[],
+  fits: MixtureFit[],
   settings: FitSettings,
   curvePoints: number,
 ): SpeedupsFile {
   const base: SpeedupsFile = {
-    version: 1,
+    version: 2,
     createdBy: CREATED_BY,
     createdAt: new Date().toISOString(),
     settings,
@@ -272,6 +314,7 @@ function computeSpeedups(
     return { ...base, note: `speed-ups need the data or joint form (fitted: ${form.name})` };
   }
   const natFits = done.filter((d) => d.group.key === "none:0:");
+  const fitOf = (d: DoneFit) => fits[done.indexOf(d)];
   if (natFits.length === 0)
     return { ...base, note: "no natural-only mixture was fitted, so there is no baseline" };
   const naturalRows = rows.filter(isNatural);
@@ -308,6 +351,8 @@ function computeSpeedups(
             mixtureBoot: bootNatural(mix.outcome, form),
             targets: targetsFor(N),
             largestNatural: largestAt(N),
+            naturalFit: fitOf(nat),
+            mixtureFit: fitOf(mix),
           }),
         );
       }
@@ -326,6 +371,8 @@ function computeSpeedups(
           mixtureBoot: bootNatural(mix.outcome, form),
           targets: targetsFor(mix.fixedN),
           largestNatural: largestAt(mix.fixedN),
+          naturalFit: fitOf(nat),
+          mixtureFit: fitOf(mix),
         }),
       );
     }
@@ -334,16 +381,17 @@ function computeSpeedups(
 }
 
 /** Run-to-run noise for the best-ratio bootstrap: RMS log-residual pooled over all fits. */
+/** Run-to-run noise from the fits: pooled log-residuals with their degrees of freedom, sqrt(SSR / sum(n - p)). */
 function pooledSigma(done: DoneFit[]): number {
   let ss = 0;
-  let n = 0;
+  let df = 0;
   for (const d of done) {
-    for (const r of d.outcome.quality.residuals) {
-      ss += r.logResidual ** 2;
-      n++;
-    }
+    const rs = d.outcome.quality.residuals;
+    if (rs.length <= d.outcome.theta.length) continue;
+    for (const r of rs) ss += r.logResidual ** 2;
+    df += rs.length - d.outcome.theta.length;
   }
-  return n > 0 ? Math.sqrt(ss / n) : 0;
+  return df > 0 ? Math.sqrt(ss / df) : 0;
 }
 
 /**
@@ -434,7 +482,7 @@ function generatorRows(done: DoneFit[], speedups: SpeedupEntry[], ratios: BestRa
     const sp = speedups.filter((s) => s.key === key && s.atLargestNatural);
     const topSp = sp.reduce<SpeedupEntry | null>((b, s) => (!b || (s.N ?? 0) > (b.N ?? 0) ? s : b), null);
     const rs = ratios.filter(
-      (r) => r.synthetic === g.synthetic && r.generator === g.generator && r.quadratic,
+      (r) => r.synthetic === g.synthetic && r.generator === g.generator && r.resolved && r.quadratic,
     );
     out.push({
       generator: g.generator,
@@ -442,7 +490,10 @@ function generatorRows(done: DoneFit[], speedups: SpeedupEntry[], ratios: BestRa
       ratio: g.ratio,
       key,
       E: top.outcome.params.E ?? null,
-      speedupAtLargestNatural: topSp?.atLargestNatural?.speedup ?? null,
+      speedupAtLargestNatural:
+        topSp?.atLargestNatural && topSp.supported && !topSp.atLargestNatural.extrapolated
+          ? topSp.atLargestNatural.speedup
+          : null,
       bestRatio: meanEstimate(rs.map((r) => r.quadratic!.bestRatio)),
     });
   }
@@ -460,7 +511,7 @@ export function fitWorkspace(ws: string, opts: FitRowsOptions = {}): FitRowsResu
 }
 
 export function writeFitResults(dir: string, res: FitRowsResult): void {
-  writeJsonAtomic(join(dir, "fits.json"), res.fits);
-  writeJsonAtomic(join(dir, "speedups.json"), res.speedups);
-  writeJsonAtomic(join(dir, "best-ratio.json"), res.bestRatio);
+  writeFitsFile(dir, res.fits);
+  writeSpeedupsFile(dir, res.speedups);
+  writeBestRatioFile(dir, res.bestRatio);
 }

@@ -1,6 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
-import { fsyncDir } from "../util/atomic.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 
 /**
@@ -241,21 +239,7 @@ export function encodeGguf(file: GgufFile): Buffer[] {
 
 /** Write a GGUF file atomically (tmp + fsync + rename) so a kill never leaves a loadable torn model. */
 export function writeGguf(path: string, file: GgufFile): void {
-  const bufs = encodeGguf(file);
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, "w");
-  try {
-    for (const b of bufs) {
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-    }
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
+  writeFileAtomic(path, encodeGguf(file));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,25 +1,39 @@
-import { setMaxListeners } from "node:events";
-import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Doc } from "../corpus/types.js";
-import { JsonlAppender } from "../util/atomic.js";
-import { BadRecordError, SynthmixError } from "../util/errors.js";
-import { sha256, stableHash } from "../util/hash.js";
-import { readJsonl, readJsonlTolerant } from "../util/jsonl.js";
+import { SynthmixError } from "../util/errors.js";
 import { fmtNum, Progress } from "../util/progress.js";
-import { deriveSeed, Rng } from "../util/rng.js";
-import { GenerationError, type GenUsage, type SamplingParams } from "./backends/types.js";
-import { type CountTokens, chunkText, estimateTokens } from "./chunk.js";
-import { checkOutput, type RejectReason } from "./cleanup.js";
-import { KeywordExtractor } from "./keywords.js";
-import { EndpointPool, type PoolSlot } from "./pool.js";
+import { assembleDoc, judge, wantsRetry } from "./assemble.js";
+import type { GenResponse, SamplingParams } from "./backends/types.js";
+import { type CountTokens, estimateTokens } from "./chunk.js";
+import type { CleanupOptions, RejectReason } from "./cleanup.js";
 import {
-  type PromptTemplate,
-  type PromptVars,
-  renderPrompt,
-  resolveTemplate,
-  templateHash,
-} from "./prompts/index.js";
+  acquireLock,
+  BatchedAppender,
+  checkManifest,
+  checkWritable,
+  fsError,
+  type JournalRec,
+  newPartName,
+  partFiles,
+  readJournal,
+  readWritten,
+  repairJsonlTail,
+  type Shard,
+  shardTag,
+  WHOLE,
+  writeStatus,
+} from "./journal.js";
+import { type GenerationSettings, GenerationSettingsSchema, settingsIdentity } from "./options.js";
+import {
+  loadSources,
+  type PlannedDoc,
+  planDocs,
+  requestKey,
+  shardDocs,
+  type WorkItem,
+  workItems,
+} from "./plan.js";
+import { type EndpointState, RequestPolicy } from "./policy.js";
+import { type PromptTemplate, renderPrompt, resolveTemplate, templateHash } from "./prompts/index.js";
 import { createEndpoint, type GeneratorSpec, generatorName, parseGeneratorSpec } from "./spec.js";
 
 export interface GenerationOptions {
@@ -31,15 +45,17 @@ export interface GenerationOptions {
   /** Specs or spec strings; specs with the same backend + model are one generator over several endpoints. */
   generators: (GeneratorSpec | string)[];
   seed?: number;
-  /** Stop adding source documents once their tokens reach this many. */
+  /** Stop adding source documents once their tokens reach this many (applies before sharding). */
   budgetSourceTokens?: number;
-  /** Stop starting new documents once accepted output tokens reach this many (per generator). */
+  /** Stop starting new documents once accepted output tokens reach this many (per generator and shard: divided by the shard count). */
   budgetOutputTokens?: number;
   maxDocs?: number;
   /** Chunk size for source-based styles (default 300 tokens). */
   chunkTokens?: number;
   /** Token counter (e.g. `(s) => tokenizer.encode(s).length`); default: a word-based estimate. */
   countTokens?: CountTokens;
+  /** Identity of the token counter (e.g. the tokenizer's sha256), pinned in the folder manifest. */
+  tokenizerId?: string;
   params?: SamplingParams;
   /** Keywords per TXBK prompt (default 5). */
   keywords?: number;
@@ -55,15 +71,22 @@ export interface GenerationOptions {
   minAcceptRate?: number;
   minOutputTokens?: number;
   maxOutputTokens?: number;
-  /** Attempts per request beyond the first, on timeouts/429/5xx/malformed responses (default 6). */
+  /** Failed attempts per request beyond the first (timeouts, 5xx, malformed responses; default 6). */
   retries?: number;
+  /** Re-asks of an empty answer (default 3). */
+  retryEmpty?: number;
+  retryTruncated?: boolean;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   timeoutMs?: number;
-  /** Consecutive failed attempts after which an endpoint is taken out (default 10). */
+  /** Failed attempts in a row after which an endpoint's breaker opens and cools down (default 10). */
   breakAfter?: number;
+  /** Give an endpoint up after this long without a success (default 5 minutes). */
+  stallTimeoutMs?: number;
   /** llama.cpp threads for gguf generators (default 2). */
   threads?: number;
+  /** Generate only this slice of the planned documents (its own journal, lock and parts). */
+  shard?: Shard;
   skipBadRecords?: boolean;
   progress?: "bar" | "plain" | "silent";
   signal?: AbortSignal;
@@ -75,7 +98,18 @@ export interface GeneratorSummary {
   model: string;
   endpoints: string[];
   outDir: string;
-  requests: { planned: number; alreadyDone: number; completed: number; failed: number; retries: number };
+  shard: string;
+  requests: {
+    planned: number;
+    alreadyDone: number;
+    completed: number;
+    failed: number;
+    retries: number;
+    /** 429 / 503+Retry-After answers (back-pressure, not failures). */
+    backpressure: number;
+    /** Requests asked again after an empty (or truncated) answer. */
+    reasked: number;
+  };
   accepted: number;
   rejected: Partial<Record<RejectReason, number>>;
   docsWritten: number;
@@ -86,8 +120,13 @@ export interface GeneratorSummary {
   elapsedSec: number;
   requestsPerSec: number;
   outputTokensPerSec: number;
-  /** Set when the run stopped early (circuit breaker, abort). */
+  /** Set when the run stopped early (breaker, write error, abort). */
   stoppedBy?: string;
+  /** True when every planned document of this shard has all its requests answered. */
+  complete: boolean;
+  /** Files whose torn tail was truncated before resuming. */
+  repaired: string[];
+  warnings: string[];
 }
 
 export interface GenerationSummary {
@@ -98,111 +137,25 @@ export interface GenerationSummary {
   sourceDocs: number;
   sourceTokens: number;
   badRecords: number;
+  shard: string;
   generators: GeneratorSummary[];
+  /** Every generator complete: no failed request, no incomplete document, no early stop. */
+  complete: boolean;
 }
 
-interface WorkItem {
-  key: string;
-  doc: Doc;
-  chunk: number;
-  chunks: number;
-  parent: string;
-  /** Rendered when dispatched, so a large plan does not hold every prompt in memory. */
-  vars: PromptVars;
-  extra?: Record<string, unknown>;
-}
-
-interface JournalRec {
-  key: string;
-  doc: string;
-  chunk: number;
-  chunks: number;
-  parent: string;
-  text?: string;
-  rejected?: RejectReason;
-  finish_reason?: string;
-  usage?: GenUsage;
-  latency_ms: number;
-  endpoint: string;
-  attempts: number;
-}
-
-/** Appends with one fsync per batch (group commit): fsync per record would cap the rate at ~1/fsync. */
-class BatchedAppender {
-  private queue: unknown[] = [];
-  private scheduled = false;
-  private app?: JsonlAppender;
-  constructor(private readonly path: string) {}
-  push(rec: unknown): void {
-    this.queue.push(rec);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-  flush(): void {
-    this.scheduled = false;
-    if (this.queue.length === 0) return;
-    this.app ??= new JsonlAppender(this.path);
-    const q = this.queue;
-    this.queue = [];
-    this.app.append(q, true);
-  }
-  close(): void {
-    this.flush();
-    this.app?.close();
-  }
-}
-
-function partFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => /^part-.*\.jsonl$/.test(f))
-    .sort()
-    .map((f) => join(dir, f));
-}
-
-/** A fresh part file per run: a torn tail from a killed run stays the last line of its own file. */
-let partCounter = 0;
-function newPartName(): string {
-  return `part-${Date.now().toString(36).padStart(9, "0")}-${process.pid}-${partCounter++}.jsonl`;
-}
-
-async function loadSources(opts: GenerationOptions): Promise<{ docs: Doc[]; bad: number }> {
-  const dir = join(opts.workspace, "corpus", opts.corpusName);
-  const path = join(dir, "train.jsonl");
-  if (!existsSync(path)) {
-    throw new SynthmixError("NO_CORPUS", `no source corpus at ${path}`, {
-      hint: `import a corpus first (synthmix corpus ...) so that corpus/${opts.corpusName}/train.jsonl exists`,
+/** A generation that ran but left work undone; the CLI prints the summary and exits non-zero. */
+export class GenerationIncompleteError extends SynthmixError {
+  constructor(readonly summary: GenerationSummary) {
+    const parts = summary.generators
+      .filter((g) => !g.complete)
+      .map(
+        (g) =>
+          `${g.generator}: ${g.requests.failed} requests failed, ${g.docsIncomplete} documents incomplete${g.stoppedBy ? ` (stopped: ${g.stoppedBy})` : ""}`,
+      );
+    super("GENERATION_INCOMPLETE", `generation incomplete: ${parts.join("; ")}`, {
+      hint: "everything that succeeded is saved; rerun the same command to retry only the missing requests",
     });
   }
-  // Ids held out for evaluation must never be rephrased, even if a split file was edited by hand.
-  const testIds = new Set<string>();
-  const testDir = join(dir, "test");
-  if (existsSync(testDir)) {
-    for (const f of readdirSync(testDir).filter((x) => x.endsWith(".jsonl"))) {
-      for (const r of await readJsonlTolerant<{ id?: string }>(join(testDir, f))) if (r.id) testIds.add(r.id);
-    }
-  }
-  let bad = 0;
-  const onBad = opts.skipBadRecords ? () => void bad++ : undefined;
-  const docs: Doc[] = [];
-  for await (const { value, line } of readJsonl<Doc>(path, onBad)) {
-    const v = value as Partial<Doc> | null;
-    if (!v || typeof v !== "object" || typeof v.id !== "string" || typeof v.text !== "string") {
-      const err = new BadRecordError(path, line, "record needs string fields id and text", {
-        hint: "fix the record or pass --skip-bad-records to skip and count such records",
-      });
-      if (onBad) {
-        onBad();
-        continue;
-      }
-      throw err;
-    }
-    if (testIds.has(v.id) || v.text.trim() === "") continue;
-    docs.push(v as Doc);
-  }
-  return { docs, bad };
 }
 
 function groupGenerators(list: (GeneratorSpec | string)[]): GeneratorSpec[][] {
@@ -219,33 +172,7 @@ function groupGenerators(list: (GeneratorSpec | string)[]): GeneratorSpec[][] {
   return [...groups.values()];
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
-
-/**
- * Generate synthetic documents from a corpus with one or more generators. Resumable and idempotent:
- * every request has a key; results are journaled (fsync'd) under `<out>/chunks/` as they arrive and
- * finished documents (chunks re-joined) are appended to `<out>/part-*.jsonl`; a rerun skips both.
- */
-export async function runGeneration(opts: GenerationOptions): Promise<GenerationSummary> {
-  const template = typeof opts.style === "string" ? resolveTemplate(opts.style) : opts.style;
-  const tHash = templateHash(template);
-  const seed = opts.seed ?? 0;
-  const count = opts.countTokens ?? estimateTokens;
-  const chunkTokens = opts.chunkTokens ?? 300;
-  const params: SamplingParams = { temperature: 0.7, max_tokens: 1024, ...opts.params };
-  // Check generator specs before reading anything, so a typo fails fast.
-  const groups = groupGenerators(opts.generators);
+function checkNames(groups: GeneratorSpec[][], template: PromptTemplate): void {
   const names = new Map<string, GeneratorSpec>();
   for (const [spec] of groups) {
     const n = generatorName(spec);
@@ -259,117 +186,142 @@ export async function runGeneration(opts: GenerationOptions): Promise<Generation
     }
     names.set(n, spec);
   }
-  const { docs, bad } = await loadSources(opts);
+}
+
+/** Parse the flat library options through the one settings schema (every default lives there). */
+export function parseSettings(opts: GenerationOptions): GenerationSettings {
+  const pick = <K extends keyof GenerationOptions>(...keys: K[]) =>
+    Object.fromEntries(keys.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]]));
+  const params = Object.fromEntries(Object.entries(opts.params ?? {}).filter(([, v]) => v !== undefined));
+  try {
+    return GenerationSettingsSchema.parse({
+      ...pick(
+        "seed",
+        "chunkTokens",
+        "keywords",
+        "audiences",
+        "stripMarkdown",
+        "lenient",
+        "minOutputTokens",
+        "maxOutputTokens",
+        "minAcceptRate",
+        "retries",
+        "retryEmpty",
+        "retryTruncated",
+        "backoffBaseMs",
+        "backoffMaxMs",
+        "timeoutMs",
+        "breakAfter",
+        "stallTimeoutMs",
+        "threads",
+      ),
+      params,
+    });
+  } catch (e) {
+    const issues = (e as { issues?: { path: (string | number)[]; message: string }[] }).issues;
+    throw new SynthmixError(
+      "GENERATE_OPTIONS",
+      `bad generation options: ${issues?.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") ?? (e as Error).message}`,
+    );
+  }
+}
+
+/**
+ * Generate synthetic documents from a corpus with one or more generators. Resumable and idempotent:
+ * every request has a key; raw answers are journaled (fsync'd) under `<out>/chunks/` as they arrive and
+ * finished documents are appended to `<out>/part-*.jsonl`; a rerun skips both. Returns a summary whose
+ * `complete` says whether anything is left to do (failed requests, incomplete documents, a stop).
+ */
+export async function runGeneration(opts: GenerationOptions): Promise<GenerationSummary> {
+  const template = typeof opts.style === "string" ? resolveTemplate(opts.style) : opts.style;
+  const tHash = templateHash(template);
+  const settings = parseSettings(opts);
+  const count = opts.countTokens ?? estimateTokens;
+  const shard = opts.shard ?? WHOLE;
+  // Check generator specs before reading anything, so a typo fails fast.
+  const groups = groupGenerators(opts.generators);
+  checkNames(groups, template);
+  const { docs, bad } = await loadSources(opts.workspace, opts.corpusName, !!opts.skipBadRecords);
   if (docs.length === 0) {
     throw new SynthmixError("NO_SOURCES", `corpus ${opts.corpusName} has no usable training documents`);
   }
-
-  // Seeded source order, independent of the generator so a comparison sees the same sources.
-  const order = new Rng(deriveSeed(seed, "generate-sources", opts.corpusName, template.name)).shuffle(
-    docs.map((_, i) => i),
-  );
-  const kw = template.input === "keywords" ? new KeywordExtractor() : undefined;
-  if (kw) for (const d of docs) kw.add(d.text);
-
-  interface Planned {
-    doc: Doc;
-    units: { text?: string; keywords?: string[]; audience?: string; parent: string }[];
-  }
-  const planned: Planned[] = [];
-  let sourceTokens = 0;
-  for (const i of order) {
-    if (opts.maxDocs !== undefined && planned.length >= opts.maxDocs) break;
-    if (opts.budgetSourceTokens !== undefined && sourceTokens >= opts.budgetSourceTokens) break;
-    const doc = docs[i];
-    if (kw) {
-      const dseed = deriveSeed(seed, "txbk", doc.id);
-      const aud = opts.audiences?.length
-        ? opts.audiences[new Rng(dseed).int(opts.audiences.length)]
-        : undefined;
-      planned.push({
-        doc,
-        units: [{ keywords: kw.sample(doc.text, opts.keywords ?? 5, dseed), audience: aud, parent: doc.id }],
-      });
-      sourceTokens += count(doc.text);
-    } else {
-      const chunks = chunkText(doc.text, chunkTokens, count);
-      if (chunks.length === 0) continue;
-      planned.push({
-        doc,
-        units: chunks.map((text, k) => ({
-          text,
-          parent: chunks.length === 1 ? doc.id : `${doc.id}#chunk${k}`,
-        })),
-      });
-      for (const c of chunks) sourceTokens += count(c);
-    }
-  }
-
-  const results = await Promise.all(
+  const { planned, sourceTokens } = planDocs(docs, template, {
+    seed: settings.seed,
+    corpusName: opts.corpusName,
+    maxDocs: opts.maxDocs,
+    budgetSourceTokens: opts.budgetSourceTokens,
+    chunkTokens: settings.chunkTokens,
+    keywords: settings.keywords,
+    audiences: settings.audiences,
+    count,
+  });
+  const mine = shardDocs(planned, shard);
+  const settled = await Promise.allSettled(
     groups.map((specs) =>
-      runOneGenerator(specs, {
-        opts,
-        template,
-        tHash,
-        params,
-        planned,
-        count,
-      }),
+      runOneGenerator(specs, { opts, settings, template, tHash, planned: mine, count, shard }),
     ),
   );
+  const failedGen = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failedGen) throw failedGen.reason;
+  const results = settled.map((r) => (r as PromiseFulfilledResult<GeneratorSummary>).value);
   return {
     style: template.name,
     templateSha256: tHash,
     corpus: opts.corpusName,
-    seed,
-    sourceDocs: planned.length,
+    seed: settings.seed,
+    sourceDocs: mine.length,
     sourceTokens,
     badRecords: bad,
+    shard: `${shard.index}/${shard.count}`,
     generators: results,
+    complete: results.every((g) => g.complete),
   };
 }
 
-async function runOneGenerator(
+interface GenContext {
+  opts: GenerationOptions;
+  settings: GenerationSettings;
+  template: PromptTemplate;
+  tHash: string;
+  planned: PlannedDoc[];
+  count: CountTokens;
+  shard: Shard;
+}
+
+interface DocState {
+  p: PlannedDoc;
+  items: WorkItem[];
+  extra?: Record<string, unknown>;
+  /** Final answer per chunk (undefined: still to ask). */
+  results: (JournalRec | undefined)[];
+  /** Next try index per chunk (after journaled empty answers). */
+  nextTry: number[];
+  pending: number;
+  started?: boolean;
+}
+
+function emptySummary(
+  spec0: GeneratorSpec,
   specs: GeneratorSpec[],
-  ctx: {
-    opts: GenerationOptions;
-    template: PromptTemplate;
-    tHash: string;
-    params: SamplingParams;
-    planned: {
-      doc: Doc;
-      units: { text?: string; keywords?: string[]; audience?: string; parent: string }[];
-    }[];
-    count: CountTokens;
-  },
-): Promise<GeneratorSummary> {
-  const { opts, template, tHash, params, planned, count } = ctx;
-  const spec0 = specs[0];
-  const gname = generatorName(spec0);
-  const outDir = join(opts.workspace, "synthetic", `${template.name}-${gname}`);
-  const journalDir = join(outDir, "chunks");
-  const generator = { backend: spec0.backend, model: spec0.model, params: { ...params } };
-  const promptMeta = { style: template.name, version: template.version, sha256: tHash };
-  const stripMd = opts.stripMarkdown ?? template.stripMarkdown ?? false;
-
-  // Resume state: journaled request results and already-written documents.
-  const journal = new Map<string, JournalRec>();
-  for (const f of partFiles(journalDir)) {
-    for (const r of await readJsonlTolerant<JournalRec>(f))
-      if (r?.key && !journal.has(r.key)) journal.set(r.key, r);
-  }
-  const written = new Set<string>();
-  for (const f of partFiles(outDir)) {
-    for (const r of await readJsonlTolerant<Doc>(f)) if (r?.meta?.parent) written.add(r.meta.parent);
-  }
-
-  const summary: GeneratorSummary = {
-    generator: gname,
+  outDir: string,
+  shard: Shard,
+): GeneratorSummary {
+  return {
+    generator: generatorName(spec0),
     backend: spec0.backend,
     model: spec0.model,
     endpoints: specs.map((s) => s.baseUrl ?? s.model),
     outDir,
-    requests: { planned: 0, alreadyDone: 0, completed: 0, failed: 0, retries: 0 },
+    shard: `${shard.index}/${shard.count}`,
+    requests: {
+      planned: 0,
+      alreadyDone: 0,
+      completed: 0,
+      failed: 0,
+      retries: 0,
+      backpressure: 0,
+      reasked: 0,
+    },
     accepted: 0,
     rejected: {},
     docsWritten: 0,
@@ -378,269 +330,299 @@ async function runOneGenerator(
     elapsedSec: 0,
     requestsPerSec: 0,
     outputTokensPerSec: 0,
+    complete: false,
+    repaired: [],
+    warnings: [],
   };
-  let acceptedOut = 0;
-  for (const r of journal.values()) if (r.text !== undefined && !r.rejected) acceptedOut += count(r.text);
+}
 
-  const journalOut = new BatchedAppender(join(journalDir, newPartName()));
-  const docsOut = new BatchedAppender(join(outDir, newPartName()));
-
-  interface DocState {
-    doc: Doc;
-    keys: string[];
-    results: (JournalRec | undefined)[];
-    pending: number;
-    started?: boolean;
-    extra?: Record<string, unknown>;
-  }
-  const finishDoc = (st: DocState) => {
-    const accepted = st.results.filter((r): r is JournalRec => !!r && r.text !== undefined && !r.rejected);
-    if (accepted.length === 0) return;
-    const usage = { prompt_tokens: 0, completion_tokens: 0 };
-    let latency = 0;
-    for (const r of st.results) {
-      usage.prompt_tokens += r?.usage?.prompt_tokens ?? 0;
-      usage.completion_tokens += r?.usage?.completion_tokens ?? 0;
-      latency += r?.latency_ms ?? 0;
+/** This shard's own files only: other shards may be writing theirs right now. */
+function repairOwnFiles(outDir: string, journalDir: string, shard: Shard): string[] {
+  const tag = shardTag(shard);
+  const out: string[] = [];
+  for (const f of [...partFiles(journalDir, tag), ...partFiles(outDir, tag)]) {
+    try {
+      if (repairJsonlTail(f) > 0) out.push(f);
+    } catch (e) {
+      throw fsError(e, f, "repair");
     }
-    const rec: Doc = {
-      id: `${st.doc.id}#${template.name}@${gname}`,
-      text: accepted.map((r) => r.text).join("\n\n"),
-      source: template.name,
-      meta: {
-        ...(st.doc.meta?.domain ? { domain: st.doc.meta.domain } : {}),
-        parent: st.doc.id,
-        generator,
-        prompt: promptMeta,
-        usage,
-        latency_ms: Math.round(latency),
-        chunks: st.keys.length,
-        rejected_chunks: st.keys.length - accepted.length,
-        keys: st.keys,
-        ...st.extra,
-      },
-    };
-    docsOut.push(rec);
-    written.add(st.doc.id);
-    summary.docsWritten++;
-  };
+  }
+  return out;
+}
 
-  const pool = new EndpointPool(
-    specs.map((s) => createEndpoint(s, { timeoutMs: opts.timeoutMs, threads: opts.threads ?? 2 })),
-    opts.breakAfter ?? 10,
-  );
-  const retries = opts.retries ?? 6;
-  const baseMs = opts.backoffBaseMs ?? 500;
-  const maxMs = opts.backoffMaxMs ?? 30_000;
-  const abort = new AbortController();
-  // Every in-flight request listens on this one signal; thousands of listeners are expected.
-  setMaxListeners(0, abort.signal);
-  const onOuterAbort = () => abort.abort();
-  opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
-  let fatal: Error | undefined;
-
-  // Count planned requests up front (for progress total and ETA).
+/** Resume state: which requests are answered for good, which are still to ask (and at which try). */
+function buildStates(
+  ctx: GenContext,
+  spec0: GeneratorSpec,
+  journal: Map<string, JournalRec[]>,
+  written: Map<string, number>,
+  summary: GeneratorSummary,
+): DocState[] {
+  const { settings, template, tHash } = ctx;
   const states: DocState[] = [];
-  for (const p of planned) {
+  for (const p of ctx.planned) {
     if (written.has(p.doc.id)) {
       summary.requests.alreadyDone += p.units.length;
       continue;
     }
-    const items: WorkItem[] = p.units.map((u, k) => {
-      const key = stableHash(
-        {
-          style: template.name,
-          version: template.version,
-          template: tHash,
-          source: sha256(u.text ?? JSON.stringify([u.keywords, u.audience])),
-          parent: u.parent,
-          generator: { backend: spec0.backend, model: spec0.model, mode: spec0.mode ?? "chat" },
-          params,
-        },
-        32,
-      );
-      return {
-        key,
-        doc: p.doc,
-        chunk: k,
-        chunks: p.units.length,
-        parent: u.parent,
-        vars: { text: u.text, keywords: u.keywords, audience: u.audience },
-      };
-    });
-    const u0 = p.units[0];
-    const extra = u0.keywords
-      ? { keywords: u0.keywords, ...(u0.audience ? { audience: u0.audience } : {}) }
-      : undefined;
-    const st: DocState = {
-      doc: p.doc,
-      keys: items.map((i) => i.key),
-      results: items.map((i) => journal.get(i.key)),
-      pending: 0,
-      extra,
-    };
-    st.pending = st.results.filter((r) => !r).length;
+    const { items, extra } = workItems(p, (u) => requestKey(template, tHash, spec0, settings.params, u));
+    const st: DocState = { p, items, extra, results: [], nextTry: [], pending: 0 };
+    for (const it of items) {
+      const recs = journal.get(it.key) ?? [];
+      const last = recs.at(-1);
+      const tries = (last?.try ?? -1) + 1;
+      const final =
+        last && (!wantsRetry(last, settings.retryTruncated) || tries > settings.retryEmpty)
+          ? last
+          : undefined;
+      st.results.push(final);
+      st.nextTry.push(last ? tries : 0);
+      if (!final) st.pending++;
+    }
     summary.requests.alreadyDone += items.length - st.pending;
     summary.requests.planned += st.pending;
-    (st as DocState & { items: WorkItem[] }).items = items;
     states.push(st);
   }
+  return states;
+}
 
-  const progress = new Progress(`generate ${template.name} ${gname}`, {
-    total: summary.requests.planned,
-    unit: "req",
-    mode: opts.progress,
-  });
-  const t0 = Date.now();
+async function runOneGenerator(specs: GeneratorSpec[], ctx: GenContext): Promise<GeneratorSummary> {
+  const { opts, settings, template, tHash, shard } = ctx;
+  const spec0 = specs[0];
+  const gname = generatorName(spec0);
+  const outDir = join(opts.workspace, "synthetic", `${template.name}-${gname}`);
+  const journalDir = join(outDir, "chunks");
+  const summary = emptySummary(spec0, specs, outDir, shard);
+  // Before any request: the folders exist and are writable, nobody else writes this shard, and the
+  // folder was made with these settings.
+  checkWritable([outDir, journalDir]);
+  const release = acquireLock(outDir, shard);
+  try {
+    checkManifest(outDir, {
+      generator: { backend: spec0.backend, model: spec0.model, mode: spec0.mode ?? "chat" },
+      style: template.name,
+      templateVersion: template.version,
+      templateSha256: tHash,
+      corpus: opts.corpusName,
+      tokenizer: opts.tokenizerId ?? (opts.countTokens ? "custom" : "word-estimate"),
+      settings: settingsIdentity(settings),
+    });
+    summary.repaired = repairOwnFiles(outDir, journalDir, shard);
+    const journal = await readJournal(journalDir);
+    const written = await readWritten(outDir);
+    const states = buildStates(ctx, spec0, journal, written, summary);
+    await dispatch(specs, ctx, states, summary, outDir, journalDir);
+    return summary;
+  } finally {
+    release();
+  }
+}
 
-  const runItem = async (item: WorkItem, st: DocState, firstSlot: PoolSlot): Promise<void> => {
-    let slot: PoolSlot | undefined = firstSlot;
-    for (let attempt = 0; ; attempt++) {
-      if (!slot) {
-        slot = await pool.acquire();
-        if (!slot) {
-          fatal ??= circuitError();
-          return;
-        }
-      }
-      const prompt = renderPrompt(template, item.vars);
-      const started = performance.now();
-      const usedEndpoint = slot.ep.label;
-      try {
-        const res = await slot.ep.generate({
-          id: item.key,
-          messages: prompt.messages,
-          prompt: prompt.prompt,
-          params,
-          signal: abort.signal,
-        });
-        pool.release(slot, true);
-        slot = undefined;
-        const latency = performance.now() - started;
-        const check = checkOutput(res.text, res.finishReason, {
-          style: template.name,
-          stripMarkdown: stripMd,
-          minTokens: opts.minOutputTokens,
-          maxTokens: opts.maxOutputTokens,
-          countTokens: count,
-          lenient: opts.lenient,
-        });
-        const rec: JournalRec = {
-          key: item.key,
-          doc: item.doc.id,
-          chunk: item.chunk,
-          chunks: item.chunks,
-          parent: item.parent,
-          ...(check.ok ? { text: check.text } : { rejected: check.reason }),
-          finish_reason: res.finishReason,
-          usage: res.usage,
-          latency_ms: Math.round(latency * 10) / 10,
-          endpoint: usedEndpoint,
-          attempts: attempt + 1,
-        };
-        journalOut.push(rec);
-        summary.requests.completed++;
-        summary.tokens.prompt += res.usage?.prompt_tokens ?? 0;
-        summary.tokens.completion += res.usage?.completion_tokens ?? 0;
-        if (check.ok) {
-          summary.accepted++;
-          const n = count(check.text);
-          summary.tokens.acceptedOutput += n;
-          acceptedOut += n;
-        } else {
-          summary.rejected[check.reason] = (summary.rejected[check.reason] ?? 0) + 1;
-          const done = summary.requests.completed;
-          if (done >= 50 && summary.accepted / done < (opts.minAcceptRate ?? 0.02)) {
-            const reasons = Object.entries(summary.rejected)
-              .map(([r, n]) => `${r} ${n}`)
-              .join(", ");
-            fatal ??= new SynthmixError(
-              "GENERATION_REJECTED",
-              `${usedEndpoint}: ${summary.accepted} of ${done} outputs accepted (rejected: ${reasons}); stopping`,
-              {
-                hint: "check the generator and the prompt template (e.g. max_tokens too small, a base model given chat prompts); completed outputs are kept and a rerun resumes",
-              },
-            );
-          }
-        }
-        st.results[item.chunk] = rec;
-        st.pending--;
-        if (st.pending === 0) finishDoc(st);
-        tickProgress();
-        return;
-      } catch (e) {
-        const err =
-          e instanceof GenerationError
-            ? e
-            : new GenerationError((e as Error).message, false, {}, { cause: e });
-        if (slot) pool.release(slot, false, err.message);
-        slot = undefined;
-        if (abort.signal.aborted) return;
-        if (pool.allOpen) {
-          fatal ??= circuitError();
-          return;
-        }
-        if (!err.retryable || attempt >= retries) {
-          summary.requests.failed++;
-          summary.rejected.request_failed = (summary.rejected.request_failed ?? 0) + 1;
-          if (summary.requests.failed <= 5) progress.log(`request failed: ${err.message}`);
-          tickProgress();
-          return;
-        }
-        summary.requests.retries++;
-        const backoff = Math.min(maxMs, baseMs * 2 ** attempt) * (0.5 + Math.random() * 0.5);
-        const wait = Math.min(Math.max(backoff, err.extra.retryAfterMs ?? 0), 5 * 60_000);
-        await sleep(wait, abort.signal);
-        if (abort.signal.aborted) return;
-      }
-    }
+async function dispatch(
+  specs: GeneratorSpec[],
+  ctx: GenContext,
+  states: DocState[],
+  summary: GeneratorSummary,
+  outDir: string,
+  journalDir: string,
+): Promise<void> {
+  const { opts, settings, template, tHash, count, shard } = ctx;
+  const spec0 = specs[0];
+  const params = settings.params;
+  const acceptance: CleanupOptions = {
+    style: template.name,
+    stripMarkdown: settings.stripMarkdown ?? template.stripMarkdown ?? false,
+    minTokens: settings.minOutputTokens,
+    maxTokens: settings.maxOutputTokens,
+    countTokens: count,
+    lenient: settings.lenient,
+  };
+  const assembleCtx = {
+    styleName: template.name,
+    generatorName: summary.generator,
+    generator: { backend: spec0.backend, model: spec0.model, params: { ...params } },
+    prompt: { style: template.name, version: template.version, sha256: tHash },
+    acceptance,
+    count,
+  };
+  const policy = new RequestPolicy(
+    specs.map((s) => createEndpoint(s, { timeoutMs: settings.timeoutMs, threads: settings.threads })),
+    {
+      retries: settings.retries,
+      backoffBaseMs: settings.backoffBaseMs,
+      backoffMaxMs: settings.backoffMaxMs,
+      breakAfter: settings.breakAfter,
+      stallTimeoutMs: settings.stallTimeoutMs,
+    },
+  );
+  let fatal: Error | undefined;
+  const stop = (e: Error) => {
+    fatal ??= e;
+    policy.abort.abort();
+  };
+  const journalOut = new BatchedAppender(join(journalDir, newPartName(shard)), stop);
+  const docsOut = new BatchedAppender(join(outDir, newPartName(shard)), stop);
+  const onOuterAbort = () => policy.abort.abort();
+  opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+  if (opts.signal?.aborted) policy.abort.abort();
+  const budget =
+    opts.budgetOutputTokens === undefined ? undefined : opts.budgetOutputTokens / Math.max(1, shard.count);
+  let acceptedOut = 0;
+  let judged = 0;
+  let judgedOk = 0;
+  let zeroPrompt = 0;
+
+  const finishDoc = (st: DocState) => {
+    const a = assembleDoc(
+      st.p.doc,
+      st.items.map((i) => i.key),
+      st.results as JournalRec[],
+      st.extra,
+      assembleCtx,
+    );
+    summary.accepted += a.accepted;
+    for (const [k, v] of Object.entries(a.rejected))
+      summary.rejected[k as RejectReason] = (summary.rejected[k as RejectReason] ?? 0) + (v ?? 0);
+    if (!a.doc) return;
+    docsOut.push(a.doc);
+    summary.docsWritten++;
   };
 
-  const circuitError = () =>
-    new SynthmixError(
-      "CIRCUIT_OPEN",
-      `generator ${gname}: every endpoint keeps failing, stopping: ${pool.describeOpen()}`,
-      {
-        hint: "check that the server is up and the model name is right; completed outputs are saved, rerun to resume",
-      },
-    );
-
+  const progress = new Progress(
+    `generate ${template.name} ${summary.generator}${shard.count > 1 ? ` shard ${shard.index}/${shard.count}` : ""}`,
+    {
+      total: summary.requests.planned,
+      unit: "req",
+      mode: opts.progress,
+    },
+  );
+  if (summary.repaired.length) progress.log(`repaired torn tails: ${summary.repaired.join(", ")}`);
+  const t0 = Date.now();
   const tickProgress = () => {
     const el = Math.max((Date.now() - t0) / 1000, 1e-3);
     progress.tick(1, {
       "out tok/s": summary.tokens.completion / el,
-      ok: summary.accepted,
-      rej: Object.values(summary.rejected).reduce((a, b) => a + (b ?? 0), 0) - summary.requests.failed,
+      ok: judgedOk,
+      rej: judged - judgedOk,
       fail: summary.requests.failed,
     });
   };
 
+  const onAnswer = (
+    item: WorkItem,
+    res: GenResponse,
+    tryN: number,
+    meta: { attempts: number; endpoint: string; latencyMs: number },
+  ): JournalRec => {
+    const rec: JournalRec = {
+      key: item.key,
+      doc: item.doc.id,
+      chunk: item.chunk,
+      chunks: item.chunks,
+      parent: item.parent,
+      raw: res.text,
+      finish_reason: res.finishReason,
+      usage: res.usage,
+      latency_ms: Math.round(meta.latencyMs * 10) / 10,
+      endpoint: meta.endpoint,
+      attempts: meta.attempts,
+      try: tryN,
+    };
+    journalOut.push(rec);
+    summary.requests.completed++;
+    summary.tokens.prompt += res.usage?.prompt_tokens ?? 0;
+    summary.tokens.completion += res.usage?.completion_tokens ?? 0;
+    if (res.usage && res.usage.prompt_tokens === 0 && zeroPrompt++ === 0) {
+      const w = `${meta.endpoint} reports 0 prompt tokens: it is probably ignoring the prompt (e.g. chat messages sent to a model without a chat template; use openai-completions: or a chat model)`;
+      summary.warnings.push(w);
+      progress.log(`warning: ${w}`);
+    }
+    return rec;
+  };
+
+  const checkAcceptRate = (rec: JournalRec, endpoint: string) => {
+    const v = judge(rec, acceptance);
+    judged++;
+    if (v.ok) {
+      judgedOk++;
+      const n = count(v.text);
+      summary.tokens.acceptedOutput += n;
+      acceptedOut += n;
+    } else if (judged >= 50 && judgedOk / judged < settings.minAcceptRate) {
+      stop(
+        new SynthmixError(
+          "GENERATION_REJECTED",
+          `${endpoint}: ${judgedOk} of ${judged} outputs accepted (last rejection: ${v.reason}); stopping`,
+          {
+            hint: "check the generator and the prompt template (e.g. max_tokens too small, a base model given chat prompts); completed outputs are kept and a rerun resumes",
+          },
+        ),
+      );
+    }
+  };
+
+  const runItem = async (item: WorkItem, st: DocState, first: EndpointState): Promise<void> => {
+    let slot: EndpointState | undefined = first;
+    let tryN = st.nextTry[item.chunk];
+    const prompt = renderPrompt(template, item.vars);
+    for (;;) {
+      // A re-ask after an empty answer needs another sample: vary the seed deterministically.
+      const p = tryN === 0 || params.seed === undefined ? params : { ...params, seed: params.seed + tryN };
+      const out = await policy.run(
+        (ep, signal) =>
+          ep.generate({ id: item.key, messages: prompt.messages, prompt: prompt.prompt, params: p, signal }),
+        slot,
+      );
+      slot = undefined;
+      if (!out.ok) {
+        if (out.aborted) return;
+        summary.requests.failed++;
+        summary.rejected.request_failed = (summary.rejected.request_failed ?? 0) + 1;
+        if (summary.requests.failed <= 5) progress.log(`request failed: ${out.error.message}`);
+        tickProgress();
+        return;
+      }
+      const rec = onAnswer(item, out.res, tryN, out);
+      if (wantsRetry(rec, settings.retryTruncated) && tryN < settings.retryEmpty) {
+        tryN++;
+        summary.requests.reasked++;
+        continue;
+      }
+      st.results[item.chunk] = rec;
+      st.pending--;
+      checkAcceptRate(rec, out.endpoint);
+      if (st.pending === 0) finishDoc(st);
+      tickProgress();
+      return;
+    }
+  };
+
   const inflight = new Set<Promise<void>>();
+  let budgetReached = false;
   try {
     // Documents whose requests were all journaled before a kill only need their record written.
     for (const st of states) if (st.pending === 0) finishDoc(st);
     outer: for (const st of states) {
       if (st.pending === 0) continue;
       let first = true;
-      for (const item of (st as DocState & { items: WorkItem[] }).items) {
+      for (const item of st.items) {
         if (st.results[item.chunk]) continue;
-        if (fatal || abort.signal.aborted) break outer;
-        const slot = await pool.acquire();
+        if (fatal || policy.abort.signal.aborted) break outer;
+        const slot = await policy.acquire();
         if (!slot) {
-          fatal ??= circuitError();
+          if (!policy.abort.signal.aborted) stop(stalledError(policy, summary.generator));
           break outer;
         }
         // Checked after waiting for a slot so the budget sees every finished request (it overshoots by
         // at most the requests in flight); a started document is always finished.
-        if (first && opts.budgetOutputTokens !== undefined && acceptedOut >= opts.budgetOutputTokens) {
-          pool.giveBack(slot);
+        if (first && budget !== undefined && acceptedOut >= budget) {
+          policy.giveBack(slot);
+          budgetReached = true;
           break outer;
         }
         first = false;
         st.started = true;
-        const p = runItem(item, st, slot).catch((e) => {
-          fatal ??= e as Error;
-        });
+        const p = runItem(item, st, slot).catch((e) => stop(e as Error));
         inflight.add(p);
         p.finally(() => inflight.delete(p));
       }
@@ -648,11 +630,13 @@ async function runOneGenerator(
     await Promise.all(inflight);
   } finally {
     opts.signal?.removeEventListener("abort", onOuterAbort);
-    if (fatal) abort.abort();
+    if (fatal) policy.abort.abort();
     await Promise.all(inflight);
     journalOut.close();
     docsOut.close();
-    await pool.close();
+    await policy.close();
+    summary.requests.retries = policy.stats.retries;
+    summary.requests.backpressure = policy.stats.backpressure;
     summary.elapsedSec = (Date.now() - t0) / 1000;
     summary.requestsPerSec = summary.requests.completed / Math.max(summary.elapsedSec, 1e-3);
     summary.outputTokensPerSec = summary.tokens.completion / Math.max(summary.elapsedSec, 1e-3);
@@ -661,20 +645,45 @@ async function runOneGenerator(
     if (pin !== undefined || pout !== undefined) {
       summary.costUsd = (summary.tokens.prompt * (pin ?? 0) + summary.tokens.completion * (pout ?? 0)) / 1e6;
     }
-    summary.docsIncomplete = states.filter((st) => st.started && st.pending > 0).length;
+    // A budget stop leaves unstarted documents by design; any other stop leaves them undone.
+    summary.docsIncomplete = states.filter((st) => st.pending > 0 && (st.started || !budgetReached)).length;
     if (fatal) summary.stoppedBy = fatal.message;
     else if (opts.signal?.aborted) summary.stoppedBy = "aborted";
+    summary.complete = !summary.stoppedBy && summary.requests.failed === 0 && summary.docsIncomplete === 0;
     progress.finish();
+    try {
+      writeStatus(outDir, shard, {
+        shard: summary.shard,
+        complete: summary.complete,
+        docsPlanned: ctx.planned.length,
+        docsWritten: summary.docsWritten,
+        docsIncomplete: summary.docsIncomplete,
+        requestsFailed: summary.requests.failed,
+        stoppedBy: summary.stoppedBy,
+        finished: new Date().toISOString(),
+      });
+    } catch (e) {
+      fatal ??= fsError(e, outDir);
+    }
   }
   if (fatal) throw fatal;
-  return summary;
+}
+
+function stalledError(policy: RequestPolicy, gname: string): SynthmixError {
+  return new SynthmixError(
+    "CIRCUIT_OPEN",
+    `generator ${gname}: every endpoint has stopped answering: ${policy.describeDead()}`,
+    {
+      hint: "check that the server is up and the model name is right (raise --stall-timeout to wait longer for restarts); completed outputs are saved, rerun to resume",
+    },
+  );
 }
 
 /** One human-readable block for the CLI. */
 export function formatSummary(s: GenerationSummary): string {
   const lines = [
     `style ${s.style} (template ${s.templateSha256.slice(0, 12)}), corpus ${s.corpus}, seed ${s.seed}: ` +
-      `${s.sourceDocs} source docs, ${fmtNum(s.sourceTokens)} source tokens${s.badRecords ? `, ${s.badRecords} bad records skipped` : ""}`,
+      `${s.sourceDocs} source docs${s.shard !== "0/1" ? ` (shard ${s.shard})` : ""}, ${fmtNum(s.sourceTokens)} source tokens${s.badRecords ? `, ${s.badRecords} bad records skipped` : ""}`,
   ];
   for (const g of s.generators) {
     const rej = Object.entries(g.rejected)
@@ -682,10 +691,12 @@ export function formatSummary(s: GenerationSummary): string {
       .join(", ");
     lines.push(
       `  ${g.generator} -> ${g.outDir}\n` +
-        `    requests: ${g.requests.completed} done, ${g.requests.alreadyDone} already done, ${g.requests.failed} failed, ${g.requests.retries} retries\n` +
+        `    requests: ${g.requests.completed} done, ${g.requests.alreadyDone} already done, ${g.requests.failed} failed, ${g.requests.retries} retries, ${g.requests.backpressure} back-pressure (429/503), ${g.requests.reasked} re-asked after empty answers\n` +
         `    accepted ${g.accepted}, rejected: ${rej || "none"}; documents written ${g.docsWritten}` +
         (g.docsIncomplete ? `, ${g.docsIncomplete} incomplete (rerun to resume)` : "") +
         (g.stoppedBy ? `\n    stopped: ${g.stoppedBy}` : "") +
+        (g.repaired.length ? `\n    repaired torn tails of ${g.repaired.length} file(s)` : "") +
+        g.warnings.map((w) => `\n    warning: ${w}`).join("") +
         `\n` +
         `    tokens: prompt ${fmtNum(g.tokens.prompt)}, completion ${fmtNum(g.tokens.completion)}, accepted output ${fmtNum(g.tokens.acceptedOutput)}` +
         `; ${fmtNum(g.requestsPerSec)} req/s, ${fmtNum(g.outputTokensPerSec)} out tok/s` +

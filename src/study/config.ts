@@ -1,5 +1,7 @@
 import { z } from "zod";
-import { CountSchema, SweepSpecSchema } from "../sweep/spec.js";
+import { FitStageSchema } from "../fit/options.js";
+import { CountSchema, MixtureEntrySchema, ModelEntrySchema, SweepSpecSchema } from "../sweep/spec.js";
+import { SynthmixError } from "../util/errors.js";
 
 const Count = CountSchema;
 
@@ -50,8 +52,14 @@ export const StudyGenerateSchema = z.strictObject({
   styles: z.array(z.string().min(1)).min(1).default(["hq", "qa", "txbk"]),
   /** Generator specs: `openai:http://host:8000/v1:model`, `gguf:path/model.gguf` (see `synthmix generate`). */
   generators: z.array(z.string().min(1)).default([]),
-  /** Accepted output tokens per style and generator. */
-  budgetOutputTokens: Count.optional(),
+  /**
+   * Accepted output tokens per style and generator, or "auto": for each (style, generator) the most
+   * any planned run takes from that source (share x tokens), times 1 + budgetMargin, so that no run
+   * repeats synthetic text (with sweep.allowRepeat false the study stops before training if it falls short).
+   */
+  budgetOutputTokens: z.union([z.literal("auto"), Count]).optional(),
+  /** Headroom of the "auto" budget over the largest need (end-of-text tokens, rejected outputs). */
+  budgetMargin: z.number().min(0).max(2).default(0.05),
   /** Source tokens per style and generator. */
   budgetSourceTokens: Count.optional(),
   chunkTokens: z.number().int().positive().default(300),
@@ -68,14 +76,27 @@ export const StudyGenerateSchema = z.strictObject({
   timeoutMs: z.number().positive().optional(),
 });
 
-export const StudyFitSchema = z.strictObject({
-  bootstrap: z.number().int().min(0).default(200),
-  huberDelta: z.number().positive().optional(),
-});
+/** The fit stage's own options schema (src/fit/options.ts): the same defaults as `synthmix fit`. */
+export const StudyFitSchema = FitStageSchema.pick({ bootstrap: true, huberDelta: true });
 
 export const StudyReportSchema = z.strictObject({
   title: z.string().default("synthmix study report"),
   notes: z.array(z.string()).default([]),
+});
+
+/**
+ * One more grid (the same fields as sweep.grid), expanded into explicit runs and added to the sweep;
+ * runs it shares with the main grid (same model, budget, mixture, generator and seed) are trained once.
+ * Used for a ratio study (many ratios x seeds in a few (N, D) cells) or a second generator on a subset.
+ */
+export const StudyExtraGridSchema = z.strictObject({
+  /** What the cells are for (shown in the plan), e.g. "ratio study, small model". */
+  label: z.string().optional(),
+  models: z.array(ModelEntrySchema).min(1),
+  tokens: z.array(Count).min(1),
+  mixtures: z.array(MixtureEntrySchema).min(1),
+  generators: z.array(z.string().regex(/^[A-Za-z0-9_.-]+$/)).default([]),
+  seeds: z.array(z.number().int()).default([1]),
 });
 
 /** A whole study in one file: `synthmix study run study.yaml`. */
@@ -88,11 +109,30 @@ export const StudyConfigSchema = z.strictObject({
   corpus: StudyCorpusSchema.default(StudyCorpusSchema.parse({})),
   tokenizer: StudyTokenizerSchema.default(StudyTokenizerSchema.parse({})),
   generatorModel: StudyGeneratorModelSchema.optional(),
+  /** Several self-trained generators (e.g. two sizes, to exercise the generator comparison). */
+  generatorModels: z.array(StudyGeneratorModelSchema).default([]),
   generate: StudyGenerateSchema.optional(),
   sweep: SweepSpecSchema,
+  extraGrids: z.array(StudyExtraGridSchema).default([]),
   fit: StudyFitSchema.default(StudyFitSchema.parse({})),
   report: StudyReportSchema.default(StudyReportSchema.parse({})),
 });
 
 export type StudyConfig = z.infer<typeof StudyConfigSchema>;
+export type StudyGeneratorModel = z.infer<typeof StudyGeneratorModelSchema>;
+
+/** Every self-trained generator of a study (`generatorModel` first, then `generatorModels`); names unique. */
+export function studyGeneratorModels(config: StudyConfig): StudyGeneratorModel[] {
+  const all = [...(config.generatorModel ? [config.generatorModel] : []), ...config.generatorModels];
+  const seen = new Set<string>();
+  for (const g of all) {
+    if (seen.has(g.name)) {
+      throw new SynthmixError("CONFIG", `generatorModels: two generators are named "${g.name}"`, {
+        hint: "give each self-trained generator its own name",
+      });
+    }
+    seen.add(g.name);
+  }
+  return all;
+}
 export type StudyConfigInput = z.input<typeof StudyConfigSchema>;

@@ -36,7 +36,8 @@ export async function trainGeneratorModel(opts: {
   const { workspace, config } = opts;
   const dir = join(workspace, "generator");
   const gguf = join(dir, `${config.name}.gguf`);
-  const runDir = join(dir, "run");
+  // One training run per generator: a study may train several (generatorModels).
+  const runDir = join(dir, `run-${config.name}`);
   const tok = await loadMixTokenizer(opts.tokenizerPath, opts.threads);
   const trainJsonl = join(workspace, "corpus", opts.corpusName, "train.jsonl");
   const source = await loadTokenizedSource(workspace, "natural", trainJsonl, tok);

@@ -9,8 +9,10 @@ import { countParams, modelConfigFor, trainingFlops } from "../train/ladder.js";
 import { GPT } from "../train/model.js";
 import type { ModelConfig } from "../train/schema.js";
 import { fmtDuration, fmtNum } from "../util/progress.js";
+import { studyGeneratorModels } from "./config.js";
 import type { LoadedStudy } from "./run.js";
 import { corpusName, studyGenerators, studySweepSpec } from "./run.js";
+import { autoBudgets } from "./supply.js";
 
 export interface StudyPlan {
   workspace: string;
@@ -18,10 +20,19 @@ export interface StudyPlan {
   generation: {
     styles: string[];
     generators: string[];
+    /** Output tokens per style and generator; null = the whole corpus. With "auto", the largest. */
     outputTokensBudget: number | null;
+    /** Accepted output tokens over every style x generator (null without a budget). */
+    outputTokensTotal: number | null;
+    /** Per (style, generator) budget when `budgetOutputTokens: "auto"`. */
+    budgets: { style: string; generator: string; tokens: number }[];
     requestsEstimate: number | null;
+    /** Wall time at `GEN_TOKENS_PER_SEC` (an assumption, not a measurement: see docs/study.md). */
+    seconds: number | null;
   };
   generatorModel: { model: string; tokens: number; seconds: number } | null;
+  /** Every self-trained generator (generatorModel is the first, kept for older readers). */
+  generatorModels: { name: string; model: string; tokens: number; seconds: number }[];
   runs: {
     count: number;
     tokens: number;
@@ -37,9 +48,18 @@ export interface StudyPlan {
   };
   /** Estimated wall time of training, from throughput measured here on a few steps of each model. */
   trainingSeconds: number;
+  /** Generator training + generation + sweep training (fits/report are not included; see fitSeconds). */
+  totalSeconds: number;
   /** Executor slurm: jobs, FLOPs, hours and sbatch lines per resource class. */
   slurm?: { classes: ClassPlan[]; maxConcurrent?: number };
 }
+
+/**
+ * Accepted output tokens per second of the self-trained GGUF generators on this 2-core machine: an
+ * assumed rate (measured on earlier demo runs, see docs/study.md), since the plan runs before any
+ * generator exists. Remote generators have no estimate.
+ */
+export const GEN_TOKENS_PER_SEC = Number(process.env.SYNTHMIX_GEN_TOKENS_PER_SEC ?? 4000);
 
 /**
  * What a study will spend, before anything is spent: documents, generation requests, training runs,
@@ -57,15 +77,30 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
   } else if (config.corpus.from === "brown") documents = 500;
   const generators = studyGenerators(study).map((g) => generatorName(parseGeneratorSpec(g)));
   const gen = config.generate;
-  const budget = gen?.budgetOutputTokens ?? null;
-  const requestsEstimate =
-    budget && gen
-      ? Math.ceil((budget / (gen.maxTokens * 0.7)) * gen.styles.length * generators.length)
-      : null;
-
   const vocab = config.tokenizer.file === "gpt2" ? 50257 : config.tokenizer.vocabSize;
   const spec = studySweepSpec(study, generators);
   const runs = planSweep(spec, workspace, vocab);
+  const budgets: StudyPlan["generation"]["budgets"] = [];
+  if (gen?.budgetOutputTokens === "auto") {
+    const m = autoBudgets(spec, workspace, vocab, gen.styles, generators, gen.budgetMargin);
+    for (const [k, tokens] of m) {
+      const [style, generator] = k.split("\u0000");
+      budgets.push({ style, generator, tokens });
+    }
+  }
+  const fixed = typeof gen?.budgetOutputTokens === "number" ? gen.budgetOutputTokens : null;
+  const total = budgets.length
+    ? budgets.reduce((a, b) => a + b.tokens, 0)
+    : fixed !== null && gen
+      ? fixed * gen.styles.length * generators.length
+      : null;
+  const budget = budgets.length ? Math.max(...budgets.map((b) => b.tokens)) : fixed;
+  const requestsEstimate = total !== null && gen ? Math.ceil(total / (gen.maxTokens * 0.7)) : null;
+  const selfTrained = studyGeneratorModels(config).length;
+  const genSeconds =
+    total !== null && selfTrained > 0 && selfTrained === generators.length
+      ? total / GEN_TOKENS_PER_SEC
+      : null;
   const cores = spec.scheduler.cores;
   const byModel = new Map<string, { cfg: ModelConfig; runs: PlannedRun[]; threads: number }>();
   for (const r of runs) {
@@ -90,32 +125,42 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
       seconds,
     });
   }
-  let generatorModel: StudyPlan["generatorModel"] = null;
-  if (config.generatorModel) {
-    const g = config.generatorModel;
+  const generatorModels: StudyPlan["generatorModels"] = [];
+  for (const g of studyGeneratorModels(config)) {
     const cfg = modelConfigFor(g.model, vocab, g.contextLength);
     const tps = measureTokensPerSec(cfg, g.batchSize, config.threads);
-    generatorModel = { model: g.model, tokens: g.tokens, seconds: g.tokens / tps };
+    generatorModels.push({ name: g.name, model: g.model, tokens: g.tokens, seconds: g.tokens / tps });
   }
+  const trainingSeconds = coreSeconds / cores;
   return {
     workspace,
     corpus: { documents, known },
-    generation: { styles: gen?.styles ?? [], generators, outputTokensBudget: budget, requestsEstimate },
-    generatorModel,
+    generation: {
+      styles: gen?.styles ?? [],
+      generators,
+      outputTokensBudget: budget,
+      outputTokensTotal: total,
+      budgets,
+      requestsEstimate,
+      seconds: genSeconds,
+    },
+    generatorModel: generatorModels[0] ?? null,
+    generatorModels,
     runs: {
       count: runs.length,
       tokens: runs.reduce((a, r) => a + r.tokens, 0),
       flops: runs.reduce((a, r) => a + trainingFlops(r.model, r.tokens), 0),
       byModel: rows,
     },
-    trainingSeconds: coreSeconds / cores,
+    trainingSeconds,
+    totalSeconds: generatorModels.reduce((a, g) => a + g.seconds, 0) + (genSeconds ?? 0) + trainingSeconds,
     ...(spec.scheduler.executor === "slurm" && {
       slurm: { classes: planSlurm(spec, runs), maxConcurrent: spec.scheduler.slurm?.maxConcurrent },
     }),
   };
 }
 
-/** Tokens/s of a few timed training steps (after one warm-up step) on random tokens. */
+/** Tokens/s of a few timed training steps (after one warm-up step) on random tokens, per CPU-second. */
 function measureTokensPerSec(cfg: ModelConfig, batch: number, threads: number): number {
   const kernels = getKernels();
   kernels.setThreads?.(threads);
@@ -135,30 +180,31 @@ function measureTokensPerSec(cfg: ModelConfig, batch: number, threads: number): 
   };
   step();
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let steps = 0;
   while (performance.now() - t0 < 300 || steps < 2) {
     step();
     steps++;
   }
-  const sec = (performance.now() - t0) / 1000;
+  const wall = (performance.now() - t0) / 1000;
+  // On a shared machine wall time measures the neighbours: CPU time over the threads used is what the
+  // run costs when it has its cores (the scheduler gives each run its own). Never below the wall time
+  // that full use of `threads` cores would take.
+  const c = process.cpuUsage(c0);
+  const cpu = (c.user + c.system) / 1e6 / threads;
+  const sec = Math.min(wall, Math.max(cpu, 1e-6));
   return (steps * batch * T) / sec;
 }
 
 export function formatPlan(p: StudyPlan): string {
   const lines = [`study plan — workspace ${p.workspace}`];
   lines.push(`  corpus: ${p.corpus.documents ?? "?"} documents${p.corpus.known ? "" : " (estimated)"}`);
-  if (p.generatorModel) {
+  for (const g of p.generatorModels) {
     lines.push(
-      `  generator model: ${p.generatorModel.model}, ${fmtNum(p.generatorModel.tokens)} tokens, ~${fmtDuration(p.generatorModel.seconds)}`,
+      `  generator model ${g.name}: ${g.model}, ${fmtNum(g.tokens)} tokens, ~${fmtDuration(g.seconds)}`,
     );
   }
-  if (p.generation.styles.length) {
-    lines.push(
-      `  generation: styles ${p.generation.styles.join(", ")} x generators ${p.generation.generators.join(", ") || "(none)"}; ` +
-        `budget ${p.generation.outputTokensBudget === null ? "whole corpus" : `${fmtNum(p.generation.outputTokensBudget)} output tokens each`}` +
-        (p.generation.requestsEstimate ? `, ~${fmtNum(p.generation.requestsEstimate)} requests` : ""),
-    );
-  }
+  lines.push(...generationLines(p.generation));
   lines.push(
     `  training: ${p.runs.count} runs, ${fmtNum(p.runs.tokens)} tokens, ${p.runs.flops.toExponential(2)} FLOPs (6ND + attention)`,
   );
@@ -168,10 +214,69 @@ export function formatPlan(p: StudyPlan): string {
     );
   }
   lines.push(`  estimated training wall time: ~${fmtDuration(p.trainingSeconds)} on this machine`);
+  lines.push(
+    `  estimated study wall time: ~${fmtDuration(p.totalSeconds)} (generator training + generation${p.generation.seconds === null ? " (not estimated)" : ""} + sweep; fits and report not included)`,
+  );
   if (p.slurm)
     lines.push(
       "  on slurm, per resource class:",
       formatSlurmPlan(p.slurm.classes, p.slurm.maxConcurrent).replace(/^/gm, "    "),
     );
   return lines.join("\n");
+}
+
+function generationLines(g: StudyPlan["generation"]): string[] {
+  if (!g.styles.length) return [];
+  const budget = g.budgets.length
+    ? `budget "auto" (the most one run takes, + margin), ${fmtNum(g.outputTokensTotal ?? 0)} output tokens in all`
+    : `budget ${g.outputTokensBudget === null ? "whole corpus" : `${fmtNum(g.outputTokensBudget)} output tokens each`}`;
+  const lines = [
+    `  generation: styles ${g.styles.join(", ")} x generators ${g.generators.join(", ") || "(none)"}; ${budget}` +
+      (g.requestsEstimate ? `, ~${fmtNum(g.requestsEstimate)} requests` : "") +
+      (g.seconds !== null
+        ? `, ~${fmtDuration(g.seconds)} at an assumed ${fmtNum(GEN_TOKENS_PER_SEC)} tok/s`
+        : ""),
+  ];
+  for (const b of g.budgets) {
+    lines.push(`    ${`${b.style}-${b.generator}`.padEnd(22)} ${fmtNum(b.tokens).padStart(7)} tokens`);
+  }
+  return lines;
+}
+
+/**
+ * Progress of the whole study against its plan, logged as each stage starts: elapsed time and the
+ * planned time of the stages still to run (generator training, generation, sweep; the cheap stages
+ * count 0). The first line, before anything runs, is the whole study's estimate.
+ */
+export class StudyClock {
+  private readonly start = Date.now();
+  private readonly left: Map<string, number>;
+
+  constructor(
+    plan: StudyPlan,
+    private readonly log: (line: string) => void,
+  ) {
+    this.left = new Map([
+      ["generatorModel", plan.generatorModels.reduce((a, g) => a + g.seconds, 0)],
+      ["generate", plan.generation.seconds ?? 0],
+      ["sweep", plan.trainingSeconds],
+    ]);
+    log(
+      `[study] plan: ${plan.runs.count} runs, ${fmtNum(plan.runs.tokens)} training tokens; estimated ~${fmtDuration(plan.totalSeconds)} in all` +
+        ` (generators ~${fmtDuration(this.left.get("generatorModel") ?? 0)}, generation ${plan.generation.seconds === null ? "not estimated" : `~${fmtDuration(plan.generation.seconds)}`}, training ~${fmtDuration(plan.trainingSeconds)})`,
+    );
+  }
+
+  /** A stage starts (or was found complete: `skipped`); log elapsed and remaining. */
+  stage(name: string, skipped = false): void {
+    if (skipped) {
+      this.left.delete(name);
+      return;
+    }
+    const remaining = [...this.left.values()].reduce((a, b) => a + b, 0);
+    this.left.delete(name);
+    this.log(
+      `[study] ${name}: elapsed ${fmtDuration((Date.now() - this.start) / 1000)}, ~${fmtDuration(remaining)} of planned work left`,
+    );
+  }
 }

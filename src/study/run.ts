@@ -15,9 +15,10 @@ import { Tokenizer } from "../tokenizer/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { fmtDuration } from "../util/progress.js";
-import { type StudyConfig, StudyConfigSchema } from "./config.js";
+import { type StudyConfig, StudyConfigSchema, studyGeneratorModels } from "./config.js";
 import { trainGeneratorModel } from "./generator.js";
 import { chainKeys, type StageName, StudyStateFile } from "./state.js";
+import { autoBudgets, checkSupply, extraGridRuns } from "./supply.js";
 
 export interface LoadedStudy {
   config: StudyConfig;
@@ -43,6 +44,8 @@ export interface StudyRunOptions {
   log?: (line: string) => void;
   /** How sweep runs are trained (default: child processes per the sweep's scheduler). */
   executor?: RunExecutor;
+  /** Log the plan's whole-study estimate first and the time left at each stage (default: unless silent). */
+  eta?: boolean;
 }
 
 export interface StudyRunResult {
@@ -57,12 +60,12 @@ export interface StudyRunResult {
 export function studyGenerators(study: LoadedStudy): string[] {
   const { config, workspace, baseDir } = study;
   const specs = config.generate?.generators.map((g) => resolveGguf(g, baseDir)) ?? [];
-  if (config.generatorModel) {
-    const path = join(workspace, "generator", `${config.generatorModel.name}.gguf`);
+  for (const gm of studyGeneratorModels(config)) {
+    const path = join(workspace, "generator", `${gm.name}.gguf`);
     // One sequence on one thread: llama.cpp's batched decoding of several sequences is not bitwise
     // reproducible (batch composition depends on timing), and the demo must give the same bytes for the
     // same seed. One thread because llama.cpp's threads spin-wait (two on two busy cores ran 50x slower).
-    specs.push(`gguf:${path}?name=${config.generatorModel.name}&concurrency=1&threads=1`);
+    specs.push(`gguf:${path}?name=${gm.name}&concurrency=1&threads=1`);
   }
   return specs;
 }
@@ -85,6 +88,7 @@ export function studySweepSpec(study: LoadedStudy, generatorNames: string[]): Sw
           generators: config.sweep.grid.generators.length ? config.sweep.grid.generators : generatorNames,
         }
       : undefined,
+    runs: [...(config.sweep.runs ?? []), ...extraGridRuns(config.extraGrids)],
     natural: config.sweep.natural ?? `corpus/${name}/train.jsonl`,
     testCorpora: config.sweep.testCorpora ?? [name],
   });
@@ -113,13 +117,17 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   const keys = chainKeys({
     corpus: { ...config.corpus, seed: config.seed },
     tokenizer: config.tokenizer,
-    generatorModel: config.generatorModel ?? null,
+    generatorModel: config.generatorModels.length
+      ? studyGeneratorModels(config)
+      : (config.generatorModel ?? null),
     generate: { generate: config.generate ?? null, generators },
     sweep: sweepSpec,
   });
   writeFileAtomic(join(workspace, "study.json"), `${JSON.stringify(config, null, 2)}\n`);
 
+  const clock = (opts.eta ?? progress !== "silent") ? await studyClock(study, log) : null;
   const stage = async (s: StageName, fn: () => Promise<void>): Promise<boolean> => {
+    clock?.stage(s, state.isComplete(s, keys[s]));
     if (state.isComplete(s, keys[s])) {
       log(`[${s}] up to date, skipped`);
       return opts.until !== s;
@@ -181,19 +189,20 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
 
   // 3. the self-trained generator (offline demo only).
   go = await stage("generatorModel", async () => {
-    if (!config.generatorModel) return;
-    const g = await trainGeneratorModel({
-      workspace,
-      corpusName: name,
-      tokenizerPath,
-      config: config.generatorModel,
-      seed: config.seed,
-      threads: config.threads,
-      signal: opts.signal,
-      progress: showBars,
-      log,
-    });
-    log(`  generator ${g.name}: ${g.gguf}`);
+    for (const gm of studyGeneratorModels(config)) {
+      const g = await trainGeneratorModel({
+        workspace,
+        corpusName: name,
+        tokenizerPath,
+        config: gm,
+        seed: config.seed,
+        threads: config.threads,
+        signal: opts.signal,
+        progress: showBars,
+        log,
+      });
+      log(`  generator ${g.name}: ${g.gguf}`);
+    }
   });
   if (!go) return done();
 
@@ -202,14 +211,29 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
     const gen = config.generate;
     if (!gen || generators.length === 0) return;
     const tok = Tokenizer.fromFile(tokenizerPath);
-    for (const style of gen.styles) {
+    const auto =
+      gen.budgetOutputTokens === "auto"
+        ? autoBudgets(sweepSpec, workspace, tok.vocabSize, gen.styles, generatorNames, gen.budgetMargin)
+        : null;
+    // "auto" sizes every (style, generator) to what the sweep takes from it, so each gets its own call.
+    const jobs = gen.styles.flatMap((style) =>
+      auto
+        ? generators.map((g, i) => ({
+            style,
+            gens: [g],
+            budget: auto.get(`${style}\u0000${generatorNames[i]}`),
+          }))
+        : [{ style, gens: generators, budget: gen.budgetOutputTokens as number | undefined }],
+    );
+    for (const { style, gens, budget } of jobs) {
+      if (budget === 0) continue;
       const summary = await runGeneration({
         workspace,
         corpusName: name,
         style: isStyleName(style) ? style : resolve(baseDir, style),
-        generators,
+        generators: gens,
         seed: config.seed,
-        budgetOutputTokens: gen.budgetOutputTokens,
+        budgetOutputTokens: budget,
         budgetSourceTokens: gen.budgetSourceTokens,
         chunkTokens: gen.chunkTokens,
         countTokens: (s) => tok.encode(s).length,
@@ -238,6 +262,7 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   let failedRuns: { id: string; error: string }[] = [];
   go = await stage("sweep", async () => {
     const tokenizer = await loadMixTokenizer(tokenizerPath, config.threads);
+    await checkSupply(sweepSpec, workspace, tokenizer);
     const summary = await runSweep({
       spec: sweepSpec,
       workspace,
@@ -267,7 +292,8 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   log(`[fit] done`);
   if (opts.until === "fit") return done();
   const analyze = await import("../analyze/index.js");
-  await analyze.analyzeWorkspace(workspace);
+  // Blind-spot split of the per-token losses of the largest run of each mixture (shown in the report).
+  await analyze.analyzeWorkspace(workspace, { seed: config.seed, runs: "largest" });
   log(`[analyze] done`);
   if (opts.until === "analyze") return done();
   const { writeReport } = await import("../report/index.js");
@@ -278,6 +304,12 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   function done(): StudyRunResult {
     return { workspace, findings: [], elapsedSec: (Date.now() - start) / 1000, failedRuns };
   }
+}
+
+/** The plan's clock (src/study/plan.ts); imported lazily because the plan itself reads this module. */
+async function studyClock(study: LoadedStudy, log: (line: string) => void) {
+  const { planStudy, StudyClock } = await import("./plan.js");
+  return new StudyClock(await planStudy(study), log);
 }
 
 function isStyleName(style: string): boolean {

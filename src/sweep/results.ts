@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
@@ -14,7 +14,7 @@ export interface RunResultRow {
   runId: string;
   /** Named ladder size (e.g. "s3"), or "custom". */
   modelName: string;
-  /** N: parameters excluding embeddings (DESIGN.md units). */
+  /** N: parameters excluding embeddings (docs/design.md, units). */
   nonEmbeddingParams: number;
   totalParams: number;
   /** D: training tokens. */
@@ -35,6 +35,8 @@ export interface RunResultRow {
   flops: number;
   tokensPerSec: number;
   wallSec: number;
+  /** Passes over each source of the mixture (from mixtures/<id>/manifest.json; 1 = no repetition). */
+  epochs?: Record<string, number>;
 }
 
 export interface RunResults {
@@ -42,7 +44,10 @@ export interface RunResults {
 }
 
 /** One row per test domain of every done run, plus domain "all" (the trainer's mean over domains). */
-export function resultRows(statuses: RunStatus[]): RunResultRow[] {
+export function resultRows(
+  statuses: RunStatus[],
+  epochsOf: (mixtureId: string) => Record<string, number> | undefined = () => undefined,
+): RunResultRow[] {
   const rows: RunResultRow[] = [];
   for (const s of statuses) {
     if (s.status !== "done" || !s.final) continue;
@@ -60,6 +65,7 @@ export function resultRows(statuses: RunStatus[]): RunResultRow[] {
       flops: s.final.flops,
       tokensPerSec: s.final.tokensPerSec,
       wallSec: s.final.wallSec,
+      ...(epochsOf(s.mixture.id) ? { epochs: epochsOf(s.mixture.id) } : {}),
     };
     for (const domain of Object.keys(s.final.losses).sort()) {
       rows.push({ ...base, domain, loss: s.final.losses[domain] });
@@ -75,9 +81,25 @@ export function resultsPath(workspace: string): string {
 
 /** Rewrite `<ws>/results/runs.json` from the registry. */
 export function writeResults(workspace: string): RunResults {
-  const results = { rows: resultRows(listStatuses(workspace)) };
+  const results = { rows: resultRows(listStatuses(workspace), (id) => mixtureEpochs(workspace, id)) };
   writeJsonAtomic(resultsPath(workspace), results);
   return results;
+}
+
+/** Epochs per source from a mixture manifest (undefined when the manifest is absent or has none). */
+export function mixtureEpochs(workspace: string, mixtureId: string): Record<string, number> | undefined {
+  const path = join(workspace, "mixtures", mixtureId, "manifest.json");
+  if (!existsSync(path)) return undefined;
+  try {
+    const m = JSON.parse(readFileSync(path, "utf8")) as { sources?: { name?: unknown; epochs?: unknown }[] };
+    const out: Record<string, number> = {};
+    for (const s of m.sources ?? []) {
+      if (typeof s.name === "string" && typeof s.epochs === "number") out[s.name] = s.epochs;
+    }
+    return Object.keys(out).length ? out : undefined;
+  } catch {
+    return undefined; // a broken manifest is the mix stage's error to report; runs.json stays writable
+  }
 }
 
 export const RESULT_COLUMNS: (keyof RunResultRow)[] = [

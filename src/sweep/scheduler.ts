@@ -9,6 +9,7 @@ import { modelKey, threadsByMeasurement } from "./calibrate.js";
 import { childProcessExecutor, externalExecutor, type RunExecutor } from "./executors.js";
 import type { PlannedRun } from "./plan.js";
 import { planSweep } from "./plan.js";
+import { POOL_WORKER_MARKER, type PooledExecutor, pooledExecutor } from "./pool.js";
 import {
   acquireSweepLock,
   type FinalMetric,
@@ -76,6 +77,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
   const runs = planSweep(spec, workspace, tokenizer.vocabSize);
   const slurm = spec.scheduler.executor === "slurm";
   const release = acquireSweepLock(workspace);
+  let closeExecutor: (() => void) | undefined;
   if (slurm) applySlurmThreads(spec, runs);
   else if (spec.scheduler.threadsBy === "measure") applyMeasuredThreads(spec, workspace, runs, log);
   const summary: SweepSummary = {
@@ -164,7 +166,9 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
 
     const sched = spec.scheduler;
     const external = sched.external ? externalExecutor(sched.external.command) : undefined;
-    const child = childProcessExecutor(sched.command);
+    // Default: reused worker processes (src/sweep/pool.ts); a custom command gets a process per run.
+    const child = sched.command ? childProcessExecutor(sched.command) : pooledExecutor();
+    closeExecutor = "close" in child ? (child as PooledExecutor).close : undefined;
     const executorFor = (run: PlannedRun): RunExecutor =>
       opts.executor ?? (run.backend === "external" && external ? external : child);
 
@@ -283,6 +287,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
     );
     return summary;
   } finally {
+    closeExecutor?.();
     release();
   }
 }
@@ -329,7 +334,8 @@ async function stopOrphan(workspace: string, st: RunStatus): Promise<void> {
   } catch {
     return;
   }
-  if (!cmdline.includes(st.id)) return;
+  // A pooled worker (src/sweep/pool.ts) names no run on its command line, only the worker marker.
+  if (!cmdline.includes(st.id) && !cmdline.includes(POOL_WORKER_MARKER)) return;
   process.kill(pid, "SIGTERM");
   for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
   if (processAlive(pid)) process.kill(pid, "SIGKILL");

@@ -34,6 +34,7 @@ export class BpeModel {
   private ids = new Int32Array(256);
   private ranks = new Int32Array(256);
   private readonly utf8Buf = new Uint8Array(1024);
+  private whole?: Map<string, number>;
 
   constructor(data: BpeModelData) {
     this.tokens = data.tokens;
@@ -137,8 +138,49 @@ export class BpeModel {
     }
   }
 
+  /** Append the ids of the single pre-token text[i, j) to `out` (through the cache). */
+  encodeRange(text: string, i: number, j: number, out: number[]): void {
+    if (j - i > MAX_CACHED_PIECE) {
+      const ids = this.encodePiece(text.slice(i, j));
+      for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+      return;
+    }
+    let h = 0x811c9dc5 ^ (j - i);
+    for (let k = i; k < j; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
+    if (!this.cache.lookupInto(text, i, j, h, out)) {
+      const ids = this.encodePiece(text.slice(i, j));
+      this.cache.insert(text, i, j, h, ids);
+      for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+    }
+  }
+
+  /**
+   * HF `ignore_merges` (Llama-3): a pre-token that is itself in the vocabulary becomes that token without
+   * running the merges. `exclude` are the added-token ids, which are not part of the BPE model's vocab.
+   */
+  setIgnoreMerges(exclude: Set<number>): void {
+    const whole = new Map<string, number>();
+    const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+    for (let id = 0; id < this.tokens.length; id++) {
+      const t = this.tokens[id];
+      if (t.length === 0 || exclude.has(id)) continue;
+      try {
+        const s = strict.decode(t);
+        if (!whole.has(s)) whole.set(s, id);
+      } catch {
+        // A token cutting a UTF-8 character can never equal a whole pre-token.
+      }
+    }
+    this.whole = whole;
+    this.cache.clear();
+  }
+
   /** BPE of one pre-token. */
   encodePiece(piece: string): number[] {
+    if (this.whole) {
+      const id = this.whole.get(piece);
+      if (id !== undefined) return [id];
+    }
     const n = this.loadBytes(piece);
     return n > LONG_PIECE ? this.mergeLong(n) : this.mergeShort(n);
   }

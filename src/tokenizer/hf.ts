@@ -1,27 +1,53 @@
 import { SynthmixError } from "../util/errors.js";
 import type { BpeModelData } from "./bpe.js";
 import { bytesToTokenString, tokenStringToBytes, utf8 } from "./bytes.js";
+import type { AddedToken } from "./encoder.js";
+import { checkDecoderAndModel, GPT2_PIPELINE, type PipelineSpec } from "./pipeline.js";
 
-/** A token that is matched as a whole before BPE (by encodeWithSpecial), e.g. "<|endoftext|>". */
-export interface AddedToken {
-  id: number;
-  content: string;
-  special: boolean;
-}
+export type { AddedToken } from "./encoder.js";
 
 export interface TokenizerData extends BpeModelData {
   added: AddedToken[];
+  /** Normalizer, pre-tokenizer and ignore_merges; absent means GPT-2's. */
+  pipeline?: PipelineSpec;
+  /** The file's decoder and post_processor, written back as they were (they do not change the ids). */
+  decoder?: unknown;
+  postProcessor?: unknown;
 }
 
 interface HfAddedToken {
   id: number;
   content: string;
   special?: boolean;
+  normalized?: boolean;
+  lstrip?: boolean;
+  rstrip?: boolean;
+  single_word?: boolean;
 }
 
 interface HfJson {
   added_tokens?: HfAddedToken[];
-  model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+  normalizer?: unknown;
+  pre_tokenizer?: unknown;
+  decoder?: unknown;
+  post_processor?: unknown;
+  model?: {
+    type?: string;
+    vocab?: Record<string, number>;
+    merges?: (string | [string, string])[];
+    ignore_merges?: boolean;
+  };
+}
+
+/** The added token with only the flags that differ from the defaults (so GPT-2's stays compact). */
+function addedOf(t: HfAddedToken): AddedToken {
+  const special = t.special ?? false;
+  const a: AddedToken = { id: t.id, content: t.content, special };
+  if (t.normalized !== undefined && t.normalized !== !special) a.normalized = t.normalized;
+  if (t.lstrip) a.lstrip = true;
+  if (t.rstrip) a.rstrip = true;
+  if (t.single_word) a.single_word = true;
+  return a;
 }
 
 function formatError(what: string, source: string): SynthmixError {
@@ -39,11 +65,8 @@ export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerD
     throw formatError(`model.type is "${model.type}", only "BPE" is supported`, source);
   }
   if (!model.vocab || typeof model.vocab !== "object") throw formatError("model.vocab is missing", source);
-  const added = (j.added_tokens ?? []).map((t) => ({
-    id: t.id,
-    content: t.content,
-    special: t.special ?? true,
-  }));
+  checkDecoderAndModel(j as Record<string, unknown>, source);
+  const added = (j.added_tokens ?? []).map(addedOf);
   const addedById = new Map(added.map((t) => [t.id, t]));
   let size = 0;
   for (const id of Object.values(model.vocab)) size = Math.max(size, id + 1);
@@ -88,7 +111,14 @@ export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerD
     merges[2 * r + 1] = ib;
     mergeIds[r] = ic;
   }
-  return { tokens, merges, mergeIds, added };
+  const pipeline: PipelineSpec = {
+    normalizer: j.normalizer ?? null,
+    // A file without the key at all (hand-made minimal files) gets GPT-2's, the layout synthmix writes;
+    // an explicit null is taken at its word (no ByteLevel step: refused when the encoder is built).
+    pre_tokenizer: j.pre_tokenizer === undefined ? GPT2_PIPELINE.pre_tokenizer : j.pre_tokenizer,
+    ignoreMerges: model.ignore_merges === true,
+  };
+  return { tokens, merges, mergeIds, added, pipeline, decoder: j.decoder, postProcessor: j.post_processor };
 }
 
 /** The Hugging Face tokenizer.json of a byte-level BPE (the layout GPT-2's tokenizer.json uses). */
@@ -107,6 +137,7 @@ export function toHfJson(data: TokenizerData): object {
     merges.push(`${strs[data.merges[2 * r]]} ${strs[data.merges[2 * r + 1]]}`);
   }
   const byteLevel = { add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const p = data.pipeline ?? GPT2_PIPELINE;
   return {
     version: "1.0",
     truncation: null,
@@ -114,16 +145,19 @@ export function toHfJson(data: TokenizerData): object {
     added_tokens: data.added.map((t) => ({
       id: t.id,
       content: t.content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
+      single_word: t.single_word ?? false,
+      lstrip: t.lstrip ?? false,
+      rstrip: t.rstrip ?? false,
+      normalized: t.normalized ?? !t.special,
       special: t.special,
     })),
-    normalizer: null,
-    pre_tokenizer: { type: "ByteLevel", ...byteLevel },
-    post_processor: { type: "ByteLevel", ...byteLevel, trim_offsets: false },
-    decoder: { type: "ByteLevel", ...byteLevel },
+    normalizer: p.normalizer,
+    pre_tokenizer: p.pre_tokenizer,
+    post_processor:
+      data.postProcessor !== undefined
+        ? data.postProcessor
+        : { type: "ByteLevel", ...byteLevel, trim_offsets: false },
+    decoder: data.decoder !== undefined ? data.decoder : { type: "ByteLevel", ...byteLevel },
     model: {
       type: "BPE",
       dropout: null,
@@ -132,6 +166,7 @@ export function toHfJson(data: TokenizerData): object {
       end_of_word_suffix: "",
       fuse_unk: false,
       byte_fallback: false,
+      ...(p.ignoreMerges ? { ignore_merges: true } : {}),
       vocab,
       merges,
     },

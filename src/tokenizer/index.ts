@@ -3,16 +3,21 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { sha256 } from "../util/hash.js";
 import { BpeModel } from "./bpe.js";
+import { Encoder } from "./encoder.js";
 import { gpt2Data } from "./gpt2.js";
 import { type AddedToken, fromHfJson, type TokenizerData, toHfJson } from "./hf.js";
+import { GPT2_PIPELINE, type PipelineSpec } from "./pipeline.js";
 import { type TrainOptions, trainBpe } from "./train.js";
 
+export { type EncodeToFileOptions, type EncodeToFileResult, encodeToFile } from "./encode-file.js";
 export type { AddedToken } from "./hf.js";
 export { type EncodeDocumentsOptions, encodeDocuments } from "./parallel.js";
 export { GPT2_SPLIT_REGEX, pretokenize } from "./pretokenize.js";
 export type { TrainOptions, TrainProgress } from "./train.js";
 
 export const EOT = "<|endoftext|>";
+/** End-of-text tokens of other vocabularies, tried in order when there is no "<|endoftext|>" (Llama-3's first). */
+const EOT_ALIASES = [EOT, "<|end_of_text|>", "</s>", "<eos>"];
 
 export interface TokenizerTransfer {
   bytes: Uint8Array;
@@ -20,6 +25,7 @@ export interface TokenizerTransfer {
   merges: Int32Array;
   mergeIds: Int32Array;
   added: AddedToken[];
+  pipeline: PipelineSpec;
 }
 
 /**
@@ -29,23 +35,26 @@ export interface TokenizerTransfer {
 export class Tokenizer {
   readonly vocabSize: number;
   readonly eotId: number;
+  /** The content of the end-of-text token ("<|endoftext|>", or Llama-3's "<|end_of_text|>"), if any. */
+  readonly eotContent: string | undefined;
   private readonly model: BpeModel;
+  private readonly encoder: Encoder;
   private readonly added: AddedToken[];
-  private readonly specialRe: RegExp | null;
-  private readonly specialIds = new Map<string, number>();
   private hash?: string;
   private canonical?: string;
 
-  private constructor(private readonly data: TokenizerData) {
+  private constructor(
+    private readonly data: TokenizerData,
+    source = "tokenizer.json",
+  ) {
     this.model = new BpeModel(data);
+    this.encoder = new Encoder(this.model, data.pipeline ?? GPT2_PIPELINE, data.added, source);
     this.added = data.added;
     this.vocabSize = data.tokens.length;
-    for (const t of data.added) this.specialIds.set(t.content, t.id);
-    this.eotId = this.specialIds.get(EOT) ?? -1;
-    const contents = [...this.specialIds.keys()].sort((x, y) => y.length - x.length);
-    this.specialRe = contents.length
-      ? new RegExp(contents.map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g")
-      : null;
+    const specialIds = new Map<string, number>();
+    for (const t of data.added) if (t.special) specialIds.set(t.content, t.id);
+    this.eotContent = EOT_ALIASES.find((c) => specialIds.has(c));
+    this.eotId = this.eotContent === undefined ? -1 : specialIds.get(this.eotContent)!;
   }
 
   static train(texts: Iterable<string> | AsyncIterable<string>, opts: TrainOptions): Promise<Tokenizer> {
@@ -62,7 +71,7 @@ export class Tokenizer {
         hint: "pass a Hugging Face tokenizer.json, e.g. one written by `synthmix tokenizer train`",
       });
     }
-    return new Tokenizer(fromHfJson(json, path));
+    return new Tokenizer(fromHfJson(json, path), path);
   }
 
   static fromJSON(json: object): Tokenizer {
@@ -82,7 +91,14 @@ export class Tokenizer {
     for (let id = 0; id < tokens.length; id++) ends[id] = n += tokens[id].length;
     const bytes = new Uint8Array(n);
     for (let id = 0; id < tokens.length; id++) bytes.set(tokens[id], ends[id] - tokens[id].length);
-    return { bytes, ends, merges: this.data.merges, mergeIds: this.data.mergeIds, added: this.added };
+    return {
+      bytes,
+      ends,
+      merges: this.data.merges,
+      mergeIds: this.data.mergeIds,
+      added: this.added,
+      pipeline: this.data.pipeline ?? GPT2_PIPELINE,
+    };
   }
 
   static fromTransferable(t: TokenizerTransfer): Tokenizer {
@@ -92,7 +108,13 @@ export class Tokenizer {
       tokens.push(t.bytes.subarray(start, t.ends[id]));
       start = t.ends[id];
     }
-    return new Tokenizer({ tokens, merges: t.merges, mergeIds: t.mergeIds, added: t.added });
+    return new Tokenizer({
+      tokens,
+      merges: t.merges,
+      mergeIds: t.mergeIds,
+      added: t.added,
+      pipeline: t.pipeline,
+    });
   }
 
   toJSON(): object {
@@ -115,16 +137,19 @@ export class Tokenizer {
     writeFileAtomic(path, this.toJSONString());
   }
 
-  /** Ids of ordinary text: special-token strings in it are encoded as plain text. */
+  /**
+   * Ids of ordinary text: special-token strings in it are encoded as plain text (non-special added
+   * tokens still match, as in HF tokenizers with split_special_tokens).
+   */
   encode(text: string): number[] {
     const out: number[] = [];
-    this.model.encodeInto(text, out);
+    this.encoder.encodeInto(text, out, false);
     return out;
   }
 
   /** Append ids of ordinary text to `out` (no intermediate array). */
   encodeInto(text: string, out: number[]): void {
-    this.model.encodeInto(text, out);
+    this.encoder.encodeInto(text, out, false);
   }
 
   /**
@@ -141,30 +166,18 @@ export class Tokenizer {
         i += n;
         continue;
       }
-      if (i > start) this.model.encodeInto(utf8Decoder.decode(bytes.subarray(start, i)), out);
+      if (i > start) this.encoder.encodeInto(utf8Decoder.decode(bytes.subarray(start, i)), out, false);
       out.push(this.model.byteToId[bytes[i]]);
       start = ++i;
     }
-    if (i > start) this.model.encodeInto(utf8Decoder.decode(bytes.subarray(start, i)), out);
+    if (i > start) this.encoder.encodeInto(utf8Decoder.decode(bytes.subarray(start, i)), out, false);
     return out;
   }
 
-  /** Ids of text in which special tokens such as "<|endoftext|>" are recognised. */
+  /** Ids of text in which special tokens such as "<|endoftext|>" are recognised (HF `encode`). */
   encodeWithSpecial(text: string): number[] {
     const out: number[] = [];
-    const re = this.specialRe;
-    if (!re) {
-      this.model.encodeInto(text, out);
-      return out;
-    }
-    re.lastIndex = 0;
-    let last = 0;
-    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      if (m.index > last) this.model.encodeInto(text.slice(last, m.index), out);
-      out.push(this.specialIds.get(m[0])!);
-      last = m.index + m[0].length;
-    }
-    if (last < text.length) this.model.encodeInto(text.slice(last), out);
+    this.encoder.encodeInto(text, out, true);
     return out;
   }
 

@@ -1,16 +1,17 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { BpeModel } from "./bpe.js";
+import { Encoder } from "./encoder.js";
 import type { TokenizerTransfer } from "./index.js";
 import type { WorkerReply, WorkerRequest } from "./parallel.js";
 
-// One BPE model per worker thread, built once from the typed-array form (importing only bpe.ts keeps the
+// One encoder (BPE model plus the tokenizer.json pipeline) per worker thread, built once from the typed-array form (importing only bpe.ts keeps the
 // worker's start-up small); each batch comes back as one transferred buffer.
 const { model, appendEot, eotId } = workerData as {
   model: TokenizerTransfer;
   appendEot: boolean;
   eotId: number;
 };
-let bpe: BpeModel | undefined;
+let enc: Encoder | undefined;
 let loadError: string | undefined;
 try {
   const tokens: Uint8Array[] = [];
@@ -19,13 +20,14 @@ try {
     tokens.push(model.bytes.subarray(start, model.ends[id]));
     start = model.ends[id];
   }
-  bpe = new BpeModel({ tokens, merges: model.merges, mergeIds: model.mergeIds });
+  const bpe = new BpeModel({ tokens, merges: model.merges, mergeIds: model.mergeIds });
+  enc = new Encoder(bpe, model.pipeline, model.added);
 } catch (e) {
   loadError = (e as Error).message;
 }
 
 parentPort!.on("message", (req: WorkerRequest) => {
-  if (loadError || !bpe) {
+  if (loadError || !enc) {
     parentPort!.postMessage({ seq: req.seq, error: loadError } satisfies WorkerReply);
     return;
   }
@@ -33,7 +35,7 @@ parentPort!.on("message", (req: WorkerRequest) => {
     const out: number[] = [];
     const ends = new Uint32Array(req.texts.length);
     for (let d = 0; d < req.texts.length; d++) {
-      bpe.encodeInto(req.texts[d], out);
+      enc.encodeInto(req.texts[d], out, false);
       if (appendEot) out.push(eotId);
       ends[d] = out.length;
     }

@@ -9,7 +9,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import { join } from "node:path";
-import { fsyncDir, writeJsonAtomic } from "../util/atomic.js";
+import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import type { GPT } from "./model.js";
 import type { AdamW } from "./optim.js";
@@ -113,11 +113,7 @@ export function saveCheckpoint(runDir: string, model: GPT, opt: AdamW, state: Ch
     { step: String(state.step), adam_t: String(opt.t) },
   );
   writeJsonAtomic(join(tmp, "state.json"), state);
-  rmSync(old, { recursive: true, force: true });
-  if (existsSync(cur)) renameSync(cur, old);
-  renameSync(tmp, cur);
-  fsyncDir(runDir);
-  rmSync(old, { recursive: true, force: true });
+  replaceDir(tmp, cur, old);
   publishModel(runDir);
 }
 

@@ -70,16 +70,28 @@ export function clipGradNorm(grads: FloatArray, maxNorm: number): number {
 
 /**
  * Learning rate at optimizer step `step` (0-based) of `totalSteps`: linear warmup from lr/warmup to lr
- * over `warmupSteps` steps, then cosine decay to minLrRatio*lr at the last step.
+ * over `warmupSteps` steps, then by `schedule`:
+ *   cosine (default)  cosine decay to minLrRatio*lr at the last step;
+ *   wsd               lr until the cooldown, the last c = max(1, round(decayFraction*totalSteps)) steps,
+ *                     then lr_t = minLr + (lr - minLr)(1 - sqrt(k/c)), k = 1..c (Hägele et al. 2024's
+ *                     1-sqrt cooldown; it reaches minLr at the last step, like the cosine);
+ *   constant          lr (warmup over warmupSteps whatever totalSteps is: a WSD trunk's LR must not
+ *                     depend on how far it is trained).
  */
 export function lrAt(
   step: number,
   totalSteps: number,
-  o: Pick<OptimizerConfig, "lr" | "warmupSteps" | "minLrRatio">,
+  o: Pick<OptimizerConfig, "lr" | "warmupSteps" | "minLrRatio" | "schedule" | "decayFraction">,
 ): number {
+  if (o.schedule === "constant") return step < o.warmupSteps ? (o.lr * (step + 1)) / o.warmupSteps : o.lr;
   const warmup = Math.min(o.warmupSteps, totalSteps);
   if (step < warmup) return (o.lr * (step + 1)) / warmup;
   const minLr = o.lr * o.minLrRatio;
+  if (o.schedule === "wsd") {
+    const c = Math.max(1, Math.round((o.decayFraction ?? 0.2) * totalSteps));
+    const k = step - (totalSteps - c) + 1;
+    return k <= 0 ? o.lr : minLr + (o.lr - minLr) * (1 - Math.sqrt(Math.min(1, k / c)));
+  }
   const decaySteps = totalSteps - warmup - 1;
   if (decaySteps <= 0) return o.lr;
   const progress = Math.min(1, (step - warmup) / decaySteps);

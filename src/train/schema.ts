@@ -22,6 +22,14 @@ export const OptimizerConfigSchema = z.object({
   beta2: z.number().min(0).max(1).default(0.95),
   eps: z.number().positive().default(1e-8),
   gradClip: z.number().positive().default(1.0),
+  /**
+   * LR schedule after the linear warmup (absent = "cosine"): "cosine" decays to minLrRatio x lr at the
+   * last step; "wsd" (warmup-stable-decay) holds lr and cools down over the last decayFraction of the
+   * steps (1-sqrt shape) to minLrRatio x lr; "constant" holds lr (the shared trunk of a WSD ladder).
+   */
+  schedule: z.enum(["cosine", "wsd", "constant"]).optional(),
+  /** WSD: fraction of the steps spent in the cooldown (default 0.2). */
+  decayFraction: z.number().gt(0).max(1).optional(),
 });
 export type OptimizerConfig = z.infer<typeof OptimizerConfigSchema>;
 
@@ -48,6 +56,12 @@ export const RunConfigSchema = z.object({
   evalTokens: z.number().int().positive().default(32768),
   /** Save a resumable checkpoint every this many steps (0: only at the end). */
   checkpointEvery: z.number().int().min(0).default(50),
+  /**
+   * WSD ladder (optimizer.schedule "wsd"): start from the shared constant-LR trunk `trunk` (a folder,
+   * relative to the run folder or absolute) at this run's cooldown start and train only the cooldown.
+   * `ladder` lists every budget of the ladder: the trunk snapshots each one's branch point (train/wsd.ts).
+   */
+  wsd: z.object({ trunk: z.string().min(1), ladder: z.array(z.number().int().positive()).min(1) }).optional(),
   /** Threads for the native kernels. */
   threads: z.number().int().positive().default(2),
 });

@@ -36,6 +36,18 @@ import { countParams, trainingFlops } from "./ladder.js";
 import { GPT } from "./model.js";
 import { AdamW, clipGradNorm, lrAt } from "./optim.js";
 import { type MetricRecord, type RunConfig, RunConfigSchema } from "./schema.js";
+import {
+  abortedError,
+  branchStep,
+  canBranch,
+  saveSnapshot,
+  seedBranch,
+  sleep,
+  snapshotDir,
+  snapshotSteps,
+  trunkConfig,
+  tryLock,
+} from "./wsd.js";
 
 export type FinalRecord = Extract<MetricRecord, { type: "final" }>;
 
@@ -54,11 +66,24 @@ export function resolveDataPath(runDir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(runDir, p);
 }
 
-/** Identity of a run for resume: every field that changes the loss curve (not `threads`), data paths resolved. */
-function runIdentity(runDir: string, c: RunConfig): string {
-  const { threads: _t, data, ...rest } = c;
+/**
+ * Identity of a run for resume: every field that changes the loss curve (not `threads`), data paths
+ * resolved. A WSD trunk (`trunk` true) is extended by whichever branch needs it further, so its length
+ * and id are not part of it (its loss curve up to any step does not depend on them).
+ */
+function runIdentity(runDir: string, c: RunConfig, trunk = false): string {
+  // `wsd` (trunk folder, ladder) does not change the loss curve: a branch equals a standalone WSD run.
+  const { threads: _t, wsd: _w, data, ...rest } = c;
   const test = data.test === undefined ? undefined : resolveDataPath(runDir, data.test);
-  return stableHash({ ...rest, data: { train: resolveDataPath(runDir, data.train), test } });
+  const ident: Record<string, unknown> = {
+    ...rest,
+    data: { train: resolveDataPath(runDir, data.train), test },
+  };
+  if (trunk) {
+    delete ident.tokens;
+    delete ident.id;
+  }
+  return stableHash(ident);
 }
 
 function readConfigIfValid(path: string): RunConfig | null {
@@ -92,6 +117,56 @@ export function evalLoss(
     sum += model.lossSum();
   }
   return { loss: sum / count, count };
+}
+
+const totalStepsOf = (cfg: RunConfig) =>
+  Math.ceil(cfg.tokens / (cfg.batchSize * cfg.gradAccum * cfg.model.contextLength));
+
+function checkSchedule(runDir: string, cfg: RunConfig): void {
+  if (cfg.wsd && cfg.optimizer.schedule !== "wsd") {
+    throw new SynthmixError(
+      "BAD_CONFIG",
+      `${runDir}: config.wsd is set but optimizer.schedule is not "wsd"`,
+      {
+        hint: 'set optimizer.schedule: "wsd", or drop config.wsd',
+      },
+    );
+  }
+}
+
+/**
+ * The trunk snapshot a WSD branch starts from, training the trunk as far as needed (under the trunk's
+ * lock, snapshotting every branch point of the ladder on the way). Returns null when the trunk has
+ * already passed this branch point without a snapshot (a budget added to the ladder later): the branch
+ * then trains standalone, with the same result, only without the saving.
+ */
+async function trunkSnapshot(runDir: string, cfg: RunConfig, opts: TrainOptions): Promise<string | null> {
+  const wsd = cfg.wsd!;
+  const trunkDir = resolveDataPath(runDir, wsd.trunk);
+  const step = branchStep(cfg);
+  const snap = snapshotDir(trunkDir, step);
+  mkdirSync(trunkDir, { recursive: true });
+  for (;;) {
+    if (existsSync(join(snap, "state.json"))) return snap;
+    if (opts.signal?.aborted) throw abortedError(runDir);
+    const release = tryLock(join(trunkDir, ".lock"));
+    if (release === null) {
+      await sleep(100);
+      continue;
+    }
+    try {
+      if (existsSync(join(snap, "state.json"))) return snap;
+      const ck = findCheckpoint(trunkDir);
+      if (ck !== null && loadCheckpointState(ck).step > step) return null;
+      // Data paths of the trunk config are relative to the trunk folder.
+      const tc = trunkConfig(cfg, step);
+      const abs = (p: string) => resolveDataPath(runDir, p);
+      tc.data = { train: abs(cfg.data.train), ...(cfg.data.test ? { test: abs(cfg.data.test) } : {}) };
+      await trainImpl(trunkDir, tc, { ...opts, onMetric: undefined }, { snapshots: snapshotSteps(cfg) });
+    } finally {
+      release();
+    }
+  }
 }
 
 /** An append-only metrics.jsonl whose byte length is recorded in each checkpoint. */
@@ -135,12 +210,30 @@ export async function trainRun(
   config: RunConfig,
   opts: TrainOptions = {},
 ): Promise<FinalRecord> {
+  const final = await trainImpl(runDir, config, opts, null);
+  if (final === null) throw new Error("internal: a run ended without a final record");
+  return final;
+}
+
+/**
+ * The training loop. `trunk` (a WSD trunk, train/wsd.ts): train to config.tokens at constant LR,
+ * checkpoint and snapshot at each of `trunk.snapshots`, and stop without a final evaluation (null).
+ */
+async function trainImpl(
+  runDir: string,
+  config: RunConfig,
+  opts: TrainOptions,
+  trunk: { snapshots: number[] } | null,
+): Promise<FinalRecord | null> {
   const cfg = RunConfigSchema.parse(config);
+  checkSchedule(runDir, cfg);
   mkdirSync(runDir, { recursive: true });
   const configPath = join(runDir, "config.json");
-  const ckptDir = findCheckpoint(runDir);
+  let ckptDir = findCheckpoint(runDir);
   const previous = existsSync(configPath) ? readConfigIfValid(configPath) : null;
-  const sameConfig = previous !== null && runIdentity(runDir, previous) === runIdentity(runDir, cfg);
+  const sameConfig =
+    previous !== null &&
+    runIdentity(runDir, previous, trunk !== null) === runIdentity(runDir, cfg, trunk !== null);
   if (ckptDir !== null && previous !== null) {
     if (!sameConfig) {
       throw new SynthmixError(
@@ -153,11 +246,26 @@ export async function trainRun(
     }
   }
   if (ckptDir !== null) {
-    const done = loadCheckpointState(ckptDir).final;
-    if (done) return done;
+    const st = loadCheckpointState(ckptDir);
+    if (st.final) return st.final;
+    // A trunk already trained this far (it never holds a final record); a kill may have come between
+    // its last checkpoint and the snapshot there.
+    if (trunk !== null && st.step >= totalStepsOf(cfg)) {
+      if (st.step === totalStepsOf(cfg)) saveSnapshot(runDir, st);
+      return null;
+    }
   }
   // Leave an equivalent config.json alone (a sweep may have written it, with relative paths).
-  if (!sameConfig || previous?.threads !== cfg.threads) writeJsonAtomic(configPath, cfg);
+  if (!sameConfig || previous?.threads !== cfg.threads || (trunk && previous?.tokens !== cfg.tokens))
+    writeJsonAtomic(configPath, cfg);
+  // A WSD branch starts from the trunk's snapshot at its cooldown start (null: train it standalone).
+  if (ckptDir === null && trunk === null && cfg.wsd && canBranch(cfg)) {
+    const snap = await trunkSnapshot(runDir, cfg, opts);
+    if (snap !== null) {
+      seedBranch(runDir, snap);
+      ckptDir = findCheckpoint(runDir);
+    }
+  }
 
   const T = cfg.model.contextLength;
   const B = cfg.batchSize;
@@ -281,12 +389,24 @@ export async function trainRun(
       });
       progress.update(state.tokens - sessionTokens0, { loss, step: state.step });
       const last = state.step === totalSteps;
-      if (!last && cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) runEval(state.step);
+      // A trunk's last step is not a run's last step: evaluate there as a standalone run would.
+      if ((trunk !== null || !last) && cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0)
+        runEval(state.step);
       if (!last && cfg.checkpointEvery > 0 && state.step % cfg.checkpointEvery === 0) checkpoint();
+      if (trunk?.snapshots.includes(state.step)) {
+        checkpoint();
+        saveSnapshot(runDir, state);
+      }
       // Let timers and abort signals run between steps.
       await new Promise<void>((r) => setImmediate(r));
     }
 
+    if (trunk !== null) {
+      // The trunk stops here (a longer branch extends it later): a checkpoint, no final evaluation.
+      checkpoint();
+      saveSnapshot(runDir, state);
+      return null;
+    }
     const losses = runEval(state.step);
     const values = Object.values(losses);
     const params = countParams(cfg.model);

@@ -115,7 +115,7 @@ test("runner: outputs with provenance, chunks re-joined per document, test docs 
   }
 });
 
-test("runner: retries 500s, 429 with Retry-After, malformed JSON and empty choices; times out hangs", async () => {
+test("runner: retries 500s, malformed JSON and empty choices, times out hangs; 429 is back-pressure, not a retry", async () => {
   const fake = await startFake((c) => {
     const script = [
       { status: 500, text: "boom" },
@@ -137,7 +137,9 @@ test("runner: retries 500s, 429 with Retry-After, malformed JSON and empty choic
       ...quiet,
     });
     const g = s.generators[0];
-    assert.equal(g.requests.retries, 5);
+    assert.equal(g.requests.retries, 4);
+    assert.equal(g.requests.backpressure, 1);
+    assert.equal(s.complete, true);
     assert.equal(g.accepted, 1);
     assert.equal(g.requests.failed, 0);
     const chunks = readParts(join(ws, "synthetic", "hq-m", "chunks"));
@@ -148,10 +150,12 @@ test("runner: retries 500s, 429 with Retry-After, malformed JSON and empty choic
   }
 });
 
-test("runner: rejected outputs are counted by reason; a failing server trips the circuit breaker", async () => {
-  const replies = ["I'm sorry, but I cannot help with that.", "", "Fine text."];
+test("runner: rejected outputs are counted by reason; empty answers are re-asked a bounded number of times; a dead server stops the run after the stall timeout", async () => {
+  // Call 1 (empty) is re-asked and answered by call 2; calls 5.. are empty for the 4th document,
+  // which gives up after retryEmpty (3) re-asks and is rejected as empty.
+  const replies = ["I'm sorry, but I cannot help with that.", "", "Fine text.", "", "cut"];
   const fake = await startFake((c) =>
-    c.n === 3 ? okReply("cut off mid", "length") : okReply(replies[c.n % 3] ?? "ok"),
+    c.n === 3 ? okReply("cut off mid", "length") : okReply(c.n >= 4 ? "" : (replies[c.n] ?? "ok")),
   );
   try {
     const ws = makeWorkspace(4);
@@ -165,6 +169,10 @@ test("runner: rejected outputs are counted by reason; a failing server trips the
     assert.deepEqual(s.generators[0].rejected, { refusal: 1, empty: 1, truncated: 1 });
     assert.equal(s.generators[0].accepted, 1);
     assert.equal(s.generators[0].docsWritten, 1);
+    assert.equal(s.generators[0].requests.reasked, 1 + 3);
+    assert.equal(fake.state.calls, 4 + 1 + 3);
+    // Every request was answered: rejections are the answer, not a failure.
+    assert.equal(s.complete, true);
   } finally {
     await fake.close();
   }
@@ -178,11 +186,17 @@ test("runner: rejected outputs are counted by reason; a failing server trips the
         style: "hq",
         generators: [`openai:${down.url}:m?concurrency=2`],
         breakAfter: 5,
+        stallTimeoutMs: 300,
         ...quiet,
       }),
-      (e: Error) => /every endpoint keeps failing/.test(e.message) && /503/.test(e.message),
+      (e: Error) =>
+        /every endpoint has stopped answering/.test(e.message) &&
+        /no success for/.test(e.message) &&
+        e.message.includes(down.url) &&
+        /503/.test(e.message),
     );
-    assert.ok(down.state.calls < 20, `stopped early (${down.state.calls} calls)`);
+    // The breaker opened after 5 failures in a row: afterwards only probes were sent, not all 50 docs' requests.
+    assert.ok(down.state.calls < 30, `stopped early (${down.state.calls} calls)`);
   } finally {
     await down.close();
   }

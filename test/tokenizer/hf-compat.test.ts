@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { brownDocuments } from "../../bench/tokenizer/brown.js";
 import { Tokenizer } from "../../src/tokenizer/index.js";
+import { optionalTool } from "../helpers/optional.js";
 import { lcg, randomText } from "./helpers.js";
 
 interface HfLike {
@@ -23,12 +24,18 @@ async function loadHf(): Promise<HfCtor | undefined> {
   }
 }
 
-test("our tokenizer.json loads in Hugging Face tokenizers.js and encodes/decodes identically", async (t) => {
-  const Hf = await loadHf();
-  if (!Hf) {
-    t.skip("@huggingface/tokenizers is not installed");
-    return;
-  }
+const Hf = await loadHf();
+const hfTool = optionalTool(
+  "@huggingface/tokenizers",
+  () => Hf !== undefined,
+  "`npm ci` (it is a dev dependency)",
+);
+
+test("our tokenizer.json loads in Hugging Face tokenizers.js and encodes/decodes identically", {
+  skip: hfTool.skip,
+}, async () => {
+  hfTool.require();
+  if (!Hf) return;
   const trained = await Tokenizer.train(brownDocuments(4), { vocabSize: 700 });
   const rnd = lcg(11);
   const samples = [

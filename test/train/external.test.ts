@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -12,6 +11,7 @@ import type { RunConfig } from "../../src/train/schema.js";
 import { evaluate } from "../../src/train/trainer.js";
 import { Rng } from "../../src/util/rng.js";
 import { encodeTokens } from "../../src/util/tokenfile.js";
+import { optionalTool, pythonModules } from "../helpers/optional.js";
 
 const root = mkdtempSync(join(tmpdir(), "synthmix-ext-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -103,11 +103,16 @@ test("runExternal rejects a failing command and metrics that break the schema, n
   );
 });
 
-const hasTorch = spawnSync("/usr/bin/python3", ["-c", "import torch, numpy"]).status === 0;
+const torch = optionalTool(
+  "python3-torch",
+  pythonModules("torch", "numpy"),
+  "apt-get install -y python3-torch libopenblas0-pthread",
+);
 
 test("the example PyTorch trainer fulfils the contract; our model reproduces its eval loss", {
-  skip: !hasTorch && "no python3-torch",
+  skip: torch.skip,
 }, async () => {
+  torch.require();
   const dir = join(root, "torch");
   const script = resolve("examples/external-trainer/train.py");
   const final = await runExternal(

@@ -6,9 +6,15 @@ import { describe, it } from "node:test";
 import { nativeAddon, nativeLoadError } from "../../src/train/kernels/native.js";
 import { referenceKernels } from "../../src/train/kernels/reference.js";
 import type { FloatArray, Kernels } from "../../src/train/kernels/types.js";
+import { optionalTool } from "../helpers/optional.js";
 
 const addon = nativeAddon();
-const skip = addon === null ? `native addon not built: ${nativeLoadError()}` : false;
+const native = optionalTool(
+  "the native addon",
+  () => addon !== null || (nativeLoadError() ?? "not loaded"),
+  "`npm ci` (or `npx node-gyp rebuild`) with a C++ compiler",
+);
+const skip = native.skip;
 
 let seed = 987654321;
 function rand(): number {
@@ -205,6 +211,7 @@ function assertClose(what: string, got: FloatArray, want: FloatArray): void {
 }
 
 describe("native kernels vs reference", { skip }, () => {
+  it("the addon is loaded", () => native.require());
   const all = cases();
   const want = all.map((c) => c.run(referenceKernels, (x) => Float64Array.from(x)));
   const isas = (["avx512", "portable"] as const).filter((i) => addon?.setIsa(i));

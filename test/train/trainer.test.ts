@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { nativeAddon, nativeLoadError } from "../../src/train/kernels/native.js";
 import { referenceKernels } from "../../src/train/kernels/reference.js";
 import { loadModel, sampleModel } from "../../src/train/sample.js";
 import type { MetricRecord, RunConfig } from "../../src/train/schema.js";
@@ -10,6 +11,7 @@ import { trainRun } from "../../src/train/trainer.js";
 import { SynthmixError } from "../../src/util/errors.js";
 import { Rng } from "../../src/util/rng.js";
 import { encodeTokens } from "../../src/util/tokenfile.js";
+import { optionalTool } from "../helpers/optional.js";
 
 const root = mkdtempSync(join(tmpdir(), "synthmix-train-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -232,13 +234,19 @@ test("a model trained on a periodic sequence continues it when sampled greedily"
   assert.ok(final?.type === "final" && final.losses.train < 0.1);
 });
 
-test("with the native kernels (when built) runs are deterministic and resume bit for bit too", async (t) => {
+const nativeTool = optionalTool(
+  "the native addon",
+  () => nativeAddon() !== null || (nativeLoadError() ?? "not loaded"),
+  "`npm ci` (or `npx node-gyp rebuild`) with a C++ compiler",
+);
+
+test("with the native kernels (when built) runs are deterministic and resume bit for bit too", {
+  skip: nativeTool.skip,
+}, async () => {
+  nativeTool.require();
   const { loadNativeKernels } = await import("../../src/train/kernels/native.js");
   const native = loadNativeKernels();
-  if (native === null) {
-    t.skip("native addon not built");
-    return;
-  }
+  assert.ok(native !== null);
   native.setThreads?.(2);
   const cfg = config({
     model: { nLayer: 2, dModel: 32, nHead: 2, contextLength: 16, vocabSize: 48 },

@@ -1,0 +1,296 @@
+/**
+ * Grid efficiency of a whole sweep: `npx tsx bench/sweep.ts` (options below).
+ *
+ * Trains a fixed grid shaped like the demo's (4 models from 3k to 590k non-embedding parameters x token
+ * budgets 100k / 400k / 1.6M, batch 16 x context 64, vocabulary 2048, 3 test domains evaluated on 32768
+ * tokens each at the end of every run, the demo's optimizer settings) through the real sweep
+ * (`runSweep`, default executor) and prints the achieved training GFLOP/s over the sweep's wall time,
+ * divided by the 2-thread SGEMM GFLOP/s of our kernels measured in the same process just before and
+ * after the grid (best of both). The mixtures and test sets are built first and not timed (that is the
+ * mix stage's work, reported separately).
+ *
+ * Two FLOP counts are reported: "training" = Σ 6·N·D + attention (train/ladder `trainingFlops`, what
+ * status.json records and what the issue's 22–27% baseline used) and "executed" = Σ D x
+ * `executedFlopsPerToken` (adds the tied vocabulary projection, which dominates the smallest models).
+ *
+ * Peer (`--torch`, default on): bench/peers/sweep_torch.py trains the same runs (same shapes, budgets,
+ * schedule, eval windows) in ONE PyTorch process looping over the runs (no per-run start-up at all),
+ * torch threads 1, OPENBLAS_NUM_THREADS=2, OPENBLAS_CORETYPE=SkylakeX, and its ratio is computed
+ * against the same SGEMM rate. `--torch-scale s` trains torch on budgets x s (default 0.25, to keep the
+ * bench short on a shared machine; the ratio is per FLOP, and torch's per-run costs are then relatively
+ * larger, so the torch ratio is a slight underestimate, said in the output).
+ *
+ * Options: --budgets 100k,400k,1.6M  --executor pool|child (child: one process per run, the old default)
+ *          --compare (run the grid with both executors, side by side)  --no-torch  --keep (keep the ws)
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildMixture } from "../src/mix/build.js";
+import { countLabel, parseCount } from "../src/mix/count.js";
+import { buildTestSets } from "../src/mix/testsets.js";
+import type { MixTokenizer } from "../src/mix/tokenizer.js";
+import { childProcessExecutor } from "../src/sweep/executors.js";
+import { planSweep } from "../src/sweep/plan.js";
+import { listStatuses } from "../src/sweep/registry.js";
+import { runSweep } from "../src/sweep/scheduler.js";
+import { resolveSpec, type SweepSpecInput } from "../src/sweep/spec.js";
+import { nativeAddon } from "../src/train/kernels/native.js";
+import { executedFlopsPerToken } from "../src/train/ladder.js";
+import { Rng } from "../src/util/rng.js";
+
+const args = process.argv.slice(2);
+const arg = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const flag = (name: string) => args.includes(`--${name}`);
+
+const VOCAB = 2048;
+const budgets = arg("budgets", "100k,400k,1.6M")
+  .split(",")
+  .map((b) => parseCount(b, "--budgets"));
+const models = [
+  { name: "g0", nLayer: 1, dModel: 16, nHead: 2 },
+  { name: "g1", nLayer: 1, dModel: 64, nHead: 2 },
+  { name: "g2", nLayer: 2, dModel: 96, nHead: 2 },
+  { name: "g3", nLayer: 3, dModel: 128, nHead: 2 },
+];
+const train = { batchSize: 16, optimizer: { lr: 3e-3, warmupSteps: 10 }, evalTokens: 32768 };
+
+/**
+ * A word-level stand-in for the study tokenizer with the demo's vocabulary size: throughput does not
+ * depend on which ids the text maps to, and this keeps the bench free of a BPE training step.
+ */
+function wordTokenizer(): MixTokenizer {
+  const id = (w: string) => {
+    let h = 2166136261;
+    for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w.charCodeAt(i), 16777619) >>> 0;
+    return h % (VOCAB - 1);
+  };
+  return {
+    vocabSize: VOCAB,
+    eotId: VOCAB - 1,
+    sha256: "bench-word-tokenizer-2048",
+    async *encodeAll(texts: string[]) {
+      for (const t of texts) yield t.split(" ").map(id);
+    },
+  };
+}
+
+/** Zipf-distributed random words, deterministic. */
+function docs(n: number, seed: number): string[] {
+  const rng = new Rng(seed);
+  const words = Array.from({ length: 5000 }, (_, i) => `w${i}`);
+  return Array.from({ length: n }, () => {
+    const len = 200 + rng.int(300);
+    const out: string[] = [];
+    for (let i = 0; i < len; i++) out.push(words[Math.floor(5000 * rng.next() ** 3)]);
+    return out.join(" ");
+  });
+}
+
+function writeJsonl(path: string, texts: string[], tag: string) {
+  mkdirSync(join(path, ".."), { recursive: true });
+  writeFileSync(path, `${texts.map((text, i) => JSON.stringify({ id: `${tag}${i}`, text })).join("\n")}\n`);
+}
+
+/** Best-of-n 2-thread (and 1-thread) SGEMM GFLOP/s of our kernels on a large square-ish product. */
+function sgemmRate(threads: number): number {
+  const addon = nativeAddon();
+  if (!addon) throw new Error("native addon not built (npm ci)");
+  addon.setThreads(threads);
+  const [BT, C, OC] = [2048, 256, 1024];
+  const inp = new Float32Array(BT * C).fill(0.01);
+  const w = new Float32Array(OC * C).fill(0.02);
+  const out = new Float32Array(BT * OC);
+  let best = 0;
+  for (let i = 0; i < 12; i++) {
+    const t0 = performance.now();
+    addon.matmulForward(out, inp, w, null, BT, C, OC);
+    const dt = (performance.now() - t0) / 1000;
+    best = Math.max(best, (2 * BT * C * OC) / dt / 1e9);
+  }
+  return best;
+}
+
+function makeWorkspace(): string {
+  const ws = mkdtempSync(join(tmpdir(), "synthmix-bench-sweep-"));
+  // ~1.8M words of training text: enough for the largest budget without repeating documents.
+  writeJsonl(join(ws, "corpus/bench/train.jsonl"), docs(5000, 1), "n");
+  for (const [i, d] of ["news", "fiction", "science"].entries())
+    writeJsonl(join(ws, `corpus/bench/test/${d}.jsonl`), docs(120, 10 + i), d);
+  return ws;
+}
+
+function specFor(): SweepSpecInput {
+  return {
+    contextLength: 64,
+    allowRepeat: true,
+    grid: { models, tokens: budgets, mixtures: ["natural"], seeds: [1] },
+    train,
+  };
+}
+
+interface GridResult {
+  wallSec: number;
+  trainingFlops: number;
+  executedFlops: number;
+  runs: number;
+  perRun: { id: string; tokens: number; wallSec: number; tokPerSec: number }[];
+}
+
+async function runGrid(ws: string, executor: "pool" | "child", tok: MixTokenizer): Promise<GridResult> {
+  const { spec } = resolveSpec(specFor(), ws);
+  rmSync(join(ws, "runs"), { recursive: true, force: true });
+  const t0 = performance.now();
+  const summary = await runSweep({
+    spec,
+    workspace: ws,
+    tokenizer: tok,
+    progress: "silent",
+    ...(executor === "child" && { executor: childProcessExecutor() }),
+  });
+  const wallSec = (performance.now() - t0) / 1000;
+  if (summary.failed.length > 0) throw new Error(`runs failed: ${JSON.stringify(summary.failed)}`);
+  const st = listStatuses(ws);
+  let trainingFlops = 0;
+  let executedFlops = 0;
+  for (const s of st) {
+    trainingFlops += s.flops;
+    executedFlops += executedFlopsPerToken(s.config.model) * s.tokens;
+  }
+  return {
+    wallSec,
+    trainingFlops,
+    executedFlops,
+    runs: st.length,
+    perRun: st.map((s) => ({
+      id: s.id,
+      tokens: s.tokens,
+      wallSec: s.final?.wallSec ?? Number.NaN,
+      tokPerSec: s.final?.tokensPerSec ?? Number.NaN,
+    })),
+  };
+}
+
+function torchGrid(
+  ws: string,
+  scale: number,
+): { wallSec: number; trainingFlops: number; executedFlops: number } | null {
+  const { spec } = resolveSpec(specFor(), ws);
+  const runs = planSweep(spec, ws, VOCAB);
+  const jobs = runs.map((r) => ({
+    id: r.id,
+    model: r.model,
+    tokens: Math.round(r.tokens * scale),
+    batch: r.config.batchSize,
+    optimizer: r.config.optimizer,
+    seed: r.seed,
+    train: join(r.config.data.train, "tokens.bin"),
+  }));
+  const path = join(ws, "torch-jobs.json");
+  writeFileSync(path, JSON.stringify({ jobs, test: join(ws, "tokens/test"), evalTokens: train.evalTokens }));
+  const r = spawnSync(
+    "/usr/bin/python3",
+    [new URL("./peers/sweep_torch.py", import.meta.url).pathname, path],
+    {
+      env: { ...process.env, OPENBLAS_CORETYPE: "SkylakeX", OPENBLAS_NUM_THREADS: "2" },
+      encoding: "utf8",
+      maxBuffer: 1 << 26,
+    },
+  );
+  if (r.status !== 0) {
+    console.error(`torch peer failed: ${r.stderr || r.error}`);
+    return null;
+  }
+  const j = JSON.parse(r.stdout.trim().split("\n").at(-1) as string);
+  let trainingFlops = 0;
+  let executedFlops = 0;
+  for (const [i, run] of runs.entries()) {
+    trainingFlops += (run.flops / run.tokens) * jobs[i].tokens;
+    executedFlops += executedFlopsPerToken(run.model) * jobs[i].tokens;
+  }
+  return { wallSec: j.wall_sec, trainingFlops, executedFlops };
+}
+
+async function main() {
+  const ws = makeWorkspace();
+  const tok = wordTokenizer();
+  try {
+    const t0 = performance.now();
+    const { spec } = resolveSpec(specFor(), ws);
+    await buildTestSets({ workspace: ws, tokenizer: tok });
+    for (const r of planSweep(spec, ws, VOCAB)) {
+      const m = r.mixture;
+      await buildMixture({
+        workspace: ws,
+        id: m.id,
+        tokenizer: tok,
+        sources: m.sources,
+        totalTokens: m.tokens,
+        seed: m.seed,
+        allowRepeat: true,
+      });
+    }
+    const setupSec = (performance.now() - t0) / 1000;
+    console.log(
+      `grid: ${models.map((m) => m.name).join(", ")} x budgets ${budgets.map(countLabel).join(", ")}; batch 16 x context 64, V ${VOCAB}, 3 test domains x ${train.evalTokens} eval tokens; mixtures and test sets built in ${setupSec.toFixed(1)} s (not timed)`,
+    );
+    console.log(
+      `load average at start: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`,
+    );
+    const sgemm1 = sgemmRate(1);
+    let sgemm2 = sgemmRate(2);
+    const executors: ("pool" | "child")[] = flag("compare")
+      ? ["pool", "child"]
+      : [arg("executor", "pool") === "child" ? "child" : "pool"];
+    const results = new Map<string, GridResult>();
+    for (const e of executors) results.set(e, await runGrid(ws, e, tok));
+    const torch = flag("no-torch") ? null : torchGrid(ws, Number(arg("torch-scale", "0.25")));
+    sgemm2 = Math.max(sgemm2, sgemmRate(2));
+    console.log(
+      `SGEMM (ours, 2048x256x1024, best of 12 before and after): 2 threads ${sgemm2.toFixed(1)} GFLOP/s, 1 thread ${sgemm1.toFixed(1)} GFLOP/s`,
+    );
+    console.log(
+      "| trainer | runs | wall s | training GFLOP/s | / 2-thread SGEMM | executed GFLOP/s | / SGEMM |",
+    );
+    console.log("|---|---|---|---|---|---|---|");
+    const row = (
+      name: string,
+      r: { wallSec: number; trainingFlops: number; executedFlops: number },
+      n: number,
+    ) => {
+      const tg = r.trainingFlops / r.wallSec / 1e9;
+      const eg = r.executedFlops / r.wallSec / 1e9;
+      console.log(
+        `| ${name} | ${n} | ${r.wallSec.toFixed(1)} | ${tg.toFixed(1)} | **${(tg / sgemm2).toFixed(3)}** | ${eg.toFixed(1)} | ${(eg / sgemm2).toFixed(3)} |`,
+      );
+    };
+    for (const [e, r] of results) row(`synthmix sweep (${e} executor)`, r, r.runs);
+    if (torch)
+      row(
+        `PyTorch loop (one process, budgets x ${arg("torch-scale", "0.25")})`,
+        torch,
+        results.values().next().value!.runs,
+      );
+    for (const [e, r] of results) {
+      console.log(
+        `per run (${e}): ${r.perRun.map((p) => `${p.id.split("-")[0]}/${countLabel(p.tokens)} ${Math.round(p.tokPerSec)} tok/s`).join(", ")}`,
+      );
+    }
+    console.log(
+      `load average at end: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`,
+    );
+  } finally {
+    if (!flag("keep")) rmSync(ws, { recursive: true, force: true });
+    else console.log(`workspace kept: ${ws}`);
+  }
+}
+
+await main();

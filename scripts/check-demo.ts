@@ -1,0 +1,208 @@
+/**
+ * Run the full demo and verify, from its results/*.json and run curves, the four properties its report
+ * must have (issue #15): E per mixture identified for the main grid; a best ratio whose interval lies
+ * inside (0, 1) in the ratio cells; speed-ups read inside the fitted range; per-run curves that show
+ * convergence for the smallest model. Exit 1 when any fails. Long (the whole demo): not in `npm test`.
+ *
+ *   npx tsx scripts/check-demo.ts [--workspace dir] [--no-run]   # --no-run: only check an existing workspace
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { BestRatioFile, FitsFile, SpeedupsFile } from "../src/fit/results.js";
+import { StudyConfigSchema } from "../src/study/config.js";
+import { demoConfig } from "../src/study/demo.js";
+import { runStudy } from "../src/study/run.js";
+import type { RunResultRow } from "../src/sweep/results.js";
+
+interface Check {
+  property: string;
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+const readJson = <T>(ws: string, f: string): T =>
+  JSON.parse(readFileSync(join(ws, "results", f), "utf8")) as T;
+const f3 = (x: number | null | undefined) => (x === null || x === undefined ? "—" : x.toFixed(3));
+const codes = (x: { warnings: { code: string }[] }) => x.warnings.map((w) => w.code);
+
+/** The main grid's mixture keys ("synthetic:ratio:generator"), from the demo config itself. */
+function mainGridKeys(): string[] {
+  const grid = StudyConfigSchema.parse(demoConfig(false)).sweep.grid!;
+  const keys = new Set<string>();
+  for (const m of grid.mixtures) {
+    if (m === "natural") {
+      keys.add("none:0:");
+      continue;
+    }
+    for (const [style, v] of Object.entries(m))
+      for (const r of Array.isArray(v) ? v : [v])
+        for (const g of grid.generators) keys.add(`${style}:${r}:${g}`);
+  }
+  return [...keys];
+}
+
+const keyOf = (r: RunResultRow) =>
+  r.synthetic === "none" || r.ratio === 0 ? "none:0:" : `${r.synthetic}:${r.ratio}:${r.generator}`;
+
+/** 1. E per main-grid mixture: identified by the fitter, no E warning, interval in (0, lowest loss). */
+function checkE(fits: FitsFile, rows: RunResultRow[]): Check[] {
+  return mainGridKeys().map((key) => {
+    const f = fits.fits.find((x) => x.key === key && x.fixedN === null && x.fixedD === null);
+    if (!f?.params.E) return { property: "E identified", what: key, ok: false, detail: "no joint fit" };
+    const E = f.params.E;
+    const minLoss = Math.min(...rows.filter((r) => keyOf(r) === key).map((r) => r.loss));
+    const flags = codes(f).filter((c) => /^E_|UNDERDETERMINED|INVALID_LAW|REPEATED_DATA/.test(c));
+    const ok = E.identified && !flags.length && E.lo !== null && E.hi !== null && E.lo > 0 && E.hi < minLoss;
+    return {
+      property: "E identified",
+      what: key,
+      ok,
+      detail: `E ${f3(E.value)} [${f3(E.lo)}, ${f3(E.hi)}], lowest loss ${f3(minLoss)}${flags.length ? `, flagged ${flags.join(",")}` : ""}`,
+    };
+  });
+}
+
+/** 2. Best ratio in the ratio cells (>= 5 synthetic ratios): interval strictly inside (0, 1). */
+function checkRatio(best: BestRatioFile): Check[] {
+  const cells = best.entries.filter((e) => e.points.filter((p) => p.ratio > 0).length >= 5);
+  if (cells.length < 2) {
+    return [
+      {
+        property: "best ratio",
+        what: "ratio cells",
+        ok: false,
+        detail: `${cells.length} cell(s) with >= 5 ratios, need 2`,
+      },
+    ];
+  }
+  return cells.map((e) => {
+    const q = e.quadratic?.bestRatio;
+    // The fitter's own verdict (>= 5 ratios, interior convex vertex, no lack of fit) plus the interval.
+    const ok = e.resolved && !!q && q.lo !== null && q.hi !== null && q.lo > 0 && q.hi < 1;
+    return {
+      property: "best ratio",
+      what: `${e.synthetic}-${e.generator} N=${e.N} D=${e.D}`,
+      ok,
+      detail: q
+        ? `r* ${f3(q.value)} [${f3(q.lo)}, ${f3(q.hi)}] from ${e.points.length} ratios${e.reason ? `; not resolved: ${e.reason}` : ""}`
+        : "no quadratic",
+    };
+  });
+}
+
+/**
+ * 3. Speed-ups: each main-grid mixture has a supported reading at the largest natural run inside the
+ * fitted D range, and no reading outside that range goes unflagged (`extrapolated`).
+ */
+function checkSpeedups(sp: SpeedupsFile, rows: RunResultRow[]): Check[] {
+  const Ds = rows.map((r) => r.tokens);
+  const [lo, hi] = [Math.min(...Ds), Math.max(...Ds)];
+  const out: Check[] = [];
+  for (const key of mainGridKeys().filter((k) => k !== "none:0:")) {
+    const es = sp.entries.filter((e) => e.key === key && e.atLargestNatural);
+    let inside = 0;
+    const bad: string[] = [];
+    for (const e of es) {
+      const a = e.atLargestNatural!;
+      const within = a.dMix >= lo && a.dMix <= hi && a.dNatural >= lo && a.dNatural <= hi;
+      if (within && !a.extrapolated && e.supported) inside++;
+      if (!within && !a.extrapolated)
+        bad.push(`N=${e.N}: D_mix ${Math.round(a.dMix)} outside [${lo}, ${hi}] and not flagged`);
+    }
+    out.push({
+      property: "speed-up in range",
+      what: key,
+      ok: inside > 0 && bad.length === 0,
+      detail: `${inside}/${es.length} supported readings inside [${lo}, ${hi}]${bad.length ? `; ${bad.join("; ")}` : ""}`,
+    });
+  }
+  return out;
+}
+
+/** Mean test loss over domains at each eval step of a run (metrics.jsonl). */
+function evalCurve(runDir: string): { tokens: number; loss: number }[] {
+  const path = join(runDir, "metrics.jsonl");
+  if (!existsSync(path)) return [];
+  const by = new Map<number, number[]>();
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (!line.includes('"eval"')) continue;
+    const m = JSON.parse(line) as { type: string; tokens: number; loss: number };
+    if (m.type === "eval") by.set(m.tokens, [...(by.get(m.tokens) ?? []), m.loss]);
+  }
+  return [...by.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([tokens, ls]) => ({ tokens, loss: ls.reduce((s, x) => s + x, 0) / ls.length }));
+}
+
+/**
+ * 4. Convergence of the smallest model: at the largest budget, its test loss over the second half of
+ * training falls by less than 2% (the curve has flattened), in every run of that cell.
+ */
+function checkConvergence(ws: string, rows: RunResultRow[]): Check[] {
+  const nMin = Math.min(...rows.map((r) => r.nonEmbeddingParams));
+  const dMax = Math.max(...rows.filter((r) => r.nonEmbeddingParams === nMin).map((r) => r.tokens));
+  const ids = [
+    ...new Set(rows.filter((r) => r.nonEmbeddingParams === nMin && r.tokens === dMax).map((r) => r.runId)),
+  ];
+  const runsDir = join(ws, "runs");
+  const dirs = existsSync(runsDir) ? readdirSync(runsDir) : [];
+  return ids.map((id) => {
+    const curve = evalCurve(join(runsDir, dirs.find((d) => d === id) ?? id));
+    const half = curve.find((p) => p.tokens >= dMax / 2);
+    const last = curve.at(-1);
+    if (!half || !last || half === last) {
+      return {
+        property: "convergence",
+        what: id,
+        ok: false,
+        detail: `${curve.length} eval point(s): no curve to judge`,
+      };
+    }
+    const drop = (half.loss - last.loss) / half.loss;
+    return {
+      property: "convergence",
+      what: id,
+      ok: drop < 0.02,
+      detail: `test loss ${f3(half.loss)} at ${half.tokens} tokens -> ${f3(last.loss)} at ${last.tokens} (${(drop * 100).toFixed(2)}% drop)`,
+    };
+  });
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: { workspace: { type: "string", default: "synthmix-demo-check" }, "no-run": { type: "boolean" } },
+  });
+  const ws = resolve(values.workspace!);
+  if (!values["no-run"]) {
+    const t0 = Date.now();
+    const r = await runStudy(
+      { config: StudyConfigSchema.parse(demoConfig(false)), workspace: ws, baseDir: ws },
+      { progress: "plain" },
+    );
+    console.log(
+      `demo finished in ${((Date.now() - t0) / 60000).toFixed(1)} min, ${r.failedRuns.length} failed run(s)`,
+    );
+    if (r.failedRuns.length) process.exitCode = 1;
+  }
+  const rows = readJson<{ rows: RunResultRow[] }>(ws, "runs.json").rows.filter((r) => r.domain === "all");
+  const checks = [
+    ...checkE(readJson<FitsFile>(ws, "fits.json"), rows),
+    ...checkRatio(readJson<BestRatioFile>(ws, "best-ratio.json")),
+    ...checkSpeedups(readJson<SpeedupsFile>(ws, "speedups.json"), rows),
+    ...checkConvergence(ws, rows),
+  ];
+  console.log("| property | what | ok | detail |\n|---|---|---|---|");
+  for (const c of checks)
+    console.log(`| ${c.property} | ${c.what} | ${c.ok ? "yes" : "**NO**"} | ${c.detail} |`);
+  const failed = checks.filter((c) => !c.ok);
+  console.log(
+    failed.length
+      ? `\n${failed.length} of ${checks.length} checks FAILED`
+      : `\nall ${checks.length} checks passed`,
+  );
+  if (failed.length) process.exitCode = 1;
+}
+
+await main();

@@ -1,0 +1,467 @@
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statfsSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Doc } from "../corpus/types.js";
+import { JsonlAppender, writeJsonAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
+import { readJsonlTolerant } from "../util/jsonl.js";
+import type { GenUsage } from "./backends/types.js";
+import { diffIdentity, identityHash } from "./options.js";
+
+/** One completed request: the raw answer as the server sent it (acceptance is applied at assembly). */
+export interface JournalRec {
+  key: string;
+  doc: string;
+  chunk: number;
+  chunks: number;
+  parent: string;
+  /** Raw answer text. Old journals (before raw answers were kept) have `text` or `rejected` instead. */
+  raw?: string;
+  text?: string;
+  rejected?: string;
+  finish_reason?: string;
+  usage?: GenUsage;
+  latency_ms: number;
+  endpoint: string;
+  attempts: number;
+  /** 0 for the first answer of a key; n for the n-th re-ask after an empty (or truncated) answer. */
+  try?: number;
+}
+
+/** Which slice of the sources this process generates; 0/1 is the whole run. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+export const WHOLE: Shard = { index: 0, count: 1 };
+
+export function shardTag(s: Shard): string {
+  return s.count <= 1 ? "" : `s${String(s.index).padStart(4, "0")}of${String(s.count).padStart(4, "0")}`;
+}
+
+/** Parse "i/n" (0-based i). */
+export function parseShard(v: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(v.trim());
+  const index = m ? Number(m[1]) : Number.NaN;
+  const count = m ? Number(m[2]) : Number.NaN;
+  if (!m || count < 1 || index >= count) {
+    throw new SynthmixError("CLI", `bad shard "${v}": expected i/n with 0 <= i < n`, {
+      hint: "e.g. --shard 0/4 ... --shard 3/4, or leave it to SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT",
+    });
+  }
+  return { index, count };
+}
+
+/** Turn a filesystem error into a clean `synthmix:` message naming the path and what to do. */
+export function fsError(e: unknown, path: string, action = "write"): SynthmixError {
+  if (e instanceof SynthmixError) return e;
+  const code = (e as NodeJS.ErrnoException).code ?? "";
+  const hints: Record<string, string> = {
+    ENOSPC:
+      "the disk (or quota) is full: free space and rerun; completed outputs are kept and the rerun resumes",
+    EDQUOT:
+      "the disk quota is exhausted: free space and rerun; completed outputs are kept and the rerun resumes",
+    EROFS: "the workspace is on a read-only filesystem: pass a writable --workspace",
+    EACCES: "no permission to write there: fix the permissions or pass another --workspace",
+    EPERM: "no permission to write there: fix the permissions or pass another --workspace",
+    ENOTDIR:
+      "a component of the path is a file, not a folder: move the file away or pass another --workspace",
+    EISDIR: "a folder stands where a file is expected: remove it",
+  };
+  return new SynthmixError("FS", `cannot ${action} ${path}: ${code || (e as Error).message}`, {
+    hint: hints[code] ?? "check the workspace path and the filesystem",
+    cause: e,
+  });
+}
+
+/** Test hook: simulate a failing disk (e.g. ENOSPC after some bytes) without a small tmpfs. */
+let writeFault: ((path: string, bytes: number) => void) | undefined;
+export function setWriteFaultForTests(f: ((path: string, bytes: number) => void) | undefined): void {
+  writeFault = f;
+}
+
+/**
+ * Appends with one fsync per batch (group commit): fsync per record would cap the rate at ~1/fsync.
+ * A write error is captured and reported through `onError` (it happens in a setImmediate, where a
+ * throw would be an uncaught exception after the requests were paid for); later pushes are dropped.
+ */
+export class BatchedAppender {
+  private queue: unknown[] = [];
+  private scheduled = false;
+  private app?: JsonlAppender;
+  error?: SynthmixError;
+  constructor(
+    readonly path: string,
+    private readonly onError: (e: SynthmixError) => void,
+  ) {}
+  push(rec: unknown): void {
+    if (this.error) return;
+    this.queue.push(rec);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+  flush(): void {
+    this.scheduled = false;
+    if (this.queue.length === 0 || this.error) return;
+    const q = this.queue;
+    this.queue = [];
+    try {
+      this.app ??= new JsonlAppender(this.path);
+      writeFault?.(this.path, q.length);
+      this.app.append(q, true);
+    } catch (e) {
+      this.error = fsError(e, this.path);
+      this.onError(this.error);
+    }
+  }
+  close(): void {
+    this.flush();
+    try {
+      this.app?.close();
+    } catch (e) {
+      if (!this.error) {
+        this.error = fsError(e, this.path);
+        this.onError(this.error);
+      }
+    }
+  }
+}
+
+export function partFiles(dir: string, tag?: string): string[] {
+  if (!existsSync(dir)) return [];
+  const re =
+    tag === undefined
+      ? /^part-.*\.jsonl$/
+      : new RegExp(`^part-${tag ? `${tag}-` : "(?!s\\d{4}of)"}.*\\.jsonl$`);
+  return readdirSync(dir)
+    .filter((f) => re.test(f))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/** A fresh part file per run: a torn tail from a killed run stays the last line of its own file. */
+let partCounter = 0;
+export function newPartName(shard: Shard): string {
+  const tag = shardTag(shard);
+  return `part-${tag ? `${tag}-` : ""}${Date.now().toString(36).padStart(9, "0")}-${process.pid}-${partCounter++}.jsonl`;
+}
+
+/**
+ * Truncate a torn tail: bytes after the last newline (a line cut by a kill or a full disk) and a last
+ * full line that is not JSON. Returns the number of bytes removed (0 when the file was intact).
+ * Only whole trailing damage is repaired; corruption earlier in the file is left for the reader to name.
+ */
+export function repairJsonlTail(path: string): number {
+  if (!existsSync(path)) return 0;
+  const fd = openSync(path, "r+");
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return 0;
+    // Read the tail only: files can be large, a torn line is at most one record.
+    const window = Math.min(size, 4 << 20);
+    const start = size - window;
+    const buf = Buffer.alloc(window);
+    readSync(fd, buf, 0, window, start);
+    const lastNl = buf.lastIndexOf(10);
+    // No newline in the window: the whole file is one torn line, or (a >4 MB line) cannot be judged.
+    let keep = lastNl < 0 ? (start === 0 ? 0 : size) : start + lastNl + 1;
+    // The last complete line must parse too (a garbage line would block every reader).
+    if (keep > start && lastNl >= 0) {
+      const endIdx = keep - start - 1;
+      const prevNl = endIdx > 0 ? buf.lastIndexOf(10, endIdx - 1) : -1;
+      if (prevNl >= 0 || start === 0) {
+        const line = buf.subarray(prevNl + 1, endIdx).toString("utf8");
+        if (line.trim() !== "" && !parses(line)) keep = start + prevNl + 1;
+      }
+    }
+    if (keep === size) return 0;
+    ftruncateSync(fd, keep);
+    return size - keep;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parses(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resume state
+
+export async function readJournal(dir: string): Promise<Map<string, JournalRec[]>> {
+  const out = new Map<string, JournalRec[]>();
+  for (const f of partFiles(dir)) {
+    for (const r of await readJsonlTolerant<JournalRec>(f)) {
+      if (!r?.key) continue;
+      const arr = out.get(r.key) ?? [];
+      arr.push(r);
+      out.set(r.key, arr);
+    }
+  }
+  for (const arr of out.values()) arr.sort((a, b) => (a.try ?? 0) - (b.try ?? 0));
+  return out;
+}
+
+/** Parents of the documents already written in `dir` (by any shard), with their counts. */
+export async function readWritten(dir: string): Promise<Map<string, number>> {
+  const written = new Map<string, number>();
+  for (const f of partFiles(dir)) {
+    for (const r of await readJsonlTolerant<Doc>(f)) {
+      const p = r?.meta?.parent as string | undefined;
+      if (p) written.set(p, (written.get(p) ?? 0) + 1);
+    }
+  }
+  return written;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One writer per folder (per shard)
+
+interface LockInfo {
+  pid: number;
+  host: string;
+  shard: string;
+  started: string;
+}
+
+function lockName(s: Shard): string {
+  return s.count <= 1 ? ".generate.lock" : `.generate-${shardTag(s)}.lock`;
+}
+
+function readLock(path: string): LockInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as LockInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(l: LockInfo): boolean {
+  // A lock from another host cannot be checked from here: treat it as held.
+  if (l.host !== hostname()) return true;
+  if (l.pid === process.pid) return false;
+  try {
+    process.kill(l.pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Live generate locks in `dir` (stale ones, whose process is gone, are skipped). */
+export function liveLocks(dir: string): (LockInfo & { file: string })[] {
+  if (!existsSync(dir)) return [];
+  const out: (LockInfo & { file: string })[] = [];
+  for (const f of readdirSync(dir).filter((x) => /^\.generate.*\.lock$/.test(x))) {
+    const l = readLock(join(dir, f));
+    if (l && alive(l)) out.push({ ...l, file: join(dir, f) });
+  }
+  return out;
+}
+
+function lockedError(dir: string, l: LockInfo): SynthmixError {
+  return new SynthmixError(
+    "GENERATE_LOCKED",
+    `another generate (pid ${l.pid} on ${l.host}, shard ${l.shard}, since ${l.started}) is writing ${dir}`,
+    {
+      hint: `wait for it, or stop it (kill ${l.pid}) and rerun; a rerun resumes. A lock left by a crashed process on another host can be removed by hand`,
+    },
+  );
+}
+
+/**
+ * Take the folder lock for `shard`: created with O_EXCL so two processes starting together cannot both
+ * win; a lock whose process is gone (same host) is taken over, as `sweep` does. A whole-folder run
+ * conflicts with every shard; shards conflict only with the same shard or another shard count.
+ */
+export function acquireLock(dir: string, shard: Shard): () => void {
+  const path = join(dir, lockName(shard));
+  const info: LockInfo = {
+    pid: process.pid,
+    host: hostname(),
+    shard: `${shard.index}/${shard.count}`,
+    started: new Date().toISOString(),
+  };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(path, "wx");
+      try {
+        writeSync(fd, `${JSON.stringify(info)}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw fsError(e, path, "create the lock");
+      const held = readLock(path);
+      if (held && alive(held)) throw lockedError(dir, held);
+      if (attempt > 0) throw lockedError(dir, held ?? { ...info, pid: 0 });
+      try {
+        unlinkSync(path); // stale: its process is gone
+      } catch {
+        // Someone else took it over first; the next create decides.
+      }
+    }
+  }
+  const release = () => {
+    try {
+      if (readLock(path)?.pid === process.pid) unlinkSync(path);
+    } catch {
+      // Already gone.
+    }
+  };
+  for (const other of liveLocks(dir)) {
+    if (other.file === path) continue;
+    const [, n] = other.shard.split("/").map(Number);
+    if (shard.count <= 1 || n <= 1 || n !== shard.count) {
+      release();
+      throw lockedError(dir, other);
+    }
+  }
+  return release;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Folder manifest: the settings that change outputs
+
+export interface FolderManifest {
+  version: 1;
+  identityHash: string;
+  identity: Record<string, unknown>;
+  created: string;
+}
+
+/**
+ * Pin the folder to `identity` (written on first use). A rerun with other output-changing settings
+ * refuses and says which differ, instead of mixing two distributions in one folder.
+ */
+export function checkManifest(dir: string, identity: Record<string, unknown>): FolderManifest {
+  const path = join(dir, "manifest.json");
+  const hash = identityHash(identity);
+  if (existsSync(path)) {
+    const m = JSON.parse(readFileSync(path, "utf8")) as FolderManifest;
+    if (m.identityHash !== hash) {
+      const diff = diffIdentity(m.identity, identity);
+      throw new SynthmixError(
+        "SETTINGS_CHANGED",
+        `${dir} holds outputs generated with other settings: ${diff.join("; ")}`,
+        {
+          hint: "rerun with the folder's settings (see its manifest.json), write elsewhere by naming the generator (?name=NEW in --generator), or delete the folder",
+        },
+      );
+    }
+    return m;
+  }
+  const m: FolderManifest = { version: 1, identityHash: hash, identity, created: new Date().toISOString() };
+  try {
+    writeJsonAtomic(path, m);
+  } catch (e) {
+    throw fsError(e, path);
+  }
+  return m;
+}
+
+/** Below this much free space a run would tear its files soon: refuse before paying for requests. */
+const MIN_FREE_BYTES = 4 << 20;
+
+/** Create `dirs` and check that they can be written and have room, before any request is sent. */
+export function checkWritable(dirs: string[]): void {
+  for (const d of dirs) {
+    try {
+      mkdirSync(d, { recursive: true });
+    } catch (e) {
+      throw fsError(e, d, "create");
+    }
+  }
+  const d = dirs[0];
+  let free: number | undefined;
+  try {
+    const st = statfsSync(d);
+    free = Number(st.bavail) * Number(st.bsize);
+  } catch {
+    // statfs unsupported here: the write errors are still caught and reported cleanly.
+  }
+  if (free !== undefined && free < MIN_FREE_BYTES) {
+    throw fsError(Object.assign(new Error("no space"), { code: "ENOSPC" }), d);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-shard status and readers for downstream stages
+
+export interface ShardStatus {
+  shard: string;
+  complete: boolean;
+  docsPlanned: number;
+  docsWritten: number;
+  docsIncomplete: number;
+  requestsFailed: number;
+  stoppedBy?: string;
+  finished: string;
+}
+
+export function statusPath(dir: string, shard: Shard): string {
+  return join(dir, shard.count <= 1 ? "status.json" : `status-${shardTag(shard)}.json`);
+}
+
+export function writeStatus(dir: string, shard: Shard, s: ShardStatus): void {
+  writeJsonAtomic(statusPath(dir, shard), s);
+}
+
+/** The status of every shard that has finished a run in `dir`, plus running ones from their locks. */
+export function readStatuses(dir: string): { statuses: ShardStatus[]; running: string[] } {
+  if (!existsSync(dir)) return { statuses: [], running: [] };
+  const statuses = readdirSync(dir)
+    .filter((f) => /^status(-s\d{4}of\d{4})?\.json$/.test(f))
+    .sort()
+    .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as ShardStatus);
+  return { statuses, running: liveLocks(dir).map((l) => l.shard) };
+}
+
+/**
+ * Make a synthetic folder readable for downstream stages (mix, sweep, study): refuse while a generate
+ * is still writing it, else truncate the torn tails a killed or disk-full run left in its part files.
+ * Returns the repaired files (for a log line).
+ */
+export function prepareSyntheticSource(dir: string): string[] {
+  if (!existsSync(dir) || !existsSync(join(dir, "chunks"))) return [];
+  const live = liveLocks(dir);
+  if (live.length) {
+    throw new SynthmixError(
+      "GENERATE_RUNNING",
+      `${dir} is still being written by generate (pid ${live[0].pid}, shard ${live[0].shard})`,
+      { hint: "wait for the generation to finish (synthmix generate status) before building mixtures" },
+    );
+  }
+  const repaired: string[] = [];
+  for (const f of partFiles(dir)) {
+    try {
+      if (repairJsonlTail(f) > 0) repaired.push(f);
+    } catch (e) {
+      throw fsError(e, f, "repair");
+    }
+  }
+  return repaired;
+}

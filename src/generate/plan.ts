@@ -1,0 +1,185 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Doc } from "../corpus/types.js";
+import { BadRecordError, SynthmixError } from "../util/errors.js";
+import { sha256, stableHash } from "../util/hash.js";
+import { readJsonl, readJsonlTolerant } from "../util/jsonl.js";
+import { deriveSeed, Rng } from "../util/rng.js";
+import type { SamplingParams } from "./backends/types.js";
+import { type CountTokens, chunkText } from "./chunk.js";
+import type { Shard } from "./journal.js";
+import { KeywordExtractor } from "./keywords.js";
+import type { PromptTemplate, PromptVars } from "./prompts/index.js";
+import type { GeneratorSpec } from "./spec.js";
+
+/**
+ * The plan: which source documents are used (seeded order, budgets, shard), the units (chunks or
+ * keyword sets) each is split into, and the request key of every unit. Pure given its inputs, so the
+ * same command plans the same requests on every rerun and on every shard.
+ */
+export interface PlannedUnit {
+  text?: string;
+  keywords?: string[];
+  audience?: string;
+  parent: string;
+}
+
+export interface PlannedDoc {
+  doc: Doc;
+  units: PlannedUnit[];
+}
+
+export interface WorkItem {
+  key: string;
+  doc: Doc;
+  chunk: number;
+  chunks: number;
+  parent: string;
+  /** Rendered when dispatched, so a large plan does not hold every prompt in memory. */
+  vars: PromptVars;
+}
+
+export async function loadSources(
+  workspace: string,
+  corpusName: string,
+  skipBadRecords: boolean,
+): Promise<{ docs: Doc[]; bad: number }> {
+  const dir = join(workspace, "corpus", corpusName);
+  const path = join(dir, "train.jsonl");
+  if (!existsSync(path)) {
+    throw new SynthmixError("NO_CORPUS", `no source corpus at ${path}`, {
+      hint: `import a corpus first (synthmix corpus ...) so that corpus/${corpusName}/train.jsonl exists`,
+    });
+  }
+  // Ids held out for evaluation must never be rephrased, even if a split file was edited by hand.
+  const testIds = new Set<string>();
+  const testDir = join(dir, "test");
+  if (existsSync(testDir)) {
+    for (const f of readdirSync(testDir).filter((x) => x.endsWith(".jsonl"))) {
+      for (const r of await readJsonlTolerant<{ id?: string }>(join(testDir, f))) if (r.id) testIds.add(r.id);
+    }
+  }
+  let bad = 0;
+  const onBad = skipBadRecords ? () => void bad++ : undefined;
+  const docs: Doc[] = [];
+  for await (const { value, line } of readJsonl<Doc>(path, onBad)) {
+    const v = value as Partial<Doc> | null;
+    if (!v || typeof v !== "object" || typeof v.id !== "string" || typeof v.text !== "string") {
+      if (onBad) {
+        onBad();
+        continue;
+      }
+      throw new BadRecordError(path, line, "record needs string fields id and text", {
+        hint: "fix the record or pass --skip-bad-records to skip and count such records",
+      });
+    }
+    if (testIds.has(v.id) || v.text.trim() === "") continue;
+    docs.push(v as Doc);
+  }
+  return { docs, bad };
+}
+
+export interface PlanOptions {
+  seed: number;
+  corpusName: string;
+  maxDocs?: number;
+  budgetSourceTokens?: number;
+  chunkTokens: number;
+  keywords: number;
+  audiences?: string[];
+  count: CountTokens;
+}
+
+/**
+ * Seeded source order, independent of the generator so a comparison sees the same sources. Budgets
+ * apply to the whole plan (before sharding), so the union of the shards is exactly the unsharded plan.
+ */
+export function planDocs(
+  docs: Doc[],
+  template: PromptTemplate,
+  o: PlanOptions,
+): { planned: PlannedDoc[]; sourceTokens: number } {
+  const order = new Rng(deriveSeed(o.seed, "generate-sources", o.corpusName, template.name)).shuffle(
+    docs.map((_, i) => i),
+  );
+  const kw = template.input === "keywords" ? new KeywordExtractor() : undefined;
+  if (kw) for (const d of docs) kw.add(d.text);
+  const planned: PlannedDoc[] = [];
+  let sourceTokens = 0;
+  for (const i of order) {
+    if (o.maxDocs !== undefined && planned.length >= o.maxDocs) break;
+    if (o.budgetSourceTokens !== undefined && sourceTokens >= o.budgetSourceTokens) break;
+    const doc = docs[i];
+    if (kw) {
+      const dseed = deriveSeed(o.seed, "txbk", doc.id);
+      const aud = o.audiences?.length ? o.audiences[new Rng(dseed).int(o.audiences.length)] : undefined;
+      planned.push({
+        doc,
+        units: [{ keywords: kw.sample(doc.text, o.keywords, dseed), audience: aud, parent: doc.id }],
+      });
+      sourceTokens += o.count(doc.text);
+    } else {
+      const chunks = chunkText(doc.text, o.chunkTokens, o.count);
+      if (chunks.length === 0) continue;
+      planned.push({
+        doc,
+        units: chunks.map((text, k) => ({
+          text,
+          parent: chunks.length === 1 ? doc.id : `${doc.id}#chunk${k}`,
+        })),
+      });
+      for (const c of chunks) sourceTokens += o.count(c);
+    }
+  }
+  return { planned, sourceTokens };
+}
+
+/**
+ * This shard's documents: every n-th of the planned order starting at i. The planned order is a seeded
+ * shuffle, so round-robin over it gives shards of equal size and (in expectation) equal token counts.
+ */
+export function shardDocs(planned: PlannedDoc[], shard: Shard): PlannedDoc[] {
+  if (shard.count <= 1) return planned;
+  return planned.filter((_, k) => k % shard.count === shard.index);
+}
+
+/** The request key of a unit: everything that determines its answer, nothing that does not. */
+export function requestKey(
+  template: PromptTemplate,
+  tHash: string,
+  spec: GeneratorSpec,
+  params: SamplingParams,
+  u: PlannedUnit,
+): string {
+  return stableHash(
+    {
+      style: template.name,
+      version: template.version,
+      template: tHash,
+      source: sha256(u.text ?? JSON.stringify([u.keywords, u.audience])),
+      parent: u.parent,
+      generator: { backend: spec.backend, model: spec.model, mode: spec.mode ?? "chat" },
+      params,
+    },
+    32,
+  );
+}
+
+export function workItems(
+  p: PlannedDoc,
+  key: (u: PlannedUnit) => string,
+): { items: WorkItem[]; extra?: Record<string, unknown> } {
+  const items = p.units.map((u, k) => ({
+    key: key(u),
+    doc: p.doc,
+    chunk: k,
+    chunks: p.units.length,
+    parent: u.parent,
+    vars: { text: u.text, keywords: u.keywords, audience: u.audience },
+  }));
+  const u0 = p.units[0];
+  const extra = u0.keywords
+    ? { keywords: u0.keywords, ...(u0.audience ? { audience: u0.audience } : {}) }
+    : undefined;
+  return { items, extra };
+}

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { StudyConfigSchema, studyGeneratorModels } from "../../src/study/config.js";
+import { demoConfig, QUICK_NOTE } from "../../src/study/demo.js";
+import { type LoadedStudy, runStudy, studySweepSpec } from "../../src/study/run.js";
+import { autoBudgets, sourceNeeds } from "../../src/study/supply.js";
+import { planSweep } from "../../src/sweep/plan.js";
+
+function loaded(quick: boolean, workspace: string): LoadedStudy {
+  return { config: StudyConfigSchema.parse(demoConfig(quick)), workspace, baseDir: workspace };
+}
+
+test("the full demo's design: no repeats, 2 generators, 2 seeds, ratio cells of >= 5 ratios x 3 seeds", () => {
+  const ws = "/nonexistent-ws";
+  const study = loaded(false, ws);
+  const { config } = study;
+  assert.equal(config.sweep.allowRepeat, false);
+  const gens = studyGeneratorModels(config).map((g) => g.name);
+  assert.equal(gens.length, 2, "two self-trained generators");
+  assert.notEqual(studyGeneratorModels(config)[0].model, studyGeneratorModels(config)[1].model);
+  const spec = studySweepSpec(study, gens);
+  const runs = planSweep(spec, ws, config.tokenizer.vocabSize);
+  // Main grid: every model x budget x mixture has 2 seeds.
+  const main = runs.filter((r) => r.mixture.generator !== "gen-s1");
+  const cells = new Map<string, Set<number>>();
+  for (const r of main) {
+    const k = `${r.modelName}/${r.tokens}/${r.mixture.label}`;
+    cells.set(k, (cells.get(k) ?? new Set()).add(r.seed));
+  }
+  for (const [k, seeds] of cells) assert.ok(seeds.size >= 2, `${k} has ${seeds.size} seed(s)`);
+  // The smallest model runs far past 20 tokens per parameter.
+  const smallest = Math.min(...runs.map((r) => r.nonEmbeddingParams));
+  const maxD = Math.max(...runs.map((r) => r.tokens));
+  assert.ok(maxD / smallest > 100, `smallest model reaches ${maxD / smallest} tokens/param`);
+  // Ratio cells: >= 5 distinct ratios strictly inside (0, 1), each with 3 seeds; r = 1 nowhere.
+  const ratioCells = new Map<string, Map<number, Set<number>>>();
+  for (const r of runs.filter((x) => x.mixture.synthetic === "hq" && x.mixture.generator === "gen-s2")) {
+    const k = `${r.modelName}/${r.tokens}`;
+    const m = ratioCells.get(k) ?? new Map<number, Set<number>>();
+    m.set(r.mixture.ratio, (m.get(r.mixture.ratio) ?? new Set()).add(r.seed));
+    ratioCells.set(k, m);
+  }
+  const studied = [...ratioCells.values()].filter((m) => m.size >= 5);
+  assert.equal(studied.length, 2, "two ratio-study cells");
+  for (const m of studied) {
+    for (const [ratio, seeds] of m) {
+      assert.ok(ratio > 0 && ratio < 1, `ratio ${ratio}`);
+      assert.equal(seeds.size, 3, `ratio ${ratio} has ${seeds.size} seeds`);
+    }
+  }
+  assert.ok(!runs.some((r) => r.mixture.ratio === 1), "r = 1 is kept out");
+  // The "auto" generation budget covers the largest need of every synthetic source.
+  const budgets = autoBudgets(spec, ws, config.tokenizer.vocabSize, ["hq", "qa", "txbk"], gens, 0.05);
+  for (const n of sourceNeeds(runs)) {
+    if (n.name === "natural") continue;
+    const g = gens.find((x) => n.path.endsWith(`${n.name}-${x}`));
+    assert.ok(g, n.path);
+    assert.ok(
+      (budgets.get(`${n.name}\u0000${g}`) ?? 0) >= n.tokens,
+      `${n.name}-${g} budget below ${n.tokens}`,
+    );
+  }
+  // Natural text is never repeated: the largest natural need fits the Brown train split (~1.67M tokens).
+  const natural = sourceNeeds(runs).find((n) => n.name === "natural");
+  assert.ok(natural && natural.tokens <= 1_600_000);
+});
+
+test("the quick demo runs end to end, and its report and summary say its grid identifies nothing", async () => {
+  const ws = mkdtempSync(join(tmpdir(), "synthmix-quick-demo-"));
+  const r = await runStudy(loaded(true, ws), { progress: "silent", log: () => {} });
+  assert.equal(r.failedRuns.length, 0);
+  assert.ok(r.reportHtml && existsSync(r.reportHtml));
+  const summary = readFileSync(join(ws, "report", "summary.md"), "utf8");
+  const html = readFileSync(r.reportHtml, "utf8");
+  for (const [name, text] of [
+    ["summary.md", summary],
+    ["index.html", html],
+  ]) {
+    assert.match(text, /identifies nothing/i, `${name} does not say the grid identifies nothing`);
+    assert.ok(text.includes("QUICK DEMO: THIS GRID IDENTIFIES NOTHING"), `${name} lacks the quick note`);
+  }
+  assert.match(QUICK_NOTE, /identifies nothing/i);
+  const rows = JSON.parse(readFileSync(join(ws, "results", "runs.json"), "utf8")).rows as unknown[];
+  assert.ok(rows.length >= 24, `${rows.length} result rows`);
+});
