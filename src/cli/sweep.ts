@@ -7,7 +7,7 @@ import { loadMixTokenizer } from "../mix/tokenizer.js";
 import { loadStudy, studyGenerators, studySweepSpec } from "../study/run.js";
 import { planSweep } from "../sweep/plan.js";
 import { acquireSweepLock, listStatuses, processAlive } from "../sweep/registry.js";
-import { resultRows, rowsToCsv, writeResults } from "../sweep/results.js";
+import { rowsToCsv, workspaceResultRows, writeResults } from "../sweep/results.js";
 import { runSweep } from "../sweep/scheduler.js";
 import { cancelSlurm, collectSlurm, formatSlurmPlan, planSlurm } from "../sweep/slurm.js";
 import { type LoadedSpec, loadSweepSpec, wsPath } from "../sweep/spec.js";
@@ -182,7 +182,7 @@ export function register(program: Command): void {
     .option("--format <fmt>", "csv or json", "csv")
     .action((workspace: string, o) => {
       requireWorkspace(workspace);
-      const rows = resultRows(listStatuses(workspace));
+      const rows = workspaceResultRows(workspace);
       if (o.format === "json") console.log(JSON.stringify({ rows }, null, 2));
       else if (o.format === "csv") console.log(rowsToCsv(rows).trimEnd());
       else throw new SynthmixError("CLI", `--format ${o.format}: expected csv or json`);

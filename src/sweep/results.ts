@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { tryReadMixtureManifest } from "../mix/manifest.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { listStatuses, type RunStatus } from "./registry.js";
@@ -79,27 +80,26 @@ export function resultsPath(workspace: string): string {
   return join(workspace, "results", "runs.json");
 }
 
+/** The rows of a workspace: every done run, with its mixture's epochs (what runs.json holds). */
+export function workspaceResultRows(workspace: string): RunResultRow[] {
+  return resultRows(listStatuses(workspace), (id) => mixtureEpochs(workspace, id));
+}
+
 /** Rewrite `<ws>/results/runs.json` from the registry. */
 export function writeResults(workspace: string): RunResults {
-  const results = { rows: resultRows(listStatuses(workspace), (id) => mixtureEpochs(workspace, id)) };
+  const results = { rows: workspaceResultRows(workspace) };
   writeJsonAtomic(resultsPath(workspace), results);
   return results;
 }
 
 /** Epochs per source from a mixture manifest (undefined when the manifest is absent or has none). */
 export function mixtureEpochs(workspace: string, mixtureId: string): Record<string, number> | undefined {
-  const path = join(workspace, "mixtures", mixtureId, "manifest.json");
-  if (!existsSync(path)) return undefined;
-  try {
-    const m = JSON.parse(readFileSync(path, "utf8")) as { sources?: { name?: unknown; epochs?: unknown }[] };
-    const out: Record<string, number> = {};
-    for (const s of m.sources ?? []) {
-      if (typeof s.name === "string" && typeof s.epochs === "number") out[s.name] = s.epochs;
-    }
-    return Object.keys(out).length ? out : undefined;
-  } catch {
-    return undefined; // a broken manifest is the mix stage's error to report; runs.json stays writable
-  }
+  // A broken manifest is the mix stage's error to report; runs.json stays writable without epochs.
+  const m = tryReadMixtureManifest(join(workspace, "mixtures", mixtureId));
+  if (!m) return undefined;
+  const out: Record<string, number> = {};
+  for (const s of m.sources) out[s.name] = s.epochs;
+  return Object.keys(out).length ? out : undefined;
 }
 
 export const RESULT_COLUMNS: (keyof RunResultRow)[] = [

@@ -7,7 +7,7 @@ import type { RunExecutor } from "../../src/sweep/executors.js";
 import { planSweep } from "../../src/sweep/plan.js";
 import type { FinalMetric } from "../../src/sweep/registry.js";
 import { listStatuses, readStatus } from "../../src/sweep/registry.js";
-import { resultRows, rowsToCsv } from "../../src/sweep/results.js";
+import { mixtureEpochs, resultRows, rowsToCsv } from "../../src/sweep/results.js";
 import { runSweep } from "../../src/sweep/scheduler.js";
 import { resolveSpec, type SweepSpecInput } from "../../src/sweep/spec.js";
 import { byteTokenizer, makeWorkspace } from "../mix/helpers.js";
@@ -138,7 +138,10 @@ test("a failing run is retried once, then reported with its error; the others fi
   // results/runs.json: one row per done run x (2 domains + "all").
   const results = JSON.parse(readFileSync(join(ws, "results/runs.json"), "utf8"));
   assert.equal(results.rows.length, 6);
-  assert.deepEqual(results.rows, resultRows(statuses));
+  assert.deepEqual(
+    results.rows,
+    resultRows(statuses, (id) => mixtureEpochs(ws, id)),
+  );
   const row = results.rows.find(
     (r: { domain: string; mixture: string }) => r.domain === "news" && r.mixture === "hq-50",
   );
