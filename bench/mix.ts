@@ -7,9 +7,14 @@
  * 3. Peer: bench/peers/mix_numpy.py builds the same-size mixtures from the same cached token files with
  *    numpy (permutation sampling, truncation, doc shuffle, concatenate, write). Best of --repeats each.
  * Ours does more per build (source hashing for the config hash, nesting-preserving interleave, manifest).
+ *
+ * `npx tsx bench/mix.ts --rss 20M,100M [--mix 5M]`: peak RSS of a first build (tokenize a generated
+ * source of about that many GPT-2 tokens into the cache, then build a --mix mixture) in a fresh process
+ * per size (test/mix/fixtures/build-rss.ts), against the numpy peer building the same mixture from the
+ * same cache, reading the token file whole (np.fromfile) and memory-mapped (np.memmap).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readBrownDocs } from "../src/corpus/readers/brown.js";
@@ -23,6 +28,15 @@ const arg = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : def;
 };
+if (args.includes("--rss")) {
+  await rssBench(
+    arg("rss", "20M,100M")
+      .split(",")
+      .map((c) => parseCount(c)),
+    parseCount(arg("mix", "5M")),
+  );
+  process.exit(0);
+}
 const total = parseCount(arg("tokens", "1e6"));
 const repeats = Number(arg("repeats", "3"));
 
@@ -93,3 +107,62 @@ console.log(
   `| build from cache, mean of ${ratios.length} ratios, best of ${repeats} | ${ms(oursBest)} | ${ms(peer)} | ${(peer / oursBest).toFixed(2)}x |`,
 );
 console.log(`cache saves ${(first / oursBest).toFixed(1)}x per further mixture vs re-tokenizing`);
+
+async function rssBench(sizes: number[], mix: number): Promise<void> {
+  const child = (ws: string, chars: number, mixTokens: number) => {
+    const r = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "test/mix/fixtures/build-rss.ts", ws, String(chars), String(mixTokens), "gpt2"],
+      { encoding: "utf8" },
+    );
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as {
+      sourceTokens: number;
+      maxRssMB: number;
+      seconds: number;
+    };
+  };
+  // Calibrate characters per GPT-2 token on the generated text.
+  const cal = mkdtempSync(join(tmpdir(), "synthmix-bench-rss-"));
+  const c = child(cal, 2_000_000, 1000);
+  rmSync(cal, { recursive: true, force: true });
+  const charsPerToken = 2_000_000 / c.sourceTokens;
+  console.log(`mix build peak RSS vs source size: GPT-2 tokenizer (2 threads), ${mix} -token mixture`);
+  console.log(
+    "| source tokens | source JSONL | synthmix first build (tokenize + build) peak RSS | s | synthmix build from cache peak RSS | numpy fromfile peak RSS | numpy memmap peak RSS | ours/memmap (from cache) |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const size of sizes) {
+    const ws = mkdtempSync(join(tmpdir(), "synthmix-bench-rss-"));
+    try {
+      child(ws, Math.round(size * charsPerToken), 1000); // generate the source in its own process
+      rmSync(join(ws, "tokens"), { recursive: true, force: true });
+      const ours = child(ws, 0, mix);
+      const cached = child(ws, 0, mix); // the same build again, from the token cache
+      const cache = join(ws, "tokens", "sources");
+      const base = join(
+        cache,
+        readdirSync(cache)
+          .find((f) => f.endsWith(".json"))!
+          .replace(/\.json$/, ""),
+      );
+      const peer = (mmap: string) => {
+        const r = spawnSync(
+          "/usr/bin/python3",
+          ["bench/peers/mix_numpy.py", ws, String(mix), "50256", `natural:1:${base}.bin:${base}.lens.bin`],
+          { encoding: "utf8", env: { ...process.env, REPEATS: "1", RSS: "1", MMAP: mmap } },
+        );
+        if (r.status !== 0) throw new Error(r.stderr);
+        return Number(r.stderr.trim().split("\n").at(-1));
+      };
+      const whole = peer("0");
+      const mapped = peer("1");
+      const mb = statSync(join(ws, "natural.jsonl")).size / 1e6;
+      console.log(
+        `| ${(ours.sourceTokens / 1e6).toFixed(1)}M | ${mb.toFixed(0)} MB | ${ours.maxRssMB.toFixed(0)} MB | ${ours.seconds.toFixed(1)} | ${cached.maxRssMB.toFixed(0)} MB | ${whole.toFixed(0)} MB | ${mapped.toFixed(0)} MB | ${(cached.maxRssMB / mapped).toFixed(2)}x |`,
+      );
+    } finally {
+      rmSync(ws, { recursive: true, force: true });
+    }
+  }
+}

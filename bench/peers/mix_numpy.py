@@ -4,15 +4,18 @@ target token count, last document truncated, documents shuffled, concatenated wi
 
 usage: python3 mix_numpy.py <out_dir> <total> <eot> <name>:<share>:<tokens.bin>:<lens.bin> ...
 Prints the seconds per mixture build (best of the repeats given in env REPEATS, default 3).
+With MMAP=1 the sources are memory-mapped (np.memmap, the nanoGPT/datatrove way to read big token files)
+instead of read whole; with RSS=1 the peak RSS in MB (getrusage) is printed on stderr.
 """
-import sys, time, os
+import sys, time, os, resource
 import numpy as np
 
 out_dir, total, eot = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 sources = []
 for spec in sys.argv[4:]:
     name, share, tok_path, lens_path = spec.split(":")
-    sources.append((name, float(share), np.fromfile(tok_path, dtype=np.uint16), np.fromfile(lens_path, dtype=np.uint32)))
+    load = (lambda p, t: np.memmap(p, dtype=t, mode="r")) if os.environ.get("MMAP") == "1" else (lambda p, t: np.fromfile(p, dtype=t))
+    sources.append((name, float(share), load(tok_path, np.uint16), np.fromfile(lens_path, dtype=np.uint32)))
 
 def build(seed):
     rng = np.random.default_rng(seed)
@@ -45,3 +48,5 @@ for r in range(int(os.environ.get("REPEATS", "3"))):
     build(r)
     best = min(best, time.perf_counter() - t0)
 print(f"{best:.4f}")
+if os.environ.get("RSS") == "1":
+    print(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}", file=sys.stderr)

@@ -6,7 +6,7 @@ import { countLabel } from "../mix/count.js";
 import { loadMixTokenizer } from "../mix/tokenizer.js";
 import { loadStudy, studyGenerators, studySweepSpec } from "../study/run.js";
 import { planSweep } from "../sweep/plan.js";
-import { acquireSweepLock, processAlive } from "../sweep/registry.js";
+import { acquireSweepLock, listStatuses, processAlive } from "../sweep/registry.js";
 import { rowsToCsv, workspaceResultRows, writeResults } from "../sweep/results.js";
 import { runSweep } from "../sweep/scheduler.js";
 import { cancelSlurm, collectSlurm, formatSlurmPlan, planSlurm } from "../sweep/slurm.js";

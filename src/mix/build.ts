@@ -1,10 +1,9 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
-import { dtypeForVocab, type TokenDtype } from "../util/tokenfile.js";
-import type { MixtureManifest } from "./manifest.js";
+import { dtypeForVocab, readTokens, type TokenDtype } from "../util/tokenfile.js";
+import { type MixtureManifest, tryReadMixtureManifest, writeMixtureManifest } from "./manifest.js";
 import { type PlannedUnit, planMixture } from "./plan.js";
 import { loadTokenizedSource, type TokenizedSource } from "./sources.js";
 import { TokenReader, TokenWriter } from "./tokenio.js";
@@ -30,6 +29,10 @@ export interface BuildMixtureOptions {
   allowRepeat?: boolean;
   /** Tokenizer threads when a source is tokenized for the first time. */
   threads?: number;
+  /** Family recorded in the manifest (mixtures differing only in D); default: the id. */
+  family?: string;
+  /** Mark the shard as the generator model's training data (manifest `generatorTraining: true`). */
+  generatorTraining?: boolean;
   /** Rebuild even when a complete mixture with the same config exists. */
   force?: boolean;
   log?: (line: string) => void;
@@ -76,10 +79,9 @@ export async function buildMixture(opts: BuildMixtureOptions): Promise<BuildMixt
     allowRepeat,
     tokenizer: tokenizer.sha256,
   });
-  const manifestPath = join(dir, "manifest.json");
-  if (!opts.force && existsSync(manifestPath) && existsSync(join(dir, "tokens.bin"))) {
-    const old = JSON.parse(readFileSync(manifestPath, "utf8")) as MixtureManifest;
-    if (old.configHash === configHash) return { manifest: old, dir, skipped: true };
+  if (!opts.force && existsSync(join(dir, "tokens.bin"))) {
+    const old = tryReadMixtureManifest(dir);
+    if (old?.configHash === configHash) return { manifest: old, dir, skipped: true };
   }
 
   const plan = planMixture(
@@ -119,8 +121,10 @@ export async function buildMixture(opts: BuildMixtureOptions): Promise<BuildMixt
     configHash,
     allowRepeat,
     orderKey: stableHash({ version: MIX_VERSION, sources: sources.map((s) => [s.name, s.share]), seed }),
+    family: opts.family ?? opts.id,
+    ...(opts.generatorTraining && { generatorTraining: true }),
   };
-  writeJsonAtomic(manifestPath, manifest);
+  writeMixtureManifest(dir, manifest);
   opts.log?.(
     `mixture ${opts.id}: ${opts.totalTokens} tokens, ${manifest.sources
       .map(
@@ -144,14 +148,17 @@ function writeMixtureTokens(
   loaded: TokenizedSource[],
   eotId: number,
 ): number {
-  const readers = loaded.map((src) => new TokenReader(src.binPath, src.dtype));
+  const held = loaded.map(heldIds);
+  const readers = loaded.map((src, i) => (held[i] ? undefined : new TokenReader(src.binPath, src.dtype)));
   const out = new TokenWriter(path, dtype);
   try {
     for (const u of units) {
       const src = loaded[u.source];
       // A truncated document keeps its first take-1 tokens and still ends with eot, so boundaries stay clear.
       const n = Math.min(u.take - 1, src.lengths[u.doc]);
-      if (n > 0) out.push(readers[u.source].read(src.offsets[u.doc], n));
+      const start = src.offsets[u.doc];
+      const ids = held[u.source];
+      if (n > 0) out.push(ids ? ids.subarray(start, start + n) : readers[u.source]!.read(start, n));
       out.pushOne(eotId);
     }
     out.commit();
@@ -160,8 +167,42 @@ function writeMixtureTokens(
     out.abort();
     throw e;
   } finally {
-    for (const r of readers) r.close();
+    for (const r of readers) r?.close();
   }
+}
+
+/**
+ * Small sources stay in memory between builds (a sweep builds dozens of mixtures of the same few
+ * sources, and one pread per document costs ~2x the build time there); the budget is fixed, so memory
+ * stays bounded: a source whose ids do not fit is read per document from its cache file instead.
+ */
+let HELD_BYTES = 64 << 20;
+const held = new Map<string, Uint16Array | Uint32Array>();
+
+/** Tests: set the in-memory budget (0 = always read per document from the cache file). */
+export function setHeldSourceBytes(bytes: number): void {
+  HELD_BYTES = bytes;
+  held.clear();
+}
+function heldIds(src: TokenizedSource): Uint16Array | Uint32Array | undefined {
+  const hit = held.get(src.binPath);
+  if (hit && hit.length === src.totalTokens) {
+    held.delete(src.binPath); // re-insert: most recently used last
+    held.set(src.binPath, hit);
+    return hit;
+  }
+  const bytes = src.totalTokens * (src.dtype === "uint16" ? 2 : 4);
+  if (bytes > HELD_BYTES / 2) return undefined;
+  let total = bytes;
+  for (const v of held.values()) total += v.byteLength;
+  for (const [k, v] of held) {
+    if (total <= HELD_BYTES) break;
+    held.delete(k);
+    total -= v.byteLength;
+  }
+  const ids = readTokens(src.binPath, src.dtype);
+  held.set(src.binPath, ids);
+  return ids;
 }
 
 /** Validate shares: positive, summing to 1; zero-share sources are dropped. */

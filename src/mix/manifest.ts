@@ -1,54 +1,133 @@
-import type { TokenDtype } from "../util/tokenfile.js";
-
-/** `mixtures/<id>/manifest.json`: what a token shard holds and how it was made. */
-export interface MixtureSourceStats {
-  /** Source name: "natural", "hq", "qa", "txbk" or custom, optionally with a generator suffix. */
-  name: string;
-  /** Target share of tokens (0..1). */
-  targetShare: number;
-  /** Tokens realised in the shard (end-of-text separators counted with the document they follow). */
-  tokens: number;
-  documents: number;
-  /** How many passes over the source were needed (1 = no repetition). */
-  epochs: number;
-  /** Path of the source documents, relative to the workspace. */
-  path?: string;
-  /** Non-empty documents the source holds. */
-  availableDocuments?: number;
-  /** sha256 over the source's file names and bytes. */
-  contentSha256?: string;
-}
-
-export interface MixtureManifest {
-  id: string;
-  file: "tokens.bin";
-  dtype: TokenDtype;
-  vocabSize: number;
-  eotId: number;
-  totalTokens: number;
-  seed: number;
-  tokenizerSha256: string;
-  sources: MixtureSourceStats[];
-  createdBy: string;
-  /** Hash of everything that determines the bytes of tokens.bin; a rerun with the same hash skips. */
-  configHash?: string;
-  allowRepeat?: boolean;
-  /** Mixtures with the same orderKey (sources, shares, seed) are nested: the smaller is a prefix. */
-  orderKey?: string;
-}
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
 
 /**
- * `tokens/test/manifest.json`: held-out test sets, tokenized once and shared by every run. Each domain
- * is one raw token file `tokens/test/<domain>.bin`.
+ * The mix stage's two artifacts, each with one schema and one read/write pair (the stages after it,
+ * e.g. the trainer and the study, read them through these):
+ * - `mixtures/<id>/manifest.json`: what a token shard holds and how it was made;
+ * - `tokens/test/manifest.json`: the held-out test sets, tokenized once and shared by every run.
+ * Objects are loose: a field added by a newer writer survives a read/modify/write by an older one.
  */
-export interface TestSetManifest {
-  dtype: TokenDtype;
-  vocabSize: number;
-  eotId: number;
-  tokenizerSha256: string;
-  domains: { name: string; file: string; tokens: number; documents: number }[];
+const Dtype = z.enum(["uint16", "uint32"]);
+const Count = z.number().int().min(0);
+
+export const MixtureSourceStatsSchema = z.looseObject({
+  /** Source name: "natural", "hq", "qa", "txbk" or custom, optionally with a generator suffix. */
+  name: z.string().min(1),
+  /** Target share of tokens (0..1). */
+  targetShare: z.number().min(0).max(1),
+  /** Tokens realised in the shard (end-of-text separators counted with the document they follow). */
+  tokens: Count,
+  documents: Count,
+  /** How many passes over the source were needed (1 = no repetition). */
+  epochs: Count,
+  /** Path of the source documents, relative to the workspace. */
+  path: z.string().optional(),
+  /** Non-empty documents the source holds. */
+  availableDocuments: Count.optional(),
+  /** sha256 over the source's file names and bytes. */
+  contentSha256: z.string().optional(),
+});
+export type MixtureSourceStats = z.infer<typeof MixtureSourceStatsSchema>;
+
+export const MixtureManifestSchema = z.looseObject({
+  id: z.string().min(1),
+  file: z.literal("tokens.bin"),
+  dtype: Dtype,
+  vocabSize: z.number().int().positive(),
+  eotId: Count,
+  totalTokens: z.number().int().positive(),
+  seed: z.number().int(),
+  tokenizerSha256: z.string(),
+  sources: z.array(MixtureSourceStatsSchema).min(1),
+  createdBy: z.string(),
+  /** Hash of everything that determines the bytes of tokens.bin; a rerun with the same hash skips. */
+  configHash: z.string().optional(),
+  allowRepeat: z.boolean().optional(),
+  /** Mixtures with the same orderKey (sources, shares, seed) are nested: the smaller is a prefix. */
+  orderKey: z.string().optional(),
+  /**
+   * The mixture family: mixtures that differ only in their total (D) share it, e.g. "hq-33-demo-s1" for
+   * hq-33-demo-s1-d8k. Read it here instead of parsing ids.
+   */
+  family: z.string().min(1).optional(),
+  /** True for the shard the study trains its small generator model on (not a sweep mixture). */
+  generatorTraining: z.boolean().optional(),
+});
+export type MixtureManifest = z.infer<typeof MixtureManifestSchema>;
+
+export const TestSetManifestSchema = z.looseObject({
+  dtype: Dtype,
+  vocabSize: z.number().int().positive(),
+  eotId: Count,
+  tokenizerSha256: z.string(),
+  domains: z.array(
+    z.looseObject({ name: z.string().min(1), file: z.string().min(1), tokens: Count, documents: Count }),
+  ),
   /** Hash of the tokenizer and test files; a rerun with the same hash skips. */
-  configHash?: string;
+  configHash: z.string().optional(),
   /** Test files per domain, relative to the workspace. */
-  sources?: Record<string, string>;
+  sources: z.record(z.string(), z.string()).optional(),
+});
+export type TestSetManifest = z.infer<typeof TestSetManifestSchema>;
+
+function readManifest<T>(path: string, schema: z.ZodType<T>, what: string): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new SynthmixError("BAD_MANIFEST", `${path}: cannot read the ${what} (${(e as Error).message})`, {
+      hint: "rebuild it (synthmix mix build / sweep run rewrite it)",
+    });
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new SynthmixError(
+      "BAD_MANIFEST",
+      `${path}: not a ${what}: ${issue.path.join(".") || "manifest"}: ${issue.message}`,
+      { hint: "rebuild it (synthmix mix build / sweep run rewrite it)" },
+    );
+  }
+  return r.data;
+}
+
+/** `<dir>/manifest.json` of a mixture folder, validated. */
+export function readMixtureManifest(dir: string): MixtureManifest {
+  return readManifest(join(dir, "manifest.json"), MixtureManifestSchema, "mixture manifest");
+}
+
+/** The manifest if the folder holds a readable, valid one (for skip checks), else undefined. */
+export function tryReadMixtureManifest(dir: string): MixtureManifest | undefined {
+  if (!existsSync(join(dir, "manifest.json"))) return undefined;
+  try {
+    return readMixtureManifest(dir);
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeMixtureManifest(dir: string, manifest: MixtureManifest): void {
+  writeJsonAtomic(join(dir, "manifest.json"), MixtureManifestSchema.parse(manifest));
+}
+
+/** `tokens/test/manifest.json` (or any test-set folder), validated. */
+export function readTestSetManifest(dir: string): TestSetManifest {
+  return readManifest(join(dir, "manifest.json"), TestSetManifestSchema, "test-set manifest");
+}
+
+export function tryReadTestSetManifest(dir: string): TestSetManifest | undefined {
+  if (!existsSync(join(dir, "manifest.json"))) return undefined;
+  try {
+    return readTestSetManifest(dir);
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeTestSetManifest(dir: string, manifest: TestSetManifest): void {
+  writeJsonAtomic(join(dir, "manifest.json"), TestSetManifestSchema.parse(manifest));
 }

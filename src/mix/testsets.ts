@@ -1,10 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { basename, join, relative } from "node:path";
-import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
 import { dtypeForVocab } from "../util/tokenfile.js";
-import type { TestSetManifest } from "./manifest.js";
+import { type TestSetManifest, tryReadTestSetManifest, writeTestSetManifest } from "./manifest.js";
 import { hashSourceFiles, streamSourceTexts } from "./sources.js";
 import { TokenWriter } from "./tokenio.js";
 import { loadMixTokenizer, type MixTokenizer } from "./tokenizer.js";
@@ -77,10 +76,9 @@ export async function buildTestSets(
   for (const d of domains) hashes[d] = await hashSourceFiles([files[d]]);
   const configHash = stableHash({ version: 1, tokenizer: tokenizer.sha256, hashes });
   const dir = testSetDir(opts.workspace);
-  const manifestPath = join(dir, "manifest.json");
-  if (!opts.force && existsSync(manifestPath)) {
-    const old = JSON.parse(readFileSync(manifestPath, "utf8")) as TestSetManifest;
-    if (old.configHash === configHash) return { manifest: old, dir, skipped: true };
+  if (!opts.force) {
+    const old = tryReadTestSetManifest(dir);
+    if (old?.configHash === configHash) return { manifest: old, dir, skipped: true };
   }
   const dtype = dtypeForVocab(tokenizer.vocabSize);
   const manifest: TestSetManifest = {
@@ -111,6 +109,6 @@ export async function buildTestSets(
     manifest.sources![d] = relative(opts.workspace, files[d]);
     opts.log?.(`test set ${d}: ${counter.documents} documents, ${out.count} tokens`);
   }
-  writeJsonAtomic(manifestPath, manifest);
+  writeTestSetManifest(dir, manifest);
   return { manifest, dir, skipped: false };
 }

@@ -50,6 +50,7 @@ export async function trainGeneratorModel(opts: {
     sources: [{ name: "natural", path: trainJsonl, share: 1 }],
     totalTokens: Math.floor(source.totalTokens * 0.98),
     seed: opts.seed,
+    generatorTraining: true,
     log: opts.log,
   });
   const run = RunConfigSchema.parse({

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { readCorpusStats } from "../corpus/workspace.js";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { type PlannedRun, planSweep } from "../sweep/plan.js";
+import { type ClassPlan, formatSlurmPlan, planSlurm } from "../sweep/slurm.js";
 import { getKernels } from "../train/kernels/index.js";
 import { countParams, modelConfigFor, trainingFlops } from "../train/ladder.js";
 import { GPT } from "../train/model.js";
@@ -49,6 +50,8 @@ export interface StudyPlan {
   trainingSeconds: number;
   /** Generator training + generation + sweep training (fits/report are not included; see fitSeconds). */
   totalSeconds: number;
+  /** Executor slurm: jobs, FLOPs, hours and sbatch lines per resource class. */
+  slurm?: { classes: ClassPlan[]; maxConcurrent?: number };
 }
 
 /**
@@ -151,6 +154,9 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
     },
     trainingSeconds,
     totalSeconds: generatorModels.reduce((a, g) => a + g.seconds, 0) + (genSeconds ?? 0) + trainingSeconds,
+    ...(spec.scheduler.executor === "slurm" && {
+      slurm: { classes: planSlurm(spec, runs), maxConcurrent: spec.scheduler.slurm?.maxConcurrent },
+    }),
   };
 }
 
@@ -211,6 +217,11 @@ export function formatPlan(p: StudyPlan): string {
   lines.push(
     `  estimated study wall time: ~${fmtDuration(p.totalSeconds)} (generator training + generation${p.generation.seconds === null ? " (not estimated)" : ""} + sweep; fits and report not included)`,
   );
+  if (p.slurm)
+    lines.push(
+      "  on slurm, per resource class:",
+      formatSlurmPlan(p.slurm.classes, p.slurm.maxConcurrent).replace(/^/gm, "    "),
+    );
   return lines.join("\n");
 }
 

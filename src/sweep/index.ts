@@ -19,6 +19,17 @@ export {
 export * from "./results.js";
 export { type RunSweepOptions, runSweep, type SweepSummary } from "./scheduler.js";
 export {
+  type ClassPlan,
+  cancelSlurm,
+  classFor,
+  collectSlurm,
+  formatSlurmPlan,
+  planSlurm,
+  runSlurmSweep,
+  sbatchScript,
+} from "./slurm.js";
+export { realSlurmCli, type SlurmCli, slurmAvailable } from "./slurm-cli.js";
+export {
   type LoadedSpec,
   loadSweepSpec,
   resolveSpec,

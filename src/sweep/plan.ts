@@ -11,6 +11,8 @@ import { type ModelEntry, naturalSourcePath, type SweepSpec, wsPath } from "./sp
 export interface PlannedMixture {
   /** Folder name under `<ws>/mixtures/`. */
   id: string;
+  /** The id without the budget: mixtures of one family differ only in D (and are nested). */
+  family: string;
   /** Label without budget, seed or generator: "natural", "hq-33", "hq-20+qa-20". */
   label: string;
   /** Synthetic styles mixed in ("hq", "hq+qa") or "none". */
@@ -77,8 +79,10 @@ function mixtureFor(
   }));
   if (ratio < 1 - 1e-9) sources.unshift({ name: "natural", share: +(1 - ratio).toFixed(12), path: natural });
   const label = synth.length === 0 ? "natural" : synth.map(([s, v]) => `${s}-${pct(v)}`).join("+");
+  const family = `${label}${gen ? `-${gen}` : ""}-s${seed}`;
   return {
-    id: `${label}${gen ? `-${gen}` : ""}-s${seed}-d${countLabel(tokens)}`,
+    id: `${family}-d${countLabel(tokens)}`,
+    family,
     label,
     synthetic: synth.length === 0 ? "none" : synth.map(([s]) => s).join("+"),
     ratio,

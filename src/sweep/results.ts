@@ -1,6 +1,9 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
+import { tryReadMixtureManifest } from "../mix/manifest.js";
 import { writeJsonAtomic } from "../util/atomic.js";
+import { SynthmixError } from "../util/errors.js";
 import { listStatuses, type RunStatus } from "./registry.js";
 
 /**
@@ -77,6 +80,11 @@ export function resultsPath(workspace: string): string {
   return join(workspace, "results", "runs.json");
 }
 
+/** The rows of a workspace: every done run, with its mixture's epochs (what runs.json holds). */
+export function workspaceResultRows(workspace: string): RunResultRow[] {
+  return resultRows(listStatuses(workspace), (id) => mixtureEpochs(workspace, id));
+}
+
 /** Rewrite `<ws>/results/runs.json` from the registry. */
 /** The rows of a workspace (registry + per-source epochs from the mixture manifests). */
 export function workspaceResultRows(workspace: string): RunResultRow[] {
@@ -91,18 +99,12 @@ export function writeResults(workspace: string): RunResults {
 
 /** Epochs per source from a mixture manifest (undefined when the manifest is absent or has none). */
 export function mixtureEpochs(workspace: string, mixtureId: string): Record<string, number> | undefined {
-  const path = join(workspace, "mixtures", mixtureId, "manifest.json");
-  if (!existsSync(path)) return undefined;
-  try {
-    const m = JSON.parse(readFileSync(path, "utf8")) as { sources?: { name?: unknown; epochs?: unknown }[] };
-    const out: Record<string, number> = {};
-    for (const s of m.sources ?? []) {
-      if (typeof s.name === "string" && typeof s.epochs === "number") out[s.name] = s.epochs;
-    }
-    return Object.keys(out).length ? out : undefined;
-  } catch {
-    return undefined; // a broken manifest is the mix stage's error to report; runs.json stays writable
-  }
+  // A broken manifest is the mix stage's error to report; runs.json stays writable without epochs.
+  const m = tryReadMixtureManifest(join(workspace, "mixtures", mixtureId));
+  if (!m) return undefined;
+  const out: Record<string, number> = {};
+  for (const s of m.sources) out[s.name] = s.epochs;
+  return Object.keys(out).length ? out : undefined;
 }
 
 export const RESULT_COLUMNS: (keyof RunResultRow)[] = [
@@ -132,4 +134,52 @@ export function rowsToCsv(rows: RunResultRow[]): string {
   const lines = [RESULT_COLUMNS.join(",")];
   for (const r of rows) lines.push(RESULT_COLUMNS.map((c) => cell(r[c])).join(","));
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The schema of a `results/runs.json` row (loose: fields a newer writer adds are kept). `readRunResults`
+ * is the one reader of the file for the stages after the sweep.
+ */
+export const RunResultRowSchema = z.looseObject({
+  runId: z.string().min(1),
+  modelName: z.string(),
+  nonEmbeddingParams: z.number().positive(),
+  totalParams: z.number().positive(),
+  tokens: z.number().positive(),
+  mixture: z.string(),
+  synthetic: z.string(),
+  ratio: z.number().min(0).max(1),
+  generator: z.string(),
+  seed: z.number().int(),
+  domain: z.string().min(1),
+  loss: z.number().finite(),
+  flops: z.number().min(0),
+  tokensPerSec: z.number().min(0),
+  wallSec: z.number().min(0),
+});
+export const RunResultsSchema = z.looseObject({ rows: z.array(RunResultRowSchema) });
+
+/** Read and validate `<ws>/results/runs.json`; errors name the file and the row. */
+export function readRunResults(workspace: string): RunResults {
+  const path = resultsPath(workspace);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new SynthmixError(
+      "NO_RESULTS",
+      `${path}: cannot read the sweep results (${(e as Error).message})`,
+      {
+        hint: "run `synthmix sweep run` first (it writes results/runs.json)",
+      },
+    );
+  }
+  const r = RunResultsSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new SynthmixError("BAD_RESULTS", `${path}: ${issue.path.join(".")}: ${issue.message}`, {
+      hint: "`synthmix sweep collect` or `sweep run` rewrites it from runs/*/status.json",
+    });
+  }
+  return r.data as RunResults;
 }

@@ -111,6 +111,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
           sources: m.sources,
           totalTokens: m.tokens,
           seed: m.seed,
+          family: m.family,
           allowRepeat: spec.allowRepeat,
           log,
         });
@@ -119,6 +120,9 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
       }
     }
     if (slurm) {
+      // A local child left by a killed local sweep must not train alongside the Slurm task.
+      for (const s of statuses.values())
+        if (s.status === "running" && !s.slurm) await stopOrphan(workspace, s);
       summary.slurm = await runSlurmSweep({
         spec,
         workspace,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { buildMixture, sharesFromRatios } from "../../src/mix/build.js";
+import { buildMixture, setHeldSourceBytes, sharesFromRatios } from "../../src/mix/build.js";
 import { countLabel, parseCount } from "../../src/mix/count.js";
 import type { MixtureManifest, TestSetManifest } from "../../src/mix/manifest.js";
 import { planMixture, targetTokens } from "../../src/mix/plan.js";
@@ -103,6 +103,13 @@ test("same config gives the same bytes; another seed gives another order", async
   const b = await build(5);
   assert.ok(a.equals(b));
   assert.ok(!a.equals(await build(6)));
+  // The streaming path (each document read from the cache file) writes the same bytes as the in-memory one.
+  setHeldSourceBytes(0);
+  try {
+    assert.ok(a.equals(await build(5)));
+  } finally {
+    setHeldSourceBytes(64 << 20);
+  }
 });
 
 test("mixtures at different totals are nested: each source's documents are a prefix, the file nearly so", async () => {

@@ -11,8 +11,15 @@ import { buildTestSets } from "../../src/mix/testsets.js";
 import { externalExecutor } from "../../src/sweep/executors.js";
 import { planSweep } from "../../src/sweep/plan.js";
 import { registerRun } from "../../src/sweep/registry.js";
-import { classFor, formatSlurmPlan, gpusOf, planSlurm, sbatchScript } from "../../src/sweep/slurm.js";
-import { resolveSpec, type SweepSpecInput } from "../../src/sweep/spec.js";
+import {
+  classFor,
+  formatSlurmPlan,
+  gpusOf,
+  planSlurm,
+  sbatchScript,
+  taskCommand,
+} from "../../src/sweep/slurm.js";
+import { loadSweepSpec, resolveSpec, type SweepSpecInput } from "../../src/sweep/spec.js";
 import { fillPlaceholders } from "../../src/util/placeholders.js";
 import { byteTokenizer, makeWorkspace } from "../mix/helpers.js";
 
@@ -128,9 +135,10 @@ test("the generated batch script, run by bash as a Slurm task would, trains its 
 
 test("one placeholder vocabulary: {run_dir} and {runDir} both work, unknown placeholders are refused", () => {
   const v = { config: "/w/c.json", runDir: "/w/r 1", id: "x", threads: 2 };
+  const shellVar = ["$", "{HOME}"].join(""); // shell expansion, not a placeholder
   assert.equal(
-    fillPlaceholders("t --c {config} --o {run_dir} {runDir}{id} -j {threads} ${HOME}", v),
-    "t --c /w/c.json --o /w/r 1 /w/r 1x -j 2 ${HOME}",
+    fillPlaceholders(`t --c {config} --o {run_dir} {runDir}{id} -j {threads} ${shellVar}`, v),
+    `t --c /w/c.json --o /w/r 1 /w/r 1x -j 2 ${shellVar}`,
   );
   assert.throws(() => fillPlaceholders("t --out {rundir}", v), /unknown placeholder \{rundir\}/);
   const ws = makeWorkspace();
@@ -176,4 +184,52 @@ test("sweep status / results / collect on a missing workspace fail with a clear 
     buildProgram().exitOverride().parseAsync(["node", "synthmix", "sweep", "status", ws]),
     /holds no sweep/,
   );
+});
+
+test("examples/sweep-slurm.yaml parses; --dry-run prints jobs, hours and sbatch lines per class", async () => {
+  const ws = makeWorkspace();
+  const { spec } = loadSweepSpec("examples/sweep-slurm.yaml");
+  const runs = planSweep(spec, ws, 16384);
+  const plan = planSlurm(spec, runs);
+  assert.deepEqual(
+    plan.map((p) => [p.name, p.jobs]),
+    [
+      ["cpu-small", 2 * 3 * 4],
+      ["gpu-8", 2 * 3 * 4],
+    ],
+  );
+  const gpu = plan.find((p) => p.name === "gpu-8")!;
+  assert.ok(Math.abs(gpu.gpuHours! - (8 * gpu.flops) / 1.6e15 / 3600) < 1e-9);
+  assert.ok(gpu.sbatch.includes("--gres=gpu:8") && gpu.sbatch.includes("--partition=gpu"));
+  assert.ok(plan[0].sbatch.includes("--partition=cpu"));
+  const ext = runs.find((r) => r.modelName === "s8")!;
+  assert.equal(ext.backend, "external");
+  assert.match(
+    taskCommand(spec, ext, ws, spec.scheduler.slurm!),
+    /^srun --ntasks=1 --export=ALL bash -c 'torchrun .*--config .*config\.json --run-dir /,
+  );
+  // The CLI's dry run, with a tokenizer in the workspace.
+  const { Tokenizer } = await import("../../src/tokenizer/index.js");
+  (await Tokenizer.train(["some text to train on", "and more text"], { vocabSize: 280 })).save(
+    join(ws, "tokenizer/tokenizer.json"),
+  );
+  const yaml = readFileSync("examples/sweep-slurm.yaml", "utf8").replace(
+    "workspace: ../ws-fineweb",
+    `workspace: ${ws}`,
+  );
+  writeFileSync(join(ws, "grid.yaml"), yaml);
+  const out: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  try {
+    await buildProgram()
+      .exitOverride()
+      .parseAsync(["node", "synthmix", "sweep", "run", join(ws, "grid.yaml"), "--dry-run"]);
+  } finally {
+    console.log = log;
+  }
+  const text = out.join("\n");
+  assert.match(text, /class gpu-8: 24 jobs, .* GPU-hours/);
+  assert.match(text, / {2}#SBATCH --array=0-23%64/);
+  assert.match(text, /#SBATCH --exclusive/);
 });
