@@ -1,9 +1,17 @@
 /**
- * Generation runner throughput vs the plain `openai` client under `p-limit`, against a loopback
- * OpenAI-compatible server (a child process) that answers instantly. Reports the sustained request
- * rate at concurrency 64/256/1024, the runner's client-side CPU per request, and its memory.
+ * Two benchmarks of the generate stage.
  *
- *   npx tsx bench/generate.ts [--requests 3000] [--concurrency 64,256,1024]
+ * 1. Runner (default): generation runner throughput vs the plain `openai` client under `p-limit`, against
+ *    a loopback OpenAI-compatible server (a child process) that answers instantly. Reports the sustained
+ *    request rate at concurrency 64/256/1024, the runner's client-side CPU per request, and its memory.
+ *
+ *      npx tsx bench/generate.ts [--requests 3000] [--concurrency 64,256,1024]
+ *
+ * 2. Local GGUF decoding (--local): output tokens/s of the native batched engine (synthmix kernels, KV
+ *    cache, continuous batching) against node-llama-cpp on the same GGUF, side by side in one run; see
+ *    bench/generate-local.ts.
+ *
+ *      npx tsx bench/generate.ts --local [--gguf synthmix-demo/generator/synthmix-demo.gguf] [--requests 200]
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -131,4 +139,9 @@ async function main() {
   srv.stop();
 }
 
-await main();
+if (process.argv.includes("--local")) {
+  const { benchLocal } = await import("./generate-local.js");
+  await benchLocal(process.argv);
+} else {
+  await main();
+}

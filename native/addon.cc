@@ -9,6 +9,11 @@
 #include "gemm.h"
 #include "kernels.h"
 
+namespace sk {
+// native/decode.cc: KV-cache kernels for batched generation (src/generate/native).
+void register_decode_kernels(Napi::Env env, Napi::Object exports);
+}  // namespace sk
+
 namespace {
 
 struct Args {
@@ -244,6 +249,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"setMinParallelWork", SetMinParallelWork},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+  sk::register_decode_kernels(env, exports);
   return exports;
 }
 

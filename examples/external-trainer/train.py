@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A minimal external trainer for synthmix (PyTorch), implementing the contract in docs/readme/train.md:
+"""A minimal external trainer for synthmix (PyTorch), implementing the contract in docs/train.md:
 
     python3 examples/external-trainer/train.py --config {config} --run-dir {run_dir}
 

@@ -1,5 +1,9 @@
 import type { UnigramFile } from "./results.js";
 
+function fmtN(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(4) : String(x);
+}
+
 function f(x: number, d = 4): string {
   return Number.isFinite(x) ? x.toFixed(d) : String(x);
 }
@@ -7,7 +11,8 @@ function f(x: number, d = 4): string {
 /** Readable summary of a unigram analysis: one line per (source, test) and the top blind spots. */
 export function formatUnigramSummary(u: UnigramFile, blindSpots = 5): string {
   const out = [
-    `unigram analysis: vocabulary ${u.vocabSize}, add-k smoothing k = ${u.smoothingK}, KL/JS in nats`,
+    `unigram analysis: vocabulary ${u.vocabSize}, add-k smoothing k = ${u.smoothingK}, KL/JS in nats, every source subsampled to ${u.equalTokens} tokens (seed ${u.seed})`,
+    `noise floor (KL between two halves of the test set at that size): ${u.noiseFloors.map((f) => `${f.test} ${fmtN(f.kl)}`).join(", ")}; differences below it are sampling noise`,
     "",
     [
       "source",
@@ -37,6 +42,24 @@ export function formatUnigramSummary(u: UnigramFile, blindSpots = 5): string {
         spots,
       ].join("\t"),
     );
+  }
+  if (u.lossSplits?.length) {
+    out.push(
+      "",
+      "per-token test loss on blind-spot tokens vs the rest (the run's own mixture's blind spots):",
+    );
+    out.push(["run", "source", "test", "blind-spot loss (tokens)", "rest loss (tokens)"].join("\t"));
+    for (const s of u.lossSplits) {
+      out.push(
+        [
+          s.runId,
+          s.source,
+          s.test,
+          `${f(s.blindSpot.meanLoss, 3)} (${s.blindSpot.tokens})`,
+          `${f(s.rest.meanLoss, 3)} (${s.rest.tokens})`,
+        ].join("\t"),
+      );
+    }
   }
   return out.join("\n");
 }

@@ -1,4 +1,3 @@
-import type { Command } from "commander";
 import {
   defaultCorpusName,
   formatCorpusSummary,
@@ -6,21 +5,10 @@ import {
   listCorpora,
   readCorpusStats,
 } from "../corpus/index.js";
-import type { TestBy } from "../corpus/split.js";
 import { SynthmixError } from "../util/errors.js";
+import { type Command, numberOption, oneOf } from "./options.js";
 
-function num(name: string, min?: number, max?: number): (v: string) => number {
-  return (v) => {
-    const x = Number(v);
-    if (!Number.isFinite(x) || (min !== undefined && x < min) || (max !== undefined && x > max)) {
-      throw new SynthmixError(
-        "BAD_OPTION",
-        `--${name}: expected a number${min !== undefined ? ` in [${min}, ${max ?? "∞"}]` : ""}, got "${v}"`,
-      );
-    }
-    return x;
-  };
-}
+const num = (name: string, min?: number, max?: number) => numberOption(name, { min, max });
 
 /** `synthmix corpus ...` commands: thin wrappers over src/corpus/. */
 export function register(program: Command): void {
@@ -40,7 +28,12 @@ export function register(program: Command): void {
       num("test-fraction", 0, 1),
       0.1,
     )
-    .option("--test-by <how>", "one test set per group | domain | none (a single 'all' set)", "none")
+    .option(
+      "--test-by <how>",
+      "one test set per group | domain | none (a single 'all' set)",
+      oneOf("test-by", ["group", "domain", "none"] as const),
+      "none",
+    )
     .option(
       "--min-test-docs <n>",
       "minimum documents per test set (at most half of a set)",
@@ -52,7 +45,12 @@ export function register(program: Command): void {
     .option("--max-chars <n>", "drop documents longer than N characters", num("max-chars", 0))
     .option("--min-words <n>", "drop documents with fewer than N words", num("min-words", 0))
     .option("--max-words <n>", "drop documents with more than N words", num("max-words", 0))
-    .option("--normalize <form>", "Unicode normalization: NFC | NFKC | none", "NFC")
+    .option(
+      "--normalize <form>",
+      "Unicode normalization: NFC | NFKC | none",
+      oneOf("normalize", ["NFC", "NFKC", "none"] as const),
+      "NFC",
+    )
     .option("--no-dedup", "keep exact duplicates")
     .option(
       "--near-dedup <jaccard>",
@@ -68,21 +66,12 @@ export function register(program: Command): void {
     .option("--max-docs <n>", "read at most N documents", num("max-docs", 1))
     .option("--force", "re-import even if an identical complete import exists")
     .action(async (o) => {
-      if (!["group", "domain", "none"].includes(o.testBy)) {
-        throw new SynthmixError("BAD_OPTION", `--test-by: expected group, domain or none, got "${o.testBy}"`);
-      }
-      if (!["NFC", "NFKC", "none"].includes(o.normalize)) {
-        throw new SynthmixError(
-          "BAD_OPTION",
-          `--normalize: expected NFC, NFKC or none, got "${o.normalize}"`,
-        );
-      }
       const stats = await importCorpus({
         from: o.from,
         workspace: o.out,
         name: o.name ?? defaultCorpusName(o.from),
         testFraction: o.testFraction,
-        testBy: o.testBy as TestBy,
+        testBy: o.testBy,
         minTestDocs: o.minTestDocs,
         seed: o.seed,
         minChars: o.minChars,

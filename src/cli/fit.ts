@@ -1,5 +1,4 @@
 import { join, resolve } from "node:path";
-import type { Command } from "commander";
 import { formatFitSummary, formatWarnings } from "../fit/format.js";
 import {
   FIT_DEFAULTS,
@@ -14,6 +13,7 @@ import {
 } from "../fit/index.js";
 import { SynthmixError } from "../util/errors.js";
 import { Progress } from "../util/progress.js";
+import type { Command } from "./options.js";
 
 interface FitCliOptions {
   results?: string;
@@ -72,7 +72,11 @@ export function register(program: Command): void {
     )
     .option("--json", "print the fits as JSON instead of tables")
     .option("--no-quality", "skip leave-one-out and hold-out refits")
-    .option("--workers <n>", "worker threads for grid screening + bootstrap (pays off from ~100 points)", String(d.workers))
+    .option(
+      "--workers <n>",
+      "worker threads for grid screening + bootstrap (pays off from ~100 points)",
+      String(d.workers),
+    )
     .option("--n-col <name>", "points: model-size column (default N, else nonEmbeddingParams)")
     .option("--d-col <name>", "points: token column (default D, else tokens)")
     .option("--loss-col <name>", "points: loss column", "loss")

@@ -1,15 +1,9 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import type { Command } from "commander";
 import { SynthmixError } from "../util/errors.js";
+import { type Command, collect, nonNegative, withInterrupt } from "./options.js";
 
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0)
-    throw new SynthmixError("CLI", `--${name} must be a non-negative number, got "${v}"`);
-  return n;
-};
-const collect = (v: string, prev: string[] = []) => [...prev, v];
+const num = nonNegative;
 
 /** `synthmix generate ...` and `synthmix serve ...`: thin wrappers over src/generate/. */
 export function register(program: Command): void {
@@ -87,43 +81,37 @@ export function register(program: Command): void {
         const tok = Tokenizer.fromFile(tokPath);
         countTokens = (s) => tok.encode(s).length;
       }
-      const abort = new AbortController();
-      const onSig = () => {
-        process.stderr.write(
-          "\ninterrupted: finishing in-flight writes (outputs so far are kept; rerun to resume)\n",
-        );
-        abort.abort();
-      };
-      process.once("SIGINT", onSig);
-      try {
-        const summary = await runGeneration({
-          workspace,
-          corpusName: corpus,
-          style: o.style,
-          generators,
-          seed: o.seed,
-          budgetSourceTokens: o.budgetTokens,
-          budgetOutputTokens: o.budgetOutputTokens,
-          maxDocs: o.maxDocs,
-          chunkTokens: o.chunkTokens,
-          countTokens,
-          params: { temperature: o.temperature, top_p: o.topP, max_tokens: o.maxTokens },
-          keywords: o.keywords,
-          audiences: o.audience,
-          stripMarkdown: o.stripMarkdown,
-          minOutputTokens: o.minOutputTokens,
-          maxOutputTokens: o.maxOutputTokens,
-          retries: o.retries,
-          timeoutMs: o.timeout * 1000,
-          threads: o.threads,
-          skipBadRecords: !!o.skipBadRecords,
-          signal: abort.signal,
-          progress: o.quiet ? "silent" : undefined,
-        });
-        console.log(o.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
-      } finally {
-        process.removeListener("SIGINT", onSig);
-      }
+      const message = "interrupted: finishing in-flight writes (outputs so far are kept; rerun to resume)";
+      await withInterrupt(
+        async (signal) => {
+          const summary = await runGeneration({
+            workspace,
+            corpusName: corpus,
+            style: o.style,
+            generators,
+            seed: o.seed,
+            budgetSourceTokens: o.budgetTokens,
+            budgetOutputTokens: o.budgetOutputTokens,
+            maxDocs: o.maxDocs,
+            chunkTokens: o.chunkTokens,
+            countTokens,
+            params: { temperature: o.temperature, top_p: o.topP, max_tokens: o.maxTokens },
+            keywords: o.keywords,
+            audiences: o.audience,
+            stripMarkdown: o.stripMarkdown,
+            minOutputTokens: o.minOutputTokens,
+            maxOutputTokens: o.maxOutputTokens,
+            retries: o.retries,
+            timeoutMs: o.timeout * 1000,
+            threads: o.threads,
+            skipBadRecords: !!o.skipBadRecords,
+            signal,
+            progress: o.quiet ? "silent" : undefined,
+          });
+          console.log(o.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+        },
+        { message, signals: ["SIGINT"] },
+      );
     });
 
   program

@@ -1,10 +1,10 @@
-import { Command } from "commander";
 import { formatError } from "../util/errors.js";
 import * as analyze from "./analyze.js";
 import * as corpus from "./corpus.js";
 import * as fit from "./fit.js";
 import * as generate from "./generate.js";
 import * as mix from "./mix.js";
+import { Command, INTERRUPTED_EXIT_CODE } from "./options.js";
 import * as report from "./report.js";
 import * as study from "./study.js";
 import * as sweep from "./sweep.js";
@@ -30,6 +30,7 @@ export async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     console.error(`synthmix: ${formatError(err)}`);
-    process.exitCode = 1;
+    // An interrupted command (withInterrupt) keeps its 130; any other failure is 1.
+    if (process.exitCode !== INTERRUPTED_EXIT_CODE) process.exitCode = 1;
   }
 }

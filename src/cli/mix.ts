@@ -1,13 +1,9 @@
 import { join } from "node:path";
-import type { Command } from "commander";
 import { buildMixture, sharesFromRatios } from "../mix/build.js";
 import { parseCount } from "../mix/count.js";
 import { buildTestSets } from "../mix/testsets.js";
 import { SynthmixError } from "../util/errors.js";
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
+import { type Command, collect, integer, parseNumber, positiveInt } from "./options.js";
 
 function splitPair(opt: string, value: string): [string, string] {
   const i = value.indexOf("=");
@@ -37,18 +33,16 @@ export function register(program: Command): void {
     )
     .requiredOption("--tokens <n>", "total tokens (e.g. 2e6, 2M)")
     .requiredOption("--id <id>", "mixture id (output folder name)")
-    .option("--seed <n>", "sampling seed", "1234")
+    .option("--seed <n>", "sampling seed", integer("seed"), 1234)
     .option("--allow-repeat", "repeat a source's documents when it runs out instead of failing")
-    .option("--threads <n>", "tokenizer threads", "2")
+    .option("--threads <n>", "tokenizer threads", positiveInt("threads"), 2)
     .option("--force", "rebuild even if a complete mixture with the same config exists")
     .action(async (o) => {
       const paths = Object.fromEntries((o.source as string[]).map((s) => splitPair("--source", s)));
       const ratios = Object.fromEntries(
         ((o.ratio as string[] | undefined) ?? []).map((r) => {
           const [k, v] = splitPair("--ratio", r);
-          const x = Number(v);
-          if (!Number.isFinite(x)) throw new SynthmixError("CLI", `--ratio ${r}: ${v} is not a number`);
-          return [k, x];
+          return [k, parseNumber(`--ratio ${k}`, v)];
         }),
       );
       const shares = sharesFromRatios(Object.keys(paths), ratios);
@@ -58,9 +52,9 @@ export function register(program: Command): void {
         tokenizer: o.tokenizer ?? join(o.workspace, "tokenizer", "tokenizer.json"),
         sources: Object.keys(paths).map((name) => ({ name, path: paths[name], share: shares[name] })),
         totalTokens: parseCount(o.tokens, "--tokens"),
-        seed: Number(o.seed),
+        seed: o.seed,
         allowRepeat: Boolean(o.allowRepeat),
-        threads: Number(o.threads),
+        threads: o.threads,
         force: Boolean(o.force),
         log: (l) => console.error(l),
       });
@@ -77,14 +71,14 @@ export function register(program: Command): void {
       "corpus under <ws>/corpus/ to take test/<domain>.jsonl from (repeatable; default all)",
       collect,
     )
-    .option("--threads <n>", "tokenizer threads", "2")
+    .option("--threads <n>", "tokenizer threads", positiveInt("threads"), 2)
     .option("--force", "rebuild even if up to date")
     .action(async (o) => {
       const res = await buildTestSets({
         workspace: o.workspace,
         tokenizer: o.tokenizer ?? join(o.workspace, "tokenizer", "tokenizer.json"),
         corpora: o.corpus,
-        threads: Number(o.threads),
+        threads: o.threads,
         force: Boolean(o.force),
         log: (l) => console.error(l),
       });

@@ -1,5 +1,5 @@
-import type { Command } from "commander";
 import { writeReport } from "../report/index.js";
+import { type Command, collect } from "./options.js";
 
 /** `synthmix report ws/`: thin wrapper over src/report/. Prints the report path, then the key findings. */
 export function register(program: Command): void {
@@ -24,8 +24,4 @@ export function register(program: Command): void {
         console.log(`(not shown: ${s.what}: ${s.why})`);
       }
     });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }

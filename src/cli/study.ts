@@ -1,5 +1,4 @@
 import { resolve } from "node:path";
-import type { Command } from "commander";
 import { stringify } from "yaml";
 import { StudyConfigSchema } from "../study/config.js";
 import { demoConfig, QUICK_NOTE } from "../study/demo.js";
@@ -7,6 +6,7 @@ import { formatPlan, planStudy } from "../study/plan.js";
 import { type LoadedStudy, loadStudy, runStudy, type StudyRunResult } from "../study/run.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { fmtDuration } from "../util/progress.js";
+import { type Command, withInterrupt } from "./options.js";
 
 /** `synthmix study run|plan` and `synthmix demo`: thin wrappers over src/study/. */
 export function register(program: Command): void {
@@ -65,22 +65,9 @@ export function register(program: Command): void {
 
 /** Ctrl-C stops cleanly between steps (runs checkpoint); a second Ctrl-C exits at once. */
 async function runWithSignals(loaded: LoadedStudy, until?: string): Promise<StudyRunResult> {
-  const ac = new AbortController();
-  const onSig = () => {
-    if (ac.signal.aborted) process.exit(130);
-    console.error(
-      "\ninterrupting: finishing the current step so the rerun can resume (Ctrl-C again to exit now)",
-    );
-    ac.abort();
-  };
-  process.on("SIGINT", onSig);
-  process.on("SIGTERM", onSig);
-  try {
-    return await runStudy(loaded, { signal: ac.signal, until: until as never });
-  } finally {
-    process.off("SIGINT", onSig);
-    process.off("SIGTERM", onSig);
-  }
+  return withInterrupt((signal) => runStudy(loaded, { signal, until: until as never }), {
+    message: "interrupting: finishing the current step so the rerun can resume (Ctrl-C again to exit now)",
+  });
 }
 
 function printResult(r: StudyRunResult): void {

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Command } from "commander";
 import { parse } from "yaml";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { countLabel } from "../mix/count.js";
@@ -14,6 +13,7 @@ import { cancelSlurm, collectSlurm, formatSlurmPlan, planSlurm } from "../sweep/
 import { type LoadedSpec, loadSweepSpec, wsPath } from "../sweep/spec.js";
 import { formatStatusTable, sweepStatus } from "../sweep/status.js";
 import { SynthmixError } from "../util/errors.js";
+import { type Command, INTERRUPTED_EXIT_CODE, oneOf, positiveInt, withInterrupt } from "./options.js";
 
 /**
  * A grid file, or a study config: then the sweep is exactly the one `synthmix study run` would run
@@ -71,19 +71,18 @@ export function register(program: Command): void {
     .description(
       "Build mixtures and train every run of a grid (grid.yaml, or study.yaml with a sweep: section); resumable",
     )
-    .option("--cores <n>", "cores to fill (overrides scheduler.cores)")
+    .option("--cores <n>", "cores to fill (overrides scheduler.cores)", positiveInt("cores"))
     .option("--dry-run", "print the planned runs (and, on Slurm, jobs and hours per resource class) and exit")
-    .option("--executor <name>", "local or slurm (overrides scheduler.executor)")
+    .option(
+      "--executor <name>",
+      "local or slurm (overrides scheduler.executor)",
+      oneOf("executor", ["local", "slurm"] as const),
+    )
     .option("--submit-only", "slurm: submit the job arrays and return; then `sweep status` / `sweep collect`")
     .action(async (specPath: string, o) => {
       const { spec, workspace } = loadSpec(specPath);
-      if (o.cores) spec.scheduler.cores = Number(o.cores);
-      if (o.executor) {
-        if (o.executor !== "local" && o.executor !== "slurm") {
-          throw new SynthmixError("CLI", `--executor ${o.executor}: expected local or slurm`);
-        }
-        spec.scheduler.executor = o.executor;
-      }
+      if (o.cores !== undefined) spec.scheduler.cores = o.cores;
+      if (o.executor) spec.scheduler.executor = o.executor;
       if (o.submitOnly && spec.scheduler.executor !== "slurm") {
         throw new SynthmixError("CLI", "--submit-only needs the slurm executor", {
           hint: "set scheduler.executor: slurm (and scheduler.slurm) or pass --executor slurm",
@@ -102,30 +101,24 @@ export function register(program: Command): void {
         }
         return;
       }
-      const ctrl = new AbortController();
-      const stop = () => {
-        console.error("sweep: stopping (runs resume from their checkpoints on the next `sweep run`)");
-        ctrl.abort();
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-      try {
-        const summary = await runSweep({ spec, workspace, signal: ctrl.signal, submitOnly: o.submitOnly });
-        for (const f of summary.failed) console.error(`failed ${f.id}: ${f.error}`);
-        if (summary.failed.length > 0) {
-          throw new SynthmixError(
-            "SWEEP_FAILED",
-            `${summary.failed.length} of ${summary.planned} runs failed`,
-            {
-              hint: "see the errors above and runs/<id>/train.log; `sweep run` again retries them",
-            },
-          );
-        }
-        if (summary.interrupted) process.exitCode = 130;
-      } finally {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-      }
+      const message = "sweep: stopping (runs resume from their checkpoints on the next `sweep run`)";
+      await withInterrupt(
+        async (signal) => {
+          const summary = await runSweep({ spec, workspace, signal, submitOnly: o.submitOnly });
+          for (const f of summary.failed) console.error(`failed ${f.id}: ${f.error}`);
+          if (summary.failed.length > 0) {
+            throw new SynthmixError(
+              "SWEEP_FAILED",
+              `${summary.failed.length} of ${summary.planned} runs failed`,
+              {
+                hint: "see the errors above and runs/<id>/train.log; `sweep run` again retries them",
+              },
+            );
+          }
+          if (summary.interrupted) process.exitCode = INTERRUPTED_EXIT_CODE;
+        },
+        { message },
+      );
     });
   sweep
     .command("status <workspace>")

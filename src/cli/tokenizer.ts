@@ -1,19 +1,9 @@
-import type { Command } from "commander";
 import { encodeToFile } from "../tokenizer/encode-file.js";
 import { Tokenizer } from "../tokenizer/index.js";
 import { readTexts, type TextSourceStats } from "../tokenizer/input.js";
-import { SynthmixError } from "../util/errors.js";
 import { fmtNum, Progress } from "../util/progress.js";
 import { dtypeForVocab } from "../util/tokenfile.js";
-
-function intOption(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1)
-      throw new SynthmixError("BAD_OPTION", `${name} must be a positive integer, got "${v}"`);
-    return n;
-  };
-}
+import { type Command, positiveInt } from "./options.js";
 
 /** `synthmix tokenizer ...` commands: thin wrappers over src/tokenizer/. */
 export function register(program: Command): void {
@@ -29,13 +19,13 @@ export function register(program: Command): void {
     .requiredOption(
       "--vocab <n>",
       "vocabulary size, including 256 byte tokens and special tokens",
-      intOption("--vocab"),
+      positiveInt("--vocab"),
     )
     .requiredOption("--out <path>", "output tokenizer.json")
     .option(
       "--min-frequency <n>",
       "stop when the best pair is rarer than this",
-      intOption("--min-frequency"),
+      positiveInt("--min-frequency"),
       2,
     )
     .option("--special <tokens...>", "special tokens (default <|endoftext|>)")
@@ -88,7 +78,7 @@ export function register(program: Command): void {
     .requiredOption("--tokenizer <path>", "tokenizer.json")
     .requiredOption("--in <files...>", 'JSONL files with a "text" field, or text files')
     .requiredOption("--out <path>", "output .bin")
-    .option("--threads <n>", "worker threads (default: all cores)", intOption("--threads"))
+    .option("--threads <n>", "worker threads (default: all cores)", positiveInt("--threads"))
     .option("--no-eot", "do not append <|endoftext|> after each document")
     .option("--skip-bad-records", "skip (and count) malformed JSONL lines instead of failing")
     .action(async (o) => {

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import type { Command } from "commander";
 import { parseCount } from "../mix/count.js";
 import type { MixtureManifest } from "../mix/manifest.js";
 import { exportGguf } from "../train/export.js";
@@ -11,12 +10,10 @@ import { type RunConfig, RunConfigSchema } from "../train/schema.js";
 import { trainRun } from "../train/trainer.js";
 import { SynthmixError } from "../util/errors.js";
 import { fmtNum } from "../util/progress.js";
+import { type Command, parseNumber, withInterrupt } from "./options.js";
 
 function num(what: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new SynthmixError("CLI", `${what} ${v}: not a number`);
-  return x;
+  return v === undefined ? undefined : parseNumber(what, v);
 }
 
 function readJson<T>(path: string): T {
@@ -109,17 +106,9 @@ export function register(program: Command): void {
         `train ${config.id}: ${config.modelName ?? "custom"} (L${config.model.nLayer} d${config.model.dModel} h${config.model.nHead}, ${fmtNum(p.nonEmbedding)} non-embedding / ${fmtNum(p.total)} params), ${fmtNum(config.tokens)} tokens, kernels ${kernels.name}\n`,
       );
       // SIGTERM/SIGINT (a sweep stopping us, Ctrl-C) stop between two steps after a checkpoint.
-      const ac = new AbortController();
-      const stop = () => ac.abort();
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
-      let final: Awaited<ReturnType<typeof trainRun>>;
-      try {
-        final = await trainRun(runDir, config, { progress: true, kernels, signal: ac.signal });
-      } finally {
-        process.off("SIGTERM", stop);
-        process.off("SIGINT", stop);
-      }
+      const final = await withInterrupt((signal) =>
+        trainRun(runDir, config, { progress: true, kernels, signal }),
+      );
       const per = Object.entries(final.losses)
         .map(([d, l]) => `${d} ${l.toFixed(4)}`)
         .join(", ");

@@ -1,5 +1,5 @@
 /**
- * The document record shared by every stage (see DESIGN.md). Field names follow Hugging Face datasets
+ * The document record shared by every stage (see docs/design.md). Field names follow Hugging Face datasets
  * conventions so files load with `datasets.load_dataset("json")`.
  */
 export interface DocMeta {

@@ -1,8 +1,8 @@
 import { SynthmixError } from "../util/errors.js";
 import { deriveSeed, Rng } from "../util/rng.js";
 import { type FitData, type Form, getForm, huberObjective } from "./forms.js";
-import { type LbfgsOptions, lbfgs } from "./lbfgs.js";
 import { effectivePoints, identify, MIN_DOF, profileE } from "./identify.js";
+import { type LbfgsOptions, lbfgs } from "./lbfgs.js";
 import { FIT_DEFAULTS } from "./options.js";
 import type { Estimate, FitQuality, FitWarning, ParamEstimate, Residual } from "./results.js";
 import { estimate, mean } from "./stats.js";

@@ -23,7 +23,8 @@ export function fmtEstimate(e: Estimate | null | undefined, digits = 4): string 
 export function formatWarnings(res: FitRowsResult): string {
   const out: string[] = [];
   for (const f of res.fits.fits) {
-    const at = f.fixedN !== null ? ` N=${fmtNum(f.fixedN)}` : f.fixedD !== null ? ` D=${fmtNum(f.fixedD)}` : "";
+    const at =
+      f.fixedN !== null ? ` N=${fmtNum(f.fixedN)}` : f.fixedD !== null ? ` D=${fmtNum(f.fixedD)}` : "";
     for (const w of f.warnings) out.push(`warning ${w.code} ${f.key}${at}: ${w.message}`);
   }
   for (const e of res.speedups.entries) {

@@ -166,7 +166,10 @@ function eInterval(e: Estimate, profile: ProfileResult | null): { lo: number | n
 }
 
 /** Warnings of one fit and the identification of each parameter. */
-export function identify(inp: IdentifyInput): { warnings: FitWarning[]; params: Record<string, ParamEstimate> } {
+export function identify(inp: IdentifyInput): {
+  warnings: FitWarning[];
+  params: Record<string, ParamEstimate>;
+} {
   const warnings: FitWarning[] = [];
   const reasons: Record<string, string> = {};
   const all = (why: string) => {

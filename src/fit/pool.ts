@@ -122,5 +122,14 @@ export async function fitScalingLawParallel(
       : usePool
         ? await pool.bootstrap(form, data, delta, starts, count, seed)
         : bootstrapRange(form, data, delta, starts, seed, 0, count);
-  return assembleOutcome(form, data, delta, grid.length, best, starts, { ...collectBoot(all), requested: count }, opts);
+  return assembleOutcome(
+    form,
+    data,
+    delta,
+    grid.length,
+    best,
+    starts,
+    { ...collectBoot(all), requested: count },
+    opts,
+  );
 }

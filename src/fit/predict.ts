@@ -90,7 +90,11 @@ export function predictRows(fits: FitsFile, rows: RunResultRow[]): (Prediction &
         (f.fixedD === null || f.fixedD === r.tokens),
     );
     for (const f of mine) {
-      const [p] = predictFromFit(f, [{ N: r.nonEmbeddingParams, D: r.tokens }], deriveSeed(fits.settings.seed, i));
+      const [p] = predictFromFit(
+        f,
+        [{ N: r.nonEmbeddingParams, D: r.tokens }],
+        deriveSeed(fits.settings.seed, i),
+      );
       out.push({ key: f.key, ...p });
     }
   });

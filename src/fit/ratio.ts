@@ -184,6 +184,7 @@ function unresolvedReason(
   pts: RatioPoint[],
   quadratic: BestRatioEntry["quadratic"],
   agreement: boolean | null,
+  perDomain: boolean,
 ): string | null {
   const k = new Set(pts.map((p) => p.ratio)).size;
   if (k < MIN_RATIOS_QUADRATIC)
@@ -197,7 +198,10 @@ function unresolvedReason(
   const e = quadratic.bestRatio;
   if (e.lo === null || e.hi === null) return "no bootstrap interval";
   if (e.lo <= 0 || e.hi >= 1) return "the interval reaches the end of [0, 1]";
-  if (agreement === false) return "the quadratic and the mixing law disagree";
+  // A one-domain mixing law is monotone (its optimum is 0 or 1 by construction), so only the per-domain
+  // mean, which can have an interior optimum, can contradict the quadratic; the lack-of-fit test above
+  // is what catches a monotone truth.
+  if (agreement === false && perDomain) return "the quadratic and the per-domain mixing laws disagree";
   return null;
 }
 
@@ -293,7 +297,7 @@ export function bestRatioEntry(
     };
   }
   const agreement = agree(quadratic?.bestRatio, mixingLaw?.bestRatio);
-  const reason = unresolvedReason(pts, quadratic, agreement);
+  const reason = unresolvedReason(pts, quadratic, agreement, !!mixingLaw?.domains);
   return {
     synthetic: cell.synthetic,
     generator: cell.generator,

@@ -127,7 +127,14 @@ export const HoldoutSchema = z.object({
   /** Largest |relative error| over the held-out points. */
   maxAbsRelError: num,
   errors: z.array(
-    z.object({ runId: z.string(), N: nullableNum, D: nullableNum, actual: z.number(), predicted: num, relError: num }),
+    z.object({
+      runId: z.string(),
+      N: nullableNum,
+      D: nullableNum,
+      actual: z.number(),
+      predicted: num,
+      relError: num,
+    }),
   ),
 });
 
@@ -172,7 +179,10 @@ export const MixtureFitSchema = MixtureKeySchema.extend({
   /** effectivePoints - parameters; intervals need >= 2. */
   dof: z.number(),
   /** Fitted range of the covariates (speed-ups outside it are marked extrapolated). */
-  range: z.object({ N: z.tuple([z.number(), z.number()]).nullable(), D: z.tuple([z.number(), z.number()]).nullable() }),
+  range: z.object({
+    N: z.tuple([z.number(), z.number()]).nullable(),
+    D: z.tuple([z.number(), z.number()]).nullable(),
+  }),
   /**
    * Parameters in natural units, keyed by the form's names: built-ins use A, alpha (model term),
    * B, beta (data term), E (irreducible loss). Each says whether it is identified.
@@ -283,7 +293,9 @@ export const BestRatioEntrySchema = z.object({
   N: z.number(),
   D: z.number(),
   /** Mean loss per ratio (the natural-only runs at this N, D count as ratio 0); sd over seeds when >= 2. */
-  points: z.array(z.object({ ratio: z.number(), loss: z.number(), runs: z.number(), sd: nullableNum.optional() })),
+  points: z.array(
+    z.object({ ratio: z.number(), loss: z.number(), runs: z.number(), sd: nullableNum.optional() }),
+  ),
   /**
    * loss = c0 + c1 r + c2 r^2; best ratio = argmin clamped to [0, 1]. Fitted with >= 3 ratios but only
    * `resolved` with >= 5 distinct ratios, a convex vertex inside (0, 1) and no lack of fit.
@@ -303,7 +315,9 @@ export const BestRatioEntrySchema = z.object({
     c: z.number(),
     k: z.number(),
     t: z.number(),
-    domains: z.array(z.object({ domain: z.string(), c: z.number(), k: z.number(), t: z.number() })).optional(),
+    domains: z
+      .array(z.object({ domain: z.string(), c: z.number(), k: z.number(), t: z.number() }))
+      .optional(),
   }).nullable(),
   /** Ratio with the lowest observed mean loss. */
   observedBest: z.number(),
@@ -337,7 +351,11 @@ export const BestRatioFileSchema = z.object({
 export type BestRatioFile = z.infer<typeof BestRatioFileSchema>;
 
 /** Read and validate one artifact; undefined when absent (`required` false), SynthmixError when malformed. */
-function readArtifact<S extends z.ZodType>(path: string, schema: S, required: boolean): z.infer<S> | undefined {
+function readArtifact<S extends z.ZodType>(
+  path: string,
+  schema: S,
+  required: boolean,
+): z.infer<S> | undefined {
   if (!existsSync(path)) {
     if (!required) return undefined;
     throw new SynthmixError("NO_FIT_RESULTS", `${path} does not exist`, { hint: "run synthmix fit first" });
@@ -349,6 +367,14 @@ function readArtifact<S extends z.ZodType>(path: string, schema: S, required: bo
     throw new SynthmixError("BAD_FIT_RESULTS", `${path}: not valid JSON (${(e as Error).message})`, {
       hint: "rerun synthmix fit to rewrite it",
     });
+  }
+  const version = (raw as { version?: unknown } | null)?.version;
+  if (version !== 2) {
+    throw new SynthmixError(
+      "BAD_FIT_RESULTS",
+      `${path}: unsupported file version ${JSON.stringify(version)} (this synthmix reads 2)`,
+      { hint: "rerun synthmix fit with this version of synthmix to rewrite it" },
+    );
   }
   const r = schema.safeParse(raw);
   if (!r.success) {
@@ -365,7 +391,8 @@ export const readFitsFile = (dir: string, required = true) =>
 export const writeFitsFile = (dir: string, f: FitsFile) => writeJsonAtomic(join(dir, "fits.json"), f);
 export const readSpeedupsFile = (dir: string, required = true) =>
   readArtifact(join(dir, "speedups.json"), SpeedupsFileSchema, required);
-export const writeSpeedupsFile = (dir: string, f: SpeedupsFile) => writeJsonAtomic(join(dir, "speedups.json"), f);
+export const writeSpeedupsFile = (dir: string, f: SpeedupsFile) =>
+  writeJsonAtomic(join(dir, "speedups.json"), f);
 export const readBestRatioFile = (dir: string, required = true) =>
   readArtifact(join(dir, "best-ratio.json"), BestRatioFileSchema, required);
 export const writeBestRatioFile = (dir: string, f: BestRatioFile) =>

@@ -66,7 +66,8 @@ function support(inp: SpeedupInput): { warnings: FitWarning[]; supported: boolea
     ["mixture", inp.mixtureFit],
   ] as const) {
     if (!f) continue;
-    for (const w of f.warnings) warnings.push({ code: w.code, message: `${who} law (${f.key}): ${w.message}` });
+    for (const w of f.warnings)
+      warnings.push({ code: w.code, message: `${who} law (${f.key}): ${w.message}` });
     const unidentified = Object.entries(f.params).filter(([, e]) => !e.identified);
     if (f.warnings.length || unidentified.length) supported = false;
     if (unidentified.length && !f.warnings.length) {

@@ -13,8 +13,9 @@ import {
   rowsForDomain,
   splitBy,
 } from "./groups.js";
+import { type FitStageInput, type FitStageOptions, FitStageSchema } from "./options.js";
 import { FitPool, fitScalingLawParallel } from "./pool.js";
-import { bestRatioEntry, bestRatioTrends, type RatioCell } from "./ratio.js";
+import { bestRatioEntry, bestRatioTrends, type RatioCell, seedNoise } from "./ratio.js";
 import type {
   BestRatioEntry,
   BestRatioFile,
@@ -29,8 +30,6 @@ import type {
 } from "./results.js";
 import { writeBestRatioFile, writeFitsFile, writeSpeedupsFile } from "./results.js";
 import { type LawParams, speedupEntry, targetRange } from "./speedup.js";
-import { FitStageSchema, type FitStageInput, type FitStageOptions } from "./options.js";
-import { seedNoise } from "./ratio.js";
 
 /** Options of `fitRows`/`fitWorkspace`: the stage schema (defaults in src/fit/options.ts), a Form object, progress. */
 export type FitRowsOptions = Omit<FitStageInput, "form" | "workers"> & {
@@ -259,7 +258,9 @@ function finish(ctx: FitContext, done: DoneFit[], failures: FitFailure[]): FitRo
   const speedups = computeSpeedups(form, rows, done, mixtureFits, settings, ctx.opts.curvePoints);
   // Noise of the ratio bootstrap: seed-to-seed spread when the grid has seed replicates, else the fits'.
   const seeds = seedNoise(rows);
-  const noise = seeds ? { sigmaLog: seeds, from: "seeds" as const } : { sigmaLog: pooledSigma(done), from: "fit-residuals" as const };
+  const noise = seeds
+    ? { sigmaLog: seeds, from: "seeds" as const }
+    : { sigmaLog: pooledSigma(done), from: "fit-residuals" as const };
   const domainRows = settings.domain === "all" ? ctx.allRows.filter((r) => r.domain !== "all") : [];
   const entries: BestRatioEntry[] = ratioCells(rows, domainRows).map((c) =>
     bestRatioEntry(
@@ -380,16 +381,17 @@ function computeSpeedups(
 }
 
 /** Run-to-run noise for the best-ratio bootstrap: RMS log-residual pooled over all fits. */
+/** Run-to-run noise from the fits: pooled log-residuals with their degrees of freedom, sqrt(SSR / sum(n - p)). */
 function pooledSigma(done: DoneFit[]): number {
   let ss = 0;
-  let n = 0;
+  let df = 0;
   for (const d of done) {
-    for (const r of d.outcome.quality.residuals) {
-      ss += r.logResidual ** 2;
-      n++;
-    }
+    const rs = d.outcome.quality.residuals;
+    if (rs.length <= d.outcome.theta.length) continue;
+    for (const r of rs) ss += r.logResidual ** 2;
+    df += rs.length - d.outcome.theta.length;
   }
-  return n > 0 ? Math.sqrt(ss / n) : 0;
+  return df > 0 ? Math.sqrt(ss / df) : 0;
 }
 
 /**

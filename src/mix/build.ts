@@ -1,12 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
-import { dtypeForVocab } from "../util/tokenfile.js";
+import { dtypeForVocab, type TokenDtype } from "../util/tokenfile.js";
 import type { MixtureManifest } from "./manifest.js";
-import { planMixture } from "./plan.js";
+import { type PlannedUnit, planMixture } from "./plan.js";
 import { loadTokenizedSource, type TokenizedSource } from "./sources.js";
+import { TokenReader, TokenWriter } from "./tokenio.js";
 import { loadMixTokenizer, type MixTokenizer } from "./tokenizer.js";
 
 /** One source of a mixture: a name, its documents (JSONL file or folder of part-*.jsonl) and token share. */
@@ -88,24 +89,13 @@ export async function buildMixture(opts: BuildMixtureOptions): Promise<BuildMixt
     allowRepeat,
   );
   const dtype = dtypeForVocab(tokenizer.vocabSize);
-  const out = dtype === "uint16" ? new Uint16Array(opts.totalTokens) : new Uint32Array(opts.totalTokens);
-  let pos = 0;
-  for (const u of plan.units) {
-    const src = loaded[u.source];
-    const start = src.offsets[u.doc];
-    // A truncated document keeps its first take-1 tokens and still ends with eot, so boundaries stay clear.
-    const n = Math.min(u.take - 1, src.lengths[u.doc]);
-    out.set(src.tokens.subarray(start, start + n), pos);
-    pos += n;
-    out[pos++] = tokenizer.eotId;
-  }
+  const pos = writeMixtureTokens(join(dir, "tokens.bin"), dtype, plan.units, loaded, tokenizer.eotId);
   if (pos !== opts.totalTokens) {
     throw new SynthmixError(
       "MIX_INTERNAL",
       `mixture ${opts.id}: wrote ${pos} tokens, planned ${opts.totalTokens}`,
     );
   }
-  writeFileAtomic(join(dir, "tokens.bin"), new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
   const manifest: MixtureManifest = {
     id: opts.id,
     file: "tokens.bin",
@@ -140,6 +130,38 @@ export async function buildMixture(opts: BuildMixtureOptions): Promise<BuildMixt
       .join(", ")}`,
   );
   return { manifest, dir, skipped: false };
+}
+
+/**
+ * Stream the planned documents from the source caches into `path` (atomic): each document is read
+ * with one pread and appended through a fixed buffer, so memory does not grow with the source or the
+ * mixture. Returns the tokens written.
+ */
+function writeMixtureTokens(
+  path: string,
+  dtype: TokenDtype,
+  units: PlannedUnit[],
+  loaded: TokenizedSource[],
+  eotId: number,
+): number {
+  const readers = loaded.map((src) => new TokenReader(src.binPath, src.dtype));
+  const out = new TokenWriter(path, dtype);
+  try {
+    for (const u of units) {
+      const src = loaded[u.source];
+      // A truncated document keeps its first take-1 tokens and still ends with eot, so boundaries stay clear.
+      const n = Math.min(u.take - 1, src.lengths[u.doc]);
+      if (n > 0) out.push(readers[u.source].read(src.offsets[u.doc], n));
+      out.pushOne(eotId);
+    }
+    out.commit();
+    return out.count;
+  } catch (e) {
+    out.abort();
+    throw e;
+  } finally {
+    for (const r of readers) r.close();
+  }
 }
 
 /** Validate shares: positive, summing to 1; zero-share sources are dropped. */

@@ -5,7 +5,8 @@ import type { Doc } from "../corpus/types.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { BadRecordError, SynthmixError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
-import { dtypeForVocab, encodeTokens, readTokens, type TokenDtype } from "../util/tokenfile.js";
+import { dtypeForVocab, type TokenDtype } from "../util/tokenfile.js";
+import { TokenWriter } from "./tokenio.js";
 import type { MixTokenizer } from "./tokenizer.js";
 
 /**
@@ -32,7 +33,8 @@ export function sourceFiles(path: string): string[] {
 }
 
 // Per-process memos: a sweep builds many mixtures of the same sources in one process, and rehashing
-// and re-reading each source per mixture cost more than building the mixture itself.
+// and re-reading each source's index per mixture cost more than building the mixture itself. Only
+// lengths are kept (4 + 8 bytes per document), never the ids.
 const hashMemo = new Map<string, string>();
 const loadedMemo = new Map<string, TokenizedSource>();
 const LOADED_MEMO_MAX = 8;
@@ -58,10 +60,14 @@ export async function hashSourceFiles(files: string[]): Promise<string> {
   return digest;
 }
 
-/** The texts of a source's documents in file order; empty texts are dropped (and counted). */
-export async function readSourceTexts(files: string[]): Promise<{ texts: string[]; skippedEmpty: number }> {
-  const texts: string[] = [];
-  let skippedEmpty = 0;
+/**
+ * The texts of a source's documents in file order, one at a time (the file is never held whole); empty
+ * texts are dropped and counted in `counter.skippedEmpty`.
+ */
+export async function* streamSourceTexts(
+  files: string[],
+  counter: { skippedEmpty: number; documents: number } = { skippedEmpty: 0, documents: 0 },
+): AsyncGenerator<string> {
   for (const f of files) {
     for await (const { value, line } of readJsonl<Doc>(f)) {
       if (value === null || typeof value !== "object" || typeof value.text !== "string") {
@@ -69,19 +75,35 @@ export async function readSourceTexts(files: string[]): Promise<{ texts: string[
           hint: 'each line must be a JSON object like {"id": ..., "text": ..., "source": ...}',
         });
       }
-      if (value.text.trim() === "") skippedEmpty++;
-      else texts.push(value.text);
+      if (value.text.trim() === "") counter.skippedEmpty++;
+      else {
+        counter.documents++;
+        yield value.text;
+      }
     }
   }
-  return { texts, skippedEmpty };
 }
 
-/** A source's documents, tokenized: all ids back to back, and each document's length (no eot). */
+/** The texts of a source's documents in memory (small inputs only; the mix stage streams). */
+export async function readSourceTexts(files: string[]): Promise<{ texts: string[]; skippedEmpty: number }> {
+  const counter = { skippedEmpty: 0, documents: 0 };
+  const texts: string[] = [];
+  for await (const t of streamSourceTexts(files, counter)) texts.push(t);
+  return { texts, skippedEmpty: counter.skippedEmpty };
+}
+
+/**
+ * A source's documents, tokenized, as a cache file on disk: `binPath` holds all ids back to back
+ * (no eot), `lengths` each document's length. The ids are read per document (TokenReader), never whole.
+ */
 export interface TokenizedSource {
   name: string;
-  tokens: Uint16Array | Uint32Array;
+  binPath: string;
+  dtype: TokenDtype;
+  /** Total tokens in binPath. */
+  totalTokens: number;
   lengths: Uint32Array;
-  /** offsets[i] = start of document i in `tokens` (length documents + 1). */
+  /** offsets[i] = start of document i in binPath, in tokens (length documents + 1). */
   offsets: Float64Array;
   contentSha256: string;
   files: string[];
@@ -99,10 +121,29 @@ interface CacheIndex {
   skippedEmpty: number;
 }
 
+/** A Uint32Array that grows by doubling (document lengths while streaming). */
+class GrowableU32 {
+  private buf = new Uint32Array(1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.buf.length) {
+      const next = new Uint32Array(this.buf.length * 2);
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.length++] = v;
+  }
+  toArray(): Uint32Array {
+    return this.buf.slice(0, this.length);
+  }
+}
+
 /**
  * Tokenize a source once per (content, tokenizer) and cache it under `<ws>/tokens/sources/`, as
  * `<name>-<key>.bin` (ids), `.lens.bin` (uint32 document lengths) and `.json` (written last: the
  * completeness marker). Every mixture of that source reuses the cache instead of re-tokenizing.
+ * Streaming: documents are read, tokenized and appended to the cache file in batches, so memory stays
+ * bounded (4 bytes per document for the lengths, plus fixed buffers) whatever the source size.
  */
 export async function loadTokenizedSource(
   workspace: string,
@@ -122,37 +163,53 @@ export async function loadTokenizedSource(
     loadedMemo.set(base, src);
     return src;
   };
+  const binPath = `${base}.bin`;
   if (existsSync(`${base}.json`)) {
     const idx = JSON.parse(readFileSync(`${base}.json`, "utf8")) as CacheIndex;
-    const tokens = readTokens(`${base}.bin`, idx.dtype);
     const lensBuf = readFileSync(`${base}.lens.bin`);
     const lengths = new Uint32Array(lensBuf.byteLength / 4);
     new Uint8Array(lengths.buffer).set(lensBuf);
-    if (tokens.length === idx.tokens && lengths.length === idx.documents) {
-      return remember({ name, tokens, lengths, offsets: prefixSums(lengths), contentSha256, files });
+    const width = idx.dtype === "uint16" ? 2 : 4;
+    if (
+      existsSync(binPath) &&
+      statSync(binPath).size === idx.tokens * width &&
+      lengths.length === idx.documents
+    ) {
+      const offsets = prefixSums(lengths);
+      return remember({
+        name,
+        binPath,
+        dtype: idx.dtype,
+        totalTokens: idx.tokens,
+        lengths,
+        offsets,
+        contentSha256,
+        files,
+      });
     }
   }
-  const { texts, skippedEmpty } = await readSourceTexts(files);
-  const lengths = new Uint32Array(texts.length);
-  const chunks: number[][] = [];
-  let total = 0;
-  let i = 0;
-  for await (const ids of tokenizer.encodeAll(texts)) {
-    lengths[i++] = ids.length;
-    total += ids.length;
-    chunks.push(ids);
+  const counter = { skippedEmpty: 0, documents: 0 };
+  const lens = new GrowableU32();
+  const writer = new TokenWriter(binPath, dtype);
+  try {
+    for await (const ids of tokenizer.encodeAll(streamSourceTexts(files, counter))) {
+      lens.push(ids.length);
+      writer.push(ids);
+    }
+  } catch (e) {
+    writer.abort();
+    throw e;
   }
-  if (i !== texts.length) {
-    throw new SynthmixError("TOKENIZER", `tokenizer returned ${i} documents for ${texts.length} in ${path}`);
+  if (lens.length !== counter.documents) {
+    writer.abort();
+    throw new SynthmixError(
+      "TOKENIZER",
+      `tokenizer returned ${lens.length} documents for ${counter.documents} in ${path}`,
+    );
   }
-  const tokens = dtype === "uint16" ? new Uint16Array(total) : new Uint32Array(total);
-  let off = 0;
-  for (const ids of chunks) {
-    tokens.set(ids, off);
-    off += ids.length;
-  }
-  writeFileAtomic(`${base}.bin`, encodeTokens(tokens, dtype));
-  writeFileAtomic(`${base}.lens.bin`, new Uint8Array(lengths.buffer));
+  writer.commit();
+  const lengths = lens.toArray();
+  writeFileAtomic(`${base}.lens.bin`, new Uint8Array(lengths.buffer, 0, lengths.byteLength));
   const idx: CacheIndex = {
     version: 1,
     source: name,
@@ -161,11 +218,21 @@ export async function loadTokenizedSource(
     tokenizerSha256: tokenizer.sha256,
     dtype,
     documents: lengths.length,
-    tokens: total,
-    skippedEmpty,
+    tokens: writer.count,
+    skippedEmpty: counter.skippedEmpty,
   };
   writeJsonAtomic(`${base}.json`, idx);
-  return remember({ name, tokens, lengths, offsets: prefixSums(lengths), contentSha256, files });
+  const offsets = prefixSums(lengths);
+  return remember({
+    name,
+    binPath,
+    dtype,
+    totalTokens: writer.count,
+    lengths,
+    offsets,
+    contentSha256,
+    files,
+  });
 }
 
 function prefixSums(lengths: Uint32Array): Float64Array {

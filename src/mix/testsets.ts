@@ -1,11 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join, relative } from "node:path";
-import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
 import { dtypeForVocab } from "../util/tokenfile.js";
 import type { TestSetManifest } from "./manifest.js";
-import { hashSourceFiles, readSourceTexts } from "./sources.js";
+import { hashSourceFiles, streamSourceTexts } from "./sources.js";
+import { TokenWriter } from "./tokenio.js";
 import { loadMixTokenizer, type MixTokenizer } from "./tokenizer.js";
 
 export interface BuildTestSetsOptions {
@@ -92,18 +93,23 @@ export async function buildTestSets(
     sources: {},
   };
   for (const d of domains) {
-    const { texts } = await readSourceTexts([files[d]]);
-    const ids: number[] = [];
-    for await (const doc of tokenizer.encodeAll(texts)) {
-      for (const t of doc) ids.push(t);
-      ids.push(tokenizer.eotId);
-    }
-    const arr = dtype === "uint16" ? Uint16Array.from(ids) : Uint32Array.from(ids);
+    // Streamed like the training sources: documents -> tokenizer -> file, never a whole domain in memory.
+    const counter = { skippedEmpty: 0, documents: 0 };
     const file = `${d}.bin`;
-    writeFileAtomic(join(dir, file), new Uint8Array(arr.buffer));
-    manifest.domains.push({ name: d, file, tokens: ids.length, documents: texts.length });
+    const out = new TokenWriter(join(dir, file), dtype);
+    try {
+      for await (const doc of tokenizer.encodeAll(streamSourceTexts([files[d]], counter))) {
+        out.push(doc);
+        out.pushOne(tokenizer.eotId);
+      }
+    } catch (e) {
+      out.abort();
+      throw e;
+    }
+    out.commit();
+    manifest.domains.push({ name: d, file, tokens: out.count, documents: counter.documents });
     manifest.sources![d] = relative(opts.workspace, files[d]);
-    opts.log?.(`test set ${d}: ${texts.length} documents, ${ids.length} tokens`);
+    opts.log?.(`test set ${d}: ${counter.documents} documents, ${out.count} tokens`);
   }
   writeJsonAtomic(manifestPath, manifest);
   return { manifest, dir, skipped: false };

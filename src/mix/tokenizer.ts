@@ -7,8 +7,11 @@ export interface MixTokenizer {
   eotId: number;
   /** sha256 of the tokenizer file: token caches and manifests are keyed by it. */
   sha256: string;
-  /** Encode documents in order (no end-of-text appended); may use several threads. */
-  encodeAll(texts: string[]): AsyncIterable<number[]>;
+  /**
+   * Encode documents in order (no end-of-text appended); may use several threads. Takes a stream: the
+   * mix stage feeds documents as it reads them, and the encoder keeps only a few batches in flight.
+   */
+  encodeAll(texts: AsyncIterable<string> | Iterable<string>): AsyncIterable<number[]>;
 }
 
 /** Load the study tokenizer file (src/tokenizer) as a MixTokenizer. */

@@ -1,5 +1,5 @@
 import { existsSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { type ChartResult, isChart } from "./charts/common.js";
 import { bestRatioHeatmap, lossVsRatioChart } from "./charts/ratio.js";
@@ -142,7 +142,7 @@ export async function writeReport(workspace: string, opts: ReportOptions = {}): 
     html,
     renderHtml({
       title,
-      subtitle: `Workspace ${ws} · ${pngs.length} charts · every number is read from results/*.json`,
+      subtitle: `Workspace ${basename(ws)} · ${pngs.length} charts · every number is read from results/*.json`,
       findings: found,
       notes,
       sections,

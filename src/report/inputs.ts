@@ -1,7 +1,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { UnigramFile } from "../analyze/results.js";
-import type { BestRatioFile, FitsFile, SpeedupsFile } from "../fit/results.js";
+import { readUnigramFile, type UnigramFile } from "../analyze/results.js";
+import {
+  type BestRatioFile,
+  type FitsFile,
+  readBestRatioFile,
+  readFitsFile,
+  readSpeedupsFile,
+  type SpeedupsFile,
+} from "../fit/results.js";
 import type { RunResultRow } from "../sweep/results.js";
 import { SynthmixError } from "../util/errors.js";
 
@@ -57,20 +64,21 @@ export function readInputs(workspace: string): ReportInputs {
     return value as T;
   };
   const runsFile = load<{ rows: RunResultRow[] }>("runs.json", (v) => arrayField(v, "rows"));
+  // The fit and analyze artifacts are read through their stages' schemas (one reader per file).
+  const artifact = <T>(file: string, read: () => T | undefined): T | undefined => {
+    const v = read();
+    if (v === undefined) missing.push({ file, writtenBy: WRITERS[file] ?? "?" });
+    return v;
+  };
   return {
     workspace,
     runs: runsFile?.rows.filter((r) => Number.isFinite(r.loss) && r.loss > 0),
-    fits: load<FitsFile>("fits.json", (v) => versioned(v) ?? arrayField(v, "fits")),
-    speedups: load<SpeedupsFile>("speedups.json", (v) => versioned(v) ?? arrayField(v, "entries")),
-    bestRatio: load<BestRatioFile>("best-ratio.json", (v) => versioned(v) ?? arrayField(v, "entries")),
-    unigram: load<UnigramFile>("unigram.json", (v) => versioned(v) ?? arrayField(v, "comparisons")),
+    fits: artifact<FitsFile>("fits.json", () => readFitsFile(dir, false)),
+    speedups: artifact<SpeedupsFile>("speedups.json", () => readSpeedupsFile(dir, false)),
+    bestRatio: artifact<BestRatioFile>("best-ratio.json", () => readBestRatioFile(dir, false)),
+    unigram: artifact<UnigramFile>("unigram.json", () => readUnigramFile(workspace, false)),
     missing,
   };
-}
-
-function versioned(v: unknown): string | null {
-  const version = (v as { version?: unknown } | null)?.version;
-  return version === 1 ? null : `unsupported file version ${JSON.stringify(version)} (this report reads 1)`;
 }
 
 function arrayField(v: unknown, field: string): string | null {

@@ -1,84 +1,172 @@
+import { basename } from "node:path";
+import type { MixtureFit } from "../fit/results.js";
 import { fmt, fmtEst, mixtureLabel, mixtureOrder, si } from "./charts/common.js";
-import { bestOf } from "./charts/ratio.js";
 import { pickEFits } from "./charts/scaling.js";
 import type { ReportInputs } from "./inputs.js";
 import { largestCell } from "./tables.js";
 
-/**
- * Key findings as plain sentences, every number read from results/*.json. Shared by summary.md and the
- * HTML report's "Key findings" list, so the two always agree.
- */
-export function findings(inp: ReportInputs): string[] {
-  const out: string[] = [];
+/** Why a fit's E supports no ordering ("" when it does): warning codes, else E's own reason. */
+export function eProblem(f: MixtureFit): string {
+  if (f.warnings.length) return f.warnings.map((w) => w.code).join(", ");
+  const E = f.params.E;
+  if (!E.identified) return `E not identified (${E.reason ?? "no interval"})`;
+  return "";
+}
+
+/** The E comparison of one mixture with natural-only data, stated only when the numbers support it. */
+function eComparison(mix: MixtureFit, natural: MixtureFit, label: string): string {
+  const why = [
+    eProblem(mix) && `${label}: ${eProblem(mix)}`,
+    eProblem(natural) && `natural: ${eProblem(natural)}`,
+  ].filter(Boolean);
+  if (why.length) return `${label} vs natural: not resolved on this grid (${why.join("; ")}).`;
+  const a = mix.params.E;
+  const n = natural.params.E;
+  const overlap = a.lo! <= n.hi! && n.lo! <= a.hi!;
+  if (overlap)
+    return `${label} vs natural: not resolved on this grid (the 95% intervals of E overlap: ${fmtEst(a)} vs ${fmtEst(n)}).`;
+  const d = a.value - n.value;
+  return `${label} has a ${d < 0 ? "lower" : "higher"} irreducible loss than natural-only data by ${fmt(Math.abs(d))} nats/token (95% intervals separate: ${fmtEst(a)} vs ${fmtEst(n)}).`;
+}
+
+function eFindings(inp: ReportInputs): string[] {
   const picked = pickEFits(inp.fits);
-  if (picked) {
-    const fits = [...picked.fits].sort(mixtureOrder);
-    const multiGen = new Set(fits.filter((f) => f.synthetic !== "none").map((f) => f.generator)).size > 1;
-    const natural = fits.find((f) => f.synthetic === "none");
-    const best = fits.reduce((a, b) => (b.params.E.value < a.params.E.value ? b : a));
-    out.push(
-      `Irreducible loss E per mixture (${picked.source}; 95% bootstrap intervals): ${fits
-        .map((f) => `${mixtureLabel(f, multiGen)} ${fmtEst(f.params.E)}`)
-        .join("; ")}.`,
-    );
-    if (natural && best !== natural) {
-      const d = best.params.E.value - natural.params.E.value;
-      const overlap =
-        best.params.E.hi !== null && natural.params.E.lo !== null && best.params.E.hi >= natural.params.E.lo;
-      out.push(
-        `Lowest E: ${mixtureLabel(best, multiGen)}, ${fmt(Math.abs(d))} nats/token ${d < 0 ? "below" : "above"} natural-only data${overlap ? " (the 95% intervals overlap, so the difference is not resolved)" : " (95% intervals do not overlap)"}.`,
-      );
-    } else if (natural) {
-      out.push("Natural-only data has the lowest irreducible loss of all mixtures.");
-    }
-  }
+  if (!picked) return [];
+  const fits = [...picked.fits].sort(mixtureOrder);
+  const multiGen = new Set(fits.filter((f) => f.synthetic !== "none").map((f) => f.generator)).size > 1;
+  const natural = fits.find((f) => f.synthetic === "none");
+  const out = [
+    `Irreducible loss E per mixture (${picked.source}; 95% intervals, "?" = not identified): ${fits
+      .map((f) => `${mixtureLabel(f, multiGen)} ${fmtEst(f.params.E)}`)
+      .join("; ")}.`,
+  ];
+  if (!natural) return out;
+  for (const f of fits) if (f !== natural) out.push(eComparison(f, natural, mixtureLabel(f, multiGen)));
+  return out;
+}
+
+function ratioFindings(inp: ReportInputs): string[] {
   const br = inp.bestRatio?.entries ?? [];
-  if (br.length > 0) {
-    const groups = [...new Set(br.map((e) => `${e.synthetic}\u0000${e.generator}`))];
-    for (const g of groups) {
-      const [synthetic, generator] = g.split("\u0000");
-      const cells = br.filter((e) => e.synthetic === synthetic && e.generator === generator);
-      const vals = cells.map((e) => bestOf(e).est.value);
-      const top = cells.reduce((a, b) => (b.N > a.N || (b.N === a.N && b.D > a.D) ? b : a));
-      const topBest = bestOf(top);
+  const out: string[] = [];
+  for (const g of [...new Set(br.map((e) => `${e.synthetic}\u0000${e.generator}`))]) {
+    const [synthetic, generator] = g.split("\u0000");
+    const cells = br.filter((e) => e.synthetic === synthetic && e.generator === generator);
+    const top = cells.reduce((a, b) => (b.N > a.N || (b.N === a.N && b.D > a.D) ? b : a));
+    const where = `at the largest cell (N = ${si(top.N)}, D = ${si(top.D)})`;
+    const name = `${synthetic} ratio${generator ? ` (${generator})` : ""}`;
+    const both = `quadratic ${fmtEst(top.quadratic?.bestRatio, 2)}, mixing law ${fmtEst(top.mixingLaw?.bestRatio, 2)}${top.agreement === null ? "" : top.agreement ? ", they agree" : ", they disagree"}`;
+    if (top.resolved && top.quadratic) {
+      const resolved = cells.filter((e) => e.resolved && e.quadratic);
+      const vals = resolved.map((e) => e.quadratic!.bestRatio.value);
       const trend = inp.bestRatio?.trends.find((t) => t.synthetic === synthetic && t.generator === generator);
       out.push(
-        `Best ${synthetic} ratio${generator ? ` (${generator})` : ""}: ${fmtEst(topBest.est, 2)} at the largest cell (N = ${si(top.N)}, D = ${si(top.D)}, ${topBest.how} fit); ${fmt(Math.min(...vals), 2)}–${fmt(Math.max(...vals), 2)} across ${cells.length} (N, D) cells${trend?.perDecadeD != null ? `, changing ${fmt(trend.perDecadeD, 3)} per 10× D` : ""}${trend?.perDecadeN != null ? ` and ${fmt(trend.perDecadeN, 3)} per 10× N` : ""}.`,
+        `Best ${name} ${where}: ${fmtEst(top.quadratic.bestRatio, 2)} (${both}); ${fmt(Math.min(...vals), 2)}–${fmt(Math.max(...vals), 2)} over the ${resolved.length} resolved of ${cells.length} cells${trend?.perDecadeD != null ? `, changing ${fmt(trend.perDecadeD, 3)} per 10× D` : ""}${trend?.perDecadeN != null ? ` and ${fmt(trend.perDecadeN, 3)} per 10× N` : ""}.`,
+      );
+    } else {
+      const unresolved = cells.filter((e) => !e.resolved).length;
+      out.push(
+        `Best ${name}: not resolved on this grid (${top.reason ?? "no estimate"}). Observed best ratio ${where}: ${fmt(top.observedBest, 2)} (${both}); ${unresolved} of ${cells.length} cells unresolved.`,
       );
     }
   }
-  const sp = (inp.speedups?.entries ?? []).filter((e) => e.atLargestNatural);
-  if (sp.length > 0) {
-    const maxN = Math.max(...sp.map((e) => e.N ?? 0));
-    const at = sp.filter((e) => (e.N ?? 0) === maxN).sort(mixtureOrder);
-    const multiGen = new Set(at.map((e) => e.generator)).size > 1;
-    const L = at[0].atLargestNatural!.targetLoss;
-    out.push(
-      `Data speed-up over natural text at the loss of the largest natural run (L* = ${fmt(L)}${maxN ? `, N = ${si(maxN)}` : ""}): ${at
-        .map((e) => `${mixtureLabel(e, multiGen)} ${fmtEst(e.atLargestNatural!.speedup, 2)}×`)
-        .join("; ")}.`,
-    );
-  }
-  if (inp.runs && inp.runs.length > 0) {
-    const cell = largestCell(inp.runs);
-    const parts = cell.domains.map((d, j) => {
-      const best = cell.rows.reduce((a, b) => (b.loss[j] < a.loss[j] ? b : a));
-      return `${d}: ${best.label} (${fmt(best.loss[j])})`;
-    });
-    out.push(`Lowest test loss per domain at N = ${si(cell.N)}, D = ${si(cell.D)}: ${parts.join("; ")}.`);
-  }
-  const uni = inp.unigram?.comparisons ?? [];
-  if (uni.length > 0) {
-    const tests = [...new Set(uni.map((c) => c.test))];
-    const parts = tests.map((t) => {
-      const cs = uni.filter((c) => c.test === t);
-      const lo = cs.reduce((a, b) => (b.klTestSource < a.klTestSource ? b : a));
-      const hi = cs.reduce((a, b) => (b.klTestSource > a.klTestSource ? b : a));
-      return `${t}: closest ${lo.source} (${fmt(lo.klTestSource, 4)}), farthest ${hi.source} (${fmt(hi.klTestSource, 4)})`;
-    });
-    out.push(`Unigram KL(test ‖ source) in nats — ${parts.join("; ")}.`);
-  }
   return out;
+}
+
+function speedupFindings(inp: ReportInputs): string[] {
+  const sp = (inp.speedups?.entries ?? []).filter((e) => e.atLargestNatural);
+  if (sp.length === 0) return [];
+  const maxN = Math.max(...sp.map((e) => e.N ?? 0));
+  const at = sp.filter((e) => (e.N ?? 0) === maxN).sort(mixtureOrder);
+  const multiGen = new Set(at.map((e) => e.generator)).size > 1;
+  const L = at[0].atLargestNatural!.targetLoss;
+  const parts = at.map((e) => {
+    const a = e.atLargestNatural!;
+    const label = mixtureLabel(e, multiGen);
+    if (a.extrapolated)
+      return `${label}: not resolved (extrapolated beyond the fitted D range; ${fmtEst(a.speedup, 2)}×)`;
+    if (!e.supported)
+      return `${label}: not resolved (the laws are not identified: ${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`;
+    const s = a.speedup;
+    const sep = s.lo !== null && s.hi !== null && (s.lo > 1 || s.hi < 1);
+    return `${label} ${fmtEst(s, 2)}×${sep ? (s.lo! > 1 ? " (faster than natural)" : " (slower than natural)") : " (interval includes 1: not resolved)"}`;
+  });
+  return [
+    `Data speed-up over natural text at the loss of the largest natural run (L* = ${fmt(L)}${maxN ? `, N = ${si(maxN)}` : ""}): ${parts.join("; ")}.`,
+  ];
+}
+
+function domainFindings(inp: ReportInputs): string[] {
+  if (!inp.runs || inp.runs.length === 0) return [];
+  const cell = largestCell(inp.runs);
+  const noise = inp.bestRatio?.entries.find((e) => e.noise.from === "seeds")?.noise.sigmaLog ?? null;
+  const parts = cell.domains.map((d, j) => {
+    const sorted = [...cell.rows]
+      .filter((r) => Number.isFinite(r.loss[j]))
+      .sort((a, b) => a.loss[j] - b.loss[j]);
+    if (sorted.length === 0) return `${d}: –`;
+    const [best, next] = sorted;
+    // Two standard errors of a difference of two single runs: 2 * sqrt(2) * sigma (log scale).
+    const sep =
+      noise !== null && next && Math.log(next.loss[j]) - Math.log(best.loss[j]) > 2 * Math.SQRT2 * noise;
+    return `${d}: ${best.label} (${fmt(best.loss[j])})${next ? (sep ? "" : noise === null ? ", not resolved (no seed replicates to judge the noise)" : ", not resolved (within the seed noise)") : ""}`;
+  });
+  return [
+    `Lowest observed test loss per domain at N = ${si(cell.N)}, D = ${si(cell.D)}: ${parts.join("; ")}.`,
+  ];
+}
+
+function unigramFindings(inp: ReportInputs): string[] {
+  const uni = inp.unigram?.comparisons ?? [];
+  if (uni.length === 0) return [];
+  const tests = [...new Set(uni.map((c) => c.test))];
+  const parts = tests.map((t) => {
+    const cs = uni.filter((c) => c.test === t);
+    const lo = cs.reduce((a, b) => (b.klTestSource < a.klTestSource ? b : a));
+    const hi = cs.reduce((a, b) => (b.klTestSource > a.klTestSource ? b : a));
+    const floor = inp.unigram?.noiseFloors?.find((f) => f.test === t)?.kl ?? null;
+    const size = inp.unigram?.equalTokens;
+    const ok = size !== undefined && floor !== null && hi.klTestSource - lo.klTestSource > floor;
+    const tail = ok
+      ? ""
+      : size === undefined
+        ? " — not resolved (sources differ in size; KL grows as a sample shrinks)"
+        : " — not resolved (the spread is within the noise floor)";
+    return `${t}: closest ${lo.source} (${fmt(lo.klTestSource, 4)}), farthest ${hi.source} (${fmt(hi.klTestSource, 4)})${floor !== null ? `, noise floor ${fmt(floor, 4)}` : ""}${tail}`;
+  });
+  const size = inp.unigram?.equalTokens;
+  return [
+    `Unigram KL(test ‖ source) in nats${size !== undefined ? ` at an equal ${si(size)} tokens per source` : ""} — ${parts.join("; ")}.`,
+  ];
+}
+
+/** Repetition per mixture, from the fits (REPEATED_DATA). */
+function repetitionFindings(inp: ReportInputs): string[] {
+  const seen = new Map<string, string>();
+  for (const f of inp.fits?.fits ?? []) {
+    const rep = Object.entries(f.repetition.repeated);
+    if (rep.length && !seen.has(f.mixture))
+      seen.set(f.mixture, rep.map(([s, e]) => `${s} ${Number(e.toPrecision(3))}×`).join(", "));
+  }
+  if (seen.size === 0) return [];
+  return [
+    `Repeated data (REPEATED_DATA; fits over these runs state no finding): ${[...seen].map(([m, r]) => `${m} repeats ${r}`).join("; ")}.`,
+  ];
+}
+
+/**
+ * Key findings as plain sentences, every number read from results/*.json. Shared by summary.md, the
+ * HTML report and the console. An ordering is stated only when the intervals separate it and both sides
+ * are identified without warnings; otherwise the sentence says "not resolved on this grid" and why.
+ */
+export function findings(inp: ReportInputs): string[] {
+  return [
+    ...eFindings(inp),
+    ...ratioFindings(inp),
+    ...speedupFindings(inp),
+    ...repetitionFindings(inp),
+    ...domainFindings(inp),
+    ...unigramFindings(inp),
+  ];
 }
 
 /** `report/summary.md`: title, findings, notes, and what was skipped and why. */
@@ -89,7 +177,7 @@ export function summaryMarkdown(
   const lines = [
     `# ${opts.title}`,
     "",
-    `Workspace: \`${inp.workspace}\`. Every number below is read from \`results/*.json\`.`,
+    `Workspace: \`${basename(inp.workspace)}\`. Every number below is read from \`results/*.json\`.`,
     "",
   ];
   lines.push("## Key findings", "");
@@ -101,14 +189,15 @@ export function summaryMarkdown(
       new Set(picked.fits.filter((x) => x.synthetic !== "none").map((x) => x.generator)).size > 1;
     lines.push(`## Irreducible loss E per mixture`, "", `From the ${picked.source}.`, "");
     lines.push(
-      "| Mixture | E (nats/token) | 95% interval | points | R² |",
-      "| --- | ---: | ---: | ---: | ---: |",
+      "| Mixture | E (nats/token) | 95% interval | identified | points | dof | R² | warnings |",
+      "| --- | ---: | ---: | :---: | ---: | ---: | ---: | --- |",
     );
     for (const x of [...picked.fits].sort(mixtureOrder)) {
       const E = x.params.E;
       const ci = E.lo !== null && E.hi !== null ? `[${fmt(E.lo)}, ${fmt(E.hi)}]` : "–";
+      const warn = x.warnings.map((w) => `**${w.code}**: ${w.message}`).join("<br>") || "–";
       lines.push(
-        `| ${mixtureLabel(x, multiGen)} | ${fmt(E.value)} | ${ci} | ${x.points} | ${fmt(x.quality.r2, 4)} |`,
+        `| ${mixtureLabel(x, multiGen)} | ${fmt(E.value)} | ${ci} | ${E.identified ? "yes" : `no (${E.reason ?? "?"})`} | ${x.points} | ${x.dof} | ${fmt(x.quality.r2, 4)} | ${warn} |`,
       );
     }
     lines.push("");

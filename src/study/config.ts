@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { FitStageSchema } from "../fit/options.js";
 import { CountSchema, MixtureEntrySchema, ModelEntrySchema, SweepSpecSchema } from "../sweep/spec.js";
 import { SynthmixError } from "../util/errors.js";
 
@@ -75,10 +76,8 @@ export const StudyGenerateSchema = z.strictObject({
   timeoutMs: z.number().positive().optional(),
 });
 
-export const StudyFitSchema = z.strictObject({
-  bootstrap: z.number().int().min(0).default(200),
-  huberDelta: z.number().positive().optional(),
-});
+/** The fit stage's own options schema (src/fit/options.ts): the same defaults as `synthmix fit`. */
+export const StudyFitSchema = FitStageSchema.pick({ bootstrap: true, huberDelta: true });
 
 export const StudyReportSchema = z.strictObject({
   title: z.string().default("synthmix study report"),

@@ -48,7 +48,7 @@ export async function trainGeneratorModel(opts: {
     id: "generator-natural",
     tokenizer: tok,
     sources: [{ name: "natural", path: trainJsonl, share: 1 }],
-    totalTokens: Math.floor(source.tokens.length * 0.98),
+    totalTokens: Math.floor(source.totalTokens * 0.98),
     seed: opts.seed,
     log: opts.log,
   });

@@ -106,7 +106,7 @@ export async function checkSupply(
   for (const n of sourceNeeds(runs)) {
     const src = await loadTokenizedSource(workspace, n.name, n.path, tokenizer);
     // The mixture counts one end-of-text per document it takes.
-    const have = src.tokens.length + src.lengths.length;
+    const have = src.totalTokens + src.lengths.length;
     const label = relative(workspace, n.path) || n.path;
     rows.push({ name: label, need: n.tokens, have });
     if (have < n.tokens) short.push(`${label}: ${have} tokens, run ${n.runId} needs ${n.tokens}`);

@@ -7,6 +7,7 @@ export {
   type RunJob,
 } from "./executors.js";
 export { type PlannedMixture, type PlannedRun, planSweep } from "./plan.js";
+export { type PooledExecutor, pooledExecutor } from "./pool.js";
 export {
   type FinalMetric,
   listStatuses,

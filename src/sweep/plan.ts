@@ -158,7 +158,49 @@ export function planSweep(spec: SweepSpec, workspace: string, vocabSize: number)
     const run = planRun(spec, workspace, vocabSize, it.model, it.tokens, it.shares, it.generator, it.seed);
     if (!runs.has(run.id)) runs.set(run.id, run);
   }
-  return [...runs.values()];
+  const planned = [...runs.values()];
+  if (spec.train.optimizer?.schedule === "wsd") shareWsdTrunks(workspace, planned);
+  return planned;
+}
+
+/**
+ * WSD ladders (train/wsd.ts): the runs that differ only in D (same model, mixture, generator, seed and
+ * settings) share one constant-LR trunk in `runs/.trunks/`, and each trains only its cooldown. They
+ * must then all draw from the same data, the largest budget's (nested) mixture, so a branch's mixture
+ * and id name that mixture. Changing the ladder's largest budget therefore makes new runs.
+ */
+function shareWsdTrunks(workspace: string, runs: PlannedRun[]): void {
+  const ladders = new Map<string, PlannedRun[]>();
+  for (const r of runs) {
+    const key = stableHash({
+      model: r.model,
+      label: r.mixture.label,
+      gen: r.mixture.generator,
+      seed: r.seed,
+    });
+    ladders.set(key, [...(ladders.get(key) ?? []), r]);
+  }
+  for (const [key, group] of ladders) {
+    const largest = group.reduce((a, b) => (b.tokens > a.tokens ? b : a));
+    const ladder = [...new Set(group.map((r) => r.tokens))].sort((a, b) => a - b);
+    const trunk = join(
+      workspace,
+      "runs",
+      ".trunks",
+      `${largest.modelName}-${largest.mixture.id}-${key.slice(0, 8)}`,
+    );
+    for (const r of group) {
+      const hash = r.id.slice(r.id.lastIndexOf("-") + 1);
+      r.id = `${r.id.slice(0, r.id.lastIndexOf("-"))}-${stableHash({ hash, wsdData: largest.mixture.id }, 8)}`;
+      r.mixture = largest.mixture;
+      r.config = {
+        ...r.config,
+        id: r.id,
+        data: { ...r.config.data, train: largest.config.data.train },
+        wsd: { trunk, ladder },
+      };
+    }
+  }
 }
 
 function planRun(

@@ -12,7 +12,7 @@ export interface RunResultRow {
   runId: string;
   /** Named ladder size (e.g. "s3"), or "custom". */
   modelName: string;
-  /** N: parameters excluding embeddings (DESIGN.md units). */
+  /** N: parameters excluding embeddings (docs/design.md, units). */
   nonEmbeddingParams: number;
   totalParams: number;
   /** D: training tokens. */

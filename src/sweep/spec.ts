@@ -112,7 +112,7 @@ export const SchedulerSchema = z.strictObject({
   cores: z.number().int().positive().default(2),
   /**
    * Threads rule: a model with at least this many non-embedding parameters runs alone using every
-   * core; smaller ones run one per core with one thread each (see docs/readme/sweep.md).
+   * core; smaller ones run one per core with one thread each (see docs/sweep.md).
    */
   allCoresFromParams: z.number().positive().default(3e6),
   /**

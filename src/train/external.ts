@@ -8,7 +8,7 @@ import { fillPlaceholders, shellQuote } from "../util/placeholders.js";
 import { type MetricRecord, type RunConfig, RunConfigSchema } from "./schema.js";
 
 /**
- * External trainer contract (docs/readme/train.md): synthmix writes `<run>/config.json` (RunConfig, data
+ * External trainer contract (docs/train.md): synthmix writes `<run>/config.json` (RunConfig, data
  * paths made absolute), runs the command template with `{config}` and `{run_dir}` (or `{runDir}`) replaced by
  * the shell-quoted absolute paths (`{id}`, `{threads}` too; unknown placeholders are refused), and expects `<run>/metrics.jsonl` in the MetricRecord schema ending with
  * one `final` record (and, optionally, `<run>/model.safetensors`). Exit code 0 = success.
@@ -63,7 +63,7 @@ export function readMetrics(path: string): MetricRecord[] {
     if (!r.success) {
       const issue = r.error.issues[0];
       throw new BadRecordError(path, i + 1, `${issue.path.join(".") || "record"}: ${issue.message}`, {
-        hint: "external trainers must write the MetricRecord schema (docs/readme/train.md)",
+        hint: "external trainers must write the MetricRecord schema (docs/train.md)",
       });
     }
     out.push(r.data as MetricRecord);
@@ -88,6 +88,15 @@ export async function runExternal(
     if (done) return done;
   }
   const cfg = RunConfigSchema.parse(config);
+  // The contract (docs/train.md) covers the cosine schedule; an external trainer would silently
+  // ignore a WSD schedule or trunk and train something else than the config says.
+  if (cfg.optimizer.schedule !== undefined && cfg.optimizer.schedule !== "cosine") {
+    throw new SynthmixError(
+      "BAD_CONFIG",
+      `${dir}: optimizer.schedule "${cfg.optimizer.schedule}" is not part of the external trainer contract`,
+      { hint: "train WSD runs with synthmix's own trainer (drop them from scheduler.external.models)" },
+    );
+  }
   const absolute: RunConfig = {
     ...cfg,
     data: {
@@ -127,7 +136,7 @@ export async function runExternal(
   const final = finalOf(readMetrics(metricsPath));
   if (!final) {
     throw new SynthmixError("EXTERNAL_TRAINER_FAILED", `${metricsPath} has no "final" record`, {
-      hint: 'the trainer must end metrics.jsonl with {"type":"final",...} (docs/readme/train.md)',
+      hint: 'the trainer must end metrics.jsonl with {"type":"final",...} (docs/train.md)',
     });
   }
   return final;

@@ -72,7 +72,8 @@ export function resolveDataPath(runDir: string, p: string): string {
  * and id are not part of it (its loss curve up to any step does not depend on them).
  */
 function runIdentity(runDir: string, c: RunConfig, trunk = false): string {
-  const { threads: _t, data, ...rest } = c;
+  // `wsd` (trunk folder, ladder) does not change the loss curve: a branch equals a standalone WSD run.
+  const { threads: _t, wsd: _w, data, ...rest } = c;
   const test = data.test === undefined ? undefined : resolveDataPath(runDir, data.test);
   const ident: Record<string, unknown> = {
     ...rest,

@@ -3,7 +3,7 @@ import { SynthmixError } from "./errors.js";
 
 /**
  * Token files (`tokens.bin`, test sets) are raw little-endian ids: uint16 when the vocabulary has fewer
- * than 65536 entries, else uint32 (DESIGN.md). The dtype is recorded in the manifest next to the file.
+ * than 65536 entries, else uint32 (docs/design.md). The dtype is recorded in the manifest next to the file.
  */
 export type TokenDtype = "uint16" | "uint32";
 

@@ -14,6 +14,7 @@ import {
 } from "../../src/analyze/unigram.js";
 import { analyzeWorkspace } from "../../src/analyze/workspace.js";
 import { buildProgram } from "../../src/cli/main.js";
+import { Rng } from "../../src/util/rng.js";
 import { encodeTokens } from "../../src/util/tokenfile.js";
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
@@ -144,9 +145,11 @@ test("analyzeWorkspace compares every source and mixture with every test domain 
   const nat = res.comparisons.find((c) => c.source === "natural")!;
   const hq = res.comparisons.find((c) => c.source === "hq-50")!;
   assert.equal(nat.blindSpots[0].token, "<5>"); // id 5 is in news but never in natural
-  close(nat.tokenCoverage, 3 / 5);
-  close(hq.tokenCoverage, 1);
-  assert.ok(hq.klTestSource < nat.klTestSource);
+  // Every source is compared on the smallest source's 3 tokens; the full-size KL is kept beside.
+  assert.equal(res.equalTokens, 3);
+  assert.ok(nat.tokenCoverage <= 3 / 5 && hq.tokenCoverage <= 1);
+  assert.ok(hq.klTestSourceFullSize! < nat.klTestSourceFullSize!);
+  assert.equal(res.noiseFloors.length, 1);
   assert.deepEqual(res.lossSplits?.[0].blindSpot, { tokens: 2, meanLoss: 5 });
   const written = JSON.parse(readFileSync(join(ws, "results", "unigram.json"), "utf8")) as UnigramFile;
   assert.equal(written.smoothingK, 0.5);
@@ -170,4 +173,63 @@ test("CLI: synthmix analyze unigram ws/ prints a table and writes results/unigra
   const written = JSON.parse(readFileSync(join(ws, "results", "unigram.json"), "utf8")) as UnigramFile;
   assert.equal(written.smoothingK, 1);
   assert.ok(written.comparisons.every((c) => c.blindSpots.length <= 3));
+});
+
+test("equal-size comparison: the same text repeated 1x or 10x scores the same KL; the noise floor is positive", async () => {
+  const ws = mkdtempSync(join(tmpdir(), "synthmix-uni-eq-"));
+  const vocab = 1024;
+  const rng = new Rng(5);
+  const draw = (n: number) => Array.from({ length: n }, () => Math.floor(rng.next() ** 3 * vocab));
+  const text = draw(2000);
+  const test = draw(4000);
+  mkdirSync(join(ws, "tokens", "test"), { recursive: true });
+  writeFileSync(join(ws, "tokens", "test", "news.bin"), encodeTokens(test, "uint16"));
+  writeFileSync(
+    join(ws, "tokens", "test", "manifest.json"),
+    JSON.stringify({
+      dtype: "uint16",
+      vocabSize: vocab,
+      eotId: 0,
+      tokenizerSha256: "abc",
+      domains: [{ name: "news", file: "news.bin", tokens: test.length, documents: 1 }],
+    }),
+  );
+  for (const [id, ids] of [
+    ["once", text],
+    ["tenfold", Array.from({ length: 10 }, () => text).flat()],
+  ] as const) {
+    mkdirSync(join(ws, "mixtures", id), { recursive: true });
+    writeFileSync(join(ws, "mixtures", id, "tokens.bin"), encodeTokens(ids, "uint16"));
+    writeFileSync(
+      join(ws, "mixtures", id, "manifest.json"),
+      JSON.stringify({
+        id,
+        file: "tokens.bin",
+        dtype: "uint16",
+        vocabSize: vocab,
+        eotId: 0,
+        totalTokens: ids.length,
+        seed: 1,
+        tokenizerSha256: "abc",
+        sources: [{ name: id, targetShare: 1, tokens: ids.length, documents: 1, epochs: 1 }],
+        createdBy: "test",
+      }),
+    );
+  }
+  const res = await analyzeWorkspace(ws, { seed: 3 });
+  const once = res.comparisons.find((c) => c.source === "once")!;
+  const ten = res.comparisons.find((c) => c.source === "tenfold")!;
+  assert.equal(res.equalTokens, 2000);
+  // Full size: the 10x copy has 10x the counts, so smoothing weighs less and KL differs...
+  assert.ok(
+    Math.abs(once.klTestSourceFullSize! - ten.klTestSourceFullSize!) > 0.05,
+    `${once.klTestSourceFullSize} vs ${ten.klTestSourceFullSize}`,
+  );
+  // ...at equal size both are a sample of the same distribution: the difference is within the noise floor.
+  const floor = res.noiseFloors[0].kl;
+  assert.ok(floor > 0, String(floor));
+  assert.ok(
+    Math.abs(once.klTestSource - ten.klTestSource) < floor,
+    `${once.klTestSource} vs ${ten.klTestSource}, floor ${floor}`,
+  );
 });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { buildProgram } from "../../src/cli/main.js";
-import { readPointRows, splitCsvLine } from "../../src/fit/points.js";
+import { readPointRows } from "../../src/fit/points.js";
 import {
   bestRatioEntry,
   fitMixingLaw,
@@ -16,6 +16,8 @@ import {
 import type { BestRatioFile, FitsFile, SpeedupsFile } from "../../src/fit/results.js";
 import { lossAt, tokensForLoss } from "../../src/fit/speedup.js";
 import { fitRows } from "../../src/fit/workspace.js";
+import { rowsToCsv } from "../../src/sweep/results.js";
+import { SynthmixError } from "../../src/util/errors.js";
 import { bOfRatio, syntheticRows, TRUE } from "./synthetic.js";
 
 test("tokensForLoss inverts the data and joint laws", () => {
@@ -45,9 +47,15 @@ test("quadratic and mixing-law fits recover exact curves and their minimisers", 
 });
 
 test("workspace fit: speed-ups and best ratios match the generating law within their intervals", () => {
-  const res = fitRows(syntheticRows(0.002, 4), { form: "data", bootstrap: 100, seed: 1, quality: false });
+  const ratios = [0, 0.2, 0.4, 0.6, 0.8];
+  const res = fitRows(syntheticRows(0.002, 4, { ratios }), {
+    form: "data",
+    bootstrap: 100,
+    seed: 1,
+    quality: false,
+  });
   assert.equal(res.fits.failures.length, 0);
-  assert.equal(res.fits.fits.length, 4 * 3); // 4 mixtures x 3 model sizes
+  assert.equal(res.fits.fits.length, 5 * 3); // 5 mixtures x 3 model sizes
   // True speed-up of a mixture at fixed N: (B_nat / B_mix)^(1/beta), independent of the target loss.
   for (const e of res.speedups.entries) {
     const truth = (bOfRatio(0) / bOfRatio(e.ratio)) ** (1 / TRUE.beta);
@@ -58,6 +66,7 @@ test("workspace fit: speed-ups and best ratios match the generating law within t
   }
   // Loss is quadratic in B(r), minimal at r = 0.4, but not exactly quadratic in loss: allow 0.05.
   for (const e of res.bestRatio.entries) {
+    assert.equal(e.noise.from, "fit-residuals");
     assert.ok(
       Math.abs(e.quadratic!.bestRatio.value - 0.4) < 0.05,
       `${e.N} ${e.D}: ${e.quadratic!.bestRatio.value}`,
@@ -65,11 +74,36 @@ test("workspace fit: speed-ups and best ratios match the generating law within t
     assert.ok(e.quadratic!.bestRatio.lo! <= e.quadratic!.bestRatio.value);
   }
   assert.equal(res.bestRatio.trends.length, 1);
-  assert.equal(res.fits.generators.length, 3);
+  assert.equal(res.fits.generators.length, 4);
 });
 
-test("CSV parsing handles quotes", () => {
-  assert.deepEqual(splitCsvLine('a,"b,c","d ""e"""'), ["a", "b,c", 'd "e"']);
+test("CSV points: quoted commas, quotes and newlines (csv-parse)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "synthmix-csv-"));
+  const path = join(dir, "p.csv");
+  writeFileSync(path, 'group,N,D,loss\n"nat, ""a""\nb",1e6,1e8,3.2\nhq,1e6,2e8,3.1\n');
+  const rows = readPointRows(path);
+  assert.equal(rows.length, 2);
+  assert.equal(rows[0].mixture, 'nat, "a"\nb');
+  assert.equal(rows[1].loss, 3.1);
+});
+
+test("points: the sweep results CSV export is read by default; missing columns are refused", () => {
+  const dir = mkdtempSync(join(tmpdir(), "synthmix-export-"));
+  const rows = syntheticRows(0.002, 3, { Ns: [1e5], ratios: [0] });
+  const path = join(dir, "runs.csv");
+  writeFileSync(path, rowsToCsv(rows));
+  const back = readPointRows(path, { need: { N: true, D: true } });
+  assert.deepEqual(
+    back.map((r) => [r.nonEmbeddingParams, r.tokens, r.loss]),
+    rows.map((r) => [r.nonEmbeddingParams, r.tokens, r.loss]),
+  );
+  const bare = join(dir, "bare.csv");
+  writeFileSync(bare, "x,loss\n1,3\n");
+  assert.throws(
+    () => readPointRows(bare, { need: { N: false, D: true } }),
+    (e: unknown) =>
+      e instanceof SynthmixError && e.code === "MISSING_COLUMN" && /no column "D"/.test(e.message),
+  );
 });
 
 test("CLI: synthmix fit --points writes fits, speed-ups and best ratios", async () => {
@@ -152,7 +186,7 @@ test("per-domain mixing laws for domain 'all' locate an interior best ratio", ()
         { domain: "b", points: pts(lb) },
       ],
     },
-    0.001,
+    { sigmaLog: 0.001, from: "fit-residuals" },
     50,
     1,
   );
@@ -179,5 +213,5 @@ test("points: JSONL input and clear errors for missing columns", () => {
       ["hq", 1, 2e8, 3.1],
     ],
   );
-  assert.throws(() => readPointRows(path, { loss: "final_loss" }), /p\.jsonl:1: missing column "final_loss"/);
+  assert.throws(() => readPointRows(path, { loss: "final_loss" }), /p\.jsonl: no column "final_loss"/);
 });

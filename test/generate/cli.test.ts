@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Command } from "commander";
 import { register } from "../../src/cli/generate.js";
+import { Command } from "../../src/cli/options.js";
 import { type FakeCall, okReply, startFake } from "./fake-server.js";
 
 test("CLI: generate with two --generator flags writes one folder per generator and prints a summary", async () => {

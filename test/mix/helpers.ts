@@ -11,8 +11,8 @@ export function byteTokenizer(): MixTokenizer & { encoded: number } {
     eotId: 256,
     sha256: "byte-tokenizer-test",
     encoded: 0,
-    async *encodeAll(texts: string[]) {
-      for (const t of texts) {
+    async *encodeAll(texts: AsyncIterable<string> | Iterable<string>) {
+      for await (const t of texts) {
         tok.encoded++;
         yield [...Buffer.from(t, "utf8")];
       }

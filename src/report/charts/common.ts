@@ -91,12 +91,16 @@ function trim(x: number): string {
 export const fmt = (x: number | null | undefined, digits = 3): string =>
   x === null || x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(digits);
 
+/** "value [lo, hi]"; "value [—]" without an interval; "?" appended when the value is not identified. */
 export const fmtEst = (e: Estimate | null | undefined, digits = 3): string =>
   !e
     ? "–"
-    : e.lo !== null && e.hi !== null
-      ? `${fmt(e.value, digits)} [${fmt(e.lo, digits)}, ${fmt(e.hi, digits)}]`
-      : fmt(e.value, digits);
+    : `${fmt(e.value, digits)} ${e.lo !== null && e.hi !== null ? `[${fmt(e.lo, digits)}, ${fmt(e.hi, digits)}]` : "[—]"}${e.identified === false ? "?" : ""}`;
+
+/** A fit whose law is invalid or unsupported is drawn over its data only, never extrapolated. */
+export function mayExtrapolate(fit: MixtureFit): boolean {
+  return !fit.warnings.some((w) => w.code === "INVALID_LAW" || w.code === "UNDERDETERMINED");
+}
 
 /** Evaluate a built-in fitted law at (N, D); fixed coordinates of per-N / per-D fits are implied. */
 export function evalFit(fit: MixtureFit, N: number | null, D: number | null): number {

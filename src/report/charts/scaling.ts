@@ -10,6 +10,7 @@ import {
   evalFit,
   fmt,
   logGrid,
+  mayExtrapolate,
   mixtureLabel,
   mixtureOrder,
   si,
@@ -93,12 +94,13 @@ export function scalingChart(
       if (pts.length === 0) continue;
       const lo = Math.min(...pts);
       const hi = Math.max(...pts);
-      for (const x of logGrid(lo, xMax * EXTRAPOLATE, 48).concat([hi])) {
+      const extend = mayExtrapolate(fit);
+      for (const x of logGrid(lo, extend ? xMax * EXTRAPOLATE : hi, 48).concat([hi])) {
         const loss = axis === "D" ? evalFit(fit, p, x) : evalFit(fit, x, p);
         if (!Number.isFinite(loss)) continue;
         const base = { kind: "fit", series: mixtureLabel(m, multiGen), x, loss, ...panel(panelAxis, p) };
         if (x <= hi * 1.0001) values.push({ ...base, part: "fitted range" });
-        if (x >= hi * 0.9999) values.push({ ...base, part: "extrapolation" });
+        if (extend && x >= hi * 0.9999) values.push({ ...base, part: "extrapolation" });
       }
     }
   }
@@ -175,7 +177,7 @@ export function scalingChart(
   const fitText =
     used.size === 0
       ? "No fitted curves: results/fits.json is missing or has no fit for these mixtures."
-      : `Lines: ${[...used].join("; ")} (Huber δ = ${fitsFile?.settings.huberDelta}, from results/fits.json); solid over the fitted range, dashed extrapolated to ${EXTRAPOLATE}× the largest ${axis}.`;
+      : `Lines: ${[...used].join("; ")} (Huber δ = ${fitsFile?.settings.huberDelta}, from results/fits.json); solid over the fitted range, dashed extrapolated to ${EXTRAPOLATE}× the largest ${axis}; laws flagged INVALID_LAW or UNDERDETERMINED are drawn over their data only.`;
   const other = panelAxis === "N" ? "model size N" : "token budget D";
   return {
     id: axis === "D" ? "data-scaling" : "model-scaling",

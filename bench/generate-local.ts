@@ -1,0 +1,146 @@
+/**
+ * Local GGUF generation: output tokens/s of the native engine (src/generate/backends/native.ts: synthmix's
+ * kernels, KV cache, continuous batching) against node-llama-cpp on the same GGUF, side by side in one run:
+ *
+ *   - llama c=1:  LlamaEndpoint with one sequence on one thread, what the demo used (reproducible bytes);
+ *   - llama c=K:  LlamaEndpoint with K sequences in one context (node-llama-cpp batches their tokens into
+ *                 one llama_decode: llama.cpp's batch API), the strongest node-llama-cpp configuration;
+ *   - native c=N: the native engine with N KV-cache slots.
+ *
+ * Every engine answers the same requests (HQ prompts over source paragraphs of the workspace's corpus, the
+ * demo's sampling: temperature 0.8, top-p default, max_tokens 128, seed 1). Output tokens are the
+ * completion tokens the endpoints report. "same text" counts requests whose output equals llama c=1's.
+ *
+ *   npx tsx bench/generate.ts --local [--gguf synthmix-demo/generator/synthmix-demo.gguf] [--requests 256]
+ *       [--threads 1] [--llama-concurrency 16] [--native-concurrency 64]
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { LlamaEndpoint } from "../src/generate/backends/llama.js";
+import { NativeEndpoint } from "../src/generate/backends/native.js";
+import type { Endpoint, GenResponse, SamplingParams } from "../src/generate/backends/types.js";
+import { HQ, renderPrompt } from "../src/generate/prompts/index.js";
+
+function argOf(argv: string[], name: string, dflt: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i > 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
+}
+
+/** Source paragraphs of ~600 characters from the workspace's corpus (the demo's chunk size, 120 tokens). */
+function paragraphs(gguf: string, n: number): string[] {
+  const corpusDir = join(dirname(dirname(gguf)), "corpus");
+  const name = existsSync(corpusDir) ? readdirSync(corpusDir)[0] : undefined;
+  const file = name ? join(corpusDir, name, "train.jsonl") : "";
+  if (!name || !existsSync(file)) {
+    throw new Error(`no corpus next to ${gguf} (expected ${corpusDir}/<name>/train.jsonl)`);
+  }
+  const out: string[] = [];
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    const text = (JSON.parse(line) as { text: string }).text;
+    for (let i = 0; i + 600 <= text.length && out.length < n; i += 600) {
+      out.push(
+        text.slice(i, text.lastIndexOf(" ", i + 600) > i ? text.lastIndexOf(" ", i + 600) : i + 600).trim(),
+      );
+    }
+    if (out.length >= n) break;
+  }
+  return out;
+}
+
+interface Row {
+  name: string;
+  seconds: number;
+  outTokens: number;
+  promptTokens: number;
+  texts: string[];
+}
+
+async function runEngine(
+  name: string,
+  ep: Endpoint,
+  prompts: string[],
+  params: SamplingParams,
+): Promise<Row> {
+  // Warm-up (model load, first context) outside the timing.
+  await ep.generate({ id: "warmup", messages: [], prompt: prompts[0], params });
+  const t0 = performance.now();
+  const res: GenResponse[] = await Promise.all(
+    prompts.map((prompt, i) => ep.generate({ id: `r${i}`, messages: [], prompt, params })),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  await ep.close?.();
+  return {
+    name,
+    seconds,
+    outTokens: res.reduce((a, r) => a + (r.usage?.completion_tokens ?? 0), 0),
+    promptTokens: res.reduce((a, r) => a + (r.usage?.prompt_tokens ?? 0), 0),
+    texts: res.map((r) => r.text),
+  };
+}
+
+export async function benchLocal(argv: string[]): Promise<void> {
+  const gguf = resolve(argOf(argv, "gguf", "synthmix-demo/generator/synthmix-demo.gguf"));
+  if (!existsSync(gguf)) {
+    console.error(
+      `synthmix bench: ${gguf} not found. hint: train the demo's generator first, e.g. ` +
+        "`synthmix demo --workspace synthmix-demo` (stop it after the generatorModel stage), or pass --gguf",
+    );
+    process.exitCode = 1;
+    return;
+  }
+  const n = Number(argOf(argv, "requests", "256"));
+  const threads = Number(argOf(argv, "threads", "1"));
+  const lc = Number(argOf(argv, "llama-concurrency", "16"));
+  const nc = Number(argOf(argv, "native-concurrency", "64"));
+  const prompts = paragraphs(gguf, n).map((text) => renderPrompt(HQ, { text }).prompt);
+  const params: SamplingParams = { temperature: 0.8, max_tokens: 128, seed: 1 };
+  console.log(
+    `model ${gguf}; ${prompts.length} requests (HQ prompts, temperature 0.8, max_tokens 128, seed 1); ` +
+      `threads ${threads}; node ${process.version}`,
+  );
+  const rows: Row[] = [];
+  rows.push(
+    await runEngine(
+      "llama c=1",
+      new LlamaEndpoint({ modelPath: gguf, threads, concurrency: 1 }),
+      prompts,
+      params,
+    ),
+  );
+  rows.push(
+    await runEngine(
+      `llama c=${lc}`,
+      new LlamaEndpoint({ modelPath: gguf, threads, concurrency: lc }),
+      prompts,
+      params,
+    ),
+  );
+  rows.push(
+    await runEngine(
+      `native c=${nc}`,
+      new NativeEndpoint({ modelPath: gguf, threads, concurrency: nc }),
+      prompts,
+      params,
+    ),
+  );
+  const base = rows[0];
+  const bestPeer = rows
+    .slice(0, 2)
+    .reduce((a, r) => (r.outTokens / r.seconds > a.outTokens / a.seconds ? r : a));
+  console.log("| engine | seconds | output tok/s | prompt tok/s | same text as llama c=1 |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const r of rows) {
+    const same = r.texts.filter((t, i) => t === base.texts[i]).length;
+    console.log(
+      `| ${r.name} | ${r.seconds.toFixed(2)} | ${(r.outTokens / r.seconds).toFixed(0)} | ` +
+        `${(r.promptTokens / r.seconds).toFixed(0)} | ${same}/${r.texts.length} |`,
+    );
+  }
+  const native = rows[2];
+  const rate = (r: Row) => r.outTokens / r.seconds;
+  console.log(
+    `ratio native / llama c=1: ${(rate(native) / rate(base)).toFixed(2)}x; ` +
+      `native / best node-llama-cpp (${bestPeer.name}): ${(rate(native) / rate(bestPeer)).toFixed(2)}x`,
+  );
+}

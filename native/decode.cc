@@ -1,0 +1,263 @@
+// Kernels for batched autoregressive decoding with a KV cache (src/generate/native/decoder.ts): one call
+// handles a ragged batch of rows, each row one token of some sequence at some position, as llama.cpp's
+// llama_batch does. Prefill chunks and single decode tokens of many sequences share one call.
+//
+// Every output row is computed by one thread with a fixed loop order that depends only on that row's
+// sequence (its cached keys/values and position), never on the other rows in the batch or on the thread
+// count, so the decoder's results are bitwise identical whatever the batch composition.
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+#include <string>
+#include <vector>
+
+#include "pool.h"
+
+namespace sk {
+
+#if defined(__F16C__)
+// F16C: the conversions ggml itself uses on x86 (GGML_CPU_FP32_TO_FP16 = _cvtss_sh(x, 0), nearest even).
+inline std::uint16_t f32_to_f16(float f) { return static_cast<std::uint16_t>(_cvtss_sh(f, 0)); }
+inline float f16_to_f32(std::uint16_t h) { return _cvtsh_ss(h); }
+#else
+// IEEE half precision, round to nearest even (what F16C's _cvtss_sh(x, 0), used by ggml on x86, does).
+std::uint16_t f32_to_f16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const std::uint32_t sign = (u >> 16) & 0x8000u;
+  const int exp = static_cast<int>((u >> 23) & 0xffu);
+  std::uint32_t mant = u & 0x7fffffu;
+  if (exp == 0xff) return static_cast<std::uint16_t>(sign | 0x7c00u | (mant != 0 ? 0x200u : 0u));
+  const int e = exp - 127 + 15;
+  if (e >= 0x1f) return static_cast<std::uint16_t>(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return static_cast<std::uint16_t>(sign);
+    mant |= 0x800000u;
+    const int shift = 14 - e;
+    std::uint32_t h = mant >> shift;
+    const std::uint32_t rem = mant & ((1u << shift) - 1u);
+    const std::uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1u) != 0)) h++;
+    return static_cast<std::uint16_t>(sign | h);
+  }
+  std::uint32_t h = (static_cast<std::uint32_t>(e) << 10) | (mant >> 13);
+  const std::uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) != 0)) h++;
+  return static_cast<std::uint16_t>(sign | h);
+}
+
+float f16_to_f32(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu;
+  std::uint32_t mant = h & 0x3ffu;
+  std::uint32_t u;
+  if (exp == 0) {
+    if (mant == 0) {
+      u = sign;
+    } else {  // subnormal: renormalise
+      int e = -1;
+      do {
+        e++;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
+      u = sign | (static_cast<std::uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (mant << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+#endif
+
+// ggml's CPU GELU (GGML_GELU_FP16): a table over all halves of fp16(gelu_tanh(x)), looked up at fp16(x);
+// |x| >= 10 short-cuts to 0 or x. Reproduced so that logits match llama.cpp's.
+const std::vector<float>& gelu_f16_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    const float k = 0.79788456080286535587989211986876f;
+    for (std::uint32_t i = 0; i < 65536; i++) {
+      const float f = f16_to_f32(static_cast<std::uint16_t>(i));
+      const float g = 0.5f * f * (1.0f + std::tanh(k * f * (1.0f + 0.044715f * f * f)));
+      t[i] = f16_to_f32(f32_to_f16(g));
+    }
+    return t;
+  }();
+  return table;
+}
+
+void gelu_f16_forward(float* out, const float* inp, std::int64_t n) {
+  const float* t = gelu_f16_table().data();
+  for (std::int64_t i = 0; i < n; i++) {
+    const float x = inp[i];
+    out[i] = x <= -10.0f ? 0.0f : x >= 10.0f ? x : t[f32_to_f16(x)];
+  }
+}
+
+inline float r16(float x) { return f16_to_f32(f32_to_f16(x)); }
+
+// q·k over n values with k in f16. Fixed evaluation order for a given build and n (one 16-lane vector
+// accumulator with AVX-512, else 16 scalar partial sums), so the result depends only on the two vectors.
+inline float dot_f16(const float* q, const std::uint16_t* k, int n) {
+#if defined(__AVX512F__)
+  if (n % 16 == 0) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+      const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + i)));
+      acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), kv, acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+  }
+#endif
+  constexpr int L = 16;
+  float acc[L] = {};
+  int i = 0;
+  for (; i + L <= n; i += L)
+    for (int j = 0; j < L; j++) acc[j] += q[i + j] * f16_to_f32(k[i + j]);
+  float s = 0.f;
+  for (int j = 0; j < L; j++) s += acc[j];
+  for (; i < n; i++) s += q[i] * f16_to_f32(k[i]);
+  return s;
+}
+
+// o += p * v over n values with v in f16.
+inline void axpy_f16(float* o, float p, const std::uint16_t* v, int n) {
+  int i = 0;
+#if defined(__AVX512F__)
+  const __m512 pv = _mm512_set1_ps(p);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
+    _mm512_storeu_ps(o + i, _mm512_fmadd_ps(pv, vv, _mm512_loadu_ps(o + i)));
+  }
+#endif
+  for (; i < n; i++) o[i] += p * f16_to_f32(v[i]);
+}
+
+// out (R,C): causal attention of each row's query over its sequence's cached keys/values 0..pos, computed
+// with the roundings of llama.cpp's default CPU path (f16 KV cache, no flash attention): K and V are
+// stored as f16, q is converted to f16 for the K·q dot, the softmax weights are converted to f16 for the
+// V product. First writes every row's k,v (from qkv (R,3C)) into the caches kc/vc (S,NH,T,C/NH) at [slot, head, pos],
+// so rows of one prefill chunk see each other. Scale 1/sqrt(C/NH), softmax in float with expf.
+void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::uint16_t* vc,
+                          const std::int32_t* slots, const std::int32_t* pos, int R, int C, int NH, int T,
+                          int threads) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  // Cache layout (slot, head, position, head channel): one head's keys are contiguous over positions.
+  for (int r = 0; r < R; r++) {
+    const float* src = qkv + static_cast<std::int64_t>(r) * 3 * C;
+    for (int h = 0; h < NH; h++) {
+      const std::int64_t at = ((static_cast<std::int64_t>(slots[r]) * NH + h) * T + pos[r]) * hs;
+      for (int i = 0; i < hs; i++) {
+        kc[at + i] = f32_to_f16(src[C + h * hs + i]);
+        vc[at + i] = f32_to_f16(src[2 * C + h * hs + i]);
+      }
+    }
+  }
+  // Chunks of rows with boundaries fixed by R alone; each row's arithmetic is independent of its chunk.
+  constexpr int kRowsPerChunk = 4;
+  const int chunks = (R + kRowsPerChunk - 1) / kRowsPerChunk;
+  parallel_for(chunks, std::max(1, threads), [&](int c) {
+    std::vector<float> att(static_cast<std::size_t>(T));
+    std::vector<float> qh(static_cast<std::size_t>(hs));
+    const int r1 = std::min(R, (c + 1) * kRowsPerChunk);
+    for (int r = c * kRowsPerChunk; r < r1; r++) {
+      const int n = pos[r] + 1;
+      for (int h = 0; h < NH; h++) {
+        const std::int64_t base = (static_cast<std::int64_t>(slots[r]) * NH + h) * T * hs;
+        const float* q = qkv + static_cast<std::int64_t>(r) * 3 * C + h * hs;
+        for (int i = 0; i < hs; i++) qh[i] = r16(q[i]);
+        float maxv = -INFINITY;
+        for (int t = 0; t < n; t++) {
+          const float s = dot_f16(qh.data(), kc + base + static_cast<std::int64_t>(t) * hs, hs) * scale;
+          att[t] = s;
+          maxv = std::max(maxv, s);
+        }
+        float sum = 0.f;
+        for (int t = 0; t < n; t++) {
+          const float e = std::exp(att[t] - maxv);
+          att[t] = e;
+          sum += e;
+        }
+        const float inv = 1.0f / sum;
+        float* o = out + static_cast<std::int64_t>(r) * C + h * hs;
+        std::fill(o, o + hs, 0.f);
+        for (int t = 0; t < n; t++)
+          axpy_f16(o, r16(att[t] * inv), vc + base + static_cast<std::int64_t>(t) * hs, hs);
+      }
+    }
+  });
+}
+
+namespace {
+
+[[noreturn]] void fail(const Napi::CallbackInfo& info, const std::string& msg) {
+  throw Napi::RangeError::New(info.Env(), "decode kernels: " + msg);
+}
+
+std::int64_t int_arg(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::int64_t min) {
+  if (!info[i].IsNumber()) fail(info, std::string(name) + " must be a number");
+  const double d = info[i].As<Napi::Number>().DoubleValue();
+  if (d != std::floor(d) || d < static_cast<double>(min) || d > 2147483647.0)
+    fail(info, std::string(name) + " must be an integer >= " + std::to_string(min));
+  return static_cast<std::int64_t>(d);
+}
+
+template <typename T, napi_typedarray_type KIND>
+T* arr(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::int64_t need) {
+  const Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != KIND)
+    throw Napi::TypeError::New(info.Env(), std::string("decode kernels: ") + name + " has the wrong array type");
+  auto ta = v.As<Napi::TypedArrayOf<T>>();
+  if (static_cast<std::int64_t>(ta.ElementLength()) < need)
+    fail(info, std::string(name) + " has " + std::to_string(ta.ElementLength()) + " elements, need " + std::to_string(need));
+  return ta.Data();
+}
+
+// kvAttentionForward(out, qkv, kc (Uint16Array, f16), vc (Uint16Array, f16), slots, pos, R, C, NH, T, S, threads)
+Napi::Value KvAttentionForward(const Napi::CallbackInfo& info) {
+  const auto R = int_arg(info, 6, "R", 0), C = int_arg(info, 7, "C", 1), NH = int_arg(info, 8, "NH", 1);
+  const auto T = int_arg(info, 9, "T", 1), S = int_arg(info, 10, "S", 1), threads = int_arg(info, 11, "threads", 1);
+  if (C % NH != 0) fail(info, "C is not divisible by NH");
+  float* out = arr<float, napi_float32_array>(info, 0, "out", R * C);
+  const float* qkv = arr<float, napi_float32_array>(info, 1, "qkv", R * 3 * C);
+  std::uint16_t* kc = arr<std::uint16_t, napi_uint16_array>(info, 2, "kc", S * T * C);
+  std::uint16_t* vc = arr<std::uint16_t, napi_uint16_array>(info, 3, "vc", S * T * C);
+  const std::int32_t* slots = arr<std::int32_t, napi_int32_array>(info, 4, "slots", R);
+  const std::int32_t* pos = arr<std::int32_t, napi_int32_array>(info, 5, "pos", R);
+  for (std::int64_t r = 0; r < R; r++) {
+    if (slots[r] < 0 || slots[r] >= S) fail(info, "slots[" + std::to_string(r) + "] is outside [0, S)");
+    if (pos[r] < 0 || pos[r] >= T) fail(info, "pos[" + std::to_string(r) + "] is outside [0, T)");
+  }
+  kv_attention_forward(out, qkv, kc, vc, slots, pos, static_cast<int>(R), static_cast<int>(C), static_cast<int>(NH),
+                       static_cast<int>(T), static_cast<int>(threads));
+  return info.Env().Undefined();
+}
+
+
+// geluF16Forward(out, inp, N)
+Napi::Value GeluF16Forward(const Napi::CallbackInfo& info) {
+  const auto N = int_arg(info, 2, "N", 0);
+  float* out = arr<float, napi_float32_array>(info, 0, "out", N);
+  const float* inp = arr<float, napi_float32_array>(info, 1, "inp", N);
+  gelu_f16_forward(out, inp, N);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_decode_kernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("kvAttentionForward", Napi::Function::New(env, KvAttentionForward, "kvAttentionForward"));
+  exports.Set("geluF16Forward", Napi::Function::New(env, GeluF16Forward, "geluF16Forward"));
+}
+
+}  // namespace sk

@@ -1,0 +1,126 @@
+/**
+ * The CLI's shared plumbing: option value parsers (one error code and message style), `collect` for
+ * repeatable options, and the interrupt helper every long-running command uses.
+ *
+ * Commands are declared with `@commander-js/extra-typings`, so each action's option object is typed
+ * from its flags, parsers and defaults (a misspelt `o.flag` does not compile). Import `Command` from
+ * here rather than from "commander" so every file uses the typed one.
+ */
+import { SynthmixError } from "../util/errors.js";
+
+export { Command } from "@commander-js/extra-typings";
+
+export interface NumberSpec {
+  /** Must be a whole number. */
+  integer?: boolean;
+  /** Smallest allowed value (inclusive). */
+  min?: number;
+  /** Largest allowed value (inclusive). */
+  max?: number;
+  /** Must be strictly greater than 0. */
+  positive?: boolean;
+}
+
+function describe(spec: NumberSpec): string {
+  const kind = spec.integer ? "integer" : "number";
+  const article = spec.integer ? "an" : "a";
+  if (spec.positive) return `a positive ${kind}`;
+  if (spec.min === 0 && spec.max === undefined) return `a non-negative ${kind}`;
+  if (spec.integer && spec.min === 1 && spec.max === undefined) return "a positive integer";
+  if (spec.min !== undefined || spec.max !== undefined)
+    return `${article} ${kind} in [${spec.min ?? "-∞"}, ${spec.max ?? "∞"}]`;
+  return `${article} ${kind}`;
+}
+
+function fits(x: number, spec: NumberSpec): boolean {
+  if (!Number.isFinite(x)) return false;
+  if (spec.integer && !Number.isInteger(x)) return false;
+  if (spec.positive && !(x > 0)) return false;
+  if (spec.min !== undefined && x < spec.min) return false;
+  return spec.max === undefined || x <= spec.max;
+}
+
+/** `--name` from "name" or "--name", for messages. */
+function flagName(name: string): string {
+  return name.startsWith("-") ? name : `--${name}`;
+}
+
+/** Parse `v` as a number for option `name`; throws BAD_OPTION naming the option and the value. */
+export function parseNumber(name: string, v: string, spec: NumberSpec = {}): number {
+  // Number("") and Number(" ") are 0: an empty value is a mistake, not zero.
+  const x = v.trim() === "" ? Number.NaN : Number(v);
+  if (!fits(x, spec)) {
+    throw new SynthmixError("BAD_OPTION", `${flagName(name)}: expected ${describe(spec)}, got "${v}"`);
+  }
+  return x;
+}
+
+/** A commander option parser: `.option("--top-p <p>", "...", numberOption("top-p", { min: 0, max: 1 }))`. */
+export function numberOption(name: string, spec: NumberSpec = {}): (v: string) => number {
+  return (v) => parseNumber(name, v, spec);
+}
+
+/** Any finite number. */
+export const num = (name: string) => numberOption(name);
+/** A finite number >= 0. */
+export const nonNegative = (name: string) => numberOption(name, { min: 0 });
+/** A finite number > 0. */
+export const positive = (name: string) => numberOption(name, { positive: true });
+/** A whole number >= 0. */
+export const nonNegativeInt = (name: string) => numberOption(name, { integer: true, min: 0 });
+/** A whole number >= 1. */
+export const positiveInt = (name: string) => numberOption(name, { integer: true, min: 1 });
+/** Any whole number (seeds). */
+export const integer = (name: string) => numberOption(name, { integer: true });
+
+/** One of a fixed list of words: `.option("--normalize <form>", "...", oneOf("normalize", ["NFC", "none"] as const))`. */
+export function oneOf<const T extends string>(name: string, allowed: readonly T[]): (v: string) => T {
+  return (v) => {
+    if ((allowed as readonly string[]).includes(v)) return v as T;
+    throw new SynthmixError(
+      "BAD_OPTION",
+      `${flagName(name)}: expected one of ${allowed.join(", ")}, got "${v}"`,
+    );
+  };
+}
+
+/** Repeatable option: `.option("--source <x>", "...", collect)` gives every value in order. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Exit code of a command stopped by a signal (128 + SIGINT), as shells report it. */
+export const INTERRUPTED_EXIT_CODE = 130;
+
+export interface InterruptOptions {
+  /** Printed to stderr on the first signal: what happens now and how to resume. */
+  message?: string;
+  /** Signals that stop the work (default SIGINT and SIGTERM: Ctrl-C, and a sweep or Slurm stopping us). */
+  signals?: NodeJS.Signals[];
+}
+
+/**
+ * Run `fn` with an AbortSignal that the first SIGINT/SIGTERM aborts, so the work stops cleanly at its
+ * next safe point (checkpoint, finished write) and a rerun resumes. A second signal exits at once.
+ * When the work was interrupted the process exit code is 130, also if `fn` returns normally: work
+ * was left undone.
+ */
+export async function withInterrupt<T>(
+  fn: (signal: AbortSignal) => Promise<T>,
+  opts: InterruptOptions = {},
+): Promise<T> {
+  const ac = new AbortController();
+  const signals = opts.signals ?? ["SIGINT", "SIGTERM"];
+  const onSignal = () => {
+    if (ac.signal.aborted) process.exit(INTERRUPTED_EXIT_CODE);
+    if (opts.message) process.stderr.write(`\n${opts.message}\n`);
+    ac.abort();
+  };
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+    if (ac.signal.aborted) process.exitCode = INTERRUPTED_EXIT_CODE;
+  }
+}

@@ -1,0 +1,108 @@
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { dirname } from "node:path";
+import { fsyncDir } from "../util/atomic.js";
+import type { TokenDtype } from "../util/tokenfile.js";
+
+const CHUNK = 1 << 20; // tokens buffered before a write: 2-4 MB whatever the file size
+
+/**
+ * Append-only token file written through a fixed buffer, then renamed into place (atomic like
+ * writeFileAtomic): the streaming half of the data path, so no stage holds a whole token file.
+ */
+export class TokenWriter {
+  private readonly fd: number;
+  private readonly tmp: string;
+  private readonly buf: Uint16Array | Uint32Array;
+  private used = 0;
+  /** Tokens written so far. */
+  count = 0;
+  constructor(
+    readonly path: string,
+    dtype: TokenDtype,
+  ) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.tmp = `${path}.${process.pid}.tmp`;
+    this.fd = openSync(this.tmp, "w");
+    this.buf = dtype === "uint16" ? new Uint16Array(CHUNK) : new Uint32Array(CHUNK);
+  }
+  push(ids: ArrayLike<number>): void {
+    let i = 0;
+    while (i < ids.length) {
+      const n = Math.min(ids.length - i, this.buf.length - this.used);
+      if ("subarray" in ids && typeof (ids as Uint16Array).subarray === "function") {
+        this.buf.set((ids as Uint16Array).subarray(i, i + n), this.used);
+      } else {
+        for (let k = 0; k < n; k++) this.buf[this.used + k] = ids[i + k];
+      }
+      this.used += n;
+      i += n;
+      if (this.used === this.buf.length) this.flush();
+    }
+    this.count += ids.length;
+  }
+  pushOne(id: number): void {
+    this.buf[this.used++] = id;
+    this.count++;
+    if (this.used === this.buf.length) this.flush();
+  }
+  private flush(): void {
+    const bytes = new Uint8Array(this.buf.buffer, 0, this.used * this.buf.BYTES_PER_ELEMENT);
+    let off = 0;
+    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
+    this.used = 0;
+  }
+  /** fsync, close and rename over `path`. */
+  commit(): void {
+    this.flush();
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    renameSync(this.tmp, this.path);
+    fsyncDir(dirname(this.path));
+  }
+  abort(): void {
+    try {
+      closeSync(this.fd);
+      unlinkSync(this.tmp);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Random-access reads of a raw token file: documents are read one at a time with pread. */
+export class TokenReader {
+  private readonly fd: number;
+  private readonly width: number;
+  constructor(
+    readonly path: string,
+    readonly dtype: TokenDtype,
+  ) {
+    this.fd = openSync(path, "r");
+    this.width = dtype === "uint16" ? 2 : 4;
+  }
+  /** Tokens [start, start + n) into a fresh aligned array. */
+  read(start: number, n: number): Uint16Array | Uint32Array {
+    const out = this.dtype === "uint16" ? new Uint16Array(n) : new Uint32Array(n);
+    const bytes = new Uint8Array(out.buffer);
+    let off = 0;
+    while (off < bytes.length) {
+      const got = readSync(this.fd, bytes, off, bytes.length - off, start * this.width + off);
+      if (got === 0)
+        throw new Error(`${this.path}: unexpected end of file at token ${start + off / this.width}`);
+      off += got;
+    }
+    return out;
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
