@@ -19,6 +19,7 @@ law and the noise come from the calibration runs. Prints a markdown report (docs
  */
 import { parseArgs } from "node:util";
 import { fitScalingLaw } from "../src/fit/fit.js";
+import { type Form, GRID, getForm } from "../src/fit/forms.js";
 import { isNatural, readRunRows } from "../src/fit/groups.js";
 import type { FitsFile } from "../src/fit/results.js";
 import { fitRows } from "../src/fit/workspace.js";
@@ -217,12 +218,40 @@ function simulateRows(runs: DesignRun[], t: Truth, seed: number): RunResultRow[]
 }
 
 /** Calibrate the natural law and the seed noise on real natural runs. */
-function calibrate(ws: string, base: Truth): Truth {
+/**
+ * The joint law with E held at a given value (4 free parameters): the calibration runs alone do not
+ * identify E (their free fit puts it at 0), so the truth takes E0 as an assumption and the rest from
+ * the runs. Built on the joint form's predictor; the grid is the joint grid without the e axis.
+ */
+function fixedEForm(E: number): Form {
+  const joint = getForm("joint")!;
+  const e = Math.log(E);
+  return {
+    name: `joint-E=${E}`,
+    params: ["a", "alpha", "b", "beta"],
+    uses: { N: true, D: true },
+    predictLog(t, data, i, grad) {
+      const g = grad ? new Float64Array(5) : null;
+      const v = joint.predictLog(Float64Array.of(t[0], t[1], t[2], t[3], e), data, i, g);
+      if (grad && g) for (let j = 0; j < 4; j++) grad[j] = g[j];
+      return v;
+    },
+    initGrid: () =>
+      GRID.scale.flatMap((a) =>
+        GRID.exponent.flatMap((al) => GRID.scale.flatMap((b) => GRID.exponent.map((be) => [a, al, b, be]))),
+      ),
+    natural: (t) => ({ A: Math.exp(t[0]), alpha: t[1], B: Math.exp(t[2]), beta: t[3], E }),
+  };
+}
+
+function calibrate(ws: string, base: Truth, fixedE: number | null): Truth {
   const rows = readRunRows(ws).filter((r) => r.domain === "all" && isNatural(r));
-  const fit = fitScalingLaw(
-    rows.map((r) => ({ runId: r.runId, N: r.nonEmbeddingParams, D: r.tokens, loss: r.loss })),
-    "joint",
+  const pts = rows.map((r) => ({ runId: r.runId, N: r.nonEmbeddingParams, D: r.tokens, loss: r.loss }));
+  const free = fitScalingLaw(pts, "joint", { quality: false });
+  console.log(
+    `calibration, free joint fit: E=${free.natural.E.toFixed(3)} A=${free.natural.A.toFixed(2)} alpha=${free.natural.alpha.toFixed(3)} B=${free.natural.B.toFixed(2)} beta=${free.natural.beta.toFixed(3)}`,
   );
+  const fit = fixedE === null ? free : fitScalingLaw(pts, fixedEForm(fixedE), {});
   const p = fit.natural;
   const pairs = new Map<string, number[]>();
   for (const r of rows) {
@@ -234,7 +263,7 @@ function calibrate(ws: string, base: Truth): Truth {
     ? Math.sqrt(diffs.reduce((a, d) => a + d * d, 0) / diffs.length / 2)
     : base.sigma;
   console.log(
-    `calibration: ${rows.length} natural runs, joint fit E=${p.E.toFixed(3)} A=${p.A.toFixed(2)} alpha=${p.alpha.toFixed(3)} B=${p.B.toFixed(2)} beta=${p.beta.toFixed(3)}, RMS log-residual ${fit.quality.rmseLog.toFixed(4)}; seed noise sigma=${sigma.toFixed(4)} from ${diffs.length} pairs\n`,
+    `calibration: ${rows.length} natural runs, ${fixedE === null ? "free" : `E fixed at ${fixedE}`}: E=${p.E.toFixed(3)} A=${p.A.toFixed(2)} alpha=${p.alpha.toFixed(3)} B=${p.B.toFixed(2)} beta=${p.beta.toFixed(3)}, RMS log-residual ${fit.quality.rmseLog.toFixed(4)}; seed noise sigma=${sigma.toFixed(4)} from ${diffs.length} pairs\n`,
   );
   for (const r of [...rows].sort(
     (a, b) => a.nonEmbeddingParams - b.nonEmbeddingParams || a.tokens - b.tokens,
@@ -364,9 +393,18 @@ async function main() {
       reps: { type: "string", default: "3" },
       bootstrap: { type: "string", default: "200" },
       calibration: { type: "string" },
+      /** Comma-separated E0 values for the truth (with --calibration); the other parameters are refitted. */
+      "truth-e": { type: "string" },
     },
   });
-  const truth = values.calibration ? calibrate(values.calibration, DEFAULT_TRUTH) : DEFAULT_TRUTH;
+  const es = values["truth-e"] ? values["truth-e"].split(",").map(Number) : [null];
+  for (const e0 of es) {
+    const truth = values.calibration ? calibrate(values.calibration, DEFAULT_TRUTH, e0) : DEFAULT_TRUTH;
+    simulate(truth, values.design!, Number(values.reps), Number(values.bootstrap));
+  }
+}
+
+function simulate(truth: Truth, design: string, reps: number, bootstrap: number) {
   console.log(
     `truth: E0=${truth.E0.toFixed(3)} A=${truth.A.toFixed(2)} alpha=${truth.alpha.toFixed(3)} B=${truth.B.toFixed(2)} beta=${truth.beta.toFixed(3)} sigma=${truth.sigma.toFixed(4)}; domain offsets ${JSON.stringify(truth.delta)}; styles ${JSON.stringify(truth.styles)} (r* of the truth: ${Object.keys(
       truth.styles,
@@ -374,8 +412,8 @@ async function main() {
       .map((st) => `${st} ${truthBestRatio(truth, st)}`)
       .join(", ")})\n`,
   );
-  const designs = values.design === "all" ? ["old", "full", "fast"] : values.design!.split(",");
-  for (const d of designs) report(d, designRuns(d), truth, Number(values.reps), Number(values.bootstrap));
+  const designs = design === "all" ? ["old", "full", "fast"] : design.split(",");
+  for (const d of designs) report(d, designRuns(d), truth, reps, bootstrap);
 }
 
 await main();
