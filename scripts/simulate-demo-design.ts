@@ -395,11 +395,14 @@ async function main() {
       calibration: { type: "string" },
       /** Comma-separated E0 values for the truth (with --calibration); the other parameters are refitted. */
       "truth-e": { type: "string" },
+      /** Override the run-to-run noise (sd of log loss), e.g. to ask what a quieter trainer would identify. */
+      sigma: { type: "string" },
     },
   });
   const es = values["truth-e"] ? values["truth-e"].split(",").map(Number) : [null];
   for (const e0 of es) {
-    const truth = values.calibration ? calibrate(values.calibration, DEFAULT_TRUTH, e0) : DEFAULT_TRUTH;
+    const base = values.calibration ? calibrate(values.calibration, DEFAULT_TRUTH, e0) : DEFAULT_TRUTH;
+    const truth = values.sigma ? { ...base, sigma: Number(values.sigma) } : base;
     simulate(truth, values.design!, Number(values.reps), Number(values.bootstrap));
   }
 }
