@@ -10,10 +10,10 @@ const DEMO_NOTE =
 /** What the design simulation (scripts/simulate-demo-design.ts, docs/study.md) found, said in the report. */
 const DESIGN_NOTE =
   "Design check: simulated with synthmix's fitter under a truth calibrated on natural runs of these " +
-  "models, with the seed-to-seed noise measured on this machine (1.1% of the loss), this grid resolves " +
-  "the best ratio in about half the cases and does not identify E (its interval reaches 0); it does " +
-  "identify E for most mixtures only at about a third of that noise. Numbers the fits do not support " +
-  "are flagged as such here, not stated as findings.";
+  "models (docs/study.md), this grid resolves the best ratio in the two ratio cells (about half the " +
+  "time at the seed-to-seed noise measured on this machine, 1.1% of the loss) but does not identify " +
+  "the irreducible loss E: on 1.6M tokens of Brown the best runs lie too close to the floor. Numbers " +
+  "the fits do not support are flagged as such here, not stated as findings.";
 
 /** Said by the quick demo's report and console summary: its grid is a smoke test, not a measurement. */
 export const QUICK_NOTE =
