@@ -126,6 +126,8 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   writeFileAtomic(join(workspace, "study.json"), `${JSON.stringify(config, null, 2)}\n`);
 
   const clock = (opts.eta ?? progress !== "silent") ? await studyClock(study, log) : null;
+  // Declared before any stage: done() reads it, also when --until stops before the sweep.
+  let failedRuns: { id: string; error: string }[] = [];
   const stage = async (s: StageName, fn: () => Promise<void>): Promise<boolean> => {
     clock?.stage(s, state.isComplete(s, keys[s]));
     if (state.isComplete(s, keys[s])) {
@@ -259,7 +261,6 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   if (!go) return done();
 
   // 5. mixtures + the training sweep.
-  let failedRuns: { id: string; error: string }[] = [];
   go = await stage("sweep", async () => {
     const tokenizer = await loadMixTokenizer(tokenizerPath, config.threads);
     await checkSupply(sweepSpec, workspace, tokenizer);
