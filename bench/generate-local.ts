@@ -51,6 +51,8 @@ function paragraphs(gguf: string, n: number): string[] {
 interface Row {
   name: string;
   seconds: number;
+  /** CPU seconds of this process (all threads, llama.cpp's included) during the timed part. */
+  cpuSeconds: number;
   outTokens: number;
   promptTokens: number;
   texts: string[];
@@ -64,15 +66,18 @@ async function runEngine(
 ): Promise<Row> {
   // Warm-up (model load, first context) outside the timing.
   await ep.generate({ id: "warmup", messages: [], prompt: prompts[0], params });
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const res: GenResponse[] = await Promise.all(
     prompts.map((prompt, i) => ep.generate({ id: `r${i}`, messages: [], prompt, params })),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(c0);
   await ep.close?.();
   return {
     name,
     seconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     outTokens: res.reduce((a, r) => a + (r.usage?.completion_tokens ?? 0), 0),
     promptTokens: res.reduce((a, r) => a + (r.usage?.prompt_tokens ?? 0), 0),
     texts: res.map((r) => r.text),
@@ -128,19 +133,26 @@ export async function benchLocal(argv: string[]): Promise<void> {
   const bestPeer = rows
     .slice(0, 2)
     .reduce((a, r) => (r.outTokens / r.seconds > a.outTokens / a.seconds ? r : a));
-  console.log("| engine | seconds | output tok/s | prompt tok/s | same text as llama c=1 |");
-  console.log("|---|---:|---:|---:|---:|");
+  console.log(
+    "| engine | wall s | CPU s | output tok/s (wall) | output tok per CPU s | prompt tok/s (wall) | same text as llama c=1 |",
+  );
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
   for (const r of rows) {
     const same = r.texts.filter((t, i) => t === base.texts[i]).length;
     console.log(
-      `| ${r.name} | ${r.seconds.toFixed(2)} | ${(r.outTokens / r.seconds).toFixed(0)} | ` +
-        `${(r.promptTokens / r.seconds).toFixed(0)} | ${same}/${r.texts.length} |`,
+      `| ${r.name} | ${r.seconds.toFixed(2)} | ${r.cpuSeconds.toFixed(2)} | ${(r.outTokens / r.seconds).toFixed(0)} | ` +
+        `${(r.outTokens / r.cpuSeconds).toFixed(0)} | ${(r.promptTokens / r.seconds).toFixed(0)} | ${same}/${r.texts.length} |`,
     );
   }
   const native = rows[2];
   const rate = (r: Row) => r.outTokens / r.seconds;
+  const perCpu = (r: Row) => r.outTokens / r.cpuSeconds;
   console.log(
-    `ratio native / llama c=1: ${(rate(native) / rate(base)).toFixed(2)}x; ` +
+    `ratio (wall) native / llama c=1: ${(rate(native) / rate(base)).toFixed(2)}x; ` +
       `native / best node-llama-cpp (${bestPeer.name}): ${(rate(native) / rate(bestPeer)).toFixed(2)}x`,
+  );
+  console.log(
+    `ratio (per CPU second) native / llama c=1: ${(perCpu(native) / perCpu(base)).toFixed(2)}x; ` +
+      `native / llama c=${lc}: ${(perCpu(native) / perCpu(rows[1])).toFixed(2)}x`,
   );
 }

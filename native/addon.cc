@@ -36,6 +36,9 @@ struct Args {
     return static_cast<std::int64_t>(d);
   }
 
+  // An optional trailing boolean (absent or undefined = false).
+  bool flag(std::size_t i) const { return info.Length() > i && info[i].ToBoolean().Value(); }
+
   float number(std::size_t i, const char* name) const {
     const Napi::Value v = info[i];
     if (!v.IsNumber()) type_error(std::string(name) + " must be a number");
@@ -110,7 +113,7 @@ Napi::Value LayernormBackward(const Napi::CallbackInfo& info) {
   const auto BT = a.integer(8, "BT"), C = a.integer(9, "C", 1);
   sk::layernorm_backward(a.f32(0, "dinp", BT * C), a.f32(1, "dweight", C), a.f32(2, "dbias", C),
                          a.f32(3, "dout", BT * C), a.f32(4, "inp", BT * C), a.f32(5, "weight", C), a.f32(6, "mean", BT),
-                         a.f32(7, "rstd", BT), static_cast<int>(BT), static_cast<int>(C));
+                         a.f32(7, "rstd", BT), static_cast<int>(BT), static_cast<int>(C), a.flag(10));
   return info.Env().Undefined();
 }
 
@@ -127,7 +130,7 @@ Napi::Value MatmulBackward(const Napi::CallbackInfo& info) {
   const auto BT = a.integer(6, "BT"), C = a.integer(7, "C"), OC = a.integer(8, "OC");
   sk::matmul_backward(a.f32(0, "dinp", BT * C, true), a.f32(1, "dweight", OC * C, true), a.f32(2, "dbias", OC, true),
                       a.f32(3, "dout", BT * OC), a.f32(4, "inp", BT * C), a.f32(5, "weight", OC * C),
-                      static_cast<int>(BT), static_cast<int>(C), static_cast<int>(OC));
+                      static_cast<int>(BT), static_cast<int>(C), static_cast<int>(OC), a.flag(9));
   return info.Env().Undefined();
 }
 
@@ -150,7 +153,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   check_heads(a, C, NH);
   sk::attention_backward(a.f32(0, "dqkv", B * T * 3 * C), a.f32(1, "scratch", B * NH * T * T),
                          a.f32(2, "dout", B * T * C), a.f32(3, "qkv", B * T * 3 * C), a.f32(4, "att", B * NH * T * T),
-                         static_cast<int>(B), static_cast<int>(T), static_cast<int>(C), static_cast<int>(NH));
+                         static_cast<int>(B), static_cast<int>(T), static_cast<int>(C), static_cast<int>(NH), a.flag(9));
   return info.Env().Undefined();
 }
 
@@ -164,7 +167,7 @@ Napi::Value GeluForward(const Napi::CallbackInfo& info) {
 Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
   Args a{info, "geluBackward"};
   const auto N = a.integer(3, "N");
-  sk::gelu_backward(a.f32(0, "dinp", N), a.f32(1, "inp", N), a.f32(2, "dout", N), N);
+  sk::gelu_backward(a.f32(0, "dinp", N), a.f32(1, "inp", N), a.f32(2, "dout", N), N, a.flag(4));
   return info.Env().Undefined();
 }
 
@@ -199,6 +202,14 @@ Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
   sk::adamw_update(a.f32(0, "params", N), a.f32(1, "grads", N), a.f32(2, "m", N), a.f32(3, "v", N), N, lr, b1, b2, eps,
                    wd, static_cast<int>(t));
   return info.Env().Undefined();
+}
+
+Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
+  Args a{info, "clipGradNorm"};
+  const auto N = a.integer(1, "N");
+  const Napi::Value mx = info[2];
+  if (!mx.IsNumber()) a.type_error("maxNorm must be a number");
+  return Napi::Number::New(info.Env(), sk::clip_grad_norm(a.f32(0, "grads", N), N, mx.As<Napi::Number>().DoubleValue()));
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
@@ -242,6 +253,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"residualForward", ResidualForward},
       {"crossEntropyForward", CrossEntropyForward},
       {"adamwUpdate", AdamwUpdate},
+      {"clipGradNorm", ClipGradNorm},
       {"setThreads", SetThreads},
       {"getThreads", GetThreads},
       {"isa", Isa},

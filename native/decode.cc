@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "gemm.h"
 #include "pool.h"
 
 namespace sk {
@@ -129,17 +130,104 @@ inline float dot_f16(const float* q, const std::uint16_t* k, int n) {
   return s;
 }
 
-// o += p * v over n values with v in f16.
-inline void axpy_f16(float* o, float p, const std::uint16_t* v, int n) {
+// acc (f16) = f16(acc * m): ggml_vec_scale_f16.
+inline void scale_f16(std::uint16_t* acc, float m, int n) {
   int i = 0;
 #if defined(__AVX512F__)
-  const __m512 pv = _mm512_set1_ps(p);
+  const __m512 mv = _mm512_set1_ps(m);
   for (; i + 16 <= n; i += 16) {
-    const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
-    _mm512_storeu_ps(o + i, _mm512_fmadd_ps(pv, vv, _mm512_loadu_ps(o + i)));
+    __m256i* p = reinterpret_cast<__m256i*>(acc + i);
+    const __m512 a = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(p)), mv);
+    _mm256_storeu_si256(p, _mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
 #endif
-  for (; i < n; i++) o[i] += p * f16_to_f32(v[i]);
+  for (; i < n; i++) acc[i] = f32_to_f16(f16_to_f32(acc[i]) * m);
+}
+
+// acc (f16) = f16(fma(v, w, acc)): ggml_vec_mad_f16.
+inline void mad_f16(std::uint16_t* acc, const std::uint16_t* v, float w, int n) {
+  int i = 0;
+#if defined(__AVX512F__)
+  const __m512 wv = _mm512_set1_ps(w);
+  for (; i + 16 <= n; i += 16) {
+    __m256i* p = reinterpret_cast<__m256i*>(acc + i);
+    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
+    const __m512 a = _mm512_fmadd_ps(x, wv, _mm512_cvtph_ps(_mm256_loadu_si256(p)));
+    _mm256_storeu_si256(p, _mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+#endif
+  for (; i < n; i++) acc[i] = f32_to_f16(std::fma(f16_to_f32(v[i]), w, f16_to_f32(acc[i])));
+}
+
+// One generated token's query (already f16-rounded) over n cached positions of one head, as llama.cpp's
+// CPU flash attention computes a single-token decode (its default for these models): online softmax in
+// float, the value accumulator kept in f16 (rescaled, then multiply-added in float and rounded back to
+// f16 after every position), divided by the softmax sum at the end.
+void decode_head(float* o, const float* qh, const std::uint16_t* k, const std::uint16_t* v, int n, int hs, float scale,
+                 std::uint16_t* acc) {
+  std::fill(acc, acc + hs, static_cast<std::uint16_t>(0));
+  float S = 0.0f;
+  float M = -INFINITY;
+  for (int t = 0; t < n; t++) {
+    const float s = dot_f16(qh, k + static_cast<std::int64_t>(t) * hs, hs) * scale;
+    float ms = 1.0f;
+    float vs = 1.0f;
+    if (s > M) {
+      const float Mold = M;
+      M = s;
+      ms = std::exp(Mold - M);
+      scale_f16(acc, ms, hs);
+    } else {
+      vs = std::exp(s - M);
+    }
+    mad_f16(acc, v + static_cast<std::int64_t>(t) * hs, vs, hs);
+    S = S * ms + vs;
+  }
+  const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+  for (int i = 0; i < hs; i++) o[i] = f16_to_f32(acc[i]) * inv;
+}
+
+// Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
+// S = f16(q) · K^T over positions 0..p1-1, causal softmax per row, O = f16(P) · V. Each output element
+// is a dot product in the GEMM's fixed k order, and masked positions contribute exact zeros, so a row's
+// result does not depend on how its prompt was chunked or what else is in the batch.
+void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const std::uint16_t* vh, int r0, int n,
+                  int p0, int C, int h, int hs, float scale, std::vector<float>& buf) {
+  const int p1 = p0 + n;
+  buf.resize(static_cast<std::size_t>(n) * hs + 2 * static_cast<std::size_t>(p1) * hs +
+             static_cast<std::size_t>(n) * p1);
+  float* q = buf.data();
+  float* kf = q + static_cast<std::ptrdiff_t>(n) * hs;
+  float* vf = kf + static_cast<std::ptrdiff_t>(p1) * hs;
+  float* sc = vf + static_cast<std::ptrdiff_t>(p1) * hs;
+  for (int i = 0; i < n; i++)
+    for (int d = 0; d < hs; d++) q[i * hs + d] = r16(qkv[static_cast<std::int64_t>(r0 + i) * 3 * C + h * hs + d]);
+  for (std::int64_t j = 0; j < static_cast<std::int64_t>(p1) * hs; j++) {
+    kf[j] = f16_to_f32(kh[j]);
+    vf[j] = f16_to_f32(vh[j]);
+  }
+  // S (n, p1) = Q (n, hs) · Kf^T: B(k, t) = kf[t*hs + k].
+  sgemm_serial(GemmArgs{n, p1, hs, q, hs, 1, kf, 1, hs, sc, p1, false, nullptr});
+  for (int i = 0; i < n; i++) {
+    float* row = sc + static_cast<std::ptrdiff_t>(i) * p1;
+    const int m = p0 + i + 1;
+    float maxv = -INFINITY;
+    for (int t = 0; t < m; t++) {
+      row[t] *= scale;
+      maxv = std::max(maxv, row[t]);
+    }
+    float sum = 0.f;
+    for (int t = 0; t < m; t++) {
+      row[t] = std::exp(row[t] - maxv);
+      sum += row[t];
+    }
+    const float inv = 1.0f / sum;
+    for (int t = 0; t < m; t++) row[t] = r16(row[t] * inv);
+    std::fill(row + m, row + p1, 0.f);
+  }
+  // O (n, hs) = P (n, p1) · Vf (p1, hs), written into out rows r0.. at column h*hs.
+  sgemm_serial(GemmArgs{n, hs, p1, sc, p1, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0) * C + h * hs, C, false,
+                        nullptr});
 }
 
 // out (R,C): causal attention of each row's query over its sequence's cached keys/values 0..pos, computed
@@ -149,7 +237,7 @@ inline void axpy_f16(float* o, float p, const std::uint16_t* v, int n) {
 // so rows of one prefill chunk see each other. Scale 1/sqrt(C/NH), softmax in float with expf.
 void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::uint16_t* vc,
                           const std::int32_t* slots, const std::int32_t* pos, int R, int C, int NH, int T,
-                          int threads) {
+                          int threads, int first_prefill) {
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   // Cache layout (slot, head, position, head channel): one head's keys are contiguous over positions.
@@ -163,36 +251,40 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
       }
     }
   }
-  // Chunks of rows with boundaries fixed by R alone; each row's arithmetic is independent of its chunk.
+  // Prompt rows (from first_prefill on): runs of one slot at consecutive positions, two GEMMs per head.
+  struct Group {
+    int r0, n, p0;
+  };
+  std::vector<Group> groups;
+  for (int r = first_prefill; r < R;) {
+    int e = r + 1;
+    while (e < R && slots[e] == slots[r] && pos[e] == pos[e - 1] + 1) e++;
+    groups.push_back({r, e - r, pos[r]});
+    r = e;
+  }
+  parallel_for(static_cast<int>(groups.size()) * NH, std::max(1, threads), [&](int task) {
+    thread_local std::vector<float> buf;
+    const Group& g = groups[task / NH];
+    const int h = task % NH;
+    const std::int64_t base = (static_cast<std::int64_t>(slots[g.r0]) * NH + h) * T * hs;
+    prefill_head(out, qkv, kc + base, vc + base, g.r0, g.n, g.p0, C, h, hs, scale, buf);
+  });
+  // Decode rows [0, first_prefill): one query each. Chunks of rows with boundaries fixed by the row count
+  // alone; each row's arithmetic is independent of its chunk.
   constexpr int kRowsPerChunk = 4;
-  const int chunks = (R + kRowsPerChunk - 1) / kRowsPerChunk;
+  const int chunks = (first_prefill + kRowsPerChunk - 1) / kRowsPerChunk;
   parallel_for(chunks, std::max(1, threads), [&](int c) {
-    std::vector<float> att(static_cast<std::size_t>(T));
     std::vector<float> qh(static_cast<std::size_t>(hs));
-    const int r1 = std::min(R, (c + 1) * kRowsPerChunk);
+    std::vector<std::uint16_t> acc(static_cast<std::size_t>(hs));
+    const int r1 = std::min(first_prefill, (c + 1) * kRowsPerChunk);
     for (int r = c * kRowsPerChunk; r < r1; r++) {
       const int n = pos[r] + 1;
       for (int h = 0; h < NH; h++) {
         const std::int64_t base = (static_cast<std::int64_t>(slots[r]) * NH + h) * T * hs;
         const float* q = qkv + static_cast<std::int64_t>(r) * 3 * C + h * hs;
         for (int i = 0; i < hs; i++) qh[i] = r16(q[i]);
-        float maxv = -INFINITY;
-        for (int t = 0; t < n; t++) {
-          const float s = dot_f16(qh.data(), kc + base + static_cast<std::int64_t>(t) * hs, hs) * scale;
-          att[t] = s;
-          maxv = std::max(maxv, s);
-        }
-        float sum = 0.f;
-        for (int t = 0; t < n; t++) {
-          const float e = std::exp(att[t] - maxv);
-          att[t] = e;
-          sum += e;
-        }
-        const float inv = 1.0f / sum;
-        float* o = out + static_cast<std::int64_t>(r) * C + h * hs;
-        std::fill(o, o + hs, 0.f);
-        for (int t = 0; t < n; t++)
-          axpy_f16(o, r16(att[t] * inv), vc + base + static_cast<std::int64_t>(t) * hs, hs);
+        decode_head(out + static_cast<std::int64_t>(r) * C + h * hs, qh.data(), kc + base, vc + base, n, hs, scale,
+                    acc.data());
       }
     }
   });
@@ -223,10 +315,13 @@ T* arr(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::int
   return ta.Data();
 }
 
-// kvAttentionForward(out, qkv, kc (Uint16Array, f16), vc (Uint16Array, f16), slots, pos, R, C, NH, T, S, threads)
+// kvAttentionForward(out, qkv, kc (Uint16Array, f16), vc (Uint16Array, f16), slots, pos, R, C, NH, T, S, threads,
+//                    firstPrefill): rows [0, firstPrefill) are decode rows, the rest prompt rows.
 Napi::Value KvAttentionForward(const Napi::CallbackInfo& info) {
   const auto R = int_arg(info, 6, "R", 0), C = int_arg(info, 7, "C", 1), NH = int_arg(info, 8, "NH", 1);
   const auto T = int_arg(info, 9, "T", 1), S = int_arg(info, 10, "S", 1), threads = int_arg(info, 11, "threads", 1);
+  const auto first_prefill = int_arg(info, 12, "firstPrefill", 0);
+  if (first_prefill > R) fail(info, "firstPrefill > R");
   if (C % NH != 0) fail(info, "C is not divisible by NH");
   float* out = arr<float, napi_float32_array>(info, 0, "out", R * C);
   const float* qkv = arr<float, napi_float32_array>(info, 1, "qkv", R * 3 * C);
@@ -239,7 +334,7 @@ Napi::Value KvAttentionForward(const Napi::CallbackInfo& info) {
     if (pos[r] < 0 || pos[r] >= T) fail(info, "pos[" + std::to_string(r) + "] is outside [0, T)");
   }
   kv_attention_forward(out, qkv, kc, vc, slots, pos, static_cast<int>(R), static_cast<int>(C), static_cast<int>(NH),
-                       static_cast<int>(T), static_cast<int>(threads));
+                       static_cast<int>(T), static_cast<int>(threads), static_cast<int>(first_prefill));
   return info.Env().Undefined();
 }
 

@@ -169,7 +169,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 }
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                        const float* weight, const float* mean, const float* rstd, int BT, int C) {
+                        const float* weight, const float* mean, const float* rstd, int BT, int C, bool overwrite) {
   par_range(BT, 1, 2.0 * BT * C, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; r++) {
       const float* x = inp + r * C;
@@ -195,10 +195,16 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
       dnm /= C;
       dnnm /= C;
       float* di = dinp + r * C;
-      for (int k = 0; k < C; k++) {
-        const float norm = (x[k] - m) * s;
-        di[k] += (weight[k] * d[k] - dnm - norm * dnnm) * s;
-      }
+      if (overwrite)
+        for (int k = 0; k < C; k++) {
+          const float norm = (x[k] - m) * s;
+          di[k] = (weight[k] * d[k] - dnm - norm * dnnm) * s;
+        }
+      else
+        for (int k = 0; k < C; k++) {
+          const float norm = (x[k] - m) * s;
+          di[k] += (weight[k] * d[k] - dnm - norm * dnnm) * s;
+        }
     }
   });
   colsum_add(dbias, dout, BT, C, C);
@@ -225,9 +231,9 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int BT, int C, int OC) {
-  if (dinp != nullptr)  // dinp (BT,C) += dout (BT,OC) · W (OC,C)
-    sgemm(GemmArgs{BT, C, OC, dout, OC, 1, weight, C, 1, dinp, C, true, nullptr}, threads());
+                     const float* weight, int BT, int C, int OC, bool overwrite) {
+  if (dinp != nullptr)  // dinp (BT,C) (+)= dout (BT,OC) · W (OC,C)
+    sgemm(GemmArgs{BT, C, OC, dout, OC, 1, weight, C, 1, dinp, C, !overwrite, nullptr}, threads());
   // dW (OC,C) += dout^T (OC,BT) · inp (BT,C), with A(m,k) = dout[k*OC + m]
   if (dweight != nullptr)
     sgemm(GemmArgs{OC, C, BT, dout, 1, OC, inp, C, 1, dweight, C, true, nullptr}, threads());
@@ -278,7 +284,10 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
 }
 
 void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* att, int B,
-                        int T, int C, int NH) {
+                        int T, int C, int NH, bool overwrite) {
+  // Each row block of dQ, dK and dV (per batch and head) is produced by exactly one GEMM below, so with
+  // `overwrite` those GEMMs write instead of accumulating and dqkv needs no zeroing.
+  const bool acc = !overwrite;
   const int hs = C / NH;
   const std::int64_t C3 = 3 * static_cast<std::int64_t>(C);
   const float scale = 1.f / std::sqrt(static_cast<float>(hs));
@@ -319,12 +328,12 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
         const int r1 = std::min(T, r0 + RB);
         const std::int64_t o = static_cast<std::int64_t>(r0);
         // dV[r0:r1] += P[r0:T, r0:r1]^T dout[r0:T]   (P is zero above the diagonal)
-        sgemm_serial(GemmArgs{r1 - r0, hs, T - r0, a + o * T + o, 1, T, d + o * C, C, 1, dv + o * C3, C3, true,
+        sgemm_serial(GemmArgs{r1 - r0, hs, T - r0, a + o * T + o, 1, T, d + o * C, C, 1, dv + o * C3, C3, acc,
                               nullptr});
         // dQ[r0:r1] += dS[r0:r1, 0:r1] K[0:r1]
-        sgemm_serial(GemmArgs{r1 - r0, hs, r1, ds + o * T, T, 1, k, C3, 1, dq + o * C3, C3, true, nullptr});
+        sgemm_serial(GemmArgs{r1 - r0, hs, r1, ds + o * T, T, 1, k, C3, 1, dq + o * C3, C3, acc, nullptr});
         // dK[r0:r1] += dS[r0:T, r0:r1]^T Q[r0:T]
-        sgemm_serial(GemmArgs{r1 - r0, hs, T - r0, ds + o * T + o, 1, T, q + o * C3, C3, 1, dk + o * C3, C3, true,
+        sgemm_serial(GemmArgs{r1 - r0, hs, T - r0, ds + o * T + o, 1, T, q + o * C3, C3, 1, dk + o * C3, C3, acc,
                               nullptr});
       }
     }
@@ -342,14 +351,14 @@ void gelu_forward(float* out, const float* inp, std::int64_t N) {
   });
 }
 
-void gelu_backward(float* dinp, const float* inp, const float* dout, std::int64_t N) {
+void gelu_backward(float* dinp, const float* inp, const float* dout, std::int64_t N, bool overwrite) {
   par_range(N, 256, static_cast<double>(N) * 8, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t i = lo; i < hi; i++) {
       const float x = inp[i];
       const float th = tanh_f(GELU_SCALE * (x + 0.044715f * x * x * x));
       const float sech2 = 1.f - th * th;
       const float g = 0.5f * (1.f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.f + 3.f * 0.044715f * x * x);
-      dinp[i] += g * dout[i];
+      dinp[i] = overwrite ? g * dout[i] : dinp[i] + g * dout[i];
     }
   });
 }
@@ -423,6 +432,41 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::in
       params[i] -= lr * (mhat / (std::sqrt(vhat) + eps) + weight_decay * params[i]);
     }
   });
+}
+
+// ------------------------------------------------------------------ gradient clipping
+
+double clip_grad_norm(float* g, std::int64_t N, double max_norm) {
+  constexpr std::int64_t CH = 4096;
+  const std::int64_t chunks = (N + CH - 1) / CH;
+  std::vector<double> part(static_cast<std::size_t>(chunks), 0.0);
+  par_range(chunks, 1, static_cast<double>(N), [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; c++) {
+      const std::int64_t lo = c * CH;
+      const std::int64_t hi = std::min(N, lo + CH);
+      double acc[8] = {};
+      std::int64_t i = lo;
+      for (; i + 8 <= hi; i += 8)
+        for (int j = 0; j < 8; j++) {
+          const double x = g[i + j];
+          acc[j] = acc[j] + x * x;
+        }
+      double sum = 0.0;
+      for (int j = 0; j < 8; j++) sum += acc[j];
+      for (; i < hi; i++) sum += static_cast<double>(g[i]) * g[i];
+      part[static_cast<std::size_t>(c)] = sum;
+    }
+  });
+  double ss = 0.0;
+  for (const double p : part) ss += p;
+  const double norm = std::sqrt(ss);
+  if (std::isfinite(norm) && norm > max_norm) {
+    const double scale = max_norm / norm;
+    par_range(N, 256, static_cast<double>(N), [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t i = lo; i < hi; i++) g[i] = static_cast<float>(static_cast<double>(g[i]) * scale);
+    });
+  }
+  return norm;
 }
 
 }  // namespace sk

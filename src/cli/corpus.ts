@@ -1,3 +1,4 @@
+import { CORPUS_DEFAULTS as D } from "../corpus/config.js";
 import {
   defaultCorpusName,
   formatCorpusSummary,
@@ -17,7 +18,7 @@ export function register(program: Command): void {
   corpus
     .command("import")
     .description(
-      "read a corpus (brown, .jsonl[.gz], .parquet, .warc[.gz]/.wet[.gz], .txt/.md or a folder), clean it and split train/test",
+      "read a corpus (brown, .jsonl[.gz|.zst], .parquet, .warc[.gz]/.wet[.gz], .txt/.md or a folder), clean it and split train/test",
     )
     .requiredOption("--from <source>", 'source file or folder, or "brown" for the built-in Brown corpus')
     .requiredOption("--out <workspace>", "workspace folder; writes <workspace>/corpus/<name>/")
@@ -26,21 +27,21 @@ export function register(program: Command): void {
       "--test-fraction <f>",
       "fraction of documents held out per test set",
       num("test-fraction", 0, 1),
-      0.1,
+      D.testFraction,
     )
     .option(
       "--test-by <how>",
       "one test set per group | domain | none (a single 'all' set)",
       oneOf("test-by", ["group", "domain", "none"] as const),
-      "none",
+      D.testBy,
     )
     .option(
       "--min-test-docs <n>",
       "minimum documents per test set (at most half of a set)",
       num("min-test-docs", 0),
-      1,
+      D.minTestDocs,
     )
-    .option("--seed <n>", "seed of the split and near-dedup", num("seed"), 1)
+    .option("--seed <n>", "seed of the split and near-dedup", num("seed"), D.seed)
     .option("--min-chars <n>", "drop documents shorter than N characters", num("min-chars", 0))
     .option("--max-chars <n>", "drop documents longer than N characters", num("max-chars", 0))
     .option("--min-words <n>", "drop documents with fewer than N words", num("min-words", 0))
@@ -49,7 +50,7 @@ export function register(program: Command): void {
       "--normalize <form>",
       "Unicode normalization: NFC | NFKC | none",
       oneOf("normalize", ["NFC", "NFKC", "none"] as const),
-      "NFC",
+      D.normalize,
     )
     .option("--no-dedup", "keep exact duplicates")
     .option(
@@ -61,13 +62,18 @@ export function register(program: Command): void {
     .option("--ngram <n>", "words per shingle for --near-dedup", num("ngram", 1), 5)
     .option("--bands <n>", "LSH bands for --near-dedup (default: chosen from the threshold)", num("bands", 1))
     .option("--skip-bad-records", "count and skip malformed records instead of stopping")
-    .option("--text-field <field>", "JSONL field / Parquet column with the text", "text")
-    .option("--id-field <field>", "JSONL field / Parquet column with the document id", "id")
+    .option("--text-field <field>", "JSONL field / Parquet column with the text", D.textField)
+    .option("--id-field <field>", "JSONL field / Parquet column with the document id", D.idField)
+    .option(
+      "--kind <kind>",
+      "the format when the file name does not say it: jsonl | parquet | warc | text",
+      oneOf("kind", ["jsonl", "parquet", "warc", "text"] as const),
+    )
     .option("--max-docs <n>", "read at most N documents", num("max-docs", 1))
     .option("--force", "re-import even if an identical complete import exists")
     .action(async (o) => {
       const stats = await importCorpus({
-        from: o.from,
+        from: o.kind ? { kind: o.kind, path: o.from } : o.from,
         workspace: o.out,
         name: o.name ?? defaultCorpusName(o.from),
         testFraction: o.testFraction,

@@ -112,7 +112,7 @@ export function register(program: Command): void {
         process.stdout.write("\npredictions (95% prediction intervals):\n");
         for (const p of predictions)
           process.stdout.write(
-            `  ${p.key}  N=${p.N ?? "-"}  D=${p.D ?? "-"}  loss ${p.loss.toPrecision(5)} [${p.lo?.toPrecision(4) ?? "-"}, ${p.hi?.toPrecision(4) ?? "-"}]${p.extrapolated ? "  (extrapolated)" : ""}\n`,
+            `  ${p.key}  N=${p.N ?? "-"}  D=${p.D ?? "-"}  loss ${p.loss.toPrecision(5)} [${p.lo?.toPrecision(4) ?? "-"}, ${p.hi?.toPrecision(4) ?? "-"}]${p.extrapolated ? "  (extrapolated)" : ""}${p.warnings.length ? `  (law: ${p.warnings.join(", ")})` : ""}\n`,
           );
       }
       process.stdout.write(`\nwrote ${out}/{fits,speedups,best-ratio}.json\n`);

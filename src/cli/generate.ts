@@ -1,18 +1,35 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { parseShard, type Shard } from "../generate/journal.js";
+import { GenerationSettingsSchema } from "../generate/options.js";
 import { SynthmixError } from "../util/errors.js";
-import { type Command, collect, nonNegative, withInterrupt } from "./options.js";
+import { type Command, collect, integer, nonNegative, withInterrupt } from "./options.js";
 
 const num = nonNegative;
 
+/** Defaults shown in --help come from the one options schema the library parses with. */
+const D = GenerationSettingsSchema.parse({});
+
+/** --shard i/n, else a Slurm array task's index/count, else the whole plan. */
+function shardFrom(v: string | undefined): Shard | undefined {
+  if (v) return parseShard(v);
+  const id = process.env.SLURM_ARRAY_TASK_ID;
+  const n = process.env.SLURM_ARRAY_TASK_COUNT;
+  if (id === undefined || n === undefined) return undefined;
+  // Array indices may start at 1 (--array=1-4) or skip: map the task's position via SLURM_ARRAY_TASK_MIN.
+  const min = Number(process.env.SLURM_ARRAY_TASK_MIN ?? 0);
+  return parseShard(`${Number(id) - min}/${n}`);
+}
+
 /** `synthmix generate ...` and `synthmix serve ...`: thin wrappers over src/generate/. */
 export function register(program: Command): void {
-  program
+  const gen = program
     .command("generate")
     .description(
       "Generate synthetic documents (hq, qa, txbk or a template file) from a corpus with one or more LLMs",
     )
-    .requiredOption("--style <style>", "hq | qa | txbk | path to a template .yaml/.json")
+    // Not requiredOption: commander would then demand it of `generate status` too.
+    .option("--style <style>", "hq | qa | txbk | path to a template .yaml/.json (required)")
     .option("--workspace <dir>", "workspace directory", ".")
     .option("--corpus <name>", "corpus name: reads <workspace>/corpus/<name>/train.jsonl")
     .option(
@@ -31,12 +48,29 @@ export function register(program: Command): void {
       num("budget-output-tokens"),
     )
     .option("--max-docs <n>", "at most this many source documents", num("max-docs"))
-    .option("--seed <n>", "seed for source sampling and keywords", num("seed"), 0)
-    .option("--chunk-tokens <n>", "max tokens per source chunk", num("chunk-tokens"), 300)
-    .option("--temperature <t>", "sampling temperature", num("temperature"), 0.7)
+    .option(
+      "--seed <n>",
+      `seed for source sampling and keywords, also sent as the sampling seed (default ${D.seed})`,
+      integer("seed"),
+    )
+    .option(
+      "--sampling-seed <n>",
+      "sampling seed sent to the server (default: --seed)",
+      integer("sampling-seed"),
+    )
+    .option(
+      "--chunk-tokens <n>",
+      `max tokens per source chunk (default ${D.chunkTokens})`,
+      num("chunk-tokens"),
+    )
+    .option("--temperature <t>", `sampling temperature (default ${D.params.temperature})`, num("temperature"))
     .option("--top-p <p>", "nucleus sampling", num("top-p"))
-    .option("--max-tokens <n>", "max output tokens per request", num("max-tokens"), 1024)
-    .option("--keywords <n>", "keywords per txbk prompt", num("keywords"), 5)
+    .option(
+      "--max-tokens <n>",
+      `max output tokens per request (default ${D.params.max_tokens})`,
+      num("max-tokens"),
+    )
+    .option("--keywords <n>", `keywords per txbk prompt (default ${D.keywords})`, num("keywords"))
     .option("--audience <a>", "txbk audience (repeatable; one chosen per document)", collect)
     .option("--strip-markdown", "strip Markdown from outputs")
     .option("--min-output-tokens <n>", "reject shorter outputs", num("min-output-tokens"))
@@ -46,9 +80,28 @@ export function register(program: Command): void {
       "requests in flight per endpoint (unless the spec sets concurrency=)",
       num("concurrency"),
     )
-    .option("--retries <n>", "retries per request on timeouts/429/5xx", num("retries"), 6)
-    .option("--timeout <sec>", "request timeout in seconds", num("timeout"), 120)
-    .option("--threads <n>", "llama.cpp threads for gguf generators", num("threads"), 2)
+    .option(
+      "--lenient",
+      "accept outputs cut off at --max-tokens and skip the QA-pair check (weak demo generators)",
+    )
+    .option(
+      "--retries <n>",
+      `failed attempts per request beyond the first, on timeouts/5xx/malformed answers; 429 is back-pressure and not counted (default ${D.retries})`,
+      num("retries"),
+    )
+    .option("--retry-empty <n>", `re-asks of an empty answer (default ${D.retryEmpty})`, num("retry-empty"))
+    .option("--retry-truncated", "also re-ask answers cut off at --max-tokens (bounded by --retry-empty)")
+    .option("--timeout <sec>", `request timeout in seconds (default ${D.timeoutMs / 1000})`, num("timeout"))
+    .option(
+      "--stall-timeout <sec>",
+      `give an endpoint up after this long without a success (default ${D.stallTimeoutMs / 1000})`,
+      num("stall-timeout"),
+    )
+    .option("--threads <n>", `llama.cpp threads for gguf generators (default ${D.threads})`, num("threads"))
+    .option(
+      "--shard <i/n>",
+      "generate only shard i of n (0-based; default from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else the whole plan)",
+    )
     .option(
       "--tokenizer <file>",
       "tokenizer.json for token counts (default: <workspace>/tokenizer/tokenizer.json if present, else a word estimate)",
@@ -57,7 +110,9 @@ export function register(program: Command): void {
     .option("--json", "print the summary as JSON")
     .option("--quiet", "no progress output")
     .action(async (o) => {
-      const { runGeneration, formatSummary, parseGeneratorSpec } = await import("../generate/index.js");
+      const { runGeneration, formatSummary, parseGeneratorSpec, GenerationIncompleteError } = await import(
+        "../generate/index.js"
+      );
       let workspace = resolve(o.workspace);
       let corpus: string | undefined = o.corpus;
       if (o.source) {
@@ -65,6 +120,7 @@ export function register(program: Command): void {
         corpus = basename(src);
         workspace = dirname(dirname(src));
       }
+      if (!o.style) throw new SynthmixError("CLI", "pass --style hq|qa|txbk|<template file>");
       if (!corpus)
         throw new SynthmixError("CLI", "pass --corpus <name> (or --source <workspace>/corpus/<name>)");
       if (!o.generator?.length) throw new SynthmixError("CLI", "pass at least one --generator");
@@ -76,42 +132,101 @@ export function register(program: Command): void {
       });
       const tokPath = o.tokenizer ? resolve(o.tokenizer) : join(workspace, "tokenizer", "tokenizer.json");
       let countTokens: ((s: string) => number) | undefined;
+      let tokenizerId: string | undefined;
       if (o.tokenizer || existsSync(tokPath)) {
         const { Tokenizer } = await import("../tokenizer/index.js");
         const tok = Tokenizer.fromFile(tokPath);
         countTokens = (s) => tok.encode(s).length;
+        tokenizerId = tok.sha256;
       }
       const message = "interrupted: finishing in-flight writes (outputs so far are kept; rerun to resume)";
+      // SIGTERM too: Slurm and sweep stop tasks with it; either way the exit code is 130.
       await withInterrupt(
         async (signal) => {
           const summary = await runGeneration({
             workspace,
             corpusName: corpus,
-            style: o.style,
+            style: o.style as string,
             generators,
             seed: o.seed,
+            shard: shardFrom(o.shard),
             budgetSourceTokens: o.budgetTokens,
             budgetOutputTokens: o.budgetOutputTokens,
             maxDocs: o.maxDocs,
             chunkTokens: o.chunkTokens,
             countTokens,
-            params: { temperature: o.temperature, top_p: o.topP, max_tokens: o.maxTokens },
+            tokenizerId,
+            // The CLI always sends a sampling seed (the study does too), so runs against vLLM/SGLang repeat.
+            params: {
+              temperature: o.temperature,
+              top_p: o.topP,
+              max_tokens: o.maxTokens,
+              seed: o.samplingSeed ?? o.seed ?? D.seed,
+            },
             keywords: o.keywords,
             audiences: o.audience,
             stripMarkdown: o.stripMarkdown,
             minOutputTokens: o.minOutputTokens,
             maxOutputTokens: o.maxOutputTokens,
+            lenient: o.lenient,
             retries: o.retries,
-            timeoutMs: o.timeout * 1000,
+            retryEmpty: o.retryEmpty,
+            retryTruncated: o.retryTruncated,
+            timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
+            stallTimeoutMs: o.stallTimeout === undefined ? undefined : o.stallTimeout * 1000,
             threads: o.threads,
             skipBadRecords: !!o.skipBadRecords,
             signal,
             progress: o.quiet ? "silent" : undefined,
           });
           console.log(o.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+          if (signal.aborted)
+            process.stderr.write("synthmix: generate interrupted; rerun the same command to resume\n");
+          else if (!summary.complete) throw new GenerationIncompleteError(summary);
         },
-        { message, signals: ["SIGINT"] },
+        { message },
       );
+    });
+
+  gen
+    .command("status <folder>")
+    .description(
+      "Which shards of a generation folder (synthetic/<style>-<generator>) are complete, running or missing",
+    )
+    .option("--shards <n>", "expected shard count (to name the shards that never ran)", num("shards"))
+    .option("--json", "print JSON")
+    .action(async (folder: string, o: { shards?: number; json?: boolean }) => {
+      const { readStatuses } = await import("../generate/index.js");
+      const dir = resolve(folder);
+      if (!existsSync(dir)) throw new SynthmixError("CLI", `no generation folder ${dir}`);
+      const { statuses, running } = readStatuses(dir);
+      const n = o.shards ?? Math.max(1, ...statuses.map((s) => Number(s.shard.split("/")[1])));
+      const byShard = new Map(statuses.map((s) => [s.shard, s]));
+      const rows = Array.from({ length: n }, (_, i) => {
+        const key = `${i}/${n}`;
+        const st = byShard.get(key);
+        const state = running.includes(key)
+          ? "running"
+          : st
+            ? st.complete
+              ? "complete"
+              : "incomplete"
+            : "missing";
+        return { shard: key, state, ...st };
+      });
+      if (o.json) console.log(JSON.stringify(rows, null, 2));
+      else {
+        for (const r of rows) {
+          const st = byShard.get(r.shard);
+          console.log(
+            `shard ${r.shard}: ${r.state}` +
+              (st
+                ? ` (${st.docsPlanned} documents planned, ${st.docsIncomplete} incomplete, ${st.requestsFailed} failed requests${st.stoppedBy ? `, stopped: ${st.stoppedBy}` : ""}; ${st.finished})`
+                : ""),
+          );
+        }
+      }
+      if (rows.some((r) => r.state !== "complete")) process.exitCode = 1;
     });
 
   program

@@ -6,6 +6,7 @@ import * as generate from "./generate.js";
 import * as mix from "./mix.js";
 import { Command, INTERRUPTED_EXIT_CODE } from "./options.js";
 import * as report from "./report.js";
+import * as schema from "./schema.js";
 import * as study from "./study.js";
 import * as sweep from "./sweep.js";
 import * as tokenizer from "./tokenizer.js";
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
     .description("Study and produce synthetic pre-training data mixtures for language models.")
     .version("0.1.0")
     .showHelpAfterError();
-  for (const stage of [corpus, tokenizer, generate, mix, train, sweep, fit, analyze, report, study]) {
+  for (const stage of [corpus, tokenizer, generate, mix, train, sweep, fit, analyze, report, study, schema]) {
     stage.register(program);
   }
   return program;

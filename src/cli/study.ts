@@ -72,8 +72,11 @@ async function runWithSignals(loaded: LoadedStudy, until?: string): Promise<Stud
 
 function printResult(r: StudyRunResult): void {
   console.log(`\nstudy finished in ${fmtDuration(r.elapsedSec)} — workspace ${r.workspace}`);
-  if (r.failedRuns.length)
+  if (r.failedRuns.length) {
     console.log(`${r.failedRuns.length} run(s) failed; see \`synthmix sweep status ${r.workspace}\``);
+    // The report covers only the runs that finished: say so with the exit code too.
+    process.exitCode = 1;
+  }
   if (r.findings.length) {
     console.log("\nFindings:");
     for (const f of r.findings) console.log(`  - ${f}`);

@@ -10,11 +10,19 @@ import {
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
-import type { BadRecordError } from "../util/errors.js";
+import { type BadRecordError, SynthmixError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
+import { processAlive as alive } from "../util/process.js";
 import { Progress } from "../util/progress.js";
 import { type CleanOptions, cleanPipeline, countWords } from "./clean.js";
-import { type ReadOptions, readDocuments, resolveSource, type SourceSpec } from "./read.js";
+import { CORPUS_DEFAULTS as D } from "./config.js";
+import {
+  folderFingerprint,
+  type ReadOptions,
+  readDocuments,
+  resolveSource,
+  type SourceSpec,
+} from "./read.js";
 import { planCutoffs, splitScore, type TestBy, testSetKey } from "./split.js";
 import type { Doc } from "./types.js";
 import { type CorpusStats, corpusDir, type SplitStats } from "./workspace.js";
@@ -27,7 +35,7 @@ export interface ImportOptions extends CleanOptions, Omit<ReadOptions, "onBadRec
   name?: string;
   /** Fraction of documents held out per test set; default 0.1. */
   testFraction?: number;
-  /** One test set per "group", per "domain", or one "all" set ("none"); default "none". */
+  /** One test set per "group", per "domain", or one "all" set ("none"); default "group" (config.ts). */
   testBy?: TestBy;
   /** Minimum documents per test set (never more than half a set); default 1. */
   minTestDocs?: number;
@@ -49,39 +57,46 @@ export function defaultCorpusName(from: string | SourceSpec): string {
       .replace(/[\\/]+$/, "")
       .split(/[\\/]/)
       .pop() ?? "corpus";
-  return (
-    base
-      .replace(/\.(gz|jsonl?|ndjson|parquet|warc|wet|arc|txt|md)$/gi, "")
-      .replace(/\.(jsonl?|warc|wet)$/i, "") || "corpus"
-  );
+  const stem = base
+    .replace(/\.(gz|zstd?|jsonl?|ndjson|parquet|warc|wet|arc|txt|md)$/gi, "")
+    .replace(/\.(jsonl?|warc|wet)$/i, "");
+  // Made to follow the id rule (util/ids.ts): "My Corpus (2024)" -> "My_Corpus_2024".
+  const id = stem
+    .replace(/[^A-Za-z0-9._-]+/g, "_")
+    .replace(/^[^A-Za-z0-9]+/, "")
+    .replace(/_+$/, "")
+    .slice(0, 128);
+  return id || "corpus";
 }
 
 /** The options that determine the output; their hash decides whether a rerun can reuse it. */
 function importConfig(opts: ImportOptions): Record<string, unknown> {
   const src = resolveSource(opts.from);
   let fingerprint: Record<string, unknown> | undefined;
-  if (src.kind !== "brown" && src.kind !== "dir") {
+  if (src.kind !== "brown" && statSync(src.path).isDirectory()) {
+    fingerprint = { folder: folderFingerprint(src.path) };
+  } else if (src.kind !== "brown") {
     const st = statSync(src.path);
     fingerprint = { size: st.size, mtimeMs: Math.round(st.mtimeMs) };
   }
   return {
     from: { kind: src.kind, path: src.kind === "brown" ? "brown" : resolve(src.path), ...fingerprint },
-    textField: opts.textField ?? "text",
-    idField: opts.idField ?? "id",
+    textField: opts.textField ?? D.textField,
+    idField: opts.idField ?? D.idField,
     source: opts.source ?? "natural",
-    skipBadRecords: opts.skipBadRecords ?? false,
-    normalize: opts.normalize ?? "NFC",
-    whitespace: opts.whitespace ?? true,
-    dedup: opts.dedup ?? true,
+    skipBadRecords: opts.skipBadRecords ?? D.skipBadRecords,
+    normalize: opts.normalize ?? D.normalize,
+    whitespace: opts.whitespace ?? D.whitespace,
+    dedup: opts.dedup ?? D.dedup,
     nearDedup: opts.nearDedup,
     minChars: opts.minChars,
     maxChars: opts.maxChars,
     minWords: opts.minWords,
     maxWords: opts.maxWords,
-    testFraction: opts.testFraction ?? 0.1,
-    testBy: opts.testBy ?? "none",
-    minTestDocs: opts.minTestDocs ?? 1,
-    seed: opts.seed ?? 1,
+    testFraction: opts.testFraction ?? D.testFraction,
+    testBy: opts.testBy ?? D.testBy,
+    minTestDocs: opts.minTestDocs ?? D.minTestDocs,
+    seed: opts.seed ?? D.seed,
     maxDocs: opts.maxDocs,
   };
 }
@@ -138,6 +153,7 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
     let read = 0;
     let badRecords = 0;
     const badRecordSamples: string[] = [];
+    const skippedFiles: string[] = [];
     const seed = (config.seed as number) ?? 1;
     const testBy = config.testBy as TestBy;
     const reader = readDocuments(opts.from, {
@@ -148,6 +164,10 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
       onBadRecord: (err: BadRecordError) => {
         badRecords++;
         if (badRecordSamples.length < 5) badRecordSamples.push(err.message);
+      },
+      onSkippedFile: (file, reason) => {
+        skippedFiles.push(`${file} (${reason})`);
+        progress.log(`corpus ${name}: skipped ${file}: ${reason}`);
       },
     });
     async function* counted(): AsyncGenerator<Doc> {
@@ -169,6 +189,8 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
       list.push(splitScore(seed, doc.id));
     }
     staging.close();
+    if (read === 0 || scores.size === 0)
+      throw emptyImport(opts.from, read, drops.counts, skippedFiles, badRecords);
 
     // Pass 2: route each kept document to train or its test set.
     const cutoffs = planCutoffs(scores, config.testFraction as number, config.minTestDocs as number);
@@ -207,6 +229,7 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
       read,
       badRecords,
       badRecordSamples,
+      skippedFiles,
       dropped: { ...drops.counts },
       train: trainStats,
       test: Object.fromEntries(Object.entries(testStats).sort(([a], [b]) => a.localeCompare(b))),
@@ -228,13 +251,34 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+/** An import that produced no document lost all its input: an error, never an empty corpus with exit 0. */
+function emptyImport(
+  from: string | SourceSpec,
+  read: number,
+  dropped: Record<string, number>,
+  skipped: string[],
+  bad: number,
+): SynthmixError {
+  const src = typeof from === "string" ? from : from.path;
+  const why: string[] = [];
+  if (read > 0)
+    why.push(
+      `all ${read} documents read were dropped (${Object.entries(dropped)
+        .map(([r, c]) => `${r} ${c}`)
+        .join(", ")})`,
+    );
+  else why.push("no documents were read");
+  if (bad > 0) why.push(`${bad} bad records skipped`);
+  if (skipped.length > 0)
+    why.push(
+      `${skipped.length} files skipped: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? ", ..." : ""}`,
+    );
+  return new SynthmixError("EMPTY_IMPORT", `${src}: the import yielded 0 documents: ${why.join("; ")}`, {
+    hint:
+      read > 0
+        ? "loosen the filters (--min-words, --min-chars, --max-*)"
+        : "check the format (.jsonl[.gz|.zst], .parquet, .warc[.gz], .wet[.gz], .txt, .md; or --kind) and --text-field",
+  });
 }
 
 /** Remove the temp/old folders of killed imports of `name` (their pid no longer runs). */
@@ -265,5 +309,9 @@ export function formatCorpusSummary(s: CorpusStats): string {
     `  bad records skipped: ${n(s.badRecords)}`,
   );
   for (const m of s.badRecordSamples) lines.push(`    ${m}`);
+  if (s.skippedFiles?.length) {
+    lines.push(`  files not read: ${n(s.skippedFiles.length)}`);
+    for (const f of s.skippedFiles) lines.push(`    ${f}`);
+  }
   return lines.join("\n");
 }

@@ -1,5 +1,6 @@
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { SynthmixError } from "../util/errors.js";
 import { readBrownDocs } from "./readers/brown.js";
 import type { ReadOptions } from "./readers/common.js";
@@ -24,7 +25,7 @@ const TEXT_EXT = /\.(txt|md)$/i;
 /** The reader kind for one file name, or undefined if the name says nothing. */
 export function kindOfFile(name: string): Exclude<SourceKind, "dir" | "brown"> | undefined {
   const n = name.toLowerCase();
-  if (/\.jsonl?(\.gz)?$/.test(n) || /\.ndjson(\.gz)?$/.test(n)) return "jsonl";
+  if (/\.(jsonl?|ndjson)(\.gz|\.zstd?)?$/.test(n)) return "jsonl";
   if (n.endsWith(".parquet")) return "parquet";
   if (/\.(warc|wet|arc)(\.gz)?$/.test(n)) return "warc";
   if (TEXT_EXT.test(n)) return "text";
@@ -37,17 +38,33 @@ export function resolveSource(source: string | SourceSpec): Required<SourceSpec>
   if (spec.path === "brown" && !existsSync(spec.path)) return { kind: "brown", path: "brown" };
   if (!existsSync(spec.path)) {
     throw new SynthmixError("NO_SOURCE", `${spec.path}: no such file or folder`, {
-      hint: 'give a .jsonl[.gz], .parquet, .warc[.gz]/.wet[.gz] or .txt/.md file, a folder, or "brown"',
+      hint: 'give a .jsonl[.gz|.zst], .parquet, .warc[.gz]/.wet[.gz] or .txt/.md file, a folder, or "brown"',
     });
   }
   if (statSync(spec.path).isDirectory()) return { kind: "dir", path: spec.path };
   const kind = kindOfFile(spec.path);
   if (!kind) {
     throw new SynthmixError("UNKNOWN_FORMAT", `${spec.path}: cannot tell the format from the file name`, {
-      hint: "use one of .jsonl, .jsonl.gz, .parquet, .warc(.gz), .wet(.gz), .txt, .md, or pass the kind",
+      hint: "rename it to one of .jsonl, .jsonl.gz, .jsonl.zst, .parquet, .warc(.gz), .wet(.gz), .txt, .md, or pass the format with --kind jsonl|parquet|warc|text",
     });
   }
   return { kind, path: spec.path };
+}
+
+/**
+ * A fingerprint of a folder's files (relative path, size, mtime), so a re-import notices a folder that
+ * gained, lost or changed files.
+ */
+export function folderFingerprint(dir: string): { files: number; bytes: number; hash: string } {
+  const files = listFiles(dir);
+  const h = createHash("sha256");
+  let bytes = 0;
+  for (const f of files) {
+    const st = statSync(f);
+    bytes += st.size;
+    h.update(`${relative(dir, f)}\0${st.size}\0${Math.round(st.mtimeMs)}\n`);
+  }
+  return { files: files.length, bytes, hash: h.digest("hex").slice(0, 16) };
 }
 
 /** Every file under `dir`, recursively, in sorted order (so ids and splits do not depend on readdir). */
@@ -99,6 +116,9 @@ export async function* readDocuments(
           if (doc) yield doc;
         } else if (k && kind === "dir") {
           yield* readDocuments({ kind: k, path: file }, opts);
+        } else {
+          // Never silently: the import names every file it did not read.
+          opts.onSkippedFile?.(file, k ? `a ${k} file in a --kind text folder` : "unknown format");
         }
       }
       return;

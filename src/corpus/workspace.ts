@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SynthmixError } from "../util/errors.js";
+import { checkId } from "../util/ids.js";
 import { readJsonlDocs } from "./readers/jsonl.js";
 import type { Doc } from "./types.js";
 
@@ -27,6 +28,8 @@ export interface CorpusStats {
   badRecords: number;
   /** The first few bad-record messages (file:line: reason). */
   badRecordSamples: string[];
+  /** Files of a folder that were not read, with the reason (absent in imports made before it existed). */
+  skippedFiles?: string[];
   dropped: Record<string, number>;
   train: SplitStats;
   /** Held-out sets by name (group, domain or "all"); the file is test/<name>.jsonl. */
@@ -38,7 +41,7 @@ export interface CorpusStats {
 }
 
 export function corpusDir(ws: string, name: string): string {
-  return join(ws, "corpus", name);
+  return join(ws, "corpus", checkId(name, "corpus name"));
 }
 
 export function readCorpusStats(ws: string, name: string): CorpusStats {

@@ -1,7 +1,7 @@
 import { SynthmixError } from "../util/errors.js";
 import { deriveSeed, Rng } from "../util/rng.js";
 import { type FitData, type Form, getForm, huberObjective } from "./forms.js";
-import { effectivePoints, identify, MIN_DOF, profileE } from "./identify.js";
+import { E_LOG_FLOOR, effectivePoints, identify, MIN_DOF, profileE, risingAxes } from "./identify.js";
 import { type LbfgsOptions, lbfgs } from "./lbfgs.js";
 import { FIT_DEFAULTS } from "./options.js";
 import type { Estimate, FitQuality, FitWarning, ParamEstimate, Residual } from "./results.js";
@@ -248,16 +248,20 @@ export function refitStarts(optima: Optimum[]): number[][] {
 }
 
 /**
- * Grid starts added to every bootstrap refit: the best optimum with E reset to 30%, 60% and 90% of the
- * replicate's smallest loss. When the full fit sits on a boundary (e -> -inf, where d f / d e = 0), warm
- * starts can never leave it, and the interval would collapse to a fake point; these starts let a
- * replicate find an interior optimum when its data support one.
+ * Grid starts added to a bootstrap refit when the warm start sits on E's boundary: the best optimum with
+ * E reset to 30%, 60% and 90% of the replicate's smallest loss. At a boundary (e -> -inf, where
+ * d f / d e = 0, or E at the smallest loss) warm starts can never leave it and the interval would collapse
+ * to a fake point; these starts let a replicate find an interior optimum when its data support one. From
+ * an interior optimum the warm starts already move freely, so the extra starts (which would cost ~1.5x
+ * the bootstrap, bench/fit.ts) are skipped there.
  */
 export function gridStartsFor(form: Form, best: number[], data: FitData): number[][] {
   const ei = form.params.indexOf("e");
   if (ei < 0) return [];
   let lmin = Number.POSITIVE_INFINITY;
   for (let i = 0; i < data.n; i++) lmin = Math.min(lmin, data.loss[i]);
+  const atBound = best[ei] < E_LOG_FLOOR || Math.exp(best[ei]) > 0.95 * lmin;
+  if (!atBound) return [];
   return [0.3, 0.6, 0.9].map((f) => {
     const t = [...best];
     t[ei] = Math.log(f * lmin);
@@ -512,6 +516,7 @@ export function assembleOutcome(
     bootstrap: bootRes.requested,
     bootFailures: bootRes.failures,
     profile,
+    rising: risingAxes(form, data),
   });
   return {
     form: form.name,

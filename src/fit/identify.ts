@@ -7,6 +7,7 @@
 import { type FitData, type Form, huberObjective } from "./forms.js";
 import { type LbfgsOptions, lbfgs } from "./lbfgs.js";
 import type { Estimate, FitWarning, ParamEstimate } from "./results.js";
+import { leastSquares } from "./stats.js";
 
 /** A form needs at least parameters + 2 distinct design points to have an interval (item: dof). */
 export const MIN_DOF = 2;
@@ -129,6 +130,20 @@ export function profileE(
   return { lo, hi, feasibleHi: lmin, points: points.map((p) => ({ E: p.E, f: p.f })) };
 }
 
+/**
+ * Slopes of log loss on the form's log covariates (least squares on [1, log N, log D]): a scaling law
+ * falls with N and D, so a positive slope means the points rise, which no valid law of the form describes
+ * (the fitter then returns a flat or inverted law). Returns the covariates whose slope is positive.
+ */
+export function risingAxes(form: Form, data: FitData): string[] {
+  const axes = (["N", "D"] as const).filter((a) => form.uses[a]);
+  const X: number[][] = [];
+  for (let i = 0; i < data.n; i++) X.push([1, ...axes.map((a) => (a === "N" ? data.logN[i] : data.logD[i]))]);
+  const b = leastSquares(X, Array.from(data.logLoss));
+  if (!b) return [];
+  return axes.filter((_, j) => b[j + 1] > 0);
+}
+
 export interface IdentifyInput {
   form: Form;
   theta: number[];
@@ -139,6 +154,8 @@ export interface IdentifyInput {
   bootstrap: number;
   bootFailures: number;
   profile: ProfileResult | null;
+  /** Covariates along which the points rise (see risingAxes). */
+  rising?: string[];
 }
 
 function sanity(natural: Record<string, number>): string[] {
@@ -182,6 +199,8 @@ export function identify(inp: IdentifyInput): {
     all("underdetermined");
   }
   const bad = sanity(inp.natural);
+  for (const a of inp.rising ?? [])
+    bad.push(`the losses rise with ${a} (least-squares slope of log loss > 0)`);
   if (bad.length) {
     warnings.push({ code: "INVALID_LAW", message: `not a scaling law: ${bad.join("; ")}` });
     all("invalid law");

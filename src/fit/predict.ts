@@ -78,9 +78,12 @@ export function predictFromFit(fit: MixtureFit, at: { N?: number | null; D?: num
  * `synthmix fit --predict G`: every row of G predicted by the fits of its mixture (by the group /
  * mixture columns), or by every fit when G names no fitted mixture; per-N (per-D) fits only at their N (D).
  */
-export function predictRows(fits: FitsFile, rows: RunResultRow[]): (Prediction & { key: string })[] {
+export function predictRows(
+  fits: FitsFile,
+  rows: RunResultRow[],
+): (Prediction & { key: string; warnings: string[] })[] {
   const keys = new Set(fits.fits.map((f) => f.key));
-  const out: (Prediction & { key: string })[] = [];
+  const out: (Prediction & { key: string; warnings: string[] })[] = [];
   rows.forEach((r, i) => {
     const k = mixtureKeyOf(r);
     const mine = fits.fits.filter(
@@ -95,7 +98,8 @@ export function predictRows(fits: FitsFile, rows: RunResultRow[]): (Prediction &
         [{ N: r.nonEmbeddingParams, D: r.tokens }],
         deriveSeed(fits.settings.seed, i),
       );
-      out.push({ key: f.key, ...p });
+      // The law's warnings travel with its predictions: an unidentified E makes the interval optimistic.
+      out.push({ key: f.key, ...p, warnings: f.warnings.map((w) => w.code) });
     }
   });
   return out;

@@ -109,6 +109,8 @@ export class RequestPolicy {
     }));
     // Every in-flight request listens on this one signal; thousands of listeners are expected.
     setMaxListeners(0, this.abort.signal);
+    // Requests waiting for a slot must see the abort (nothing else would wake them).
+    this.abort.signal.addEventListener("abort", () => this.wakeAll(), { once: true });
   }
 
   get capacity(): number {

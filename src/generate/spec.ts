@@ -1,13 +1,21 @@
 import { basename } from "node:path";
 import { SynthmixError } from "../util/errors.js";
 import { LlamaEndpoint } from "./backends/llama.js";
+import { NativeEndpoint } from "./backends/native.js";
 import { OpenAIEndpoint } from "./backends/openai.js";
 import type { Endpoint } from "./backends/types.js";
+import { decodeKernels } from "./native/decoder.js";
 
 export interface GeneratorSpec {
   backend: "openai" | "gguf";
   /** Model name sent to the server (openai) or the .gguf path (gguf). */
   model: string;
+  /**
+   * gguf only: "llama" (node-llama-cpp, any GGUF) or "native" (synthmix's batched GPT-2 decoder, the
+   * same sampling; `native:<path>` is short for `gguf:<path>?engine=native`). Not part of request keys:
+   * both engines give the same output distribution, so a run may resume on either.
+   */
+  engine?: "llama" | "native";
   baseUrl?: string;
   mode?: "chat" | "completions";
   concurrency?: number;
@@ -25,13 +33,14 @@ const HTTP_MODEL = /^(https?:\/\/[^/:?#]+(?::\d+)?(?:\/[^:?#]*)?):([^?]+)(?:\?(.
 
 /**
  * Parse `openai:http://host:8000/v1:model[?concurrency=64&mode=completions&name=x&price_in=0.1&price_out=0.4]`,
- * `openai-completions:...` (base models), or `gguf:path/model.gguf[?threads=2&concurrency=1]`.
+ * `openai-completions:...` (base models), `gguf:path/model.gguf[?threads=2&concurrency=1&engine=llama|native]`,
+ * or `native:path/model.gguf[?threads=1&concurrency=64]` (= gguf with engine=native).
  * The model part may itself contain ':' (Ollama tags such as llama3:8b).
  */
 export function parseGeneratorSpec(s: string): GeneratorSpec {
   const bad = (why: string) =>
     new SynthmixError("GENERATOR_SPEC", `bad --generator "${s}": ${why}`, {
-      hint: "use openai:http://host:8000/v1:model or gguf:path/to/model.gguf",
+      hint: "use openai:http://host:8000/v1:model, gguf:path/to/model.gguf or native:path/to/model.gguf",
     });
   const colon = s.indexOf(":");
   if (colon < 0) throw bad("missing backend prefix");
@@ -49,12 +58,12 @@ export function parseGeneratorSpec(s: string): GeneratorSpec {
       mode: kind === "openai" ? "chat" : "completions",
     };
     query = m[3];
-  } else if (kind === "gguf") {
+  } else if (kind === "gguf" || kind === "native") {
     const q = rest.indexOf("?");
     const path = q < 0 ? rest : rest.slice(0, q);
     query = q < 0 ? undefined : rest.slice(q + 1);
     if (!path) throw bad("missing model path");
-    spec = { backend: "gguf", model: path };
+    spec = { backend: "gguf", model: path, ...(kind === "native" ? { engine: "native" as const } : {}) };
   } else {
     throw bad(`unknown backend "${kind}"`);
   }
@@ -67,6 +76,7 @@ export function parseGeneratorSpec(s: string): GeneratorSpec {
     if (k === "concurrency") spec.concurrency = Math.floor(num());
     else if (k === "threads") spec.threads = Math.floor(num());
     else if (k === "mode" && (v === "chat" || v === "completions")) spec.mode = v;
+    else if (k === "engine" && (v === "llama" || v === "native") && spec.backend === "gguf") spec.engine = v;
     else if (k === "name") spec.name = v;
     else if (k === "key_env") spec.apiKeyEnv = v;
     else if (k === "timeout_ms") spec.timeoutMs = num();
@@ -88,6 +98,25 @@ export function createEndpoint(
   spec: GeneratorSpec,
   defaults: { timeoutMs?: number; threads?: number } = {},
 ): Endpoint {
+  if (spec.backend === "gguf" && spec.engine === "native") {
+    const dk = decodeKernels();
+    if (!("error" in dk)) {
+      return new NativeEndpoint({
+        modelPath: spec.model,
+        threads: spec.threads ?? 1,
+        concurrency: spec.concurrency,
+        mode: spec.mode,
+      });
+    }
+    // The same outputs, only slower: say so loudly rather than fail the whole generation.
+    process.emitWarning(
+      `synthmix: the native GGUF engine is unavailable (${dk.error}); falling back to node-llama-cpp with ` +
+        "one sequence on one thread, which is about 10x slower. hint: run `npm ci` to build the native addon",
+      { code: "SYNTHMIX_NATIVE_FALLBACK" },
+    );
+    console.error(`synthmix: WARNING native engine unavailable (${dk.error}); using the slow llama engine`);
+    return new LlamaEndpoint({ modelPath: spec.model, threads: 1, concurrency: 1, mode: spec.mode });
+  }
   if (spec.backend === "gguf") {
     return new LlamaEndpoint({
       modelPath: spec.model,

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import type { Doc } from "../corpus/types.js";
+import { prepareSyntheticSource } from "../generate/journal.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { BadRecordError, SynthmixError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
@@ -20,6 +21,8 @@ export function sourceFiles(path: string): string[] {
     });
   }
   if (!statSync(path).isDirectory()) return [path];
+  // A generation folder: refuse while generate writes it, else repair torn tails a killed run left.
+  prepareSyntheticSource(path);
   const files = readdirSync(path)
     .filter((n) => /\.jsonl(\.gz)?$/.test(n))
     .sort()

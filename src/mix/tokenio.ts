@@ -1,15 +1,5 @@
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
-import { dirname } from "node:path";
-import { fsyncDir } from "../util/atomic.js";
+import { closeSync, openSync, readSync } from "node:fs";
+import { AtomicFile } from "../util/atomic.js";
 import type { TokenDtype } from "../util/tokenfile.js";
 
 const CHUNK = 1 << 20; // tokens buffered before a write: 2-4 MB whatever the file size
@@ -19,8 +9,7 @@ const CHUNK = 1 << 20; // tokens buffered before a write: 2-4 MB whatever the fi
  * writeFileAtomic): the streaming half of the data path, so no stage holds a whole token file.
  */
 export class TokenWriter {
-  private readonly fd: number;
-  private readonly tmp: string;
+  private readonly file: AtomicFile;
   private readonly buf: Uint16Array | Uint32Array;
   private used = 0;
   /** Tokens written so far. */
@@ -29,9 +18,7 @@ export class TokenWriter {
     readonly path: string,
     dtype: TokenDtype,
   ) {
-    mkdirSync(dirname(path), { recursive: true });
-    this.tmp = `${path}.${process.pid}.tmp`;
-    this.fd = openSync(this.tmp, "w");
+    this.file = new AtomicFile(path);
     this.buf = dtype === "uint16" ? new Uint16Array(CHUNK) : new Uint32Array(CHUNK);
   }
   push(ids: ArrayLike<number>): void {
@@ -55,26 +42,16 @@ export class TokenWriter {
     if (this.used === this.buf.length) this.flush();
   }
   private flush(): void {
-    const bytes = new Uint8Array(this.buf.buffer, 0, this.used * this.buf.BYTES_PER_ELEMENT);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
+    this.file.write(new Uint8Array(this.buf.buffer, 0, this.used * this.buf.BYTES_PER_ELEMENT));
     this.used = 0;
   }
   /** fsync, close and rename over `path`. */
   commit(): void {
     this.flush();
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    renameSync(this.tmp, this.path);
-    fsyncDir(dirname(this.path));
+    this.file.commit();
   }
   abort(): void {
-    try {
-      closeSync(this.fd);
-      unlinkSync(this.tmp);
-    } catch {
-      // Already gone.
-    }
+    this.file.abort();
   }
 }
 

@@ -2,6 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { type ChartResult, isChart } from "./charts/common.js";
+import { lossCurvesChart } from "./charts/curves.js";
 import { bestRatioHeatmap, lossVsRatioChart } from "./charts/ratio.js";
 import { irreducibleChart, scalingChart } from "./charts/scaling.js";
 import { generatorChart, speedupChart } from "./charts/speedup.js";
@@ -15,6 +16,7 @@ import {
   domainLossTable,
   fitTable,
   lossSplitTable,
+  runsTable,
   speedupTable,
   type Table,
   unigramTable,
@@ -77,6 +79,7 @@ export function planSections(inp: ReportInputs): { id: string; title: string; it
         ...[lossSplitTable(inp.unigram)].filter((t): t is Table => t !== null),
       ],
     },
+    { id: "runs", title: "9. Runs", items: [lossCurvesChart(inp.curves), runsTable(inp.runs)] },
   ];
 }
 
@@ -90,6 +93,7 @@ const CHART_IDS = [
   "speedup",
   "generators",
   "unigram",
+  "loss-curves",
 ];
 
 /**
@@ -125,7 +129,9 @@ export async function writeReport(workspace: string, opts: ReportOptions = {}): 
         drawn.add(chart.id);
         section.items.push({ chart, vega: vegaSpec, png: `${chart.id}.png` });
       } else {
-        section.items.push({ table: item as Table });
+        const table = item as Table;
+        if (table.download) writeFileAtomic(join(outDir, table.download.file), table.download.content);
+        section.items.push({ table });
       }
     }
     sections.push(section);

@@ -10,10 +10,21 @@ import {
   type SpeedupsFile,
 } from "../fit/results.js";
 import type { RunResultRow } from "../sweep/results.js";
+import { MetricRecordSchema } from "../train/external.js";
 import { SynthmixError } from "../util/errors.js";
+
+/** One run's loss curve from its metrics.jsonl: training loss and the mean test loss per evaluation. */
+export interface RunCurve {
+  runId: string;
+  mixture: string;
+  N: number;
+  D: number;
+  points: { tokens: number; loss: number; kind: "train" | "test" }[];
+}
 
 /** Everything the report reads: each file is optional; a missing one skips the charts that need it. */
 export interface ReportInputs {
+  curves?: RunCurve[];
   workspace: string;
   runs?: RunResultRow[];
   fits?: FitsFile;
@@ -77,8 +88,50 @@ export function readInputs(workspace: string): ReportInputs {
     speedups: artifact<SpeedupsFile>("speedups.json", () => readSpeedupsFile(dir, false)),
     bestRatio: artifact<BestRatioFile>("best-ratio.json", () => readBestRatioFile(dir, false)),
     unigram: artifact<UnigramFile>("unigram.json", () => readUnigramFile(workspace, false)),
+    curves: runsFile ? readCurves(workspace, runsFile.rows) : undefined,
     missing,
   };
+}
+
+/**
+ * Loss curves of the runs in runs.json from `<ws>/runs/<id>/metrics.jsonl` (the trainer's contract,
+ * MetricRecordSchema). Lines that do not parse are skipped (a curve is a picture, the numbers come from
+ * runs.json); training loss is thinned to at most 200 points per run.
+ */
+export function readCurves(workspace: string, rows: RunResultRow[]): RunCurve[] {
+  const out: RunCurve[] = [];
+  for (const r of rows) {
+    if (r.domain !== "all") continue;
+    const path = join(workspace, "runs", r.runId, "metrics.jsonl");
+    if (!existsSync(path)) continue;
+    const train: RunCurve["points"] = [];
+    const evals = new Map<number, { tokens: number; sum: number; n: number }>();
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+      if (!line.trim()) continue;
+      let v: unknown;
+      try {
+        v = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      const m = MetricRecordSchema.safeParse(v);
+      if (!m.success) continue;
+      if (m.data.type === "train") train.push({ tokens: m.data.tokens, loss: m.data.loss, kind: "train" });
+      else if (m.data.type === "eval") {
+        const e = evals.get(m.data.step) ?? { tokens: m.data.tokens, sum: 0, n: 0 };
+        e.sum += m.data.loss;
+        e.n++;
+        evals.set(m.data.step, e);
+      }
+    }
+    const every = Math.max(1, Math.ceil(train.length / 200));
+    const points = [
+      ...train.filter((_, i) => i % every === 0 || i === train.length - 1),
+      ...[...evals.values()].map((e) => ({ tokens: e.tokens, loss: e.sum / e.n, kind: "test" as const })),
+    ].filter((p) => p.tokens > 0 && Number.isFinite(p.loss));
+    out.push({ runId: r.runId, mixture: r.mixture, N: r.nonEmbeddingParams, D: r.tokens, points });
+  }
+  return out;
 }
 
 function arrayField(v: unknown, field: string): string | null {

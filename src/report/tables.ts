@@ -11,6 +11,8 @@ export interface Table {
   caption: string;
   head: string[];
   rows: Cell[][];
+  /** A file written next to index.html with the table's full data (e.g. runs.csv). */
+  download?: { file: string; label: string; content: string };
 }
 export type Cell = string | { text: string; best?: boolean; title?: string };
 
@@ -29,7 +31,7 @@ export function tableHtml(t: Table): string {
   };
   return [
     `<table id="table-${escapeHtml(t.id)}">`,
-    `<caption>${escapeHtml(t.caption)}</caption>`,
+    `<caption>${escapeHtml(t.caption)}${t.download ? ` <a href="${escapeHtml(t.download.file)}" download>${escapeHtml(t.download.label)}</a>` : ""}</caption>`,
     `<thead><tr>${t.head.map((h) => cell(h, "th")).join("")}</tr></thead>`,
     `<tbody>${t.rows.map((r) => `<tr>${r.map((c, i) => cell(c, i === 0 ? "th" : "td")).join("")}</tr>`).join("\n")}</tbody>`,
     "</table>",
@@ -98,6 +100,8 @@ export function fitTable(fits: FitsFile | undefined): Table | { skipped: string 
       "RMSE log",
       "LOO RMSE",
       "hold-out error",
+      "dof",
+      "warnings",
     ],
     rows: [...picked.fits].sort(mixtureOrder).map((f) => [
       mixtureLabel(f, multiGen),
@@ -116,7 +120,95 @@ export function fitTable(fits: FitsFile | undefined): Table | { skipped: string 
       fmt(f.quality.rmseLog, 4),
       fmt(f.quality.looRmseLog, 4),
       f.quality.holdout ? `${(f.quality.holdout.relError * 100).toFixed(2)}%` : "–",
+      String(f.dof),
+      // Next to the numbers they qualify: codes in the cell, the full message on hover.
+      {
+        text: f.warnings.map((w) => w.code).join(", ") || "–",
+        title: f.warnings.map((w) => w.message).join("\n") || undefined,
+      },
     ]),
+  };
+}
+
+/** CSV of every run (domain "all"), with the largest epochs of any source. */
+export function runsCsv(rows: RunResultRow[]): string {
+  const head = [
+    "runId",
+    "mixture",
+    "synthetic",
+    "ratio",
+    "generator",
+    "seed",
+    "N",
+    "D",
+    "maxEpochs",
+    "loss",
+    "flops",
+    "wallSec",
+  ];
+  const cell = (v: unknown) => {
+    const t = String(v ?? "");
+    return /[",\n\r]/.test(t) ? `"${t.replaceAll('"', '""')}"` : t;
+  };
+  const lines = [head.join(",")];
+  for (const r of rows) {
+    const ep = r.epochs ? Math.max(...Object.values(r.epochs)) : "";
+    lines.push(
+      [
+        r.runId,
+        r.mixture,
+        r.synthetic,
+        r.ratio,
+        r.generator,
+        r.seed,
+        r.nonEmbeddingParams,
+        r.tokens,
+        ep,
+        r.loss,
+        r.flops,
+        r.wallSec,
+      ]
+        .map(cell)
+        .join(","),
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** Table of all runs: N, D, mixture, epochs, loss, FLOPs, wall time, with a CSV download. */
+export function runsTable(runs: RunResultRow[] | undefined): Table | { skipped: string } {
+  const all = (runs ?? []).filter((r) => r.domain === "all");
+  if (all.length === 0) return { skipped: "no sweep results (results/runs.json)" };
+  const sorted = [...all].sort(
+    (a, b) =>
+      mixtureOrder(a, b) ||
+      a.nonEmbeddingParams - b.nonEmbeddingParams ||
+      a.tokens - b.tokens ||
+      a.seed - b.seed,
+  );
+  const multiGen = multiGenerator(all);
+  return {
+    id: "runs",
+    title: "All runs",
+    caption: `Every finished run (results/runs.json, test loss over all domains). Epochs: the most passes over any source of the run's mixture (from its manifest; > 1 means repeated data).`,
+    head: ["Run", "Mixture", "seed", "N", "D", "epochs", "loss", "FLOPs", "wall time"],
+    rows: sorted.map((r) => {
+      const ep = r.epochs ? Math.max(...Object.values(r.epochs)) : null;
+      return [
+        r.runId,
+        mixtureLabel(r, multiGen),
+        String(r.seed),
+        si(r.nonEmbeddingParams),
+        si(r.tokens),
+        ep === null
+          ? "–"
+          : { text: ep.toPrecision(3), best: ep > 1, title: r.epochs ? JSON.stringify(r.epochs) : undefined },
+        fmt(r.loss, 4),
+        r.flops.toExponential(2),
+        `${r.wallSec.toFixed(0)} s`,
+      ];
+    }),
+    download: { file: "runs.csv", label: "Download CSV", content: runsCsv(sorted) },
   };
 }
 
@@ -131,7 +223,7 @@ export function speedupTable(file: SpeedupsFile | undefined): Table | { skipped:
     title: "Speed-up at the largest natural run",
     caption:
       "L*: test loss of the natural-only run with the most tokens at that N; D_nat and D_mix: tokens each needs to reach L* by the fitted laws; speed-up = D_nat / D_mix with 95% bootstrap interval (results/speedups.json).",
-    head: ["Mixture", "N", "L*", "D_nat", "D_mix", "speed-up [95% CI]"],
+    head: ["Mixture", "N", "L*", "D_nat", "D_mix", "speed-up [95% CI]", "status"],
     rows: [...rows]
       .sort((a, b) => mixtureOrder(a, b) || (a.N ?? 0) - (b.N ?? 0))
       .map((e) => {
@@ -143,6 +235,10 @@ export function speedupTable(file: SpeedupsFile | undefined): Table | { skipped:
           si(a.dNatural),
           si(a.dMix),
           fmtEst(a.speedup, 2),
+          {
+            text: a.extrapolated ? "EXTRAPOLATED" : e.supported ? "ok" : "laws not identified",
+            title: e.warnings.map((w) => `${w.code}: ${w.message}`).join("\n") || undefined,
+          },
         ];
       }),
   };

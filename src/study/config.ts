@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { FitStageSchema } from "../fit/options.js";
+import { SamplingSchema } from "../generate/options.js";
 import { CountSchema, MixtureEntrySchema, ModelEntrySchema, SweepSpecSchema } from "../sweep/spec.js";
 import { SynthmixError } from "../util/errors.js";
 
@@ -63,9 +64,10 @@ export const StudyGenerateSchema = z.strictObject({
   /** Source tokens per style and generator. */
   budgetSourceTokens: Count.optional(),
   chunkTokens: z.number().int().positive().default(300),
-  temperature: z.number().min(0).default(0.8),
+  // Sampling defaults come from the one generation schema (src/generate/options.ts), not from here.
+  temperature: SamplingSchema.shape.temperature,
   topP: z.number().gt(0).max(1).optional(),
-  maxTokens: z.number().int().positive().default(400),
+  maxTokens: SamplingSchema.shape.max_tokens,
   minOutputTokens: z.number().int().min(0).optional(),
   keywords: z.number().int().positive().optional(),
   audiences: z.array(z.string()).optional(),

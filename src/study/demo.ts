@@ -2,7 +2,7 @@ import type { StudyConfigInput } from "./config.js";
 
 const DEMO_NOTE =
   "The generators in this demo are tiny GPTs trained by synthmix itself on the natural training split " +
-  "(exported to GGUF and run through the local llama.cpp backend), so their HQ/QA/TXBK rewrites are weak " +
+  "(exported to GGUF and decoded by synthmix's native batched engine), so their HQ/QA/TXBK rewrites are weak " +
   "imitations of the styles, and every effect measured here is the effect of such a generator, not of an " +
   "LLM rephraser. The pipeline, fits and report are real; a real study points generate.generators (or " +
   "--generator) at an LLM, e.g. openai:http://localhost:8000/v1:<model> for vLLM.";

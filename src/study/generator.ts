@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeGpt2Gguf } from "../generate/gguf.js";
+import { writeGpt2Gguf } from "../formats/gguf.js";
 import { buildMixture } from "../mix/build.js";
 import { loadTokenizedSource } from "../mix/sources.js";
 import { loadMixTokenizer } from "../mix/tokenizer.js";

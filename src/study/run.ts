@@ -4,7 +4,7 @@ import { importCorpus } from "../corpus/import.js";
 import type { Doc } from "../corpus/types.js";
 import { readCorpusSplit } from "../corpus/workspace.js";
 import { fitWorkspace, writeFitResults } from "../fit/workspace.js";
-import { formatSummary, runGeneration } from "../generate/run.js";
+import { formatSummary, GenerationIncompleteError, runGeneration } from "../generate/run.js";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { loadMixTokenizer } from "../mix/tokenizer.js";
 import type { RunExecutor } from "../sweep/executors.js";
@@ -62,18 +62,19 @@ export function studyGenerators(study: LoadedStudy): string[] {
   const specs = config.generate?.generators.map((g) => resolveGguf(g, baseDir)) ?? [];
   for (const gm of studyGeneratorModels(config)) {
     const path = join(workspace, "generator", `${gm.name}.gguf`);
-    // One sequence on one thread: llama.cpp's batched decoding of several sequences is not bitwise
-    // reproducible (batch composition depends on timing), and the demo must give the same bytes for the
-    // same seed. One thread because llama.cpp's threads spin-wait (two on two busy cores ran 50x slower).
-    specs.push(`gguf:${path}?name=${gm.name}&concurrency=1&threads=1`);
+    // The native engine (src/generate/backends/native.ts): batched decoding with a KV cache whose outputs
+    // do not depend on batch composition, so the demo gives the same bytes for the same seed; it falls
+    // back (with a warning) to llama.cpp with one sequence on one thread when the addon is missing.
+    specs.push(`native:${path}?name=${gm.name}&concurrency=64&threads=1`);
   }
   return specs;
 }
 
 function resolveGguf(spec: string, baseDir: string): string {
-  if (!spec.startsWith("gguf:")) return spec;
-  const rest = spec.slice(5);
-  return isAbsolute(rest) ? spec : `gguf:${resolve(baseDir, rest)}`;
+  const kind = spec.startsWith("gguf:") ? "gguf" : spec.startsWith("native:") ? "native" : null;
+  if (!kind) return spec;
+  const rest = spec.slice(kind.length + 1);
+  return isAbsolute(rest) ? spec : `${kind}:${resolve(baseDir, rest)}`;
 }
 
 /** The sweep spec of a study: generators, natural source and test corpora filled in from the study. */
@@ -126,9 +127,10 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   writeFileAtomic(join(workspace, "study.json"), `${JSON.stringify(config, null, 2)}\n`);
 
   const clock = (opts.eta ?? progress !== "silent") ? await studyClock(study, log) : null;
-  // Declared before any stage: done() reads it, also when --until stops before the sweep.
+  // Declared before the first `done()`: `--until` returns early through it.
   let failedRuns: { id: string; error: string }[] = [];
-  const stage = async (s: StageName, fn: () => Promise<void>): Promise<boolean> => {
+  /** `fn` returns false when it ran but left work undone: the stage is then not marked complete. */
+  const stage = async (s: StageName, fn: () => Promise<unknown>): Promise<boolean> => {
     clock?.stage(s, state.isComplete(s, keys[s]));
     if (state.isComplete(s, keys[s])) {
       log(`[${s}] up to date, skipped`);
@@ -138,8 +140,14 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
     if (removed.length) log(`[${s}] config changed: rebuilding ${removed.join(", ")}`);
     const t0 = Date.now();
     log(`[${s}] ...`);
-    await fn();
+    const finished = await fn();
     if (opts.signal?.aborted) throw new SynthmixError("INTERRUPTED", "study interrupted; rerun to resume");
+    if (finished === false) {
+      log(
+        `[${s}] incomplete after ${fmtDuration((Date.now() - t0) / 1000)}: a rerun retries what is missing`,
+      );
+      return opts.until !== s;
+    }
     state.complete(s, keys[s]);
     log(`[${s}] done in ${fmtDuration((Date.now() - t0) / 1000)}`);
     return opts.until !== s;
@@ -239,6 +247,7 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
         budgetSourceTokens: gen.budgetSourceTokens,
         chunkTokens: gen.chunkTokens,
         countTokens: (s) => tok.encode(s).length,
+        tokenizerId: tok.sha256,
         params: {
           temperature: gen.temperature,
           top_p: gen.topP,
@@ -256,11 +265,15 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
         signal: opts.signal,
       });
       log(formatSummary(summary));
+      // Mixtures built from a partial synthetic folder would be a different study: stop here, and the
+      // stage stays incomplete so the rerun retries exactly the missing requests.
+      if (!summary.complete && !opts.signal?.aborted) throw new GenerationIncompleteError(summary);
     }
   });
   if (!go) return done();
 
-  // 5. mixtures + the training sweep.
+  // 5. mixtures + the training sweep. Failed runs leave the stage incomplete (retried on rerun); the
+  // fits and the report are still written from the runs that finished, and the CLI exits non-zero.
   go = await stage("sweep", async () => {
     const tokenizer = await loadMixTokenizer(tokenizerPath, config.threads);
     await checkSupply(sweepSpec, workspace, tokenizer);
@@ -277,6 +290,7 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
       log(
         `  ${summary.failed.length} run(s) failed: ${summary.failed.map((f) => `${f.id}: ${f.error}`).join("; ")}`,
       );
+      return false;
     }
   });
   writeResults(workspace);
@@ -290,7 +304,12 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
     huberDelta: config.fit.huberDelta,
   });
   writeFitResults(resultsDir, fits);
-  log(`[fit] done`);
+  // Say what the numbers do not support, where the user reads the log (details in fits.json / report).
+  const flagged = fits.fits.fits.filter((f) => f.warnings.length > 0);
+  const codes = [...new Set(flagged.flatMap((f) => f.warnings.map((w) => w.code)))];
+  log(
+    `[fit] done${flagged.length ? `: ${flagged.length} of ${fits.fits.fits.length} fits flagged (${codes.join(", ")})` : ""}`,
+  );
   if (opts.until === "fit") return done();
   const analyze = await import("../analyze/index.js");
   // Blind-spot split of the per-token losses of the largest run of each mixture (shown in the report).

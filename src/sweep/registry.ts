@@ -4,6 +4,7 @@ import type { MetricRecord, RunConfig } from "../train/schema.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { readJsonlTolerant } from "../util/jsonl.js";
+import { processAlive } from "../util/process.js";
 import type { PlannedRun } from "./plan.js";
 
 export type RunState = "pending" | "running" | "done" | "failed";
@@ -171,11 +172,4 @@ export function acquireSweepLock(workspace: string): () => void {
   };
 }
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+export { processAlive };

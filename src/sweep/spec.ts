@@ -6,6 +6,7 @@ import { loadConfigFile } from "../config/index.js";
 import { parseCount } from "../mix/count.js";
 import { OptimizerConfigSchema } from "../train/schema.js";
 import { SynthmixError } from "../util/errors.js";
+import { IdSchema } from "../util/ids.js";
 import { unknownPlaceholderMessage, unknownPlaceholders } from "../util/placeholders.js";
 
 /** A token count as people write it (2000000, "2e6", "2M", "500k"). */
@@ -21,9 +22,9 @@ const Count = CountSchema;
 
 /** A ladder name ("s3") or an explicit architecture (useful for tiny test models). */
 export const ModelEntrySchema = z.union([
-  z.string(),
+  IdSchema,
   z.strictObject({
-    name: z.string().min(1),
+    name: IdSchema,
     nLayer: z.number().int().positive(),
     dModel: z.number().int().positive(),
     nHead: z.number().int().positive(),
@@ -41,8 +42,8 @@ export const MixtureEntrySchema = z.union([
 export const RunEntrySchema = z.strictObject({
   model: ModelEntrySchema,
   tokens: Count,
-  mixture: z.union([z.literal("natural"), z.record(z.string(), Share)]),
-  generator: z.string().optional(),
+  mixture: z.union([z.literal("natural"), z.record(IdSchema, Share)]),
+  generator: IdSchema.optional(),
   seed: z.number().int().optional(),
 });
 
@@ -149,7 +150,7 @@ export const SweepSpecSchema = z
         models: z.array(ModelEntrySchema).min(1),
         tokens: z.array(Count).min(1),
         mixtures: z.array(MixtureEntrySchema).min(1),
-        generators: z.array(z.string().regex(/^[A-Za-z0-9_.-]+$/)).default([]),
+        generators: z.array(IdSchema).default([]),
         seeds: z.array(z.number().int()).default([1]),
       })
       .optional(),

@@ -33,7 +33,7 @@ const FLUSH_IDS = 1 << 20;
  */
 export async function encodeToFile(
   tokenizerPath: string,
-  texts: AsyncIterable<string>,
+  texts: AsyncIterable<string> | Iterable<string>,
   out: string,
   opts: EncodeToFileOptions = {},
 ): Promise<EncodeToFileResult> {
@@ -70,7 +70,7 @@ export async function encodeToFile(
   return { out, dtype, documents, tokens, bytes, tokenizerSha256: tok.sha256 };
 }
 
-async function* withBytes(texts: AsyncIterable<string>, add: (n: number) => void) {
+async function* withBytes(texts: AsyncIterable<string> | Iterable<string>, add: (n: number) => void) {
   for await (const t of texts) {
     add(Buffer.byteLength(t, "utf8"));
     yield t;

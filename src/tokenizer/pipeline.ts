@@ -171,6 +171,21 @@ function splitStep(j: Json, source: string): Step {
       if (last < s.length) next(s, last, s.length);
     };
   }
+  // GPT-4o's form (Removed, inverted): the matches are the pieces and the gaps are dropped.
+  if (behavior === "Removed" && invert) {
+    return (s, i, e, next) => {
+      if (i !== 0 || e !== s.length) s = s.slice(i, e);
+      re.lastIndex = 0;
+      for (let m = re.exec(s); m !== null; m = re.exec(s)) {
+        const len = m[0].length;
+        if (len === 0) {
+          re.lastIndex++;
+          continue;
+        }
+        next(s, m.index, m.index + len);
+      }
+    };
+  }
   return (s, i, e, next) => {
     if (i !== 0 || e !== s.length) s = s.slice(i, e);
     const r = applyBehavior(regexSpans(re, s, invert), behavior);

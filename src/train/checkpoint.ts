@@ -11,6 +11,7 @@ import {
 import { join } from "node:path";
 import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
+import { hfGpt2Config } from "./hf-config.js";
 import type { GPT } from "./model.js";
 import type { AdamW } from "./optim.js";
 import { type NamedTensor, readSafetensors, writeSafetensors } from "./safetensors.js";
@@ -104,6 +105,7 @@ export function saveCheckpoint(runDir: string, model: GPT, opt: AdamW, state: Ch
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   writeModel(join(tmp, "model.safetensors"), model, { step: String(state.step) });
+  writeJsonAtomic(join(tmp, "config.json"), hfGpt2Config(model.cfg)); // HF GPT2Config (from_pretrained)
   writeSafetensors(
     join(tmp, "optimizer.safetensors"),
     [

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type HfTokenizerJson, writeGpt2Gguf } from "../generate/gguf.js";
+import { type HfTokenizerJson, writeGpt2Gguf } from "../formats/gguf.js";
 import { SynthmixError } from "../util/errors.js";
 import { readModelConfig } from "./checkpoint.js";
 import { readSafetensors } from "./safetensors.js";

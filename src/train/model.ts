@@ -339,10 +339,9 @@ export class GPT {
     const lastResidual = L > 0 ? a.layers[L - 1].residual3 : a.encoded;
 
     // logits = lnf @ wte^T: dlnf (into dC) and dwte (tied embedding accumulates both uses).
-    dC.fill(0);
-    k.matmulBackward(dC, g.wte, null, a.dlogits, a.lnf, p.wte, BT, C, V);
-    dres.fill(0);
-    k.layernormBackward(dres, g.lnfW, g.lnfB, dC, lastResidual, p.lnfW, a.lnfMean, a.lnfRstd, BT, C);
+    // `true` = overwrite the input gradient (no zeroing pass over the scratch buffers first).
+    k.matmulBackward(dC, g.wte, null, a.dlogits, a.lnf, p.wte, BT, C, V, true);
+    k.layernormBackward(dres, g.lnfW, g.lnfB, dC, lastResidual, p.lnfW, a.lnfMean, a.lnfRstd, BT, C, true);
 
     for (let l = L - 1; l >= 0; l--) {
       const w = p.layers[l];
@@ -350,22 +349,16 @@ export class GPT {
       const la = a.layers[l];
       const residual = l === 0 ? a.encoded : a.layers[l - 1].residual3;
       // residual3 = residual2 + c_proj(gelu(c_fc(ln_2(residual2)))): dres is d(residual3) here.
-      d4a.fill(0);
-      k.matmulBackward(d4a, gw.fcProjW, gw.fcProjB, dres, la.fchGelu, w.fcProjW, BT, 4 * C, C);
-      d4b.fill(0);
-      k.geluBackward(d4b, la.fch, d4a, BT * 4 * C);
-      dC.fill(0);
-      k.matmulBackward(dC, gw.fcW, gw.fcB, d4b, la.ln2, w.fcW, BT, C, 4 * C);
+      k.matmulBackward(d4a, gw.fcProjW, gw.fcProjB, dres, la.fchGelu, w.fcProjW, BT, 4 * C, C, true);
+      k.geluBackward(d4b, la.fch, d4a, BT * 4 * C, true);
+      k.matmulBackward(dC, gw.fcW, gw.fcB, d4b, la.ln2, w.fcW, BT, C, 4 * C, true);
       // Identity path already in dres; the LN path accumulates into it -> dres = d(residual2).
       k.layernormBackward(dres, gw.ln2W, gw.ln2B, dC, la.residual2, w.ln2W, la.ln2Mean, la.ln2Rstd, BT, C);
       // residual2 = residual + c_proj(attn(c_attn(ln_1(residual)))).
-      dC.fill(0);
-      k.matmulBackward(dC, gw.projW, gw.projB, dres, la.atty, w.projW, BT, C, C);
+      k.matmulBackward(dC, gw.projW, gw.projB, dres, la.atty, w.projW, BT, C, C, true);
       const dqkv = d4a.subarray(0, BT * 3 * C);
-      dqkv.fill(0);
-      k.attentionBackward(dqkv, a.dAtt, dC, la.qkv, la.att, B, T, C, NH);
-      dC.fill(0);
-      k.matmulBackward(dC, gw.qkvW, gw.qkvB, dqkv, la.ln1, w.qkvW, BT, C, 3 * C);
+      k.attentionBackward(dqkv, a.dAtt, dC, la.qkv, la.att, B, T, C, NH, true);
+      k.matmulBackward(dC, gw.qkvW, gw.qkvB, dqkv, la.ln1, w.qkvW, BT, C, 3 * C, true);
       k.layernormBackward(dres, gw.ln1W, gw.ln1B, dC, residual, w.ln1W, la.ln1Mean, la.ln1Rstd, BT, C);
     }
     k.encoderBackward(g.wte, g.wpe, dres, this.tokens, B, T, C);

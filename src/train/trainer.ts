@@ -361,7 +361,7 @@ async function trainImpl(
         model.backward();
       }
       const loss = lossSum / stepTokens;
-      const gradNorm = clipGradNorm(model.grads, cfg.optimizer.gradClip);
+      const gradNorm = clipGradNorm(model.grads, cfg.optimizer.gradClip, k);
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
         throw new SynthmixError(
           "NON_FINITE_LOSS",

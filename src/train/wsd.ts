@@ -35,6 +35,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { SynthmixError } from "../util/errors.js";
+import { processAlive as alive } from "../util/process.js";
 import type { CheckpointState } from "./checkpoint.js";
 import type { RunConfig } from "./schema.js";
 
@@ -115,15 +116,6 @@ export function seedBranch(runDir: string, snap: string): void {
   for (const f of ["model.safetensors", "optimizer.safetensors", "state.json"])
     copyFileSync(join(snap, f), join(tmp, f));
   renameSync(tmp, join(runDir, "checkpoint"));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**

@@ -214,7 +214,7 @@ test("WET conversion records are text; WARC HTML responses are tag-stripped; oth
   assert.equal(docs[0].meta?.url, "https://a.example/");
   assert.equal(docs[0].meta?.extraction, "wet");
   assert.equal(docs[1].text, "Fish & Chips\nHello web\ncafé — <ok>");
-  assert.equal(docs[1].meta?.extraction, "html-strip");
+  assert.equal(docs[1].meta?.extraction, "htmlparser2");
   assert.equal(docs[2].text, long);
   assert.match(docs[0].id, /^urn:uuid:/);
 

@@ -215,3 +215,67 @@ test("points: JSONL input and clear errors for missing columns", () => {
   );
   assert.throws(() => readPointRows(path, { loss: "final_loss" }), /p\.jsonl: no column "final_loss"/);
 });
+
+test("CLI: fit --points <sweep export> --predict G --json returns prediction intervals; warnings are printed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "synthmix-predict-"));
+  const rows = syntheticRows(0.003, 5, { Ns: [1e5, 3e5, 1e6], ratios: [0] });
+  writeFileSync(join(dir, "runs.csv"), rowsToCsv(rows));
+  writeFileSync(join(dir, "g.csv"), "N,D\n1e6,6.4e7\n3e5,4e6\n");
+  const run = async (extra: string[]) => {
+    let printed = "";
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((s: string) => {
+      printed += s;
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      await buildProgram().parseAsync([
+        "node",
+        "synthmix",
+        "fit",
+        "--points",
+        join(dir, "runs.csv"),
+        "--form",
+        "joint",
+        "--bootstrap",
+        "60",
+        "--out",
+        join(dir, "res"),
+        "--no-quality",
+        ...extra,
+      ]);
+    } finally {
+      process.stdout.write = write;
+    }
+    return printed;
+  };
+  const out = JSON.parse(await run(["--predict", join(dir, "g.csv"), "--json"])) as {
+    fits: FitsFile;
+    predictions: {
+      key: string;
+      N: number;
+      D: number;
+      loss: number;
+      lo: number;
+      hi: number;
+      extrapolated: boolean;
+    }[];
+  };
+  assert.equal(out.fits.fits.length, 1);
+  assert.ok(
+    Number.isFinite(out.fits.fits[0].params.E.value),
+    "the export's nonEmbeddingParams/tokens are read",
+  );
+  assert.equal(out.fits.fits[0].replicates.length > 0, true, "bootstrap replicates are saved");
+  assert.equal(out.predictions.length, 2);
+  const [far, near] = out.predictions;
+  assert.equal(far.extrapolated, true); // D = 6.4e7 beyond the fitted 3.2e7
+  assert.equal(near.extrapolated, false);
+  for (const p of out.predictions) assert.ok(p.lo < p.loss && p.loss < p.hi, JSON.stringify(p));
+  // A 3-point data fit per N is underdetermined: the table says so and the warning is printed.
+  const rows3 = syntheticRows(0.003, 5, { Ns: [1e5], Ds: [1e6, 4e6, 1.6e7], ratios: [0] });
+  writeFileSync(join(dir, "runs.csv"), rowsToCsv(rows3));
+  const text = await run(["--form", "data"]);
+  assert.match(text, /warning UNDERDETERMINED none:0:/);
+  assert.match(text, /\[—\]\?/);
+});

@@ -359,3 +359,26 @@ test("runner: a non-retryable 4xx fails that request only; the document is compl
     await fake.close();
   }
 });
+
+test("runner: a server that reports 0 prompt tokens is warned about (it is probably ignoring the prompt)", async () => {
+  const fake = await startFake(() => ({
+    json: {
+      choices: [{ index: 0, message: { role: "assistant", content: "same text" }, finish_reason: "stop" }],
+      usage: { prompt_tokens: 0, completion_tokens: 2 },
+    },
+  }));
+  try {
+    const ws = makeWorkspace(3);
+    const s = await runGeneration({
+      workspace: ws,
+      corpusName: "toy",
+      style: "hq",
+      generators: [`openai:${fake.url}:m`],
+      ...quiet,
+    });
+    assert.equal(s.generators[0].warnings.length, 1);
+    assert.match(s.generators[0].warnings[0], /reports 0 prompt tokens/);
+  } finally {
+    await fake.close();
+  }
+});

@@ -13,19 +13,28 @@ import { runSweep } from "../../src/sweep/scheduler.js";
 import { jobNameFor } from "../../src/sweep/slurm.js";
 import { slurmAvailable } from "../../src/sweep/slurm-cli.js";
 import { resolveSpec, type SweepSpecInput } from "../../src/sweep/spec.js";
+import { optionalTool } from "../helpers/optional.js";
 import { byteTokenizer, makeWorkspace } from "../mix/helpers.js";
 
 const tiny = (name: string, dModel = 16) => ({ name, nLayer: 1, dModel, nHead: 2 });
 const fake = resolve("test/sweep/fixtures/fake-train.mjs");
 
+const slurmTool = optionalTool(
+  "Slurm",
+  () => {
+    const s = slurmAvailable();
+    return s.ok || (s.why ?? "not available");
+  },
+  "scripts/ci/start-slurm.sh",
+);
+
 function needSlurm(t: TestContext): boolean {
-  const s = slurmAvailable();
-  if (s.ok) return true;
-  const why = `Slurm is not available (${s.why}); start it with scripts/ci/start-slurm.sh`;
-  if (process.env.CI === "true") assert.fail(`CI=true: ${why}`);
-  console.log(`# skipped: ${why}`);
-  t.skip(why);
-  return false;
+  if (slurmTool.skip) {
+    t.skip(slurmTool.skip);
+    return false;
+  }
+  slurmTool.require();
+  return true;
 }
 
 /** Every array task Slurm knows of for this workspace's job name (scontrol keeps them for MinJobAge). */

@@ -86,7 +86,10 @@ function cases(): Case[] {
           const [dinp, dw, db] = [A(gi), A(gw), A(gb)];
           K.layernormForward(o, mean, rstd, x, wa, A(b), BT, C);
           K.layernormBackward(dinp, dw, db, A(dout), x, wa, mean, rstd, BT, C);
-          return [o, mean, rstd, dinp, dw, db];
+          // overwrite: the garbage already in the buffer must not matter
+          const dinp2 = A(rnd(BT * C, 9));
+          K.layernormBackward(dinp2, A(gw), A(gb), A(dout), x, wa, mean, rstd, BT, C, true);
+          return [o, mean, rstd, dinp, dw, db, dinp2];
         },
       });
       for (const OC of [1, 5, 31, 97]) {
@@ -120,7 +123,9 @@ function cases(): Case[] {
         K.attentionForward(o, att, x, B, T, C, NH);
         const dqkv = A(g);
         K.attentionBackward(dqkv, A(rnd(B * NH * T * T, 100)), A(dout), x, att, B, T, C, NH);
-        return [o, att, dqkv];
+        const dqkv2 = A(rnd(B * T * 3 * C, 9));
+        K.attentionBackward(dqkv2, A(rnd(B * NH * T * T, 100)), A(dout), x, att, B, T, C, NH, true);
+        return [o, att, dqkv, dqkv2];
       },
     });
   }
@@ -139,7 +144,9 @@ function cases(): Case[] {
         K.geluForward(o, A(x), N);
         K.geluBackward(d, A(x), A(dout), N);
         K.residualForward(r, A(x), A(y), N);
-        return [o, d, r];
+        const d2 = A(rnd(N, 9));
+        K.geluBackward(d2, A(x), A(dout), N, true);
+        return [o, d, r, d2];
       },
     });
   }
@@ -193,7 +200,9 @@ function matmulCase(BT: number, C: number, OC: number, withBias: boolean): Case 
       const db = withBias ? A(gb) : null;
       K.matmulForward(o, x, wa, withBias ? A(b) : null, BT, C, OC);
       K.matmulBackward(dinp, dw, db, A(dout), x, wa, BT, C, OC);
-      return db === null ? [o, dinp, dw] : [o, dinp, dw, db];
+      const dinp2 = A(rnd(BT * C, 9));
+      K.matmulBackward(dinp2, A(gw), null, A(dout), x, wa, BT, C, OC, true);
+      return db === null ? [o, dinp, dw, dinp2] : [o, dinp, dw, db, dinp2];
     },
   };
 }
@@ -247,6 +256,31 @@ describe("native kernels vs reference", { skip }, () => {
       }
     });
   }
+
+  it("clipGradNorm: the norm and the scaling match the TypeScript loop; identical for 1 and 2 threads", async () => {
+    const { clipGradNorm } = await import("../../src/train/optim.js");
+    for (const N of [1, 5, 4096, 4097, 100_003]) {
+      for (const s of [1e-3, 10]) {
+        const g = rnd(N, s);
+        const want = Float32Array.from(g);
+        const wantNorm = clipGradNorm(want, 1);
+        const outs: Float32Array[] = [];
+        for (const th of [1, 2]) {
+          addon!.setThreads(th);
+          addon!.setMinParallelWork(0);
+          const got = Float32Array.from(g);
+          const norm = addon!.clipGradNorm(got, N, 1);
+          assert.ok(Math.abs(norm - wantNorm) <= 1e-12 * wantNorm, `N=${N} norm ${norm} vs ${wantNorm}`);
+          // Scaling by a factor that differs in the last bits at most: float32 results equal or 1 ulp apart.
+          for (let i = 0; i < N; i++)
+            assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * Math.abs(want[i]), `N=${N} i=${i}`);
+          outs.push(got);
+        }
+        assert.deepEqual(outs[0], outs[1]);
+        addon!.setMinParallelWork(2e5);
+      }
+    }
+  });
 
   it("is deterministic run to run", () => {
     if (addon === null) return;

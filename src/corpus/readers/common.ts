@@ -11,6 +11,8 @@ export interface ReadOptions {
   skipBadRecords?: boolean;
   /** Called for every skipped bad record (only with `skipBadRecords`). */
   onBadRecord?: (err: BadRecordError) => void;
+  /** Called for every file of a folder that is not read (unknown format, or not text with kind "text"). */
+  onSkippedFile?: (path: string, reason: string) => void;
   /** `source` of the documents produced; default "natural" (a record's own `source` field wins). */
   source?: string;
 }

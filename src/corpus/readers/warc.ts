@@ -3,16 +3,20 @@ import { constants, createGunzip } from "node:zlib";
 import { AsyncIterReader, type LimitReader, WARCParser, type WARCRecord } from "warcio";
 import { BadRecordError } from "../../util/errors.js";
 import type { Doc } from "../types.js";
+import { decodeHtmlBody } from "./charset.js";
 import { badRecord, type ReadOptions } from "./common.js";
-import { decodeEntities, htmlToText } from "./html.js";
+import { extractHtml } from "./html.js";
 
 const utf8 = new TextDecoder("utf-8");
 
 /**
  * Stream documents from a WARC or WET file (plain or gzip, as CommonCrawl writes them: one gzip member per
  * record). Gzip is decoded by node's zlib rather than warcio's pako path, whose handling of a truncated
- * member we could not make report the cut. WET `conversion` records are text as-is; WARC `response` records with an
- * HTML payload go through the simple tag stripper in html.ts; every other record type is ignored.
+ * member we could not make report the cut. WET `conversion` records are text as-is. WARC `response` records
+ * (2xx, HTML) are de-chunked and decompressed (Content-Encoding gzip/deflate) by warcio, decoded with the
+ * charset of the HTTP header, else the page's <meta>, else UTF-8 (charset.ts), and turned into text by
+ * htmlparser2 (html.ts); a Content-Encoding warcio cannot decode (br, zstd) is a bad record. Every other
+ * record type is ignored.
  * A truncated file (short gzip member or record) is a bad record naming the file and 1-based record
  * number; nothing after it can be trusted, so with skipBadRecords the rest of the file is skipped.
  */
@@ -72,7 +76,9 @@ export async function* readWarcDocs(path: string, opts: ReadOptions = {}): Async
       if (limitReader.limit > 0 || (!record.httpHeaders && raw.length < expected)) {
         throw truncated(path, n, `record body has ${raw.length} of ${expected} bytes`);
       }
-      const doc = recordToDoc(record, type, raw, path, n, opts);
+      const body = await httpBody(record, raw, path, n, opts);
+      if (body === null) continue;
+      const doc = recordToDoc(record, type, body, path, n, opts);
       if (doc) yield doc;
     }
   } catch (e) {
@@ -91,33 +97,82 @@ function truncated(path: string, n: number, what: string): BadRecordError {
   });
 }
 
+const DECODABLE = new Set(["gzip", "x-gzip", "deflate"]);
+
+/** Is this an HTML response worth extracting (2xx, an HTML content type)? */
+function isHtmlResponse(record: WARCRecord): boolean {
+  const h = record.httpHeaders;
+  if (!h) return false;
+  const status = Number(h.statusCode);
+  if (Number.isFinite(status) && (status < 200 || status >= 300)) return false;
+  return /html/i.test(h.headers.get("content-type") ?? "");
+}
+
+/**
+ * The payload to extract: WET/other records as they are; HTML responses with Transfer-Encoding and
+ * Content-Encoding undone by warcio (it decodes the raw block already read). null: not a document.
+ */
+async function httpBody(
+  record: WARCRecord,
+  raw: Uint8Array,
+  path: string,
+  n: number,
+  opts: ReadOptions,
+): Promise<Uint8Array | null> {
+  if (record.warcType !== "response") return raw;
+  if (!isHtmlResponse(record)) return null;
+  const enc = (record.httpHeaders?.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
+  if (enc !== "identity" && enc !== "" && !DECODABLE.has(enc)) {
+    badRecord(
+      opts,
+      new BadRecordError(path, n, `HTTP Content-Encoding "${enc}" cannot be decoded`, {
+        hint: "only gzip and deflate bodies are decoded; pass --skip-bad-records to import the rest of the file",
+      }),
+    );
+    return null;
+  }
+  let body: Uint8Array;
+  try {
+    body = await record.readFully(true);
+  } catch (e) {
+    badRecord(opts, new BadRecordError(path, n, `cannot decode the HTTP body (${(e as Error).message})`));
+    return null;
+  }
+  // warcio passes bytes through unchanged when inflating fails: a body still starting with the gzip magic
+  // was not decoded, and importing it as text would be garbage.
+  if (DECODABLE.has(enc) && body[0] === 0x1f && body[1] === 0x8b) {
+    badRecord(
+      opts,
+      new BadRecordError(path, n, `corrupt ${enc} HTTP body`, { hint: "pass --skip-bad-records" }),
+    );
+    return null;
+  }
+  return body;
+}
+
 function recordToDoc(
   record: WARCRecord,
   type: string,
-  raw: Uint8Array,
+  body: Uint8Array,
   path: string,
   n: number,
   opts: ReadOptions,
 ): Doc | undefined {
   let text: string;
-  let extraction: string;
+  const meta: Record<string, unknown> = {};
   if (type === "conversion") {
-    text = utf8.decode(raw);
-    extraction = "wet";
+    text = utf8.decode(body);
+    meta.extraction = "wet";
   } else if (type === "response") {
-    const ctype = record.httpHeaders?.headers.get("content-type") ?? "";
-    if (!/html/i.test(ctype)) return undefined;
-    const encoding = record.httpHeaders?.headers.get("content-encoding");
-    if (encoding && encoding !== "identity") return undefined; // compressed payloads are rare in CC WARCs
-    text = htmlToText(utf8.decode(raw));
-    const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(utf8.decode(raw.subarray(0, 65536)))?.[1];
-    extraction = "html-strip";
-    if (title) text = `${decodeEntities(title).trim()}\n${text}`;
+    const decoded = decodeHtmlBody(body, record.httpHeaders?.headers.get("content-type"));
+    const page = extractHtml(decoded.text);
+    text = page.title ? `${page.title}\n${page.text}` : page.text;
+    meta.extraction = "htmlparser2";
+    meta.charset = decoded.encoding;
   } else {
     return undefined;
   }
   const recordId = record.warcHeader("WARC-Record-ID")?.replace(/^<|>$/g, "");
-  const meta: Record<string, unknown> = { extraction };
   const url = record.warcTargetURI;
   if (url) meta.url = url;
   if (record.warcDate) meta.date = record.warcDate;

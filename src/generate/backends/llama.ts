@@ -107,6 +107,12 @@ export class LlamaEndpoint implements Endpoint {
     return this.state;
   }
 
+  /** Whether the GGUF carries a chat template (chat requests are otherwise answered from `prompt`). */
+  async hasChatTemplate(): Promise<boolean> {
+    const { model } = await this.load();
+    return Boolean(model.fileInfo.metadata.tokenizer?.chat_template);
+  }
+
   async modelInfo(): Promise<{ trainContextSize: number; name?: string }> {
     const { model } = await this.load();
     return { trainContextSize: model.trainContextSize, name: model.fileInfo.metadata.general?.name };
@@ -141,6 +147,8 @@ export class LlamaEndpoint implements Endpoint {
         seed: req.params.seed,
         signal: req.signal,
         stopOnAbortSignal: false,
+        onTextChunk: req.onText,
+        customStopTriggers: req.params.stop?.length ? req.params.stop : undefined,
         // Counted here rather than from the token meter, which also meters the last sampled token's eval.
         onToken: (tokens: unknown[]) => {
           generated += tokens.length;
@@ -171,11 +179,16 @@ export class LlamaEndpoint implements Endpoint {
         completion.dispose({ disposeSequence: false });
       }
       const diff = mod.TokenMeter.diff(seq.tokenMeter, before);
+      // The meter leaves out the last prompt token (evaluated with the first sampled one): count the
+      // prompt itself for completions, where the evaluated input is exactly BOS + the prompt's tokens.
+      const promptUsed = useChat
+        ? diff.usedInputTokens
+        : model.tokenize(req.prompt).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
       return {
         text,
         finishReason: stop === "maxTokens" ? "length" : "stop",
         usage: {
-          prompt_tokens: diff.usedInputTokens,
+          prompt_tokens: promptUsed,
           // Tokens still held back as incomplete UTF-8 when max_tokens hits never reach onToken.
           completion_tokens: stop === "maxTokens" ? common.maxTokens : Math.min(generated, common.maxTokens),
         },

@@ -56,6 +56,8 @@ export class NativeEndpoint implements Endpoint {
   private readonly waiting: Job[] = [];
   private readonly active: Job[] = [];
   private freeSlots: number[] = [];
+  /** Prompt tokens whose keys/values are valid in each slot (for reusing shared prompt prefixes). */
+  private slotTokens: number[][] = [];
   private running = false;
 
   constructor(private readonly opts: NativeEndpointOptions) {
@@ -85,6 +87,7 @@ export class NativeEndpoint implements Endpoint {
         threads: this.opts.threads ?? 1,
       });
       this.freeSlots = Array.from({ length: this.concurrency }, (_, i) => this.concurrency - 1 - i);
+      this.slotTokens = Array.from({ length: this.concurrency }, () => []);
       return { dec, text: new GgufText(vocab), T: weights.contextLength, V: weights.vocabSize };
     })();
     return this.state;
@@ -135,7 +138,7 @@ export class NativeEndpoint implements Endpoint {
     const st = await this.load();
     try {
       while (this.waiting.length > 0 || this.active.length > 0) {
-        this.admit();
+        this.admit(st);
         this.dropAborted();
         if (this.active.length > 0) this.step(st);
         // Let new requests arrive and finished ones resolve between steps.
@@ -156,12 +159,37 @@ export class NativeEndpoint implements Endpoint {
     }
   }
 
-  private admit(): void {
+  private admit(st: Loaded): void {
     while (this.waiting.length > 0 && this.freeSlots.length > 0) {
       const job = this.waiting.shift() as Job;
       job.slot = this.freeSlots.pop() as number;
+      this.reusePrefix(st, job);
       this.active.push(job);
     }
+  }
+
+  /**
+   * Prompts of one style share their template text: copy the longest cached common prefix (from any
+   * slot) instead of recomputing it. The last prompt token is always run, for its logits.
+   */
+  private reusePrefix(st: Loaded, job: Job): void {
+    let best = 0;
+    let from = -1;
+    for (let s = 0; s < this.slotTokens.length; s++) {
+      const toks = this.slotTokens[s];
+      const n = Math.min(toks.length, job.prompt.length - 1);
+      let k = 0;
+      while (k < n && toks[k] === job.prompt[k]) k++;
+      if (k > best) {
+        best = k;
+        from = s;
+      }
+    }
+    if (best >= 8) {
+      st.dec.copyPrefix(from, job.slot, best);
+      job.fed = best;
+    }
+    this.slotTokens[job.slot] = job.prompt.slice(0, job.fed);
   }
 
   private dropAborted(): void {
@@ -204,17 +232,19 @@ export class NativeEndpoint implements Endpoint {
       outRows[outJobs.length] = R - 1;
       outJobs.push(j);
     }
+    const firstPrefill = R;
     for (const j of this.active) {
       if (j.fed >= j.prompt.length || R >= maxRows) continue;
       const n = Math.min(j.prompt.length - j.fed, maxRows - R);
       for (let t = 0; t < n; t++) add(j, j.prompt[j.fed + t], j.fed + t);
       j.fed += n;
+      this.slotTokens[j.slot] = j.prompt.slice(0, j.fed);
       if (j.fed === j.prompt.length) {
         outRows[outJobs.length] = R - 1;
         outJobs.push(j);
       }
     }
-    const logits = st.dec.forward(tokens, slots, pos, R, outRows, outJobs.length);
+    const logits = st.dec.forward(tokens, slots, pos, R, outRows, outJobs.length, firstPrefill);
     const V = st.V;
     outJobs.forEach((j, i) => {
       j.out.push(j.sampler.sample(logits.subarray(i * V, (i + 1) * V)));

@@ -5,6 +5,8 @@ export interface SamplingParams {
   top_p?: number;
   max_tokens?: number;
   seed?: number;
+  /** Stop sequences (honoured by the local GGUF backend and `synthmix serve`). */
+  stop?: string[];
 }
 
 export interface GenRequest {
@@ -15,6 +17,8 @@ export interface GenRequest {
   prompt: string;
   params: SamplingParams;
   signal?: AbortSignal;
+  /** Streaming: called with each piece of answer text as it is generated (local backend only). */
+  onText?: (text: string) => void;
 }
 
 export interface GenUsage {

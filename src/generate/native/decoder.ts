@@ -1,6 +1,6 @@
-import { SynthmixError } from "../../util/errors.js";
 import { loadNativeKernels, nativeAddon, nativeLoadError } from "../../train/kernels/native.js";
 import type { Kernels } from "../../train/kernels/types.js";
+import { SynthmixError } from "../../util/errors.js";
 import type { Gpt2Weights } from "./gguf-model.js";
 
 /** The decode kernels of native/decode.cc (exported by the same addon as the training kernels). */
@@ -18,6 +18,7 @@ export interface DecodeAddon {
     T: number,
     S: number,
     threads: number,
+    firstPrefill: number,
   ): void;
   geluF16Forward(out: Float32Array, inp: Float32Array, N: number): void;
 }
@@ -115,9 +116,32 @@ export class BatchedGpt2 {
   }
 
   /**
+   * Copies the cached keys/values of positions [0, n) from one slot to another (a shared prompt prefix).
+   * A position's keys/values depend only on the tokens up to it and are computed row-independently, so
+   * the copy is bit-identical to recomputing them.
+   */
+  copyPrefix(from: number, to: number, n: number): void {
+    if (from === to || n <= 0) return;
+    const { nHead: NH, dModel: C } = this.w;
+    const hs = C / NH;
+    const T = this.T;
+    for (let l = 0; l < this.kc.length; l++) {
+      for (let h = 0; h < NH; h++) {
+        const src = (from * NH + h) * T * hs;
+        const dst = (to * NH + h) * T * hs;
+        this.kc[l].copyWithin(dst, src, src + n * hs);
+        this.vc[l].copyWithin(dst, src, src + n * hs);
+      }
+    }
+  }
+
+  /**
    * Runs rows [0, R): tokens[r] at position pos[r] of the sequence in slot slots[r]. Rows of one sequence
-   * must be consecutive positions in order, and its earlier positions must already be cached. Returns the
-   * logits (nOut, V) of the rows listed in `out` (valid until the next call).
+   * must be consecutive positions in order, and its earlier positions must already be cached. Rows from
+   * `firstPrefill` on are prompt tokens (attention through GEMMs per prompt chunk), rows before it are
+   * generated tokens (one query each): a position always takes the same path, so results stay
+   * independent of batching. Returns the logits (nOut, V) of the rows listed in `out` (valid until the
+   * next call).
    */
   forward(
     tokens: Int32Array,
@@ -126,6 +150,7 @@ export class BatchedGpt2 {
     R: number,
     out: Int32Array,
     nOut: number,
+    firstPrefill = R,
   ): Float32Array {
     const { w, k, d, C, V, T } = this;
     if (R > this.opts.maxRows) throw new Error(`batch of ${R} rows exceeds maxRows ${this.opts.maxRows}`);
@@ -158,6 +183,7 @@ export class BatchedGpt2 {
         T,
         this.opts.slots,
         this.opts.threads,
+        firstPrefill,
       );
       k.matmulForward(this.tmp, this.atty, lw.projW, lw.projB, R, C, C);
       k.residualForward(x, x, this.tmp, R * C);

@@ -61,7 +61,8 @@ const GGML_F16 = 1;
 
 function bad(path: string, what: string, hint?: string): SynthmixError {
   return new SynthmixError("NATIVE_GGUF", `${path}: ${what}`, {
-    hint: hint ?? "the native engine runs GPT-2 GGUFs exported by synthmix; use engine=llama for other models",
+    hint:
+      hint ?? "the native engine runs GPT-2 GGUFs exported by synthmix; use engine=llama for other models",
   });
 }
 
@@ -98,7 +99,8 @@ function readTensor(path: string, fd: number, t: TensorInfo, shape: number[]): F
   const start = Number(t.fileOffset);
   while (off < buf.length) {
     const got = readSync(fd, buf, off, buf.length - off, start + off);
-    if (got <= 0) throw bad(path, `file ends inside tensor ${t.name}`, "the file is truncated; export it again");
+    if (got <= 0)
+      throw bad(path, `file ends inside tensor ${t.name}`, "the file is truncated; export it again");
     off += got;
   }
   const out = new Float32Array(n);
@@ -130,7 +132,10 @@ function readVocab(meta: Record<string, unknown>, path: string, V: number): Gguf
   }
   const pre = meta["tokenizer.ggml.pre"];
   if (pre !== undefined && pre !== "gpt-2" && pre !== "default") {
-    throw bad(path, `pre-tokenizer "${String(pre)}" is not GPT-2's (the native tokenizer implements "gpt-2")`);
+    throw bad(
+      path,
+      `pre-tokenizer "${String(pre)}" is not GPT-2's (the native tokenizer implements "gpt-2")`,
+    );
   }
   if (tokens.length !== V) throw bad(path, `${tokens.length} tokens but the embedding has ${V} rows`);
   const eosId = num(meta, "tokenizer.ggml.eos_token_id", path);

@@ -59,7 +59,7 @@ export class Mt19937 {
   canonical(): number {
     const r1 = this.nextU32();
     const r2 = this.nextU32();
-    const v = (r1 + r2 * 4294967296) / 18446744073709551616;
+    const v = (r1 + r2 * 4294967296) / 2 ** 64;
     return v >= 1 ? 1 - 2 ** -53 : v;
   }
 }
@@ -73,7 +73,11 @@ export interface SamplerParams {
 }
 
 /** node-llama-cpp's defaults for a LlamaCompletion request given the OpenAI-style sampling params. */
-export function llamaSamplerParams(p: { temperature?: number; top_p?: number; seed?: number }): SamplerParams {
+export function llamaSamplerParams(p: {
+  temperature?: number;
+  top_p?: number;
+  seed?: number;
+}): SamplerParams {
   return {
     temperature: p.temperature ?? 0,
     topP: p.top_p ?? 0.95,

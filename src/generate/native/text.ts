@@ -1,5 +1,5 @@
-import { Tokenizer } from "../../tokenizer/index.js";
 import { tokenStringToBytes } from "../../tokenizer/bytes.js";
+import { Tokenizer } from "../../tokenizer/index.js";
 import type { GgufVocab } from "./gguf-model.js";
 
 const TYPE_CONTROL = 3;

@@ -2,11 +2,13 @@ import type { TopLevelSpec } from "vega-lite";
 import type { BestRatioEntry, BestRatioFile, Estimate } from "../../fit/results.js";
 import { type ChartResult, CONFIG, fmt, si } from "./common.js";
 
-/** The best-ratio estimate shown for a cell: quadratic fit, else mixing law, else the observed argmin. */
-export function bestOf(e: BestRatioEntry): { est: Estimate; how: "quadratic" | "mixing law" | "observed" } {
-  if (e.quadratic) return { est: e.quadratic.bestRatio, how: "quadratic" };
-  if (e.mixingLaw) return { est: e.mixingLaw.bestRatio, how: "mixing law" };
-  return { est: { value: e.observedBest, se: null, lo: null, hi: null }, how: "observed" };
+/**
+ * The best-ratio estimate shown for a cell: the quadratic optimum when it is resolved, else the observed
+ * best ratio of the grid (no interval: the optimum is not resolved on this grid).
+ */
+export function bestOf(e: BestRatioEntry): { est: Estimate; how: "quadratic" | "observed" } {
+  if (e.resolved && e.quadratic) return { est: e.quadratic.bestRatio, how: "quadratic" };
+  return { est: { value: e.observedBest, se: null, lo: null, hi: null, identified: false }, how: "observed" };
 }
 
 const groupOf = (e: { synthetic: string; generator: string }, multi: boolean) =>
@@ -111,7 +113,7 @@ export function bestRatioHeatmap(file: BestRatioFile | undefined): ChartResult {
   return {
     id: "best-ratio",
     title: "Best synthetic ratio per model size and token budget",
-    caption: `Each cell: the synthetic share of training tokens that minimises test loss at that (N, D) (${[...hows].join(" / ")} fit of loss against ratio over the sweep's ratios, natural-only runs counting as ratio 0), with its 95% bootstrap interval; ${cells} cells from results/best-ratio.json.${trends.length ? ` Least-squares trend of the best ratio: ${trends.join("; ")}.` : ""}`,
+    caption: `Each cell: the synthetic share of training tokens that minimises test loss at that (N, D) (the resolved quadratic fit of loss against ratio, natural-only runs counting as ratio 0, with its 95% bootstrap interval; where the optimum is not resolved on this grid — fewer than 5 ratios, lack of fit, no interior minimum — the observed best ratio of the grid, without interval${hows.has("observed") ? `; ${file.entries.filter((e) => !e.resolved).length} of ${file.entries.length} cells are unresolved` : ""}); ${cells} cells from results/best-ratio.json.${trends.length ? ` Least-squares trend of the best ratio: ${trends.join("; ")}.` : ""}`,
     spec,
   };
 }

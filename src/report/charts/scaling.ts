@@ -215,6 +215,8 @@ export function irreducibleChart(fitsFile: FitsFile | undefined): ChartResult {
     hi: f.params.E.hi ?? f.params.E.value,
     se: f.params.E.se,
     label: fmt(f.params.E.value),
+    status: f.params.E.identified && f.warnings.length === 0 ? "identified" : "not identified",
+    warnings: f.warnings.map((w) => w.code).join(", ") || "none",
   }));
   const y = { field: "series", type: "nominal", sort: labels, title: "Mixture" };
   const color = {
@@ -233,8 +235,16 @@ export function irreducibleChart(fitsFile: FitsFile | undefined): ChartResult {
       encoding: {
         y,
         color,
+        shape: {
+          field: "status",
+          type: "nominal",
+          title: "E",
+          scale: { domain: ["identified", "not identified"], range: ["circle", "cross"] },
+        },
         tooltip: [
           { field: "series", title: "mixture" },
+          { field: "status" },
+          { field: "warnings" },
           { field: "E", format: ".4f" },
           { field: "lo", title: "95% lo", format: ".4f" },
           { field: "hi", title: "95% hi", format: ".4f" },
@@ -271,7 +281,7 @@ export function irreducibleChart(fitsFile: FitsFile | undefined): ChartResult {
   return {
     id: "irreducible-loss",
     title: "Irreducible loss E per mixture",
-    caption: `E from the ${source} (results/fits.json); bars: 95% bootstrap percentile intervals over runs (${boot} resamples${boot === 0 ? ", i.e. none" : ""}). ${natural ? "Dashed line: natural-only E. " : ""}Lower is better.`,
+    caption: `E from the ${source} (results/fits.json); bars: 95% intervals (bootstrap over runs, ${boot} resamples${boot === 0 ? ", i.e. none" : ""}, united with the profile-likelihood interval). Crosses: E not identified on this grid (at its bound, spanning most of its feasible range, or a fit with warnings; see the table) — no ordering can be read from them. ${natural ? "Dashed line: natural-only E. " : ""}Lower is better.`,
     spec,
   };
 }

@@ -33,6 +33,7 @@ export function speedupChart(file: SpeedupsFile | undefined): ChartResult {
       values.push({
         ...base,
         kind: "curve",
+        part: c.extrapolated ? "extrapolated (outside the fitted D range)" : "within the fitted D range",
         L: c.targetLoss,
         s: c.speedup.value,
         lo: c.speedup.lo !== null && c.speedup.lo > 0 ? c.speedup.lo : null,
@@ -45,6 +46,11 @@ export function speedupChart(file: SpeedupsFile | undefined): ChartResult {
         kind: "mark",
         L: e.atLargestNatural.targetLoss,
         s: e.atLargestNatural.speedup.value,
+        status: e.atLargestNatural.extrapolated
+          ? "extrapolated"
+          : e.supported
+            ? "supported"
+            : `not identified (${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`,
       });
     }
   }
@@ -92,7 +98,23 @@ export function speedupChart(file: SpeedupsFile | undefined): ChartResult {
       {
         transform: [{ filter: "datum.kind === 'curve'" }],
         mark: { type: "line", strokeWidth: 1.6, clip: true },
-        encoding: { x, y, color },
+        encoding: {
+          x,
+          y,
+          color,
+          strokeDash: {
+            field: "part",
+            type: "nominal",
+            title: "Inversion",
+            scale: {
+              domain: ["within the fitted D range", "extrapolated (outside the fitted D range)"],
+              range: [
+                [1, 0],
+                [5, 3],
+              ],
+            },
+          },
+        },
       },
       {
         transform: [{ filter: "datum.kind === 'curve' && datum.lo !== null && datum.hi !== null" }],

@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import type { Kernels } from "./types.js";
 
 /** The raw addon: the kernel functions plus controls used by tests and benchmarks. */
-export interface NativeAddon extends Omit<Kernels, "name" | "setThreads"> {
+export interface NativeAddon extends Omit<Kernels, "name" | "setThreads" | "clipGradNorm"> {
+  clipGradNorm(grads: Float32Array, N: number, maxNorm: number): number;
   setThreads(n: number): void;
   getThreads(): number;
   /** "avx512" when the AVX-512 micro-kernels are in use, else "portable". */
@@ -76,6 +77,7 @@ export function loadNativeKernels(): (Kernels & { isa: string }) | null {
       residualForward: addon.residualForward,
       crossEntropyForward: addon.crossEntropyForward,
       adamwUpdate: addon.adamwUpdate,
+      clipGradNorm: addon.clipGradNorm,
       setThreads: addon.setThreads,
     };
     cached = { kernels, addon, error: null };

@@ -94,7 +94,9 @@ function layernormBackward(
   rstd: FloatArray,
   BT: number,
   C: number,
+  overwrite = false,
 ): void {
+  if (overwrite) dinp.fill(0, 0, BT * C);
   for (let r = 0; r < BT; r++) {
     const x = r * C;
     const m = mean[r];
@@ -152,7 +154,9 @@ function matmulBackward(
   BT: number,
   C: number,
   OC: number,
+  overwrite = false,
 ): void {
+  if (overwrite) dinp.fill(0, 0, BT * C);
   // dinp (BT,C) += dout (BT,OC) @ weight (OC,C)
   for (let r = 0; r < BT; r++) {
     const x = r * C;
@@ -235,7 +239,9 @@ function attentionBackward(
   T: number,
   C: number,
   NH: number,
+  overwrite = false,
 ): void {
+  if (overwrite) dqkv.fill(0, 0, B * T * 3 * C);
   const C3 = 3 * C;
   const hs = C / NH;
   const scale = 1 / Math.sqrt(hs);
@@ -282,7 +288,14 @@ function geluForward(out: FloatArray, inp: FloatArray, N: number): void {
   }
 }
 
-function geluBackward(dinp: FloatArray, inp: FloatArray, dout: FloatArray, N: number): void {
+function geluBackward(
+  dinp: FloatArray,
+  inp: FloatArray,
+  dout: FloatArray,
+  N: number,
+  overwrite = false,
+): void {
+  if (overwrite) dinp.fill(0, 0, N);
   for (let i = 0; i < N; i++) {
     const x = inp[i];
     const u = GELU_SCALE * (x + 0.044715 * x * x * x);

@@ -12,6 +12,9 @@
  *   - Every backward ACCUMULATES (+=) into its gradient outputs (dinp, dweight, dbias), so the caller
  *     zeroes gradients once per step and gradient accumulation over micro-batches is free.
  *   - `bias` may be null (no bias).
+ *   - Backward kernels take an optional last argument `overwrite`: when true the input gradient
+ *     (dinp / dqkv) is WRITTEN instead of accumulated (the caller then need not zero it; results are
+ *     the same as zeroing first). Parameter gradients always accumulate.
  */
 export type FloatArray = Float32Array | Float64Array;
 
@@ -60,6 +63,7 @@ export interface Kernels {
     rstd: FloatArray,
     BT: number,
     C: number,
+    overwrite?: boolean,
   ): void;
 
   /** out (BT,OC) = inp (BT,C) @ weight(OC,C)^T + bias (OC). */
@@ -83,6 +87,7 @@ export interface Kernels {
     BT: number,
     C: number,
     OC: number,
+    overwrite?: boolean,
   ): void;
 
   /**
@@ -110,11 +115,12 @@ export interface Kernels {
     T: number,
     C: number,
     NH: number,
+    overwrite?: boolean,
   ): void;
 
   /** GELU, tanh approximation (as GPT-2). */
   geluForward(out: FloatArray, inp: FloatArray, N: number): void;
-  geluBackward(dinp: FloatArray, inp: FloatArray, dout: FloatArray, N: number): void;
+  geluBackward(dinp: FloatArray, inp: FloatArray, dout: FloatArray, N: number, overwrite?: boolean): void;
 
   /** out = a + b (N elements). */
   residualForward(out: FloatArray, a: FloatArray, b: FloatArray, N: number): void;
@@ -152,6 +158,12 @@ export interface Kernels {
     weightDecay: number,
     t: number,
   ): void;
+
+  /**
+   * Optional (native): global-norm clipping of the whole gradient buffer, as `clipGradNorm` in optim.ts
+   * (float64 sum of squares in fixed chunks, so deterministic for any thread count). Returns the norm.
+   */
+  clipGradNorm?(grads: FloatArray, N: number, maxNorm: number): number;
 
   /** Number of threads the kernels use (native only; the reference is single-threaded). */
   setThreads?(n: number): void;

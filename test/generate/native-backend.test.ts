@@ -1,0 +1,399 @@
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { LlamaEndpoint } from "../../src/generate/backends/llama.js";
+import { NativeEndpoint } from "../../src/generate/backends/native.js";
+import { GenerationError } from "../../src/generate/backends/types.js";
+import { writeGpt2Gguf } from "../../src/generate/gguf.js";
+import { BatchedGpt2, decodeKernels } from "../../src/generate/native/decoder.js";
+import { loadGpt2Gguf } from "../../src/generate/native/gguf-model.js";
+import { LlamaChainSampler, llamaSamplerParams, Mt19937 } from "../../src/generate/native/sampler.js";
+import { GgufText } from "../../src/generate/native/text.js";
+import { parseGeneratorSpec } from "../../src/generate/spec.js";
+import { Rng } from "../../src/util/rng.js";
+import { gpt2NextTokenLogits } from "./gpt2-reference.js";
+import { type TinyGpt2, tinyTokenizerJson } from "./tiny-gpt2.js";
+
+const dir = mkdtempSync(join(tmpdir(), "synthmix-native-"));
+const available = !("error" in decodeKernels());
+const skip = available ? false : "native addon not built";
+
+/**
+ * A random GPT-2 with moderate weights (so that logits are well conditioned, like a trained model's:
+ * float rounding is not amplified into large logit differences) and the tiny byte-level BPE.
+ */
+function writeModel(path: string, seed: number, ctx: number): TinyGpt2 {
+  const tok = tinyTokenizerJson();
+  const vocabSize = 256 + 6 + 1;
+  const d = 64;
+  const nLayer = 2;
+  // Head size 64 as in the demo's generator (s2): llama.cpp's automatic flash-attention choice, and so
+  // its rounding, depends on the head size; the native engine reproduces the non-flash path it takes here.
+  const nHead = 1;
+  const rng = new Rng(seed);
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  const set = (name: string, shape: number[], scale: number, offset = 0) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = offset + rng.normal() * scale;
+    tensors.set(name, { shape, data });
+  };
+  set("wte.weight", [vocabSize, d], 0.3);
+  set("wpe.weight", [ctx, d], 0.1);
+  for (let l = 0; l < nLayer; l++) {
+    const h = `h.${l}`;
+    set(`${h}.ln_1.weight`, [d], 0.05, 1);
+    set(`${h}.ln_1.bias`, [d], 0.05);
+    set(`${h}.attn.c_attn.weight`, [d, 3 * d], 0.08);
+    set(`${h}.attn.c_attn.bias`, [3 * d], 0.05);
+    set(`${h}.attn.c_proj.weight`, [d, d], 0.05);
+    set(`${h}.attn.c_proj.bias`, [d], 0.05);
+    set(`${h}.ln_2.weight`, [d], 0.05, 1);
+    set(`${h}.ln_2.bias`, [d], 0.05);
+    set(`${h}.mlp.c_fc.weight`, [d, 4 * d], 0.08);
+    set(`${h}.mlp.c_fc.bias`, [4 * d], 0.05);
+    set(`${h}.mlp.c_proj.weight`, [4 * d, d], 0.05);
+    set(`${h}.mlp.c_proj.bias`, [d], 0.05);
+  }
+  set("ln_f.weight", [d], 0.05, 1);
+  set("ln_f.bias", [d], 0.05);
+  writeGpt2Gguf(path, {
+    config: { nLayer, dModel: d, nHead, contextLength: ctx, vocabSize },
+    tensors,
+    tokenizerJson: tok,
+    name: "native-test-gpt2",
+  });
+  return { vocabSize, dModel: d, nLayer, nHead, tensors };
+}
+
+const modelPath = join(dir, "m.gguf");
+let model: TinyGpt2;
+type Llama = import("node-llama-cpp").Llama;
+let llama: Llama;
+
+before(async () => {
+  model = writeModel(modelPath, 7, 128);
+  const { getLlama } = await import("node-llama-cpp");
+  llama = await getLlama({ gpu: false, build: "never", progressLogs: false });
+});
+
+after(async () => {
+  await llama?.dispose();
+});
+
+const TEXTS = [
+  "the cat and the hat sat on the mat; then the other one ran.",
+  "An answer: 42 apples, 7 pears -- and a thé au lait. Naïve café?  Spaces   and\ttabs\n\nnew lines",
+  "Question: what is the theory? Answer: there are many, and the best are rather short.",
+];
+
+/**
+ * llama.cpp's raw logits for the last token of `tokens` through its non-flash attention path (the path the
+ * native engine reproduces; llama.cpp's flash path, which it may pick by itself, rounds differently by up
+ * to a few 1e-3 on this fixture), via node-llama-cpp.
+ */
+async function llamaLogits(tokens: number[]): Promise<Float32Array> {
+  const m = await llama.loadModel({ modelPath });
+  const ctx = await m.createContext({ contextSize: 128, threads: 1, flashAttention: false });
+  try {
+    const seq = ctx.getSequence();
+    const input: (number | [number, object])[] = tokens.slice(0, -1);
+    input.push([tokens[tokens.length - 1], { generateNext: { logits: true } }]);
+    const res = (await seq.controlledEvaluate(input as never)) as unknown as {
+      next?: { logits?: Map<number, number> };
+    }[];
+    const map = res[res.length - 1].next?.logits as Map<number, number>;
+    return Float32Array.from({ length: model.vocabSize }, (_, v) => map.get(v) ?? Number.NaN);
+  } finally {
+    await ctx.dispose();
+    await m.dispose();
+  }
+}
+
+function nativeLogits(dec: BatchedGpt2, tokens: number[], slot = 0): Float32Array {
+  const R = tokens.length;
+  const out = dec.forward(
+    Int32Array.from(tokens),
+    new Int32Array(R).fill(slot),
+    Int32Array.from({ length: R }, (_, i) => i),
+    R,
+    Int32Array.from([R - 1]),
+    1,
+    0,
+  );
+  return out.slice();
+}
+
+test("std::mt19937 and generate_canonical: the C++ standard's check value and libstdc++'s two-draw formula", () => {
+  const m = new Mt19937(5489);
+  let x = 0;
+  for (let i = 0; i < 10000; i++) x = m.nextU32();
+  // [rand.predef]: the 10000th consecutive invocation of a default-constructed mt19937 produces 4123659995.
+  assert.equal(x, 4123659995);
+  const a = new Mt19937(1);
+  const b = new Mt19937(1);
+  const r1 = b.nextU32();
+  const r2 = b.nextU32();
+  assert.equal(a.canonical(), (r1 + r2 * 2 ** 32) / 2 ** 64);
+});
+
+test("GGUF text: prompt ids equal llama.cpp's tokenizer, and decoding drops control tokens", {
+  skip,
+}, async () => {
+  const { vocab } = await loadGpt2Gguf(modelPath);
+  const text = new GgufText(vocab);
+  const m = await llama.loadModel({ modelPath });
+  try {
+    const rng = new Rng(3);
+    const samples = [...TEXTS, "<|endoftext|> is plain text here", ""];
+    // Random mixes of letters, digits, punctuation, spaces and multi-byte characters.
+    const alphabet = [..."the an er ab 0123 ,.;!? \n\t  é中😀'sre'd'll"];
+    for (let i = 0; i < 40; i++)
+      samples.push(Array.from({ length: 30 }, () => alphabet[rng.int(alphabet.length)]).join(""));
+    for (const s of samples) {
+      assert.deepEqual(text.encodePrompt(s), Array.from(m.tokenize(s)), JSON.stringify(s));
+    }
+    const ids = text.encode("the cat");
+    assert.equal(text.decode([...ids, vocab.eosId]), "the cat");
+    // An incomplete UTF-8 tail is held back, as LlamaCompletion does when generation stops there.
+    const e = text.encode("é");
+    assert.equal(e.length, 2);
+    assert.equal(text.decode([...ids, e[0]]), "the cat");
+  } finally {
+    await m.dispose();
+  }
+});
+
+test("native logits match llama.cpp's to 2e-4 and an independent float64 forward to f16 precision", {
+  skip,
+}, async () => {
+  const { weights, vocab } = await loadGpt2Gguf(modelPath);
+  const text = new GgufText(vocab);
+  const dec = new BatchedGpt2(weights, { slots: 2, maxRows: 128, threads: 1 });
+  for (const s of TEXTS) {
+    const tokens = text.encodePrompt(s);
+    const mine = nativeLogits(dec, tokens);
+    const ll = await llamaLogits(tokens);
+    const ref = gpt2NextTokenLogits(model, tokens);
+    let dLlama = 0;
+    let dRef = 0;
+    let spread = 0;
+    for (let v = 0; v < model.vocabSize; v++) {
+      dLlama = Math.max(dLlama, Math.abs(mine[v] - ll[v]));
+      dRef = Math.max(dRef, Math.abs(mine[v] - ref[v]));
+      spread = Math.max(spread, Math.abs(ref[v] - ref[0]));
+    }
+    assert.ok(spread > 1, `logits vary (spread ${spread})`);
+    assert.ok(dLlama < 2e-4, `max |native - llama.cpp| = ${dLlama}`);
+    // The f16 KV cache and GELU table (llama.cpp's roundings) move logits by ~1e-3 from exact arithmetic.
+    assert.ok(dRef < 1e-2, `max |native - float64 reference| = ${dRef}`);
+  }
+});
+
+test("decoder: a row's logits are bitwise independent of batch composition and prefill chunking", {
+  skip,
+}, async () => {
+  const { weights, vocab } = await loadGpt2Gguf(modelPath);
+  const text = new GgufText(vocab);
+  const a = text.encodePrompt(TEXTS[0]);
+  const b = text.encodePrompt(TEXTS[1]);
+  const solo = new BatchedGpt2(weights, { slots: 4, maxRows: 256, threads: 1 });
+  const ref = nativeLogits(solo, a, 3);
+  // Same sequence, fed in three chunks while another sequence is prefilled in the same calls.
+  const mixed = new BatchedGpt2(weights, { slots: 4, maxRows: 256, threads: 2 });
+  const cuts = [0, 5, 6, a.length];
+  let got = new Float32Array(0);
+  for (let c = 0; c + 1 < cuts.length; c++) {
+    const rows: [number, number, number][] = [];
+    for (let p = cuts[c]; p < cuts[c + 1]; p++) rows.push([a[p], 1, p]);
+    const bEnd = Math.min(b.length, (c + 1) * 10);
+    for (let p = c * 10; p < bEnd; p++) rows.push([b[p], 2, p]);
+    const R = rows.length;
+    const out = mixed.forward(
+      Int32Array.from(rows, (r) => r[0]),
+      Int32Array.from(rows, (r) => r[1]),
+      Int32Array.from(rows, (r) => r[2]),
+      R,
+      Int32Array.from([cuts[c + 1] - cuts[c] - 1]),
+      1,
+      0,
+    );
+    got = out.slice();
+  }
+  assert.deepEqual(got, ref);
+});
+
+/**
+ * llama.cpp's own sampler: the raw logits of the prompt's last token (temperature 1, no top-k/top-p: the
+ * chain leaves them untouched), then, for each option set, the token a fresh sampler draws from the same
+ * logits (the same prompt through the same batch path gives bit-identical logits).
+ */
+async function llamaDraws(
+  tokens: number[],
+  options: { temperature: number; topP?: number; seed: number }[],
+): Promise<{ logits: Float32Array; tokens: number[] }> {
+  const m = await llama.loadModel({ modelPath });
+  const ctx = await m.createContext({ contextSize: 128, threads: 1 });
+  // One sequence, cleared between evaluations (disposing and re-getting sequences races in node-llama-cpp).
+  const seq = ctx.getSequence();
+  const evalLast = async (next: object) => {
+    await seq.clearHistory();
+    const input: (number | [number, object])[] = tokens.slice(0, -1);
+    input.push([tokens[tokens.length - 1], { generateNext: next }]);
+    const res = (await seq.controlledEvaluate(input as never)) as unknown as {
+      next?: { logits?: Map<number, number>; token?: number };
+    }[];
+    return res[res.length - 1].next ?? {};
+  };
+  try {
+    const raw = await evalLast({ logits: true, options: { temperature: 1, topK: 0, topP: 1, seed: 0 } });
+    const map = raw.logits as Map<number, number>;
+    const logits = Float32Array.from({ length: model.vocabSize }, (_, v) => map.get(v) ?? Number.NaN);
+    const out: number[] = [];
+    for (const o of options) out.push((await evalLast({ token: true, options: o })).token as number);
+    return { logits, tokens: out };
+  } finally {
+    await ctx.dispose();
+    await m.dispose();
+  }
+}
+
+test("sampler: the same token as llama.cpp's sampler chain on the same logits, for every seed", {
+  skip,
+}, async () => {
+  const { vocab } = await loadGpt2Gguf(modelPath);
+  const text = new GgufText(vocab);
+  const settings = [
+    { temperature: 0.8 },
+    { temperature: 1.3, topP: 0.5 },
+    { temperature: 0.5, topP: 1 },
+    { temperature: 0 },
+  ];
+  let n = 0;
+  for (const [i, s] of TEXTS.entries()) {
+    const tokens = text.encodePrompt(s);
+    const opts = Array.from({ length: 40 }, (_, seed) => ({
+      ...settings[(seed + i) % settings.length],
+      seed,
+    }));
+    const draws = await llamaDraws(tokens, opts);
+    assert.ok(draws.logits.every(Number.isFinite));
+    draws.tokens.forEach((token, k) => {
+      const o = opts[k];
+      const p = llamaSamplerParams({ temperature: o.temperature, top_p: o.topP, seed: o.seed });
+      const mine = new LlamaChainSampler(p, model.vocabSize).sample(draws.logits);
+      assert.equal(mine, token, `text ${i} seed ${o.seed} ${JSON.stringify(o)}`);
+      n++;
+    });
+  }
+  assert.equal(n, 120);
+});
+
+test("sampler: draws follow the analytic top-k/top-p/temperature distribution (chi-square)", () => {
+  const V = 300;
+  const rng = new Rng(11);
+  const logits = Float32Array.from({ length: V }, () => rng.normal() * 2);
+  const params = { temperature: 0.8, top_p: 0.9 };
+  // Analytic: top 40 by logit, nucleus at p = 0.9 on temperature-1 probabilities, then softmax(l / T).
+  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
+  const top = order.slice(0, 40);
+  const e1 = top.map((i) => Math.exp(logits[i] - logits[top[0]]));
+  const z1 = e1.reduce((a, b) => a + b, 0);
+  let keep = 0;
+  for (let c = 0; keep < top.length; ) {
+    c += e1[keep++] / z1;
+    if (c >= 0.9) break;
+  }
+  const kept = top.slice(0, keep);
+  const e2 = kept.map((i) => Math.exp((logits[i] - logits[kept[0]]) / 0.8));
+  const z2 = e2.reduce((a, b) => a + b, 0);
+  const counts = new Map<number, number>();
+  const N = 20000;
+  for (let seed = 0; seed < N; seed++) {
+    const t = new LlamaChainSampler(llamaSamplerParams({ ...params, seed }), V).sample(logits);
+    counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
+  for (const t of counts.keys()) assert.ok(kept.includes(t), `token ${t} is outside the nucleus`);
+  let chi2 = 0;
+  kept.forEach((t, j) => {
+    const expected = (N * e2[j]) / z2;
+    chi2 += ((counts.get(t) ?? 0) - expected) ** 2 / expected;
+  });
+  // keep - 1 degrees of freedom; 99.9% quantile of chi-square(df) < df + 4.5 sqrt(2 df) for df >= 5.
+  const df = kept.length - 1;
+  assert.ok(df >= 5, `nucleus of ${kept.length}`);
+  assert.ok(chi2 < df + 4.5 * Math.sqrt(2 * df), `chi2 ${chi2.toFixed(1)} with ${df} df`);
+});
+
+test("native endpoint: deterministic whatever the batching, and the llama engine's outputs", {
+  skip,
+}, async () => {
+  const prompts = Array.from({ length: 12 }, (_, i) => `${TEXTS[i % 3]} (${i})`);
+  const params = { temperature: 0.8, max_tokens: 24, seed: 5 };
+  const run = async (ep: LlamaEndpoint | NativeEndpoint) => {
+    try {
+      return await Promise.all(
+        prompts.map((prompt, i) => ep.generate({ id: `r${i}`, messages: [], prompt, params })),
+      );
+    } finally {
+      await ep.close();
+    }
+  };
+  const a = await run(new NativeEndpoint({ modelPath, concurrency: 1 }));
+  const b = await run(new NativeEndpoint({ modelPath, concurrency: 5, maxBatchTokens: 16, threads: 2 }));
+  const c = await run(new NativeEndpoint({ modelPath, concurrency: 64 }));
+  assert.deepEqual(b, a);
+  assert.deepEqual(c, a);
+  for (const r of a) {
+    assert.ok(r.finishReason === "length" || r.finishReason === "stop");
+    if (r.finishReason === "length") assert.equal(r.usage?.completion_tokens, 24);
+  }
+  // llama.cpp with one sequence (the demo's former configuration). Its incremental decode path rounds
+  // differently from its batch path, which swaps near-equal candidates in the sorted list now and then,
+  // so a few sequences may part ways after a while; most must agree exactly.
+  const l = await run(new LlamaEndpoint({ modelPath, threads: 1, concurrency: 1 }));
+  const same = l.filter((r, i) => r.text === a[i].text).length;
+  assert.ok(same >= 8, `${same}/12 outputs identical to the llama engine`);
+  const prefix = l.filter((r, i) => r.text.slice(0, 10) === a[i].text.slice(0, 10)).length;
+  assert.ok(prefix >= 11, `${prefix}/12 outputs share their first 10 characters`);
+});
+
+test("native endpoint: the llama engine's context clamp, over-long prompts fail cleanly, aborts", {
+  skip,
+}, async () => {
+  const path = join(dir, "short.gguf");
+  writeModel(path, 3, 32);
+  const ep = new NativeEndpoint({ modelPath: path, concurrency: 2 });
+  try {
+    const params = { max_tokens: 100, temperature: 0.8, seed: 1 };
+    const r = await ep.generate({ id: "fits", messages: [], prompt: "short prompt", params });
+    assert.ok((r.usage?.completion_tokens ?? 0) <= 32 - 12);
+    await assert.rejects(
+      ep.generate({ id: "too-long", messages: [], prompt: "x".repeat(200), params }),
+      (e: unknown) =>
+        e instanceof GenerationError && !e.retryable && /context is 32/.test((e as Error).message),
+    );
+    const ac = new AbortController();
+    const p = ep.generate({ id: "abort", messages: [], prompt: "short", params, signal: ac.signal });
+    ac.abort();
+    await assert.rejects(p, (e: unknown) => e instanceof GenerationError);
+  } finally {
+    await ep.close();
+  }
+});
+
+test("generator specs: native: and gguf:?engine= select the engine without changing the backend", () => {
+  assert.deepEqual(parseGeneratorSpec("native:/m/x.gguf?concurrency=32&threads=1&name=g"), {
+    backend: "gguf",
+    model: "/m/x.gguf",
+    engine: "native",
+    concurrency: 32,
+    threads: 1,
+    name: "g",
+  });
+  assert.equal(parseGeneratorSpec("gguf:/m/x.gguf?engine=native").engine, "native");
+  assert.equal(parseGeneratorSpec("gguf:/m/x.gguf").engine, undefined);
+  assert.throws(() => parseGeneratorSpec("gguf:/m/x.gguf?engine=vllm"), /unknown option/);
+});
