@@ -7,16 +7,19 @@
  *   npx tsx scripts/simulate-demo-design.ts [--design full|old|quick|all] [--reps 3] [--bootstrap 200]
  *       [--calibration <workspace with natural runs in results/runs.json>]
  *
- * The truth per mixture of style s at share r (r = 0: natural):
- *   L(N, D, r) = E0 + e_s r^2 + A / N^alpha + B (1 - b_s r) / D^beta
- * The synthetic share raises the floor (less natural diversity: e_s) and makes data more efficient
- * (b_s), so the loss-minimising share r* = b_s B D^-beta / (2 e_s) lies inside (0, 1) and falls with D.
- * e_s is set from an assumed r* at D = 800k (hq 0.36, qa/txbk 0.30) and b_s (hq 0.3, qa/txbk 0.2).
- * The synthetic effects are assumptions (the question is identifiability, not their size); the natural
- * law and the noise come from the calibration runs. Prints a markdown report (docs/study.md quotes it).
+ * The truth, per test domain d (the sweep reports fiction, learned, news, nonfiction and "all" = their
+ * mean), for style s at share r (r = 0: natural):
+ *   L_d(N, D, r) = E0 + delta_d + A / N^alpha + B / D^beta + k_{s,d} (exp(t_d r) - 1)
+ * a Chinchilla law for the natural part and one Ye et al. mixing law per domain for the synthetic
+ * share (the two models synthmix fits): synthetic text helps two domains (t = -4) and hurts two
+ * (t = +3), so the mean over domains has its minimum inside (0, 1): r* = 0.36 for hq, 0.30 for qa/txbk.
+ * E of a mixture is E0 + mean_d delta_d + mean_d k (exp(t r) - 1). The synthetic effects are
+ * assumptions (the question is identifiability, not their size); the natural
+law and the noise come from the calibration runs. Prints a markdown report (docs/study.md quotes it).
  */
 import { parseArgs } from "node:util";
 import { fitScalingLaw } from "../src/fit/fit.js";
+import { type Form, GRID, getForm } from "../src/fit/forms.js";
 import { isNatural, readRunRows } from "../src/fit/groups.js";
 import type { FitsFile } from "../src/fit/results.js";
 import { fitRows } from "../src/fit/workspace.js";
@@ -27,6 +30,10 @@ import { planSweep } from "../src/sweep/plan.js";
 import type { RunResultRow } from "../src/sweep/results.js";
 import { Rng } from "../src/util/rng.js";
 
+const DOMAINS = ["fiction", "learned", "news", "nonfiction"] as const;
+/** Mixing-law rate per domain: synthetic text helps learned/nonfiction, hurts fiction/news. */
+const RATE: Record<string, number> = { fiction: 3, learned: -4, news: 3, nonfiction: -4 };
+
 interface Truth {
   E0: number;
   A: number;
@@ -35,22 +42,52 @@ interface Truth {
   beta: number;
   /** Log-normal run-to-run noise of a loss (sd of log loss between seeds). */
   sigma: number;
-  /** Per style: data-efficiency gain b_s and the assumed best share at D = REF_D (sets e_s). */
-  styles: Record<string, { b: number; rStar: number }>;
-}
-
-const REF_D = 800_000;
-
-/** Floor raise e_s of a style: r* = b B REF_D^-beta / (2 e) solved for e. */
-function floorRaise(t: Truth, style: string): number {
-  const s = t.styles[style];
-  return s ? (s.b * t.B * REF_D ** -t.beta) / (2 * s.rStar) : 0;
+  /** Offset of each test domain from the mean (calibrated; mean 0). */
+  delta: Record<string, number>;
+  /** Per style: the share r* minimising the mean over domains, and the depth of that minimum (nats). */
+  styles: Record<string, { rStar: number; depth: number }>;
 }
 
 /**
- * Natural law fitted (joint form) on the calibration sweep documented in docs/study.md: 21 natural runs
- * of the five demo models at 100k/400k/1.6M tokens, vocab 2048, context 64; sigma from 6 seed pairs.
- * Overridden by --calibration.
+ * Mixing-law scales k_d of a style: helping domains share `help`, hurting ones `hurt`; the mean's
+ * derivative 4 help e^{-4r} = 3 hurt e^{3r} vanishes at r*, which fixes hurt / help; depth fixes help.
+ */
+function scales(st: { rStar: number; depth: number }): Record<string, number> {
+  const ratio = (4 / 3) * Math.exp(-7 * st.rStar); // hurt / help
+  const m = (r: number) => 2 * (Math.exp(-4 * r) - 1) + 2 * ratio * (Math.exp(3 * r) - 1);
+  const help = (-4 * st.depth) / m(st.rStar);
+  const k: Record<string, number> = {};
+  for (const d of DOMAINS) k[d] = RATE[d] < 0 ? help : help * ratio;
+  return k;
+}
+
+function synthEffect(t: Truth, style: string, r: number, d: string): number {
+  const st = t.styles[style];
+  if (!st || r === 0) return 0;
+  return scales(st)[d] * (Math.exp(RATE[d] * r) - 1);
+}
+
+function truthLoss(t: Truth, N: number, D: number, style: string, r: number, d: string): number {
+  return t.E0 + (t.delta[d] ?? 0) + t.A / N ** t.alpha + t.B / D ** t.beta + synthEffect(t, style, r, d);
+}
+
+/** E of a mixture on domain "all" (the mean over domains). */
+function truthE(t: Truth, style: string, r: number): number {
+  let s = 0;
+  for (const d of DOMAINS) s += (t.delta[d] ?? 0) + synthEffect(t, style, r, d);
+  return t.E0 + s / DOMAINS.length;
+}
+
+/** r* of the truth: the minimiser over [0, 1] of the mean synthetic effect (same at every N, D). */
+function truthBestRatio(t: Truth, style: string): number {
+  let best = 0;
+  for (let i = 1; i <= 1000; i++) if (truthE(t, style, i / 1000) < truthE(t, style, best / 1000)) best = i;
+  return best / 1000;
+}
+
+/**
+ * Natural law fitted (joint form) on the calibration sweep documented in docs/study.md; used when no
+ * --calibration workspace is given.
  */
 const DEFAULT_TRUTH: Truth = {
   E0: 4.6,
@@ -59,20 +96,13 @@ const DEFAULT_TRUTH: Truth = {
   B: 40,
   beta: 0.2,
   sigma: 0.004,
-  styles: { hq: { b: 0.3, rStar: 0.36 }, qa: { b: 0.2, rStar: 0.3 }, txbk: { b: 0.2, rStar: 0.3 } },
+  delta: { fiction: 0, learned: 0, news: 0, nonfiction: 0 },
+  styles: {
+    hq: { rStar: 0.36, depth: 0.06 },
+    qa: { rStar: 0.3, depth: 0.04 },
+    txbk: { rStar: 0.3, depth: 0.04 },
+  },
 };
-
-function truthLoss(t: Truth, N: number, D: number, style: string, r: number): number {
-  const b = t.styles[style]?.b ?? 0;
-  const rr = style === "none" ? 0 : r;
-  return t.E0 + floorRaise(t, style) * rr * rr + t.A / N ** t.alpha + (t.B * (1 - b * rr)) / D ** t.beta;
-}
-
-/** r* of the truth at D (clamped to [0, 1]). */
-function truthBestRatio(t: Truth, D: number, style: string): number {
-  const s = t.styles[style];
-  return Math.min(1, Math.max(0, (s.b * t.B * D ** -t.beta) / (2 * floorRaise(t, style))));
-}
 
 interface DesignRun {
   id: string;
@@ -87,7 +117,8 @@ interface DesignRun {
 }
 
 function designRuns(name: string): DesignRun[] {
-  const input = name === "old" ? oldDemoConfig() : demoConfig(name === "quick");
+  const input =
+    name === "old" ? oldDemoConfig() : name === "fast" ? fastConfig() : demoConfig(name === "quick");
   const config = StudyConfigSchema.parse(input);
   const study: LoadedStudy = { config, workspace: "/nonexistent", baseDir: "/nonexistent" };
   const gens = [
@@ -106,6 +137,25 @@ function designRuns(name: string): DesignRun[] {
     seed: r.seed,
     label: r.mixture.label,
   }));
+}
+
+/**
+ * A cheaper variant for the 30-minute budget: without the 3-layer d128 model (half the training time)
+ * and with the large ratio cell on the 2-layer d96 model.
+ */
+function fastConfig() {
+  const c = demoConfig(false);
+  const grid = c.sweep.grid!;
+  const keep = (ms: typeof grid.models) => ms.filter((m) => typeof m === "string" || m.name !== "l3d128");
+  const l2 = grid.models.find((m) => typeof m !== "string" && m.name === "l2d96")!;
+  return {
+    ...c,
+    sweep: { ...c.sweep, grid: { ...grid, models: keep(grid.models) } },
+    extraGrids: (c.extraGrids ?? []).map((g) => {
+      const models = keep(g.models);
+      return { ...g, models: models.length ? models : [l2] };
+    }),
+  };
 }
 
 /** The grid of the demo before issue #15 (src/study/demo.ts at 1d2edc4), for comparison. */
@@ -133,34 +183,75 @@ function oldDemoConfig() {
   };
 }
 
+/** One row per run and domain plus "all" (their mean), as the sweep writes them. */
 function simulateRows(runs: DesignRun[], t: Truth, seed: number): RunResultRow[] {
   const rng = new Rng(seed);
-  return runs.map((r) => ({
-    runId: r.id,
-    modelName: r.modelName,
-    nonEmbeddingParams: r.N,
-    totalParams: r.N,
-    tokens: r.D,
-    mixture: r.label,
-    synthetic: r.synthetic,
-    ratio: r.ratio,
-    generator: r.generator,
-    seed: r.seed,
-    domain: "all",
-    loss: truthLoss(t, r.N, r.D, r.synthetic, r.ratio) * Math.exp(t.sigma * rng.normal()),
-    flops: 0,
-    tokensPerSec: 0,
-    wallSec: 0,
-  }));
+  const out: RunResultRow[] = [];
+  for (const r of runs) {
+    const base = {
+      runId: r.id,
+      modelName: r.modelName,
+      nonEmbeddingParams: r.N,
+      totalParams: r.N,
+      tokens: r.D,
+      mixture: r.label,
+      synthetic: r.synthetic,
+      ratio: r.ratio,
+      generator: r.generator,
+      seed: r.seed,
+      flops: 0,
+      tokensPerSec: 0,
+      wallSec: 0,
+    };
+    // Seed noise moves a run's losses on every domain together; a little is domain-specific.
+    const shared = t.sigma * rng.normal();
+    let sum = 0;
+    for (const d of DOMAINS) {
+      const loss =
+        truthLoss(t, r.N, r.D, r.synthetic, r.ratio, d) * Math.exp(shared + 0.5 * t.sigma * rng.normal());
+      sum += loss;
+      out.push({ ...base, domain: d, loss });
+    }
+    out.push({ ...base, domain: "all", loss: sum / DOMAINS.length });
+  }
+  return out;
 }
 
 /** Calibrate the natural law and the seed noise on real natural runs. */
-function calibrate(ws: string, base: Truth): Truth {
+/**
+ * The joint law with E held at a given value (4 free parameters): the calibration runs alone do not
+ * identify E (their free fit puts it at 0), so the truth takes E0 as an assumption and the rest from
+ * the runs. Built on the joint form's predictor; the grid is the joint grid without the e axis.
+ */
+function fixedEForm(E: number): Form {
+  const joint = getForm("joint")!;
+  const e = Math.log(E);
+  return {
+    name: `joint-E=${E}`,
+    params: ["a", "alpha", "b", "beta"],
+    uses: { N: true, D: true },
+    predictLog(t, data, i, grad) {
+      const g = grad ? new Float64Array(5) : null;
+      const v = joint.predictLog(Float64Array.of(t[0], t[1], t[2], t[3], e), data, i, g);
+      if (grad && g) for (let j = 0; j < 4; j++) grad[j] = g[j];
+      return v;
+    },
+    initGrid: () =>
+      GRID.scale.flatMap((a) =>
+        GRID.exponent.flatMap((al) => GRID.scale.flatMap((b) => GRID.exponent.map((be) => [a, al, b, be]))),
+      ),
+    natural: (t) => ({ A: Math.exp(t[0]), alpha: t[1], B: Math.exp(t[2]), beta: t[3], E }),
+  };
+}
+
+function calibrate(ws: string, base: Truth, fixedE: number | null): Truth {
   const rows = readRunRows(ws).filter((r) => r.domain === "all" && isNatural(r));
-  const fit = fitScalingLaw(
-    rows.map((r) => ({ runId: r.runId, N: r.nonEmbeddingParams, D: r.tokens, loss: r.loss })),
-    "joint",
+  const pts = rows.map((r) => ({ runId: r.runId, N: r.nonEmbeddingParams, D: r.tokens, loss: r.loss }));
+  const free = fitScalingLaw(pts, "joint", { quality: false });
+  console.log(
+    `calibration, free joint fit: E=${free.natural.E.toFixed(3)} A=${free.natural.A.toFixed(2)} alpha=${free.natural.alpha.toFixed(3)} B=${free.natural.B.toFixed(2)} beta=${free.natural.beta.toFixed(3)}`,
   );
+  const fit = fixedE === null ? free : fitScalingLaw(pts, fixedEForm(fixedE), {});
   const p = fit.natural;
   const pairs = new Map<string, number[]>();
   for (const r of rows) {
@@ -172,14 +263,24 @@ function calibrate(ws: string, base: Truth): Truth {
     ? Math.sqrt(diffs.reduce((a, d) => a + d * d, 0) / diffs.length / 2)
     : base.sigma;
   console.log(
-    `calibration: ${rows.length} natural runs, joint fit E=${p.E.toFixed(3)} A=${p.A.toFixed(2)} alpha=${p.alpha.toFixed(3)} B=${p.B.toFixed(2)} beta=${p.beta.toFixed(3)}, RMS log-residual ${fit.quality.rmseLog.toFixed(4)}; seed noise sigma=${sigma.toFixed(4)} from ${diffs.length} pairs\n`,
+    `calibration: ${rows.length} natural runs, ${fixedE === null ? "free" : `E fixed at ${fixedE}`}: E=${p.E.toFixed(3)} A=${p.A.toFixed(2)} alpha=${p.alpha.toFixed(3)} B=${p.B.toFixed(2)} beta=${p.beta.toFixed(3)}, RMS log-residual ${fit.quality.rmseLog.toFixed(4)}; seed noise sigma=${sigma.toFixed(4)} from ${diffs.length} pairs\n`,
   );
   for (const r of [...rows].sort(
     (a, b) => a.nonEmbeddingParams - b.nonEmbeddingParams || a.tokens - b.tokens,
   ))
     console.log(`  N=${r.nonEmbeddingParams} D=${r.tokens} seed ${r.seed}: ${r.loss.toFixed(4)}`);
   console.log("");
-  return { ...base, E0: p.E, A: p.A, alpha: p.alpha, B: p.B, beta: p.beta, sigma };
+  // Domain offsets: mean of (domain loss - "all" loss) over the natural runs.
+  const all = readRunRows(ws).filter((r) => isNatural(r));
+  const allLoss = new Map(all.filter((r) => r.domain === "all").map((r) => [r.runId, r.loss]));
+  const delta: Record<string, number> = {};
+  for (const d of DOMAINS) {
+    const ds = all
+      .filter((r) => r.domain === d && allLoss.has(r.runId))
+      .map((r) => r.loss - allLoss.get(r.runId)!);
+    delta[d] = ds.length ? ds.reduce((a, x) => a + x, 0) / ds.length : 0;
+  }
+  return { ...base, E0: p.E, A: p.A, alpha: p.alpha, B: p.B, beta: p.beta, sigma, delta };
 }
 
 interface RepOutcome {
@@ -192,6 +293,7 @@ interface RepOutcome {
     hi: number | null;
     truth: number;
     ok: boolean;
+    reason: string;
   }[];
 }
 
@@ -214,8 +316,10 @@ function runRep(runs: DesignRun[], t: Truth, seed: number, bootstrap: number): R
     .map((f) => {
       const E = f.params.E;
       const style = f.synthetic;
-      const truth = t.E0 + (style === "none" ? 0 : floorRaise(t, style) * f.ratio * f.ratio);
-      const minLoss = Math.min(...rows.filter((r) => mixKey(r) === f.key).map((r) => r.loss));
+      const truth = truthE(t, style, f.ratio);
+      const minLoss = Math.min(
+        ...rows.filter((r) => r.domain === "all" && mixKey(r) === f.key).map((r) => r.loss),
+      );
       return { key: f.key, value: E.value, lo: E.lo, hi: E.hi, truth, ok: eIdentified(f, minLoss) };
     });
   const ratio = res.bestRatio.entries
@@ -228,9 +332,10 @@ function runRep(runs: DesignRun[], t: Truth, seed: number, bootstrap: number): R
         value: q.value,
         lo: q.lo,
         hi: q.hi,
-        truth: truthBestRatio(t, b.D, b.synthetic),
+        truth: truthBestRatio(t, b.synthetic),
         // The fitter's own verdict: >= 5 ratios, interior convex vertex, no lack of fit, interval in (0, 1).
         ok: b.resolved && q.lo !== null && q.hi !== null && q.lo > 0 && q.hi < 1,
+        reason: b.reason ?? "",
       };
     });
   return { e, ratio };
@@ -262,13 +367,23 @@ function report(design: string, runs: DesignRun[], t: Truth, reps: number, boots
   );
   console.log("| cell | ratios | true r* | estimate | interval | inside (0,1) in reps |");
   console.log("|---|---|---|---|---|---|");
+  let few = 0;
+  let fewResolved = 0;
   for (const [i, r] of outs[0].ratio.entries()) {
     const okReps = outs.filter((o) => o.ratio[i]?.ok).length;
+    // Cells of the main grid have 3 ratios (0, .33, .67): counted, not listed.
+    if (r.ratios < 5) {
+      few++;
+      fewResolved += okReps;
+      continue;
+    }
     console.log(
-      `| ${r.cell} | ${r.ratios} | ${r.truth.toFixed(3)} | ${f3(r.value)} | [${f3(r.lo)}, ${f3(r.hi)}] | ${okReps}/${reps} |`,
+      `| ${r.cell} | ${r.ratios} | ${r.truth.toFixed(3)} | ${f3(r.value)} | [${f3(r.lo)}, ${f3(r.hi)}] | ${okReps}/${reps}${r.reason ? ` (rep 1: ${r.reason})` : ""} |`,
     );
   }
-  console.log("");
+  console.log(
+    `\n${few} more cell(s) with < 5 ratios (the main grid's 0/.33/.67): resolved in ${fewResolved} of ${few * reps} (cell, rep) pairs.\n`,
+  );
 }
 
 async function main() {
@@ -278,14 +393,30 @@ async function main() {
       reps: { type: "string", default: "3" },
       bootstrap: { type: "string", default: "200" },
       calibration: { type: "string" },
+      /** Comma-separated E0 values for the truth (with --calibration); the other parameters are refitted. */
+      "truth-e": { type: "string" },
+      /** Override the run-to-run noise (sd of log loss), e.g. to ask what a quieter trainer would identify. */
+      sigma: { type: "string" },
     },
   });
-  const truth = values.calibration ? calibrate(values.calibration, DEFAULT_TRUTH) : DEFAULT_TRUTH;
+  const es = values["truth-e"] ? values["truth-e"].split(",").map(Number) : [null];
+  for (const e0 of es) {
+    const base = values.calibration ? calibrate(values.calibration, DEFAULT_TRUTH, e0) : DEFAULT_TRUTH;
+    const truth = values.sigma ? { ...base, sigma: Number(values.sigma) } : base;
+    simulate(truth, values.design!, Number(values.reps), Number(values.bootstrap));
+  }
+}
+
+function simulate(truth: Truth, design: string, reps: number, bootstrap: number) {
   console.log(
-    `truth: E0=${truth.E0.toFixed(3)} A=${truth.A.toFixed(2)} alpha=${truth.alpha.toFixed(3)} B=${truth.B.toFixed(2)} beta=${truth.beta.toFixed(3)} sigma=${truth.sigma.toFixed(4)}; styles ${JSON.stringify(truth.styles)}\n`,
+    `truth: E0=${truth.E0.toFixed(3)} A=${truth.A.toFixed(2)} alpha=${truth.alpha.toFixed(3)} B=${truth.B.toFixed(2)} beta=${truth.beta.toFixed(3)} sigma=${truth.sigma.toFixed(4)}; domain offsets ${JSON.stringify(truth.delta)}; styles ${JSON.stringify(truth.styles)} (r* of the truth: ${Object.keys(
+      truth.styles,
+    )
+      .map((st) => `${st} ${truthBestRatio(truth, st)}`)
+      .join(", ")})\n`,
   );
-  const designs = values.design === "all" ? ["old", "full"] : [values.design];
-  for (const d of designs) report(d, designRuns(d), truth, Number(values.reps), Number(values.bootstrap));
+  const designs = design === "all" ? ["old", "full", "fast"] : design.split(",");
+  for (const d of designs) report(d, designRuns(d), truth, reps, bootstrap);
 }
 
 await main();

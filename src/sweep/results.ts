@@ -80,17 +80,12 @@ export function resultsPath(workspace: string): string {
   return join(workspace, "results", "runs.json");
 }
 
-/** The rows of a workspace: every done run, with its mixture's epochs (what runs.json holds). */
-export function workspaceResultRows(workspace: string): RunResultRow[] {
-  return resultRows(listStatuses(workspace), (id) => mixtureEpochs(workspace, id));
-}
-
-/** Rewrite `<ws>/results/runs.json` from the registry. */
 /** The rows of a workspace (registry + per-source epochs from the mixture manifests). */
 export function workspaceResultRows(workspace: string): RunResultRow[] {
   return resultRows(listStatuses(workspace), (id) => mixtureEpochs(workspace, id));
 }
 
+/** Rewrite `<ws>/results/runs.json` from the registry. */
 export function writeResults(workspace: string): RunResults {
   const results = { rows: workspaceResultRows(workspace) };
   writeJsonAtomic(resultsPath(workspace), results);

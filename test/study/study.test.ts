@@ -4,8 +4,10 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { loadMixTokenizer } from "../../src/mix/tokenizer.js";
 import { type StudyConfigInput, StudyConfigSchema } from "../../src/study/config.js";
-import { type LoadedStudy, runStudy } from "../../src/study/run.js";
+import { type LoadedStudy, runStudy, studySweepSpec } from "../../src/study/run.js";
+import { checkSupply } from "../../src/study/supply.js";
 import type { RunExecutor } from "../../src/sweep/executors.js";
 import { inProcessExecutor } from "../../src/sweep/executors.js";
 
@@ -179,4 +181,37 @@ test("changing the sweep invalidates only the sweep, not the corpus, tokenizer o
   assert.ok(lines.some((l) => l.startsWith("[sweep] config changed")));
   assert.equal(readFileSync(join(ws, "tokenizer", "tokenizer.json"), "utf8"), tokBefore);
   assert.equal(readdirSync(join(ws, "runs")).length, 6);
+});
+
+test("without allowRepeat a short generation stops the study before training; an auto budget suffices", async () => {
+  const ws = mkdtempSync(join(tmpdir(), "synthmix-study-supply-"));
+  const study = tinyStudy(ws);
+  study.config.sweep.allowRepeat = false;
+  study.config.generate!.budgetOutputTokens = 300;
+  // 300 output tokens start at most a few documents (each is finished: ~8k tokens); hq-50 at 64k needs 32k.
+  study.config.sweep.grid!.tokens = [2048, 65536];
+  let trained = 0;
+  const inner = inProcessExecutor();
+  const counting: RunExecutor = async (job) => {
+    trained++;
+    return inner(job);
+  };
+  await assert.rejects(
+    runStudy(study, { ...quiet, executor: counting }),
+    (e: Error & { code?: string }) => e.code === "SUPPLY_SHORT" && /hq-fake/.test(e.message),
+  );
+  assert.equal(trained, 0, "no run trains on a short source");
+
+  // "auto": each (style, generator) gets what its largest run takes (+ margin); the check then passes.
+  const ws2 = mkdtempSync(join(tmpdir(), "synthmix-study-supply-auto-"));
+  const auto = tinyStudy(ws2);
+  auto.config.sweep.allowRepeat = false;
+  auto.config.generate!.budgetOutputTokens = "auto";
+  await runStudy(auto, { ...quiet, executor: inProcessExecutor(), until: "generate" });
+  const spec = studySweepSpec(auto, ["fake"]);
+  const tokenizer = await loadMixTokenizer(join(ws2, "tokenizer", "tokenizer.json"), 1);
+  const rows = await checkSupply(spec, ws2, tokenizer);
+  const hq = rows.find((r) => r.name.includes("hq-fake"));
+  assert.ok(hq && hq.have >= hq.need, JSON.stringify(rows));
+  assert.equal(hq.need, 4096, "the largest run takes half of 8192 tokens from hq");
 });
