@@ -11,6 +11,7 @@ import {
   resolveForm,
   writeFitResults,
 } from "../fit/index.js";
+import type { FitFailure } from "../fit/results.js";
 import { SynthmixError } from "../util/errors.js";
 import { Progress } from "../util/progress.js";
 import type { Command } from "./options.js";
@@ -50,6 +51,11 @@ function stageOptions(o: FitCliOptions) {
     throw new SynthmixError("BAD_OPTION", `--${String(i.path[0])}: ${i.message}`);
   }
   return r.data;
+}
+
+function failureLabel(f: FitFailure): string {
+  const { error, ...where } = f;
+  return `${JSON.stringify(where)}: ${error}`;
 }
 
 /** `synthmix fit ...` commands: thin wrappers over src/fit/. */
@@ -101,6 +107,12 @@ export function register(program: Command): void {
         : undefined;
       const out = resolve(o.out ?? (o.results ? join(o.results, "results") : "results"));
       writeFitResults(out, res);
+      // A group that could not be fitted is lost work: say which, and exit non-zero (the rest is written).
+      if (res.fits.failures.length > 0) {
+        for (const f of res.fits.failures)
+          process.stderr.write(`synthmix: fit failed for ${failureLabel(f)}\n`);
+        process.exitCode = 1;
+      }
       if (o.json) {
         process.stdout.write(`${JSON.stringify(predictions ? { ...res, predictions } : res, null, 2)}\n`);
         return;

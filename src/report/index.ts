@@ -10,6 +10,7 @@ import { unigramChart } from "./charts/unigram.js";
 import { renderHtml, type Section } from "./html.js";
 import { type ReportInputs, readInputs } from "./inputs.js";
 import { svgToPng, toVega, vegaToSvg } from "./render.js";
+import { readGeneratorSamples, samplesTable } from "./samples.js";
 import { findings, summaryMarkdown } from "./summary.js";
 import {
   blindSpotTables,
@@ -67,7 +68,11 @@ export function planSections(inp: ReportInputs): { id: string; title: string; it
       title: "5. Data speed-up",
       items: [speedupChart(inp.speedups), speedupTable(inp.speedups)],
     },
-    { id: "generators", title: "6. Generators", items: [generatorChart(inp.fits)] },
+    {
+      id: "generators",
+      title: "6. Generators",
+      items: [generatorChart(inp.fits), samplesTable(inp.samples)],
+    },
     { id: "domains", title: "7. Per-domain test loss", items: [domainLossTable(inp.runs)] },
     {
       id: "unigram",
@@ -104,6 +109,7 @@ const CHART_IDS = [
 export async function writeReport(workspace: string, opts: ReportOptions = {}): Promise<ReportOutput> {
   const ws = resolve(workspace);
   const inp = readInputs(ws);
+  inp.samples = await readGeneratorSamples(ws);
   const outDir = join(ws, "report");
   const title = opts.title ?? "synthmix study report";
   const sections: Section[] = [];

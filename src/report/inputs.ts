@@ -12,6 +12,7 @@ import {
 import type { RunResultRow } from "../sweep/results.js";
 import { MetricRecordSchema } from "../train/external.js";
 import { SynthmixError } from "../util/errors.js";
+import type { GeneratorSample } from "./samples.js";
 
 /** One run's loss curve from its metrics.jsonl: training loss and the mean test loss per evaluation. */
 export interface RunCurve {
@@ -31,6 +32,8 @@ export interface ReportInputs {
   speedups?: SpeedupsFile;
   bestRatio?: BestRatioFile;
   unigram?: UnigramFile;
+  /** A few generated documents next to their sources (read by writeReport from the synthetic folders). */
+  samples?: GeneratorSample[];
   /** Result files that were absent, by name (e.g. "fits.json"), with the command that writes them. */
   missing: { file: string; writtenBy: string }[];
 }
