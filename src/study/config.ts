@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { corpusConfigSchema } from "../corpus/config.js";
 import { FitStageSchema } from "../fit/options.js";
 import { SamplingSchema } from "../generate/options.js";
 import { CountSchema, MixtureEntrySchema, ModelEntrySchema, SweepSpecSchema } from "../sweep/spec.js";
@@ -6,24 +7,18 @@ import { SynthmixError } from "../util/errors.js";
 
 const Count = CountSchema;
 
-/** corpus: where the natural text comes from and how it is cleaned and split. */
-export const StudyCorpusSchema = z.strictObject({
-  /** "brown" (built in), or a JSONL / Parquet / text folder / WARC / WET path (relative to the config). */
-  from: z.string().default("brown"),
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]+$/)
-    .optional(),
-  textField: z.string().optional(),
-  testFraction: z.number().gt(0).lt(1).default(0.1),
-  testBy: z.enum(["group", "domain", "none"]).default("group"),
-  minTestDocs: z.number().int().positive().optional(),
-  minChars: z.number().int().min(0).optional(),
-  maxChars: z.number().int().positive().optional(),
-  nearDedup: z.number().gt(0).max(1).optional(),
-  maxDocs: z.number().int().positive().optional(),
-  skipBadRecords: z.boolean().default(false),
-});
+/**
+ * corpus: the corpus stage's own options schema (src/corpus/config.ts), so a study imports with exactly
+ * the defaults of `synthmix corpus import`. Two differences, both because the study owns them: `from`
+ * is a string resolved against the config file's folder, and the split seed is the study's `seed`.
+ */
+export const StudyCorpusSchema = corpusConfigSchema
+  .omit({ from: true, seed: true })
+  .extend({
+    /** "brown" (built in), or a JSONL / Parquet / text folder / WARC / WET path (relative to the config). */
+    from: z.string().min(1).default("brown"),
+  })
+  .strict();
 
 export const StudyTokenizerSchema = z.strictObject({
   /** Train a byte-level BPE of this size on the natural training split... */

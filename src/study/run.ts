@@ -158,20 +158,13 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   let go = await stage("corpus", async () => {
     const c = config.corpus;
     const from = c.from === "brown" || isAbsolute(c.from) ? c.from : resolve(baseDir, c.from);
+    const { from: _from, ...options } = c;
     const stats = await importCorpus({
+      ...options,
       from,
       workspace,
       name,
-      testFraction: c.testFraction,
-      testBy: c.testBy,
-      minTestDocs: c.minTestDocs,
       seed: config.seed,
-      minChars: c.minChars,
-      maxChars: c.maxChars,
-      nearDedup: c.nearDedup,
-      maxDocs: c.maxDocs,
-      skipBadRecords: c.skipBadRecords,
-      textField: c.textField,
       progress: showBars,
     });
     log(
