@@ -190,31 +190,14 @@ function checkNames(groups: GeneratorSpec[][], template: PromptTemplate): void {
 
 /** Parse the flat library options through the one settings schema (every default lives there). */
 export function parseSettings(opts: GenerationOptions): GenerationSettings {
-  const pick = <K extends keyof GenerationOptions>(...keys: K[]) =>
-    Object.fromEntries(keys.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]]));
+  // Every settings field except params is a flat library option of the same name: take them from the
+  // schema itself, so a new setting cannot be forgotten here.
+  const flat = Object.keys(GenerationSettingsSchema.shape).filter((k) => k !== "params");
+  const given = opts as unknown as Record<string, unknown>;
   const params = Object.fromEntries(Object.entries(opts.params ?? {}).filter(([, v]) => v !== undefined));
   try {
     return GenerationSettingsSchema.parse({
-      ...pick(
-        "seed",
-        "chunkTokens",
-        "keywords",
-        "audiences",
-        "stripMarkdown",
-        "lenient",
-        "minOutputTokens",
-        "maxOutputTokens",
-        "minAcceptRate",
-        "retries",
-        "retryEmpty",
-        "retryTruncated",
-        "backoffBaseMs",
-        "backoffMaxMs",
-        "timeoutMs",
-        "breakAfter",
-        "stallTimeoutMs",
-        "threads",
-      ),
+      ...Object.fromEntries(flat.filter((k) => given[k] !== undefined).map((k) => [k, given[k]])),
       params,
     });
   } catch (e) {
