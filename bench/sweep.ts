@@ -39,6 +39,7 @@ import { resolveSpec, type SweepSpecInput } from "../src/sweep/spec.js";
 import { nativeAddon } from "../src/train/kernels/native.js";
 import { executedFlopsPerToken } from "../src/train/ladder.js";
 import { Rng } from "../src/util/rng.js";
+import { wordTokenizer } from "./word-tokenizer.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -58,26 +59,6 @@ const models = [
   { name: "g3", nLayer: 3, dModel: 128, nHead: 2 },
 ];
 const train = { batchSize: 16, optimizer: { lr: 3e-3, warmupSteps: 10 }, evalTokens: 32768 };
-
-/**
- * A word-level stand-in for the study tokenizer with the demo's vocabulary size: throughput does not
- * depend on which ids the text maps to, and this keeps the bench free of a BPE training step.
- */
-function wordTokenizer(): MixTokenizer {
-  const id = (w: string) => {
-    let h = 2166136261;
-    for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w.charCodeAt(i), 16777619) >>> 0;
-    return h % (VOCAB - 1);
-  };
-  return {
-    vocabSize: VOCAB,
-    eotId: VOCAB - 1,
-    sha256: "bench-word-tokenizer-2048",
-    async *encodeAll(texts: string[]) {
-      for (const t of texts) yield t.split(" ").map(id);
-    },
-  };
-}
 
 /** Zipf-distributed random words, deterministic. */
 function docs(n: number, seed: number): string[] {
@@ -217,7 +198,7 @@ function torchGrid(
 
 async function main() {
   const ws = makeWorkspace();
-  const tok = wordTokenizer();
+  const tok = wordTokenizer(VOCAB);
   try {
     const t0 = performance.now();
     const { spec } = resolveSpec(specFor(), ws);

@@ -17,12 +17,12 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { readBrownDocs } from "../src/corpus/readers/brown.js";
 import { countLabel, parseCount } from "../src/mix/count.js";
-import type { MixTokenizer } from "../src/mix/tokenizer.js";
 import { listStatuses } from "../src/sweep/registry.js";
 import { runSweep } from "../src/sweep/scheduler.js";
 import { resolveSpec, type SweepSpecInput } from "../src/sweep/spec.js";
 import { trainRun } from "../src/train/trainer.js";
 import { stepsOf } from "../src/train/wsd.js";
+import { wordTokenizer } from "./word-tokenizer.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -42,22 +42,6 @@ const budgets = arg("budgets", "50k,100k,200k,400k")
   .split(",")
   .map((b) => parseCount(b, "--budgets"));
 const decay = Number(arg("decay", "0.2"));
-
-function wordTokenizer(): MixTokenizer {
-  const id = (w: string) => {
-    let h = 2166136261;
-    for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w.charCodeAt(i), 16777619) >>> 0;
-    return h % (VOCAB - 1);
-  };
-  return {
-    vocabSize: VOCAB,
-    eotId: VOCAB - 1,
-    sha256: "bench-word-tokenizer-2048",
-    async *encodeAll(texts: string[]) {
-      for (const t of texts) yield t.toLowerCase().split(/\s+/).filter(Boolean).map(id);
-    },
-  };
-}
 
 async function makeWorkspace(): Promise<string> {
   const ws = mkdtempSync(join(tmpdir(), "synthmix-bench-wsd-"));
@@ -89,7 +73,7 @@ function spec(schedule: "cosine" | "wsd"): SweepSpecInput {
 
 async function main() {
   const ws0 = await makeWorkspace();
-  const tok = wordTokenizer();
+  const tok = wordTokenizer(VOCAB);
   const results = new Map<string, Map<string, number>>(); // method -> "model/D" -> loss
   const cost = new Map<string, { tokens: number; sec: number }>();
   console.log(
