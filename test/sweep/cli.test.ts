@@ -2,26 +2,14 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { buildProgram } from "../../src/cli/main.js";
 import type { MixtureManifest } from "../../src/mix/manifest.js";
 import { listStatuses } from "../../src/sweep/registry.js";
 import { Tokenizer } from "../../src/tokenizer/index.js";
 import { readTokens } from "../../src/util/tokenfile.js";
+import { runCli } from "../helpers/cli.js";
 import { makeWorkspace } from "../mix/helpers.js";
 
-async function cli(...args: string[]): Promise<string> {
-  const out: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  try {
-    await buildProgram()
-      .exitOverride()
-      .parseAsync(["node", "synthmix", ...args]);
-  } finally {
-    console.log = log;
-  }
-  return out.join("\n");
-}
+const cli = runCli;
 
 test("CLI end to end with the real tokenizer and trainer: mix build, sweep run/status/results", async () => {
   const ws = makeWorkspace(120, 80);

@@ -21,6 +21,7 @@ import {
 } from "../../src/sweep/slurm.js";
 import { loadSweepSpec, resolveSpec, type SweepSpecInput } from "../../src/sweep/spec.js";
 import { fillPlaceholders } from "../../src/util/placeholders.js";
+import { runCli } from "../helpers/cli.js";
 import { byteTokenizer, makeWorkspace } from "../mix/helpers.js";
 
 const tiny = (name: string, dModel = 16) => ({ name, nLayer: 1, dModel, nHead: 2 });
@@ -218,17 +219,7 @@ test("examples/sweep-slurm.yaml parses; --dry-run prints jobs, hours and sbatch 
     `workspace: ${ws}`,
   );
   writeFileSync(join(ws, "grid.yaml"), yaml);
-  const out: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  try {
-    await buildProgram()
-      .exitOverride()
-      .parseAsync(["node", "synthmix", "sweep", "run", join(ws, "grid.yaml"), "--dry-run"]);
-  } finally {
-    console.log = log;
-  }
-  const text = out.join("\n");
+  const text = await runCli("sweep", "run", join(ws, "grid.yaml"), "--dry-run");
   assert.match(text, /class gpu-8: 24 jobs, .* GPU-hours/);
   assert.match(text, / {2}#SBATCH --array=0-23%64/);
   assert.match(text, /#SBATCH --exclusive/);

@@ -6,13 +6,13 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type TestContext, test } from "node:test";
-import { buildProgram } from "../../src/cli/main.js";
 import { inProcessExecutor } from "../../src/sweep/executors.js";
 import { listStatuses, readStatus } from "../../src/sweep/registry.js";
 import { runSweep } from "../../src/sweep/scheduler.js";
 import { jobNameFor } from "../../src/sweep/slurm.js";
 import { slurmAvailable } from "../../src/sweep/slurm-cli.js";
 import { resolveSpec, type SweepSpecInput } from "../../src/sweep/spec.js";
+import { runCli } from "../helpers/cli.js";
 import { optionalTool } from "../helpers/optional.js";
 import { byteTokenizer, makeWorkspace } from "../mix/helpers.js";
 
@@ -129,15 +129,11 @@ test("slurm: a dozen tiny runs train as job arrays per class; ids recorded; resu
   assert.deepEqual(rows(ws), rows(wsLocal));
 
   // `sweep status` shows the job ids.
-  const out: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  try {
-    await buildProgram().exitOverride().parseAsync(["node", "synthmix", "sweep", "status", ws, "--json"]);
-  } finally {
-    console.log = log;
-  }
-  const table = JSON.parse(out.join("\n")) as { id: string; job: string; jobState: string }[];
+  const table = JSON.parse(await runCli("sweep", "status", ws, "--json")) as {
+    id: string;
+    job: string;
+    jobState: string;
+  }[];
   for (const r of table) assert.equal(r.job, readStatus(ws, r.id)!.slurm!.jobId);
   assert.ok(table.every((r) => r.jobState === "COMPLETED"));
 });
@@ -298,19 +294,7 @@ test("slurm: --submit-only, then `sweep status` and `sweep collect`; `sweep canc
     },
   });
   const specPath = join(ws, "grid.json");
-  const cli = async (...args: string[]) => {
-    const out: string[] = [];
-    const log = console.log;
-    console.log = (...a: unknown[]) => out.push(a.join(" "));
-    try {
-      await buildProgram()
-        .exitOverride()
-        .parseAsync(["node", "synthmix", ...args]);
-    } finally {
-      console.log = log;
-    }
-    return out.join("\n");
-  };
+  const cli = runCli;
   process.env.FAKE_STEPS = "6";
   process.env.FAKE_STEP_MS = "1500";
   t.after(() => {
