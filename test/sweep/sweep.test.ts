@@ -300,7 +300,10 @@ test("a model's own lr overrides the grid's, enters its run id, and leaves other
   const ws = makeWorkspace();
   const base = gridSpec({ train: { optimizer: { lr: 0.003 } } });
   const withLr = gridSpec({ train: { optimizer: { lr: 0.003 } } });
-  withLr.grid!.models = [{ ...tiny("t16"), lr: 0.01 }, { name: "t32", nLayer: 1, dModel: 32, nHead: 2 }];
+  withLr.grid!.models = [
+    { ...tiny("t16"), lr: 0.01 },
+    { name: "t32", nLayer: 1, dModel: 32, nHead: 2 },
+  ];
   const a = planSweep(resolveSpec(base, ws).spec, ws, 257);
   const b = planSweep(resolveSpec(withLr, ws).spec, ws, 257);
   for (const r of b) {
