@@ -17,9 +17,10 @@ type Write = typeof process.stdout.write;
 export async function capture<T>(fn: () => T | Promise<T>): Promise<Captured<T>> {
   const out: string[] = [];
   const err: string[] = [];
-  const wrap = (orig: Write, sink: string[]): Write =>
+  const wrap = (stream: NodeJS.WriteStream, orig: Write, sink: string[]): Write =>
     ((chunk: unknown, ...rest: unknown[]) => {
-      if (typeof chunk !== "string") return (orig as (...a: unknown[]) => boolean)(chunk, ...rest);
+      if (typeof chunk !== "string")
+        return (orig as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
       sink.push(chunk);
       const cb = rest.find((r) => typeof r === "function") as (() => void) | undefined;
       cb?.();
@@ -27,8 +28,8 @@ export async function capture<T>(fn: () => T | Promise<T>): Promise<Captured<T>>
     }) as Write;
   const stdoutWrite = process.stdout.write;
   const stderrWrite = process.stderr.write;
-  process.stdout.write = wrap(stdoutWrite, out);
-  process.stderr.write = wrap(stderrWrite, err);
+  process.stdout.write = wrap(process.stdout, stdoutWrite, out);
+  process.stderr.write = wrap(process.stderr, stderrWrite, err);
   try {
     const value = await fn();
     return { value, stdout: out.join(""), stderr: err.join("") };
