@@ -1,6 +1,7 @@
 import { SynthmixError } from "../util/errors.js";
 import { pieceEnd } from "./pretokenize.js";
 import { literalRegex, translateHfRegex } from "./regex.js";
+import { type Scanner, scannerFor } from "./scanners.js";
 
 /**
  * The parts of a Hugging Face tokenizer.json around the BPE model that change the ids: normalizer,
@@ -149,6 +150,12 @@ function splitStep(j: Json, source: string): Step {
   if (!BEHAVIORS.has(behavior))
     throw unsupportedComponent(`Split behavior ${JSON.stringify(behavior)}`, source);
   const invert = j.invert === true;
+  // A known pattern (cl100k/Llama-3, Qwen, o200k) matches at every position, so its matches tile the
+  // text: Isolated keeps them (there are no gaps), inverted Removed keeps them too (and drops no gap).
+  const scanner = typeof pattern.Regex === "string" ? scannerFor(pattern.Regex) : undefined;
+  if (scanner && ((behavior === "Isolated" && !invert) || (behavior === "Removed" && invert))) {
+    return scannerStep(scanner);
+  }
   // The common case (Isolated, not inverted): every match and every gap is a piece, streamed directly.
   if (behavior === "Isolated" && !invert) {
     return (s, i, e, next) => {
@@ -190,6 +197,17 @@ function splitStep(j: Json, source: string): Step {
     if (i !== 0 || e !== s.length) s = s.slice(i, e);
     const r = applyBehavior(regexSpans(re, s, invert), behavior);
     for (let k = 0; k < r.length; k += 2) if (r[k + 1] > r[k]) next(s, r[k], r[k + 1]);
+  };
+}
+
+/** Pieces from a hand-written scanner (src/tokenizer/scanners.ts): each ends where the regex match would. */
+function scannerStep(scan: Scanner): Step {
+  return (s, i, e, next) => {
+    while (i < e) {
+      const k = scan(s, i, e);
+      next(s, i, k);
+      i = k;
+    }
   };
 }
 
