@@ -15,7 +15,8 @@ export interface TokenizerData extends BpeModelData {
   postProcessor?: unknown;
 }
 
-interface HfAddedToken {
+/** One entry of tokenizer.json's `added_tokens`. */
+export interface HfAddedToken {
   id: number;
   content: string;
   special?: boolean;
@@ -25,7 +26,13 @@ interface HfAddedToken {
   single_word?: boolean;
 }
 
-interface HfJson {
+/**
+ * A Hugging Face tokenizer.json as synthmix reads and writes it (byte-level BPE): the one type of the file
+ * for every stage (src/formats/gguf.ts reads it for the GGUF vocabulary). Fields synthmix does not
+ * interpret (truncation, padding, ...) pass through as unknown; `fromHfJson` checks the rest.
+ */
+export interface HfTokenizerJson {
+  version?: string;
   added_tokens?: HfAddedToken[];
   normalizer?: unknown;
   pre_tokenizer?: unknown;
@@ -34,9 +41,12 @@ interface HfJson {
   model?: {
     type?: string;
     vocab?: Record<string, number>;
+    /** "a b" strings (highest priority first); `[a, b]` pairs in newer files. */
     merges?: (string | [string, string])[];
     ignore_merges?: boolean;
+    [k: string]: unknown;
   };
+  [k: string]: unknown;
 }
 
 /** The added token with only the flags that differ from the defaults (so GPT-2's stays compact). */
@@ -58,7 +68,7 @@ function formatError(what: string, source: string): SynthmixError {
 
 /** Read the model of a Hugging Face tokenizer.json (byte-level BPE). */
 export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerData {
-  const j = json as HfJson;
+  const j = json as HfTokenizerJson;
   const model = j?.model;
   if (!model || typeof model !== "object") throw formatError('no "model" object', source);
   if (model.type !== undefined && model.type !== "BPE") {
@@ -122,7 +132,7 @@ export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerD
 }
 
 /** The Hugging Face tokenizer.json of a byte-level BPE (the layout GPT-2's tokenizer.json uses). */
-export function toHfJson(data: TokenizerData): object {
+export function toHfJson(data: TokenizerData): HfTokenizerJson {
   const addedById = new Map(data.added.map((t) => [t.id, t]));
   // A prototype-less object: tokens such as "__proto__" or "constructor" (common in code) must be plain keys.
   const vocab: Record<string, number> = Object.create(null);
