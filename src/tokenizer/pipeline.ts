@@ -108,35 +108,37 @@ function regexSpans(re: RegExp, s: string, invert: boolean): Spans {
 
 /** Apply a split behaviour to the spans (the Rust tokenizers `SplitDelimiterBehavior` rules). */
 function applyBehavior(sp: Spans, behavior: Behavior): number[] {
+  if (behavior === "MergedWithNext") return mergedWithNext(sp.a);
   const a = sp.a;
   const out: number[] = [];
   let prevDelim = false;
-  if (behavior === "MergedWithNext") {
-    for (let k = a.length - 3; k >= 0; k -= 3) {
-      const delim = a[k + 2] === 1;
-      if (delim && !prevDelim && out.length > 0) out[out.length - 1] = a[k];
-      else out.push(a[k + 1], a[k]);
-      prevDelim = delim;
-    }
-    out.reverse(); // pairs were pushed as (end, start) from the back
-    return out;
-  }
   for (let k = 0; k < a.length; k += 3) {
     const delim = a[k + 2] === 1;
-    if (behavior === "Removed") {
-      if (!delim) out.push(a[k], a[k + 1]);
-    } else if (behavior === "Isolated") {
-      out.push(a[k], a[k + 1]);
-    } else if (behavior === "MergedWithPrevious") {
-      if (delim && !prevDelim && out.length > 0) out[out.length - 1] = a[k + 1];
-      else out.push(a[k], a[k + 1]);
-    } else if (delim === prevDelim && out.length > 0) {
-      out[out.length - 1] = a[k + 1]; // Contiguous
-    } else {
-      out.push(a[k], a[k + 1]);
-    }
+    if (joinsPrevious(behavior, delim, prevDelim) && out.length > 0) out[out.length - 1] = a[k + 1];
+    else if (behavior !== "Removed" || !delim) out.push(a[k], a[k + 1]);
     prevDelim = delim;
   }
+  return out;
+}
+
+/** Whether a span extends the piece before it: a delimiter after a non-delimiter (MergedWithPrevious), or a span of the same kind as the previous (Contiguous). */
+function joinsPrevious(behavior: Behavior, delim: boolean, prevDelim: boolean): boolean {
+  if (behavior === "MergedWithPrevious") return delim && !prevDelim;
+  if (behavior === "Contiguous") return delim === prevDelim;
+  return false;
+}
+
+/** MergedWithNext: a delimiter starts the piece after it (walked from the back, pairs pushed as end, start). */
+function mergedWithNext(a: number[]): number[] {
+  const out: number[] = [];
+  let prevDelim = false;
+  for (let k = a.length - 3; k >= 0; k -= 3) {
+    const delim = a[k + 2] === 1;
+    if (delim && !prevDelim && out.length > 0) out[out.length - 1] = a[k];
+    else out.push(a[k + 1], a[k]);
+    prevDelim = delim;
+  }
+  out.reverse();
   return out;
 }
 
