@@ -5,6 +5,7 @@
  * Hugging Face pipeline paths (real Qwen3, Llama-3 and GPT-4o tokenizer.json files: NFC, Split regexes,
  * ignore_merges) against tokenizers.js (the reference, ids asserted identical) and, for GPT-4o, against
  * gpt-tokenizer and tiktoken's o200k_base (the fastest JS tokenizers of that vocabulary).
+ * Libraries are timed interleaved (timeAll), best of `reps` passes each, so the ratios hold under load.
  * Run: npx tsx bench/tokenizer.ts [--quick] [--pipelines-only]
  */
 import assert from "node:assert/strict";
@@ -63,17 +64,29 @@ function multilingualDocuments(): string[] {
 
 const mb = (docs: string[]) => docs.reduce((a, d) => a + Buffer.byteLength(d, "utf8"), 0) / 1e6;
 
-function time(fn: () => void, reps: number): { first: number; best: number } {
-  let best = Number.POSITIVE_INFINITY;
-  let first = 0;
+/**
+ * Time several functions side by side: each rep runs every function once, in an order that rotates
+ * from rep to rep, so load that comes and goes on a shared machine hits all of them alike (timing one
+ * library's reps in a block and then the next's made the ratios swing with the load).
+ */
+function timeAll(
+  fns: Record<string, () => void>,
+  reps: number,
+): Record<string, { first: number; best: number }> {
+  const names = Object.keys(fns);
+  const out: Record<string, { first: number; best: number }> = {};
+  for (const n of names) out[n] = { first: 0, best: Number.POSITIVE_INFINITY };
   for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    fn();
-    const dt = (performance.now() - t0) / 1000;
-    if (r === 0) first = dt;
-    best = Math.min(best, dt);
+    for (let k = 0; k < names.length; k++) {
+      const n = names[(k + r) % names.length];
+      const t0 = performance.now();
+      fns[n]();
+      const dt = (performance.now() - t0) / 1000;
+      if (r === 0) out[n].first = dt;
+      out[n].best = Math.min(out[n].best, dt);
+    }
   }
-  return { first, best };
+  return out;
 }
 
 const pipelinesOnly = process.argv.includes("--pipelines-only");
@@ -105,15 +118,21 @@ async function gpt2Bench(): Promise<void> {
       assert.deepEqual(a, Array.from(tk.encode_ordinary(d)), `tiktoken differs on a ${name} document`);
       tokens += a.length;
     }
-    const tOurs = time(() => {
-      for (const d of docs) ours.encode(d);
-    }, reps);
-    const tGpt = time(() => {
-      for (const d of docs) gptTokenizerEncode(d, noSpecial);
-    }, reps);
-    const tTik = time(() => {
-      for (const d of docs) tk.encode_ordinary(d);
-    }, reps);
+    const t = timeAll(
+      {
+        ours: () => {
+          for (const d of docs) ours.encode(d);
+        },
+        gpt: () => {
+          for (const d of docs) gptTokenizerEncode(d, noSpecial);
+        },
+        tik: () => {
+          for (const d of docs) tk.encode_ordinary(d);
+        },
+      },
+      reps,
+    );
+    const [tOurs, tGpt, tTik] = [t.ours, t.gpt, t.tik];
     const fastest = Math.min(tGpt.best, tTik.best);
     const fastestCold = Math.min(tGpt.first, tTik.first);
     const f = (t: number) => (size / t).toFixed(1);
@@ -191,25 +210,32 @@ async function pipelineBench(): Promise<void> {
           `${model}: tokenizers.js differs on ${name}`,
         );
       }
-      const tOurs = time(() => {
-        for (const d of docs) ours.encode(d);
-      }, reps);
-      const tHf = time(() => {
-        for (const d of docs) hf.encode(d, { add_special_tokens: false });
-      }, reps);
-      let peers = "";
-      let fastest = tHf.best;
+      const fns: Record<string, () => void> = {
+        ours: () => {
+          for (const d of docs) ours.encode(d);
+        },
+        hf: () => {
+          for (const d of docs) hf.encode(d, { add_special_tokens: false });
+        },
+      };
       if (model === "gpt4o") {
-        // Same vocabulary and pattern as tiktoken's o200k_base (ids compared here on these texts too).
-        const tGpt = time(() => {
+        // Same vocabulary and pattern as tiktoken's o200k_base (the fastest JS tokenizers of it).
+        fns.gpt = () => {
           for (const d of docs) o200kEncode(d, noSpecial);
-        }, reps);
-        const tTik = time(() => {
+        };
+        fns.tik = () => {
           for (const d of docs) tk.encode_ordinary(d);
-        }, reps);
-        fastest = Math.min(fastest, tGpt.best, tTik.best);
-        peers = ` | ${(size / tGpt.best).toFixed(1)} | ${(size / tTik.best).toFixed(1)}`;
-      } else peers = " | | ";
+        };
+      }
+      const t = timeAll(fns, reps);
+      const tOurs = t.ours;
+      const tHf = t.hf;
+      let peers = " | | ";
+      let fastest = tHf.best;
+      if (t.gpt && t.tik) {
+        fastest = Math.min(fastest, t.gpt.best, t.tik.best);
+        peers = ` | ${(size / t.gpt.best).toFixed(1)} | ${(size / t.tik.best).toFixed(1)}`;
+      }
       const f = (t: number) => (size / t).toFixed(1);
       const line = `${model} ${name}: ${size.toFixed(2)} MB (ids identical to tokenizers.js) | MB/s ours ${f(tOurs.best)}, tokenizers.js ${f(tHf.best)} -> ${(tHf.best / tOurs.best).toFixed(2)}x; ours / fastest peer ${(fastest / tOurs.best).toFixed(2)}x`;
       console.log(line);

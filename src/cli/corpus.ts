@@ -7,7 +7,7 @@ import {
   readCorpusStats,
 } from "../corpus/index.js";
 import { SynthmixError } from "../util/errors.js";
-import { type Command, numberOption, oneOf } from "./options.js";
+import { type Command, JSON_HELP, numberOption, oneOf, printResult } from "./options.js";
 
 const num = (name: string, min?: number, max?: number) => numberOption(name, { min, max });
 
@@ -71,6 +71,7 @@ export function register(program: Command): void {
     )
     .option("--max-docs <n>", "read at most N documents", num("max-docs", 1))
     .option("--force", "re-import even if an identical complete import exists")
+    .option("--json", `${JSON_HELP}: the corpus's stats.json, with "reused" when nothing was imported`)
     .action(async (o) => {
       const stats = await importCorpus({
         from: o.kind ? { kind: o.kind, path: o.from } : o.from,
@@ -97,7 +98,7 @@ export function register(program: Command): void {
         force: !!o.force,
         progress: true,
       });
-      console.log(formatCorpusSummary(stats));
+      printResult(o.json, stats, () => formatCorpusSummary(stats));
     });
 
   corpus
@@ -105,7 +106,7 @@ export function register(program: Command): void {
     .description("print the statistics of imported corpora")
     .argument("<workspace>", "workspace folder")
     .option("--name <name>", "corpus name (default: every corpus in the workspace)")
-    .option("--json", "print stats.json as is")
+    .option("--json", `${JSON_HELP}: stats.json as is with --name, else an array of every corpus's`)
     .action((ws: string, o) => {
       const names = o.name ? [o.name] : listCorpora(ws);
       if (names.length === 0) {
@@ -113,9 +114,7 @@ export function register(program: Command): void {
           hint: "import one with `synthmix corpus import --from <source> --out <workspace>`",
         });
       }
-      for (const name of names) {
-        const s = readCorpusStats(ws, name);
-        console.log(o.json ? JSON.stringify(s, null, 2) : formatCorpusSummary(s));
-      }
+      const all = names.map((name) => readCorpusStats(ws, name));
+      printResult(o.json, o.name ? all[0] : all, () => all.map(formatCorpusSummary).join("\n"));
     });
 }

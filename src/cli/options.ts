@@ -124,3 +124,16 @@ export async function withInterrupt<T>(
     if (ac.signal.aborted) process.exitCode = INTERRUPTED_EXIT_CODE;
   }
 }
+
+/** Help text of every command's `--json` flag (one wording, so `--help` reads the same everywhere). */
+export const JSON_HELP = "print the result as one JSON document on stdout (progress and logs go to stderr)";
+
+/**
+ * The `--json` convention of every command a script calls: with `json`, stdout gets exactly one JSON
+ * document, `value` (the command's result: paths written, counts, ids, warnings), and nothing else;
+ * otherwise the human text `human()`. Progress and log lines always go to stderr, and the exit code does
+ * not depend on the flag. Written with console.log so in-process test runners capture it.
+ */
+export function printResult(json: boolean | undefined, value: unknown, human: () => string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : human());
+}

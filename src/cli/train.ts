@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseCount } from "../mix/count.js";
 import type { MixtureManifest } from "../mix/manifest.js";
@@ -10,7 +10,7 @@ import { type RunConfig, RunConfigSchema } from "../train/schema.js";
 import { trainRun } from "../train/trainer.js";
 import { SynthmixError } from "../util/errors.js";
 import { fmtNum } from "../util/progress.js";
-import { type Command, parseNumber, withInterrupt } from "./options.js";
+import { type Command, JSON_HELP, parseNumber, printResult, withInterrupt } from "./options.js";
 
 function num(what: string, v: string | undefined): number | undefined {
   return v === undefined ? undefined : parseNumber(what, v);
@@ -81,6 +81,7 @@ export function register(program: Command): void {
     .option("--checkpoint-every <n>", "checkpoint every n steps (default 50)")
     .option("--threads <n>", "kernel threads (default 2)")
     .option("--kernels <which>", "native | reference", "native")
+    .option("--json", `${JSON_HELP}: {runDir, id, loss, losses, tokensPerSec, ...}`)
     .action(async (o) => {
       let runDir: string;
       let config: RunConfig;
@@ -98,7 +99,8 @@ export function register(program: Command): void {
       } else {
         if (!o.out) throw new SynthmixError("CLI", "--out <run folder> is required");
         runDir = resolve(o.out);
-        config = configFromFlags(o, runDir);
+        const { json: _json, ...flags } = o;
+        config = configFromFlags(flags, runDir);
       }
       const kernels = getKernels(o.kernels === "reference" ? "reference" : "native");
       const p = countParams(config.model);
@@ -112,8 +114,11 @@ export function register(program: Command): void {
       const per = Object.entries(final.losses)
         .map(([d, l]) => `${d} ${l.toFixed(4)}`)
         .join(", ");
-      console.log(
-        `${runDir}: final loss ${final.loss.toFixed(4)} nats/token (${per}); ${fmtNum(final.tokensPerSec)} tok/s`,
+      printResult(
+        o.json,
+        { runDir, id: config.id, ...final },
+        () =>
+          `${runDir}: final loss ${final.loss.toFixed(4)} nats/token (${per}); ${fmtNum(final.tokensPerSec)} tok/s`,
       );
     });
 
@@ -127,6 +132,7 @@ export function register(program: Command): void {
     .option("--temperature <x>", "0 = greedy", "0.8")
     .option("--top-k <n>", "keep the k most likely tokens (0 = all)", "40")
     .option("--seed <n>", "sampling seed", "0")
+    .option("--json", `${JSON_HELP}: {text, ids, promptTokens}`)
     .action(async (o) => {
       // Imported lazily so training does not load the tokenizer code.
       const { Tokenizer } = await import("../tokenizer/index.js");
@@ -139,7 +145,8 @@ export function register(program: Command): void {
         seed: num("--seed", o.seed),
         stopAt: tok.eotId >= 0 ? tok.eotId : undefined,
       });
-      console.log(tok.decode([...prompt, ...ids]));
+      const text = tok.decode([...prompt, ...ids]);
+      printResult(o.json, { text, ids: [...prompt, ...ids], promptTokens: prompt.length }, () => text);
     });
 
   program
@@ -150,8 +157,13 @@ export function register(program: Command): void {
     .requiredOption("--out <file>", "output .gguf path")
     .option("--f16", "store weight matrices as f16 (half the size)")
     .option("--name <name>", "general.name in the GGUF metadata")
+    .option("--json", `${JSON_HELP}: {out, bytes, f16}`)
     .action((o) => {
       exportGguf(o.run, o.tokenizer, o.out, { f16: Boolean(o.f16), name: o.name });
-      console.log(`${o.out}: written`);
+      printResult(
+        o.json,
+        { out: o.out, bytes: statSync(o.out).size, f16: Boolean(o.f16) },
+        () => `${o.out}: written`,
+      );
     });
 }

@@ -130,109 +130,36 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
   const config = importConfig(opts);
   const configHash = stableHash(config);
   const dir = corpusDir(opts.workspace, name);
-  const statsPath = join(dir, "stats.json");
-  if (!opts.force && existsSync(statsPath)) {
-    const prev = JSON.parse(readFileSync(statsPath, "utf8")) as CorpusStats;
-    if (prev.configHash === configHash) return { ...prev, reused: true };
-  }
+  const prev = opts.force ? undefined : completeImport(join(dir, "stats.json"), configHash);
+  if (prev) return prev;
 
   const progress =
     opts.progress instanceof Progress
       ? opts.progress
       : new Progress(`corpus ${name}`, { unit: "docs", mode: opts.progress ? undefined : "silent" });
   if ((config.from as { kind: string }).kind === "brown") progress.setTotal(opts.maxDocs ?? 500);
-  const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  removeStale(parent, name);
-  const tmp = join(parent, `.${name}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(join(tmp, "test"), { recursive: true });
-
+  const tmp = freshTmpDir(dir, name);
   try {
-    // Pass 1: read and clean into one staging file, collecting split scores per test set.
-    let read = 0;
-    let badRecords = 0;
-    const badRecordSamples: string[] = [];
-    const skippedFiles: string[] = [];
     const seed = (config.seed as number) ?? 1;
     const testBy = config.testBy as TestBy;
-    const reader = readDocuments(opts.from, {
-      textField: opts.textField,
-      idField: opts.idField,
-      source: opts.source,
-      skipBadRecords: opts.skipBadRecords,
-      onBadRecord: (err: BadRecordError) => {
-        badRecords++;
-        if (badRecordSamples.length < 5) badRecordSamples.push(err.message);
-      },
-      onSkippedFile: (file, reason) => {
-        skippedFiles.push(`${file} (${reason})`);
-        progress.log(`corpus ${name}: skipped ${file}: ${reason}`);
-      },
-    });
-    async function* counted(): AsyncGenerator<Doc> {
-      for await (const d of reader) {
-        read++;
-        progress.update(read, badRecords ? { bad: badRecords } : undefined);
-        yield d;
-        if (opts.maxDocs !== undefined && read >= opts.maxDocs) return;
-      }
-    }
-    const { run, drops } = cleanPipeline({ ...opts, seed });
-    const staging = new LineWriter(join(tmp, "all.jsonl.staging"));
-    const scores = new Map<string, number[]>();
-    for await (const doc of run(counted())) {
-      staging.writeLine(JSON.stringify(doc));
-      const key = testSetKey(doc, testBy);
-      let list = scores.get(key);
-      if (!list) scores.set(key, (list = []));
-      list.push(splitScore(seed, doc.id));
-    }
-    staging.close();
-    if (read === 0 || scores.size === 0)
-      throw emptyImport(opts.from, read, drops.counts, skippedFiles, badRecords);
-
+    // Pass 1: read and clean into one staging file, collecting split scores per test set.
+    const staged = await stage(opts, { name, seed, testBy, progress, tmp });
     // Pass 2: route each kept document to train or its test set.
-    const cutoffs = planCutoffs(scores, config.testFraction as number, config.minTestDocs as number);
-    const train = new LineWriter(join(tmp, "train.jsonl"));
-    const trainStats = emptySplit();
-    const testWriters = new Map<string, LineWriter>();
-    const testStats: Record<string, SplitStats> = {};
-    const rl = createInterface({
-      input: createReadStream(join(tmp, "all.jsonl.staging")),
-      crlfDelay: Infinity,
-    });
-    for await (const line of rl) {
-      if (line === "") continue;
-      const doc = JSON.parse(line) as Doc;
-      const key = testSetKey(doc, testBy);
-      if (splitScore(seed, doc.id) <= (cutoffs.get(key) ?? -1)) {
-        let w = testWriters.get(key);
-        if (!w) testWriters.set(key, (w = new LineWriter(join(tmp, "test", `${key}.jsonl`))));
-        w.writeLine(line);
-        addDoc((testStats[key] ??= emptySplit()), doc);
-      } else {
-        train.writeLine(line);
-        addDoc(trainStats, doc);
-      }
-    }
-    train.close();
-    for (const w of testWriters.values()) w.close();
-    rmSync(join(tmp, "all.jsonl.staging"));
-
+    const cutoffs = planCutoffs(staged.scores, config.testFraction as number, config.minTestDocs as number);
+    const split = await route(tmp, seed, testBy, cutoffs);
     const stats: CorpusStats = {
       version: 1,
       name,
       configHash,
       config,
       seed,
-      read,
-      badRecords,
-      badRecordSamples,
-      skippedFiles,
-      dropped: { ...drops.counts },
-      train: trainStats,
-      test: Object.fromEntries(Object.entries(testStats).sort(([a], [b]) => a.localeCompare(b))),
+      read: staged.read,
+      badRecords: staged.badRecords,
+      badRecordSamples: staged.badRecordSamples,
+      skippedFiles: staged.skippedFiles,
+      dropped: { ...staged.dropped },
+      train: split.train,
+      test: Object.fromEntries(Object.entries(split.test).sort(([a], [b]) => a.localeCompare(b))),
       createdAt: new Date().toISOString(),
       elapsedSec: (Date.now() - start) / 1000,
     };
@@ -249,6 +176,126 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
     progress.finish();
     throw e;
   }
+}
+
+/** The stats of a complete import with the same config hash (marked `reused`), if there is one. */
+function completeImport(statsPath: string, configHash: string): CorpusStats | undefined {
+  if (!existsSync(statsPath)) return undefined;
+  const prev = JSON.parse(readFileSync(statsPath, "utf8")) as CorpusStats;
+  return prev.configHash === configHash ? { ...prev, reused: true } : undefined;
+}
+
+/** An empty `.<name>.tmp-<pid>/` (with test/) next to the corpus folder; stale ones of dead imports removed. */
+function freshTmpDir(dir: string, name: string): string {
+  const parent = dirname(dir);
+  mkdirSync(parent, { recursive: true });
+  removeStale(parent, name);
+  const tmp = join(parent, `.${name}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(join(tmp, "test"), { recursive: true });
+  return tmp;
+}
+
+interface StageContext {
+  name: string;
+  seed: number;
+  testBy: TestBy;
+  progress: Progress;
+  tmp: string;
+}
+
+interface Staged {
+  read: number;
+  badRecords: number;
+  badRecordSamples: string[];
+  skippedFiles: string[];
+  dropped: Record<string, number>;
+  /** Split scores of the kept documents, per test set. */
+  scores: Map<string, number[]>;
+}
+
+/** Pass 1: read and clean every document into `<tmp>/all.jsonl.staging`; 0 kept documents is an error. */
+async function stage(opts: ImportOptions, ctx: StageContext): Promise<Staged> {
+  const { name, seed, testBy, progress } = ctx;
+  const st: Staged = {
+    read: 0,
+    badRecords: 0,
+    badRecordSamples: [],
+    skippedFiles: [],
+    dropped: {},
+    scores: new Map(),
+  };
+  const reader = readDocuments(opts.from, {
+    textField: opts.textField,
+    idField: opts.idField,
+    source: opts.source,
+    skipBadRecords: opts.skipBadRecords,
+    onBadRecord: (err: BadRecordError) => {
+      st.badRecords++;
+      if (st.badRecordSamples.length < 5) st.badRecordSamples.push(err.message);
+    },
+    onSkippedFile: (file, reason) => {
+      st.skippedFiles.push(`${file} (${reason})`);
+      progress.log(`corpus ${name}: skipped ${file}: ${reason}`);
+    },
+  });
+  async function* counted(): AsyncGenerator<Doc> {
+    for await (const d of reader) {
+      st.read++;
+      progress.update(st.read, st.badRecords ? { bad: st.badRecords } : undefined);
+      yield d;
+      if (opts.maxDocs !== undefined && st.read >= opts.maxDocs) return;
+    }
+  }
+  const { run, drops } = cleanPipeline({ ...opts, seed });
+  const staging = new LineWriter(join(ctx.tmp, "all.jsonl.staging"));
+  for await (const doc of run(counted())) {
+    staging.writeLine(JSON.stringify(doc));
+    const key = testSetKey(doc, testBy);
+    let list = st.scores.get(key);
+    if (!list) st.scores.set(key, (list = []));
+    list.push(splitScore(seed, doc.id));
+  }
+  staging.close();
+  st.dropped = drops.counts;
+  if (st.read === 0 || st.scores.size === 0)
+    throw emptyImport(opts.from, st.read, drops.counts, st.skippedFiles, st.badRecords);
+  return st;
+}
+
+/** Pass 2: each staged document to train.jsonl or test/<set>.jsonl by its split score. */
+async function route(
+  tmp: string,
+  seed: number,
+  testBy: TestBy,
+  cutoffs: Map<string, number>,
+): Promise<{ train: SplitStats; test: Record<string, SplitStats> }> {
+  const train = new LineWriter(join(tmp, "train.jsonl"));
+  const trainStats = emptySplit();
+  const testWriters = new Map<string, LineWriter>();
+  const testStats: Record<string, SplitStats> = {};
+  const rl = createInterface({
+    input: createReadStream(join(tmp, "all.jsonl.staging")),
+    crlfDelay: Infinity,
+  });
+  for await (const line of rl) {
+    if (line === "") continue;
+    const doc = JSON.parse(line) as Doc;
+    const key = testSetKey(doc, testBy);
+    if (splitScore(seed, doc.id) <= (cutoffs.get(key) ?? -1)) {
+      let w = testWriters.get(key);
+      if (!w) testWriters.set(key, (w = new LineWriter(join(tmp, "test", `${key}.jsonl`))));
+      w.writeLine(line);
+      addDoc((testStats[key] ??= emptySplit()), doc);
+    } else {
+      train.writeLine(line);
+      addDoc(trainStats, doc);
+    }
+  }
+  train.close();
+  for (const w of testWriters.values()) w.close();
+  rmSync(join(tmp, "all.jsonl.staging"));
+  return { train: trainStats, test: testStats };
 }
 
 /** An import that produced no document lost all its input: an error, never an empty corpus with exit 0. */

@@ -1,3 +1,4 @@
+import type { HfTokenizerJson } from "../tokenizer/hf.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 
@@ -256,11 +257,8 @@ export interface Gpt2GgufConfig {
   dFf?: number;
 }
 
-export interface HfTokenizerJson {
-  model: { type?: string; vocab: Record<string, number>; merges?: (string | [string, string])[] };
-  added_tokens?: { id: number; content: string; special?: boolean }[];
-  [k: string]: unknown;
-}
+/** The tokenizer.json type is the tokenizer stage's (one type of the file everywhere). */
+export type { HfTokenizerJson };
 
 export interface Gpt2GgufOptions {
   config: Gpt2GgufConfig;

@@ -15,7 +15,8 @@ export interface TokenizerData extends BpeModelData {
   postProcessor?: unknown;
 }
 
-interface HfAddedToken {
+/** One entry of tokenizer.json's `added_tokens`. */
+export interface HfAddedToken {
   id: number;
   content: string;
   special?: boolean;
@@ -25,7 +26,13 @@ interface HfAddedToken {
   single_word?: boolean;
 }
 
-interface HfJson {
+/**
+ * A Hugging Face tokenizer.json as synthmix reads and writes it (byte-level BPE): the one type of the file
+ * for every stage (src/formats/gguf.ts reads it for the GGUF vocabulary). Fields synthmix does not
+ * interpret (truncation, padding, ...) pass through as unknown; `fromHfJson` checks the rest.
+ */
+export interface HfTokenizerJson {
+  version?: string;
   added_tokens?: HfAddedToken[];
   normalizer?: unknown;
   pre_tokenizer?: unknown;
@@ -34,9 +41,12 @@ interface HfJson {
   model?: {
     type?: string;
     vocab?: Record<string, number>;
+    /** "a b" strings (highest priority first); `[a, b]` pairs in newer files. */
     merges?: (string | [string, string])[];
     ignore_merges?: boolean;
+    [k: string]: unknown;
   };
+  [k: string]: unknown;
 }
 
 /** The added token with only the flags that differ from the defaults (so GPT-2's stays compact). */
@@ -56,24 +66,32 @@ function formatError(what: string, source: string): SynthmixError {
   });
 }
 
-/** Read the model of a Hugging Face tokenizer.json (byte-level BPE). */
-export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerData {
-  const j = json as HfJson;
+type HfModel = NonNullable<HfTokenizerJson["model"]>;
+
+/** The model object, checked to be a byte-level BPE with a vocab. */
+function bpeModelOf(j: HfTokenizerJson, source: string): HfModel & { vocab: Record<string, number> } {
   const model = j?.model;
   if (!model || typeof model !== "object") throw formatError('no "model" object', source);
   if (model.type !== undefined && model.type !== "BPE") {
     throw formatError(`model.type is "${model.type}", only "BPE" is supported`, source);
   }
   if (!model.vocab || typeof model.vocab !== "object") throw formatError("model.vocab is missing", source);
-  checkDecoderAndModel(j as Record<string, unknown>, source);
-  const added = (j.added_tokens ?? []).map(addedOf);
+  return model as HfModel & { vocab: Record<string, number> };
+}
+
+/** The bytes of every id (added tokens as their UTF-8 text, holes empty) and the string -> id map. */
+function tokensOf(
+  vocab: Record<string, number>,
+  added: AddedToken[],
+  source: string,
+): { tokens: Uint8Array[]; ids: Map<string, number> } {
   const addedById = new Map(added.map((t) => [t.id, t]));
   let size = 0;
-  for (const id of Object.values(model.vocab)) size = Math.max(size, id + 1);
+  for (const id of Object.values(vocab)) size = Math.max(size, id + 1);
   for (const t of added) size = Math.max(size, t.id + 1);
   const tokens = new Array<Uint8Array>(size);
   const ids = new Map<string, number>();
-  for (const [str, id] of Object.entries(model.vocab)) {
+  for (const [str, id] of Object.entries(vocab)) {
     if (!Number.isInteger(id) || id < 0)
       throw formatError(`bad id ${id} for token ${JSON.stringify(str)}`, source);
     ids.set(str, id);
@@ -87,30 +105,48 @@ export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerD
     // Holes in the id range decode to nothing; they never come out of encode.
     if (!tokens[id]) tokens[id] = new Uint8Array(0);
   }
-  const list = model.merges ?? [];
+  return { tokens, ids };
+}
+
+/** The two halves of merge `r` ("a b" or ["a", "b"]). */
+function mergeHalves(m: string | [string, string], r: number, source: string): [string, string] {
+  if (Array.isArray(m)) return m;
+  const sp = m.indexOf(" ");
+  if (sp < 0) throw formatError(`merge ${r} ${JSON.stringify(m)} has no space`, source);
+  return [m.slice(0, sp), m.slice(sp + 1)];
+}
+
+/** Merges as id pairs (merges[2r], merges[2r+1]) -> mergeIds[r], in priority order. */
+function mergesOf(
+  list: (string | [string, string])[],
+  ids: Map<string, number>,
+  source: string,
+): { merges: Int32Array; mergeIds: Int32Array } {
   const merges = new Int32Array(list.length * 2);
   const mergeIds = new Int32Array(list.length);
   for (let r = 0; r < list.length; r++) {
-    const m = list[r];
-    let a: string;
-    let b: string;
-    if (Array.isArray(m)) [a, b] = m;
-    else {
-      const sp = m.indexOf(" ");
-      if (sp < 0) throw formatError(`merge ${r} ${JSON.stringify(m)} has no space`, source);
-      a = m.slice(0, sp);
-      b = m.slice(sp + 1);
-    }
+    const [a, b] = mergeHalves(list[r], r, source);
     const ia = ids.get(a);
     const ib = ids.get(b);
     const ic = ids.get(a + b);
     if (ia === undefined || ib === undefined || ic === undefined) {
-      throw formatError(`merge ${r} ${JSON.stringify(m)} names a token missing from the vocab`, source);
+      throw formatError(`merge ${r} ${JSON.stringify(list[r])} names a token missing from the vocab`, source);
     }
     merges[2 * r] = ia;
     merges[2 * r + 1] = ib;
     mergeIds[r] = ic;
   }
+  return { merges, mergeIds };
+}
+
+/** Read the model of a Hugging Face tokenizer.json (byte-level BPE). */
+export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerData {
+  const j = json as HfTokenizerJson;
+  const model = bpeModelOf(j, source);
+  checkDecoderAndModel(j as Record<string, unknown>, source);
+  const added = (j.added_tokens ?? []).map(addedOf);
+  const { tokens, ids } = tokensOf(model.vocab, added, source);
+  const { merges, mergeIds } = mergesOf(model.merges ?? [], ids, source);
   const pipeline: PipelineSpec = {
     normalizer: j.normalizer ?? null,
     // A file without the key at all (hand-made minimal files) gets GPT-2's, the layout synthmix writes;
@@ -122,7 +158,7 @@ export function fromHfJson(json: unknown, source = "tokenizer.json"): TokenizerD
 }
 
 /** The Hugging Face tokenizer.json of a byte-level BPE (the layout GPT-2's tokenizer.json uses). */
-export function toHfJson(data: TokenizerData): object {
+export function toHfJson(data: TokenizerData): HfTokenizerJson {
   const addedById = new Map(data.added.map((t) => [t.id, t]));
   // A prototype-less object: tokens such as "__proto__" or "constructor" (common in code) must be plain keys.
   const vocab: Record<string, number> = Object.create(null);

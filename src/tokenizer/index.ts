@@ -245,22 +245,29 @@ const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 function utf8SeqLen(b: Uint8Array, i: number): number {
   const c = b[i];
   if (c < 0x80) return 1;
-  const cont = (k: number) => i + k < b.length && (b[i + k] & 0xc0) === 0x80;
-  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (!cont(1) || !cont(2)) return 0;
-    const d = b[i + 1];
-    if (c === 0xe0 && d < 0xa0) return 0; // overlong
-    if (c === 0xed && d >= 0xa0) return 0; // surrogate
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    const d = b[i + 1];
-    if (c === 0xf0 && d < 0x90) return 0; // overlong
-    if (c === 0xf4 && d >= 0x90) return 0; // > U+10FFFF
-    return 4;
-  }
+  if (c >= 0xc2 && c <= 0xdf) return isCont(b, i + 1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) return threeByteOk(b, i) ? 3 : 0;
+  if (c >= 0xf0 && c <= 0xf4) return fourByteOk(b, i) ? 4 : 0;
   return 0;
+}
+
+function isCont(b: Uint8Array, k: number): boolean {
+  return k < b.length && (b[k] & 0xc0) === 0x80;
+}
+
+function threeByteOk(b: Uint8Array, i: number): boolean {
+  if (!isCont(b, i + 1) || !isCont(b, i + 2)) return false;
+  const c = b[i];
+  const d = b[i + 1];
+  if (c === 0xe0 && d < 0xa0) return false; // overlong
+  return !(c === 0xed && d >= 0xa0); // surrogate
+}
+
+function fourByteOk(b: Uint8Array, i: number): boolean {
+  if (!isCont(b, i + 1) || !isCont(b, i + 2) || !isCont(b, i + 3)) return false;
+  const c = b[i];
+  const d = b[i + 1];
+  if (c === 0xf0 && d < 0x90) return false; // overlong
+  return !(c === 0xf4 && d >= 0x90); // > U+10FFFF
 }
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

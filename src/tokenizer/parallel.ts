@@ -35,16 +35,8 @@ export async function* encodeDocuments(
   texts: AsyncIterable<string> | Iterable<string>,
   opts: EncodeDocumentsOptions = {},
 ): AsyncGenerator<number[]> {
-  let threads = Math.max(1, opts.threads ?? availableParallelism());
-  // Starting workers costs more than encoding a few MB on this thread (~40 MB/s), so small in-memory
-  // inputs are encoded inline unless threads were asked for explicitly.
-  if (opts.threads === undefined && Array.isArray(texts)) {
-    let chars = 0;
-    for (const t of texts) chars += typeof t === "string" ? t.length : 0;
-    if (chars < (opts.minParallelChars ?? 1 << 22)) threads = 1;
-  }
+  const threads = threadCount(texts, opts);
   const appendEot = opts.appendEot ?? false;
-  const batchChars = opts.batchChars ?? 1 << 18;
   // Loaded once here (errors surface before any worker starts); workers get the compact typed-array form.
   const { Tokenizer } = await import("./index.js");
   const tok = Tokenizer.fromFile(tokenizerPath);
@@ -57,94 +49,147 @@ export async function* encodeDocuments(
     }
     return;
   }
-
-  const workers: Worker[] = [];
-  const results = new Map<number, WorkerReply>();
-  let failure: Error | undefined;
-  let wake: (() => void) | undefined;
-  const notify = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  const inFlight = new Int32Array(threads);
-  const model = tok.toTransferable();
-  for (let k = 0; k < threads; k++) {
-    const w = startWorker(siblingModule(import.meta.url, "worker"), {
-      workerData: { model, appendEot, eotId: tok.eotId },
-    });
-    w.on("message", (m: WorkerReply) => {
-      inFlight[k]--;
-      if (m.error) failure ??= new SynthmixError("TOKENIZER_WORKER", m.error);
-      results.set(m.seq, m);
-      notify();
-    });
-    w.on("error", (e) => {
-      failure ??= e;
-      notify();
-    });
-    w.on("exit", (code) => {
-      if (code !== 0)
-        failure ??= new SynthmixError("TOKENIZER_WORKER", `tokenizer worker exited with code ${code}`);
-      notify();
-    });
-    workers.push(w);
-  }
-
-  const it = iterate(texts);
-  let inputDone = false;
+  const pool = new EncodePool(threads, { model: tok.toTransferable(), appendEot, eotId: tok.eotId });
+  const input = new BatchReader(texts, opts.batchChars ?? 1 << 18);
   let sent = 0;
   let next = 0;
-  let docs = 0;
-  const readBatch = async (): Promise<string[]> => {
+  try {
+    for (;;) {
+      while (!input.done && sent - next < threads * 2) {
+        const batch = await input.read();
+        if (batch.length === 0) break;
+        pool.post({ seq: sent++, texts: batch });
+      }
+      if (next === sent) {
+        if (input.done) break;
+        continue;
+      }
+      yield* documentsOf(await pool.reply(next++));
+    }
+  } finally {
+    await pool.terminate();
+  }
+}
+
+/**
+ * Worker threads to use. Starting workers costs more than encoding a few MB on this thread (~40 MB/s),
+ * so small in-memory inputs are encoded inline unless threads were asked for explicitly.
+ */
+function threadCount(texts: AsyncIterable<string> | Iterable<string>, opts: EncodeDocumentsOptions): number {
+  const threads = Math.max(1, opts.threads ?? availableParallelism());
+  if (opts.threads !== undefined || !Array.isArray(texts)) return threads;
+  let chars = 0;
+  for (const t of texts) chars += typeof t === "string" ? t.length : 0;
+  return chars < (opts.minParallelChars ?? 1 << 22) ? 1 : threads;
+}
+
+/** The documents of one reply: ids concatenated, cut at the end offsets. */
+function* documentsOf(r: WorkerReply): Generator<number[]> {
+  const ids = r.ids!;
+  const ends = r.ends!;
+  let start = 0;
+  for (let d = 0; d < ends.length; d++) {
+    const doc = new Array<number>(ends[d] - start);
+    for (let k = start; k < ends[d]; k++) doc[k - start] = ids[k];
+    start = ends[d];
+    yield doc;
+  }
+}
+
+/** Reads the input lazily in batches of about `batchChars` characters (at most 4096 documents). */
+class BatchReader {
+  done = false;
+  private docs = 0;
+  private readonly it: AsyncIterator<string> | Iterator<string>;
+
+  constructor(
+    texts: AsyncIterable<string> | Iterable<string>,
+    private readonly batchChars: number,
+  ) {
+    this.it = iterate(texts);
+  }
+
+  async read(): Promise<string[]> {
     const batch: string[] = [];
     let chars = 0;
-    while (chars < batchChars && batch.length < 4096) {
-      const r = await it.next();
+    while (chars < this.batchChars && batch.length < 4096) {
+      const r = await this.it.next();
       if (r.done) {
-        inputDone = true;
+        this.done = true;
         break;
       }
       if (typeof r.value !== "string") {
-        throw new SynthmixError("BAD_DOCUMENT", `document ${docs} is not a string (got ${typeof r.value})`);
+        throw new SynthmixError(
+          "BAD_DOCUMENT",
+          `document ${this.docs} is not a string (got ${typeof r.value})`,
+        );
       }
       batch.push(r.value);
-      docs++;
+      this.docs++;
       chars += r.value.length;
     }
     return batch;
-  };
-  try {
-    for (;;) {
-      while (!inputDone && sent - next < threads * 2) {
-        const batch = await readBatch();
-        if (batch.length === 0) break;
-        let k = 0;
-        for (let j = 1; j < threads; j++) if (inFlight[j] < inFlight[k]) k = j;
-        inFlight[k]++;
-        workers[k].postMessage({ seq: sent++, texts: batch } satisfies WorkerRequest);
-      }
-      if (next === sent) {
-        if (inputDone) break;
-        continue;
-      }
-      while (!results.has(next) && !failure) await new Promise<void>((r) => (wake = r));
-      if (failure) throw failure;
-      const r = results.get(next)!;
-      results.delete(next);
-      next++;
-      const ids = r.ids!;
-      const ends = r.ends!;
-      let start = 0;
-      for (let d = 0; d < ends.length; d++) {
-        const doc = new Array<number>(ends[d] - start);
-        for (let k = start; k < ends[d]; k++) doc[k - start] = ids[k];
-        start = ends[d];
-        yield doc;
-      }
-    }
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+/** The workers, their replies by sequence number, and the first failure of any of them. */
+class EncodePool {
+  private readonly workers: Worker[] = [];
+  private readonly results = new Map<number, WorkerReply>();
+  private readonly inFlight: Int32Array;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(threads: number, workerData: object) {
+    this.inFlight = new Int32Array(threads);
+    for (let k = 0; k < threads; k++) this.workers.push(this.start(k, workerData));
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private start(k: number, workerData: object): Worker {
+    const w = startWorker(siblingModule(import.meta.url, "worker"), { workerData });
+    w.on("message", (m: WorkerReply) => {
+      this.inFlight[k]--;
+      if (m.error) this.failure ??= new SynthmixError("TOKENIZER_WORKER", m.error);
+      this.results.set(m.seq, m);
+      this.notify();
+    });
+    w.on("error", (e) => {
+      this.failure ??= e;
+      this.notify();
+    });
+    w.on("exit", (code) => {
+      if (code !== 0)
+        this.failure ??= new SynthmixError("TOKENIZER_WORKER", `tokenizer worker exited with code ${code}`);
+      this.notify();
+    });
+    return w;
+  }
+
+  /** Send a batch to the least busy worker. */
+  post(req: WorkerRequest): void {
+    let k = 0;
+    for (let j = 1; j < this.inFlight.length; j++) if (this.inFlight[j] < this.inFlight[k]) k = j;
+    this.inFlight[k]++;
+    this.workers[k].postMessage(req);
+  }
+
+  /** The reply to batch `seq`, once it arrived; throws the first failure instead. */
+  async reply(seq: number): Promise<WorkerReply> {
+    while (!this.results.has(seq) && !this.failure) await new Promise<void>((r) => (this.wake = r));
+    if (this.failure) throw this.failure;
+    const r = this.results.get(seq)!;
+    this.results.delete(seq);
+    return r;
+  }
+
+  async terminate(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
 

@@ -1,6 +1,7 @@
 import { SynthmixError } from "../util/errors.js";
 import { pieceEnd } from "./pretokenize.js";
 import { literalRegex, translateHfRegex } from "./regex.js";
+import { type Scanner, scannerFor } from "./scanners.js";
 
 /**
  * The parts of a Hugging Face tokenizer.json around the BPE model that change the ids: normalizer,
@@ -107,35 +108,37 @@ function regexSpans(re: RegExp, s: string, invert: boolean): Spans {
 
 /** Apply a split behaviour to the spans (the Rust tokenizers `SplitDelimiterBehavior` rules). */
 function applyBehavior(sp: Spans, behavior: Behavior): number[] {
+  if (behavior === "MergedWithNext") return mergedWithNext(sp.a);
   const a = sp.a;
   const out: number[] = [];
   let prevDelim = false;
-  if (behavior === "MergedWithNext") {
-    for (let k = a.length - 3; k >= 0; k -= 3) {
-      const delim = a[k + 2] === 1;
-      if (delim && !prevDelim && out.length > 0) out[out.length - 1] = a[k];
-      else out.push(a[k + 1], a[k]);
-      prevDelim = delim;
-    }
-    out.reverse(); // pairs were pushed as (end, start) from the back
-    return out;
-  }
   for (let k = 0; k < a.length; k += 3) {
     const delim = a[k + 2] === 1;
-    if (behavior === "Removed") {
-      if (!delim) out.push(a[k], a[k + 1]);
-    } else if (behavior === "Isolated") {
-      out.push(a[k], a[k + 1]);
-    } else if (behavior === "MergedWithPrevious") {
-      if (delim && !prevDelim && out.length > 0) out[out.length - 1] = a[k + 1];
-      else out.push(a[k], a[k + 1]);
-    } else if (delim === prevDelim && out.length > 0) {
-      out[out.length - 1] = a[k + 1]; // Contiguous
-    } else {
-      out.push(a[k], a[k + 1]);
-    }
+    if (joinsPrevious(behavior, delim, prevDelim) && out.length > 0) out[out.length - 1] = a[k + 1];
+    else if (behavior !== "Removed" || !delim) out.push(a[k], a[k + 1]);
     prevDelim = delim;
   }
+  return out;
+}
+
+/** Whether a span extends the piece before it: a delimiter after a non-delimiter (MergedWithPrevious), or a span of the same kind as the previous (Contiguous). */
+function joinsPrevious(behavior: Behavior, delim: boolean, prevDelim: boolean): boolean {
+  if (behavior === "MergedWithPrevious") return delim && !prevDelim;
+  if (behavior === "Contiguous") return delim === prevDelim;
+  return false;
+}
+
+/** MergedWithNext: a delimiter starts the piece after it (walked from the back, pairs pushed as end, start). */
+function mergedWithNext(a: number[]): number[] {
+  const out: number[] = [];
+  let prevDelim = false;
+  for (let k = a.length - 3; k >= 0; k -= 3) {
+    const delim = a[k + 2] === 1;
+    if (delim && !prevDelim && out.length > 0) out[out.length - 1] = a[k];
+    else out.push(a[k + 1], a[k]);
+    prevDelim = delim;
+  }
+  out.reverse();
   return out;
 }
 
@@ -149,6 +152,12 @@ function splitStep(j: Json, source: string): Step {
   if (!BEHAVIORS.has(behavior))
     throw unsupportedComponent(`Split behavior ${JSON.stringify(behavior)}`, source);
   const invert = j.invert === true;
+  // A known pattern (cl100k/Llama-3, Qwen, o200k) matches at every position, so its matches tile the
+  // text: Isolated keeps them (there are no gaps), inverted Removed keeps them too (and drops no gap).
+  const scanner = typeof pattern.Regex === "string" ? scannerFor(pattern.Regex) : undefined;
+  if (scanner && ((behavior === "Isolated" && !invert) || (behavior === "Removed" && invert))) {
+    return scannerStep(scanner);
+  }
   // The common case (Isolated, not inverted): every match and every gap is a piece, streamed directly.
   if (behavior === "Isolated" && !invert) {
     return (s, i, e, next) => {
@@ -190,6 +199,17 @@ function splitStep(j: Json, source: string): Step {
     if (i !== 0 || e !== s.length) s = s.slice(i, e);
     const r = applyBehavior(regexSpans(re, s, invert), behavior);
     for (let k = 0; k < r.length; k += 2) if (r[k + 1] > r[k]) next(s, r[k], r[k + 1]);
+  };
+}
+
+/** Pieces from a hand-written scanner (src/tokenizer/scanners.ts): each ends where the regex match would. */
+function scannerStep(scan: Scanner): Step {
+  return (s, i, e, next) => {
+    while (i < e) {
+      const k = scan(s, i, e);
+      next(s, i, k);
+      i = k;
+    }
   };
 }
 

@@ -15,6 +15,7 @@ import {
   readCorpusStats,
   splitScore,
 } from "../../src/corpus/index.js";
+import { runCliCaptured, runCliJson } from "../helpers/capture.js";
 import { collect, tmp } from "./helpers.js";
 
 function writeJsonl(
@@ -182,38 +183,40 @@ test("import: a SIGKILLed import leaves no corpus (or a complete one); the rerun
   assert.deepEqual(readdirSync(join(ws, "corpus")), ["big"]);
 });
 
-test("import: the Brown corpus per genre group, through the CLI", async () => {
-  const { buildProgram } = await import("../../src/cli/main.js");
+test("import: the Brown corpus per genre group, through the CLI (human text, then --json)", async () => {
   const ws = tmp();
-  const out: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  try {
-    await buildProgram().parseAsync([
-      "node",
-      "synthmix",
-      "corpus",
-      "import",
-      "--from",
-      "brown",
-      "--out",
-      ws,
-      "--test-by",
-      "group",
-      "--min-chars",
-      "100",
-    ]);
-    await buildProgram().parseAsync(["node", "synthmix", "corpus", "stats", ws]);
-  } finally {
-    console.log = log;
-  }
+  const args = [
+    "corpus",
+    "import",
+    "--from",
+    "brown",
+    "--out",
+    ws,
+    "--test-by",
+    "group",
+    "--min-chars",
+    "100",
+  ];
+  const imported = await runCliCaptured(...args);
+  const listed = await runCliCaptured("corpus", "stats", ws);
+  const out = `${imported.stdout}${listed.stdout}`;
   const stats = readCorpusStats(ws, "brown");
   assert.equal(stats.read, 500);
   assert.deepEqual(Object.keys(stats.test), ["fiction", "learned", "news", "nonfiction"]);
   const total = stats.train.docs + Object.values(stats.test).reduce((s, t) => s + t.docs, 0);
   assert.equal(total, 500);
   assert.ok(stats.train.byDomain.news.docs > 30);
-  assert.match(out.join("\n"), /corpus "brown": read 500 documents/);
-  assert.match(out.join("\n"), /test\/news: \d+ docs/);
-  assert.match(out.join("\n"), /bad records skipped: 0/);
+  assert.match(out, /corpus "brown": read 500 documents/);
+  assert.match(out, /test\/news: \d+ docs/);
+  assert.match(out, /bad records skipped: 0/);
+  // --json: stdout is exactly one JSON document; a rerun reports the reused corpus.
+  const again = await runCliJson<{ name: string; read: number; reused?: boolean }>(...args);
+  assert.deepEqual([again.json.name, again.json.read, again.json.reused], ["brown", 500, true]);
+  const one = await runCliJson<{ configHash: string }>("corpus", "stats", ws, "--name", "brown");
+  assert.equal(one.json.configHash, stats.configHash);
+  const all = await runCliJson<{ name: string }[]>("corpus", "stats", ws);
+  assert.deepEqual(
+    all.json.map((s) => s.name),
+    ["brown"],
+  );
 });

@@ -227,42 +227,51 @@ describe("training", () => {
 function naiveMerges(docs: string[], n: number, tok: Tokenizer): string[] {
   const json = tok.toJSON() as { model: { vocab: Record<string, number> } };
   const strOf = new Map(Object.entries(json.model.vocab).map(([s, id]) => [id, s]));
-  const counts = new Map<string, number>();
-  for (const d of docs)
-    for (const p of d.match(/'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu) ??
-      [])
-      counts.set(p, (counts.get(p) ?? 0) + 1);
-  const words = [...counts].map(([p, c]) => ({
-    ids: Array.from(Buffer.from(p, "utf8"), (b) => gpt2.encodeBytes(Uint8Array.of(b))[0]),
-    c,
-  }));
+  const words = naiveWords(docs);
   const out: string[] = [];
-  let next = 256;
-  for (let step = 0; step < n; step++) {
-    const pc = new Map<number, number>();
-    for (const w of words)
-      for (let k = 0; k + 1 < w.ids.length; k++) {
-        const key = w.ids[k] * 65536 + w.ids[k + 1];
-        pc.set(key, (pc.get(key) ?? 0) + w.c);
-      }
-    let best = -1;
-    let bestC = 0;
-    for (const [key, c] of pc) if (c > bestC || (c === bestC && key < best)) [best, bestC] = [key, c];
+  for (let step = 0, next = 256; step < n; step++, next++) {
+    const [best, bestC] = naiveBestPair(words);
     if (bestC < 2) break;
     const a = Math.floor(best / 65536);
     const b = best % 65536;
     out.push(`${strOf.get(a)} ${strOf.get(b)}`);
-    for (const w of words) {
-      const r: number[] = [];
-      for (let k = 0; k < w.ids.length; k++) {
-        if (k + 1 < w.ids.length && w.ids[k] === a && w.ids[k + 1] === b) {
-          r.push(next);
-          k++;
-        } else r.push(w.ids[k]);
-      }
-      w.ids = r;
-    }
-    next++;
+    for (const w of words) w.ids = naiveMerge(w.ids, a, b, next);
   }
   return out;
+}
+
+/** Unique GPT-2 pre-tokens (by the reference regex) as byte-token ids, with their counts. */
+function naiveWords(docs: string[]): { ids: number[]; c: number }[] {
+  const counts = new Map<string, number>();
+  const re = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+  for (const d of docs) for (const p of d.match(re) ?? []) counts.set(p, (counts.get(p) ?? 0) + 1);
+  return [...counts].map(([p, c]) => ({
+    ids: Array.from(Buffer.from(p, "utf8"), (b) => gpt2.encodeBytes(Uint8Array.of(b))[0]),
+    c,
+  }));
+}
+
+/** The most frequent pair (key a * 65536 + b) and its count; ties go to the smaller key. */
+function naiveBestPair(words: { ids: number[]; c: number }[]): [number, number] {
+  const pc = new Map<number, number>();
+  for (const w of words)
+    for (let k = 0; k + 1 < w.ids.length; k++) {
+      const key = w.ids[k] * 65536 + w.ids[k + 1];
+      pc.set(key, (pc.get(key) ?? 0) + w.c);
+    }
+  let best = -1;
+  let bestC = 0;
+  for (const [key, c] of pc) if (c > bestC || (c === bestC && key < best)) [best, bestC] = [key, c];
+  return [best, bestC];
+}
+
+function naiveMerge(ids: number[], a: number, b: number, c: number): number[] {
+  const r: number[] = [];
+  for (let k = 0; k < ids.length; k++) {
+    if (k + 1 < ids.length && ids[k] === a && ids[k + 1] === b) {
+      r.push(c);
+      k++;
+    } else r.push(ids[k]);
+  }
+  return r;
 }

@@ -21,74 +21,106 @@ const utf8 = new TextDecoder("utf-8");
  * number; nothing after it can be trusted, so with skipBadRecords the rest of the file is skipped.
  */
 export async function* readWarcDocs(path: string, opts: ReadOptions = {}): AsyncGenerator<Doc> {
-  const stream = createReadStream(path);
-  // Two decoders on the same bytes: `gunzip` (Z_SYNC_FLUSH) hands over every byte decoded so far even at a
-  // truncated end (a failing node stream drops its buffered output, which would hide the complete records
-  // before the cut), and `verify` (default flush) reports the truncation, even one at a member boundary
-  // that leaves every record whole but the gzip stream incomplete. The second decode costs ~1 CPU pass.
-  const gz = isGzip(path);
-  const gunzip = gz ? createGunzip({ finishFlush: constants.Z_SYNC_FLUSH }) : undefined;
-  const verify = gz ? createGunzip() : undefined;
-  let gzError: Error | undefined;
-  const verified = new Promise<void>((resolve) => {
-    if (!verify) return resolve();
-    verify.on("error", (e) => {
-      gzError ??= e;
-      resolve();
-    });
-    verify.on("end", resolve);
-    verify.resume();
-  });
-  gunzip?.on("error", (e) => {
-    gzError ??= e;
-  });
-  if (gunzip && verify) {
-    stream.pipe(gunzip);
-    stream.pipe(verify);
-  }
+  const src = new WarcSource(path);
   let n = 0;
   try {
-    const parser = new WARCParser(new AsyncIterReader(gunzip ?? stream, null));
-    while (true) {
-      let record: WARCRecord | null;
-      try {
-        record = await parser.parse();
-      } catch (e) {
-        throw truncated(path, n + 1, (e as Error).message);
-      }
-      if (record === null || !record.warcType) {
-        // warcio may swallow a source error mid-header and return an empty record or end early.
-        if (record === null) await verified;
-        if (gzError || record !== null) throw truncated(path, n + 1, gzError?.message ?? "bad header");
-        break;
-      }
+    const parser = new WARCParser(new AsyncIterReader(src.input, null));
+    for (let record = await nextRecord(parser, src, n); record; record = await nextRecord(parser, src, n)) {
       n++;
-      const type = record.warcType;
-      const expected = record.warcContentLength;
-      // Read the raw block ourselves so a short read (truncation) is visible as an unfilled limit.
-      const limitReader = record.reader as LimitReader;
-      let raw: Uint8Array;
-      try {
-        raw = await record.readFully(false);
-      } catch (e) {
-        throw truncated(path, n, (e as Error).message);
-      }
-      if (limitReader.limit > 0 || (!record.httpHeaders && raw.length < expected)) {
-        throw truncated(path, n, `record body has ${raw.length} of ${expected} bytes`);
-      }
+      const raw = await readBlock(record, path, n);
       const body = await httpBody(record, raw, path, n, opts);
       if (body === null) continue;
-      const doc = recordToDoc(record, type, body, path, n, opts);
+      const doc = recordToDoc(record, record.warcType!, body, path, n, opts);
       if (doc) yield doc;
     }
   } catch (e) {
     if (!(e instanceof BadRecordError)) throw e;
     badRecord(opts, e);
   } finally {
-    gunzip?.destroy();
-    verify?.destroy();
-    stream.destroy();
+    src.destroy();
   }
+}
+
+/**
+ * The file's bytes for warcio, gunzipped when the name says gzip. Two decoders run on the same bytes:
+ * `gunzip` (Z_SYNC_FLUSH) hands over every byte decoded so far even at a truncated end (a failing node
+ * stream drops its buffered output, which would hide the complete records before the cut), and `verify`
+ * (default flush) reports the truncation, even one at a member boundary that leaves every record whole
+ * but the gzip stream incomplete. The second decode costs ~1 CPU pass.
+ */
+class WarcSource {
+  readonly input: NodeJS.ReadableStream;
+  /** The first gzip error of either decoder. */
+  gzError: Error | undefined;
+  /** Resolves when the verifying decoder has seen the whole file (or failed). */
+  readonly verified: Promise<void>;
+  private readonly stream: ReturnType<typeof createReadStream>;
+  private readonly gunzip?: ReturnType<typeof createGunzip>;
+  private readonly verify?: ReturnType<typeof createGunzip>;
+
+  constructor(readonly path: string) {
+    this.stream = createReadStream(path);
+    if (!isGzip(path)) {
+      this.input = this.stream;
+      this.verified = Promise.resolve();
+      return;
+    }
+    const gunzip = createGunzip({ finishFlush: constants.Z_SYNC_FLUSH });
+    const verify = createGunzip();
+    this.gunzip = gunzip;
+    this.verify = verify;
+    this.verified = new Promise<void>((resolve) => {
+      verify.on("error", (e) => {
+        this.gzError ??= e;
+        resolve();
+      });
+      verify.on("end", resolve);
+      verify.resume();
+    });
+    gunzip.on("error", (e) => {
+      this.gzError ??= e;
+    });
+    this.stream.pipe(gunzip);
+    this.stream.pipe(verify);
+    this.input = gunzip;
+  }
+
+  destroy(): void {
+    this.gunzip?.destroy();
+    this.verify?.destroy();
+    this.stream.destroy();
+  }
+}
+
+/** The next record, or null at a clean end of file; a cut or corrupt record is a BadRecordError. */
+async function nextRecord(parser: WARCParser, src: WarcSource, n: number): Promise<WARCRecord | null> {
+  let record: WARCRecord | null;
+  try {
+    record = await parser.parse();
+  } catch (e) {
+    throw truncated(src.path, n + 1, (e as Error).message);
+  }
+  if (record?.warcType) return record;
+  // warcio may swallow a source error mid-header and return an empty record or end early.
+  if (record === null) await src.verified;
+  if (src.gzError || record !== null) throw truncated(src.path, n + 1, src.gzError?.message ?? "bad header");
+  return null;
+}
+
+/** The record's raw block, read by us so a short read (truncation) shows as an unfilled limit. */
+async function readBlock(record: WARCRecord, path: string, n: number): Promise<Uint8Array> {
+  const expected = record.warcContentLength;
+  const limitReader = record.reader as LimitReader;
+  let raw: Uint8Array;
+  try {
+    raw = await record.readFully(false);
+  } catch (e) {
+    throw truncated(path, n, (e as Error).message);
+  }
+  if (limitReader.limit > 0 || (!record.httpHeaders && raw.length < expected)) {
+    throw truncated(path, n, `record body has ${raw.length} of ${expected} bytes`);
+  }
+  return raw;
 }
 
 function truncated(path: string, n: number, what: string): BadRecordError {
