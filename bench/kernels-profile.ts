@@ -1,0 +1,121 @@
+/**
+ * Where a training step of the demo's small models spends its time, kernel by kernel:
+ * `npx tsx bench/kernels-profile.ts [--steps N] [--threads 1|2] [--vocab V]`.
+ *
+ * Wraps every kernel of the native `Kernels` with a timer and runs forward + backward + clip + AdamW on
+ * the demo grid's shapes (batch 16 x context 64). Prints per model the share of each kernel and the
+ * total step time, and the step's executed GFLOP/s over the 1-thread SGEMM rate measured in the same run.
+ * With 1 thread (the default, what a sweep gives small models) everything is timed by the process's CPU
+ * time, so the numbers hold up on a loaded machine; with 2 threads by the wall clock.
+ */
+import { getKernels } from "../src/train/kernels/index.js";
+import { nativeAddon } from "../src/train/kernels/native.js";
+import type { Kernels } from "../src/train/kernels/types.js";
+import { executedFlopsPerToken } from "../src/train/ladder.js";
+import { GPT } from "../src/train/model.js";
+import { AdamW, clipGradNorm } from "../src/train/optim.js";
+import type { ModelConfig } from "../src/train/schema.js";
+import { Rng } from "../src/util/rng.js";
+
+const args = process.argv.slice(2);
+const arg = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const steps = Number(arg("steps", "30"));
+const threads = Number(arg("threads", "1"));
+const V = Number(arg("vocab", "2048"));
+const models = [
+  { name: "l1d16", nLayer: 1, dModel: 16, nHead: 2 },
+  { name: "l1d32", nLayer: 1, dModel: 32, nHead: 2 },
+  { name: "l1d64", nLayer: 1, dModel: 64, nHead: 2 },
+  { name: "l2d96", nLayer: 2, dModel: 96, nHead: 2 },
+  { name: "l3d128", nLayer: 3, dModel: 128, nHead: 2 },
+].filter((m) => arg("only", m.name) === m.name);
+
+const clock =
+  threads === 1
+    ? () => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1000;
+      }
+    : () => performance.now();
+
+/** Best-of-8 SGEMM rate (2048x256x1024, out = inp·Wᵀ) on the same clock. */
+function sgemmRate(): number {
+  const addon = nativeAddon();
+  if (!addon) throw new Error("native addon not built (npm ci)");
+  addon.setThreads(threads);
+  const [BT, C, OC] = [2048, 256, 1024];
+  const inp = new Float32Array(BT * C).fill(0.01);
+  const w = new Float32Array(OC * C).fill(0.02);
+  const out = new Float32Array(BT * OC);
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 8; i++) {
+    const t0 = clock();
+    addon.matmulForward(out, inp, w, null, BT, C, OC);
+    best = Math.min(best, clock() - t0);
+  }
+  return (2 * BT * C * OC) / (best / 1000) / 1e9;
+}
+const sgemm = sgemmRate();
+console.log(
+  `SGEMM ${threads} thread(s): ${sgemm.toFixed(1)} GFLOP/s (${threads === 1 ? "CPU time" : "wall clock"})`,
+);
+
+const base = getKernels("native");
+base.setThreads?.(threads);
+const times = new Map<string, number>();
+// biome-ignore lint/suspicious/noExplicitAny: generic timing wrapper over every kernel function
+const timed: any = { ...base };
+for (const [key, fn] of Object.entries(base)) {
+  if (typeof fn !== "function" || key === "setThreads") continue;
+  timed[key] = (...a: unknown[]) => {
+    const t0 = clock();
+    // biome-ignore lint/suspicious/noExplicitAny: forwarding the kernel's own arguments
+    const r = (fn as any)(...a);
+    const name =
+      key === "matmulForward"
+        ? `${key}[${a[5]}->${a[6]}]`
+        : key === "matmulBackward"
+          ? `${key}[${a[7]}->${a[8]}]`
+          : key;
+    times.set(name, (times.get(name) ?? 0) + clock() - t0);
+    return r;
+  };
+}
+
+for (const m of models) {
+  const cfg: ModelConfig = { vocabSize: V, contextLength: 64, ...m };
+  const B = 16;
+  const T = 64;
+  const model = new GPT(cfg, timed as Kernels, B, T);
+  model.init(0);
+  const opt = new AdamW(model, timed as Kernels, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
+  const rng = new Rng(1);
+  const x = Int32Array.from({ length: B * T }, () => rng.int(V));
+  const y = Int32Array.from({ length: B * T }, () => rng.int(V));
+  const step = () => {
+    model.zeroGrad();
+    model.forward(x, y);
+    model.backward();
+    clipGradNorm(model.grads, 1, timed as Kernels);
+    opt.step(1e-3);
+  };
+  for (let i = 0; i < 3; i++) step();
+  times.clear();
+  const t0 = clock();
+  for (let i = 0; i < steps; i++) step();
+  const total = clock() - t0;
+  const gflops = (executedFlopsPerToken(cfg) * steps * B * T) / (total / 1000) / 1e9;
+  let kern = 0;
+  for (const v of times.values()) kern += v;
+  const rows = [...times.entries()].sort((a, b) => b[1] - a[1]);
+  console.log(
+    `${m.name} (V${V}, B16 T64, ${threads} thread): ${(total / steps).toFixed(2)} ms/step, ${Math.round((steps * B * T) / (total / 1000))} tok/s, ${gflops.toFixed(1)} GFLOP/s = ${(gflops / sgemm).toFixed(2)} of SGEMM; kernels ${((100 * kern) / total).toFixed(0)}% of the step`,
+  );
+  for (const [k, v] of rows)
+    console.log(
+      `  ${k.padEnd(34)} ${((100 * v) / total).toFixed(1).padStart(5)}%  ${(v / steps).toFixed(3)} ms`,
+    );
+}
