@@ -114,6 +114,15 @@ for (const m of models) {
   console.log(
     `${m.name} (V${V}, B16 T64, ${threads} thread): ${(total / steps).toFixed(2)} ms/step, ${Math.round((steps * B * T) / (total / 1000))} tok/s, ${gflops.toFixed(1)} GFLOP/s = ${(gflops / sgemm).toFixed(2)} of SGEMM; kernels ${((100 * kern) / total).toFixed(0)}% of the step`,
   );
+  // Evaluation = forward without gradients on fixed windows; the demo evaluates 3 domains x 32768
+  // tokens every 250 steps (and at the end).
+  const e0 = clock();
+  for (let i = 0; i < steps; i++) model.forward(x, y, { needGrad: false });
+  const evalMs = (clock() - e0) / steps;
+  const evalShare = (evalMs * ((3 * 32768) / (B * T))) / ((250 * total) / steps);
+  console.log(
+    `  eval forward ${evalMs.toFixed(2)} ms per batch = ${((evalMs * steps) / total).toFixed(2)} of a training step; the demo's schedule (3 x 32768 tokens every 250 steps) costs ${(100 * evalShare).toFixed(1)}% of training`,
+  );
   for (const [k, v] of rows)
     console.log(
       `  ${k.padEnd(34)} ${((100 * v) / total).toFixed(1).padStart(5)}%  ${(v / steps).toFixed(3)} ms`,

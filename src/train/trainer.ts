@@ -478,7 +478,9 @@ async function trainImpl(
     emit(final);
     state.final = final;
     checkpoint();
-    progress.finish(`${cfg.id}: final loss ${final.loss.toFixed(4)} (${Object.keys(final.losses).join(", ")})`);
+    progress.finish(
+      `${cfg.id}: final loss ${final.loss.toFixed(4)} (${Object.keys(final.losses).join(", ")})`,
+    );
     return final;
   } finally {
     metrics.close();
