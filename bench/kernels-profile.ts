@@ -1,9 +1,12 @@
 /**
  * Where a training step of the demo's small models spends its time, kernel by kernel:
- * `npx tsx bench/kernels-profile.ts [--steps N] [--threads 1|2] [--vocab V]`.
+ * `npx tsx bench/kernels-profile.ts [--steps N] [--threads 1|2] [--vocab 512] [--batch 8] [--only l1d64]
+ *  [--eval-tokens 16384] [--eval-every 600] [--no-sgemm]` (defaults: the full demo's grid, src/study/demo.ts,
+ * plus the L3 d128 model of its earlier grid; `--vocab 2048 --batch 16 --eval-tokens 32768 --eval-every 250`
+ * is that earlier grid).
  *
  * Wraps every kernel of the native `Kernels` with a timer and runs forward + backward + clip + AdamW on
- * the demo grid's shapes (batch 16 x context 64). Prints per model the share of each kernel and the
+ * the grid's shapes (batch x context 64). Prints per model the share of each kernel and the
  * total step time, and the step's executed GFLOP/s over the 1-thread SGEMM rate measured in the same run.
  * With 1 thread (the default, what a sweep gives small models) everything is timed by the process's CPU
  * time, so the numbers hold up on a loaded machine; with 2 threads by the wall clock.
@@ -24,7 +27,11 @@ const arg = (name: string, def: string) => {
 };
 const steps = Number(arg("steps", "30"));
 const threads = Number(arg("threads", "1"));
-const V = Number(arg("vocab", "2048"));
+const V = Number(arg("vocab", "512"));
+const B = Number(arg("batch", "8"));
+// The demo's evaluation schedule: 3 domains x evalTokens every evalEvery steps.
+const evalTokens = Number(arg("eval-tokens", "16384"));
+const evalEvery = Number(arg("eval-every", "600"));
 const models = [
   { name: "l1d16", nLayer: 1, dModel: 16, nHead: 2 },
   { name: "l1d32", nLayer: 1, dModel: 32, nHead: 2 },
@@ -86,13 +93,18 @@ for (const [key, fn] of Object.entries(base)) {
   };
 }
 
-for (const m of models) {
-  const cfg: ModelConfig = { vocabSize: V, contextLength: 64, ...m };
-  const B = 16;
-  const T = 64;
-  const model = new GPT(cfg, timed as Kernels, B, T);
+interface Run {
+  model: GPT;
+  step: () => void;
+  x: Int32Array;
+  y: Int32Array;
+}
+
+function setup(cfg: ModelConfig, k: Kernels): Run {
+  const T = cfg.contextLength;
+  const model = new GPT(cfg, k, B, T);
   model.init(0);
-  const opt = new AdamW(model, timed as Kernels, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
+  const opt = new AdamW(model, k, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
   const rng = new Rng(1);
   const x = Int32Array.from({ length: B * T }, () => rng.int(V));
   const y = Int32Array.from({ length: B * T }, () => rng.int(V));
@@ -100,32 +112,46 @@ for (const m of models) {
     model.zeroGrad();
     model.forward(x, y);
     model.backward();
-    clipGradNorm(model.grads, 1, timed as Kernels);
+    clipGradNorm(model.grads, 1, k);
     opt.step(1e-3);
   };
   for (let i = 0; i < 3; i++) step();
-  times.clear();
+  return { model, step, x, y };
+}
+
+/** Clock time (ms) of `n` calls of f. */
+function timeOf(n: number, f: () => void): number {
   const t0 = clock();
-  for (let i = 0; i < steps; i++) step();
-  const total = clock() - t0;
-  const gflops = (executedFlopsPerToken(cfg) * steps * B * T) / (total / 1000) / 1e9;
+  for (let i = 0; i < n; i++) f();
+  return clock() - t0;
+}
+
+for (const m of models) {
+  const cfg: ModelConfig = { vocabSize: V, contextLength: 64, ...m };
+  // The step and eval times come from the plain kernels; the per-kernel timers (a clock read around
+  // every call) cost tens of microseconds per step, a large share of the smallest models' steps, so the
+  // breakdown runs separately and its shares are of its own (timed) total.
+  const plain = setup(cfg, base);
+  const total = timeOf(steps, plain.step);
+  const evalMs = timeOf(steps, () => plain.model.forward(plain.x, plain.y, { needGrad: false })) / steps;
+  const tokens = steps * B * cfg.contextLength;
+  const gflops = (executedFlopsPerToken(cfg) * tokens) / (total / 1000) / 1e9;
+  console.log(
+    `${m.name} (V${V}, B${B} T64, ${threads} thread): ${(total / steps).toFixed(2)} ms/step, ${Math.round(tokens / (total / 1000))} tok/s, ${gflops.toFixed(1)} GFLOP/s = ${(gflops / sgemm).toFixed(2)} of SGEMM`,
+  );
+  // Evaluation = forward without gradients on fixed windows, 3 domains x evalTokens every evalEvery steps.
+  const evalShare = (evalMs * ((3 * evalTokens) / (B * cfg.contextLength))) / ((evalEvery * total) / steps);
+  console.log(
+    `  eval forward ${evalMs.toFixed(2)} ms per batch = ${((evalMs * steps) / total).toFixed(2)} of a training step; the schedule (3 x ${evalTokens} tokens every ${evalEvery} steps) costs ${(100 * evalShare).toFixed(1)}% of training`,
+  );
+  const run = setup(cfg, timed as Kernels);
+  times.clear();
+  const timedTotal = timeOf(steps, run.step);
   let kern = 0;
   for (const v of times.values()) kern += v;
-  const rows = [...times.entries()].sort((a, b) => b[1] - a[1]);
-  console.log(
-    `${m.name} (V${V}, B16 T64, ${threads} thread): ${(total / steps).toFixed(2)} ms/step, ${Math.round((steps * B * T) / (total / 1000))} tok/s, ${gflops.toFixed(1)} GFLOP/s = ${(gflops / sgemm).toFixed(2)} of SGEMM; kernels ${((100 * kern) / total).toFixed(0)}% of the step`,
-  );
-  // Evaluation = forward without gradients on fixed windows; the demo evaluates 3 domains x 32768
-  // tokens every 250 steps (and at the end).
-  const e0 = clock();
-  for (let i = 0; i < steps; i++) model.forward(x, y, { needGrad: false });
-  const evalMs = (clock() - e0) / steps;
-  const evalShare = (evalMs * ((3 * 32768) / (B * T))) / ((250 * total) / steps);
-  console.log(
-    `  eval forward ${evalMs.toFixed(2)} ms per batch = ${((evalMs * steps) / total).toFixed(2)} of a training step; the demo's schedule (3 x 32768 tokens every 250 steps) costs ${(100 * evalShare).toFixed(1)}% of training`,
-  );
-  for (const [k, v] of rows)
+  console.log(`  with per-kernel timers: kernels ${((100 * kern) / timedTotal).toFixed(0)}% of the step`);
+  for (const [k, v] of [...times.entries()].sort((a, b) => b[1] - a[1]))
     console.log(
-      `  ${k.padEnd(34)} ${((100 * v) / total).toFixed(1).padStart(5)}%  ${(v / steps).toFixed(3)} ms`,
+      `  ${k.padEnd(34)} ${((100 * v) / timedTotal).toFixed(1).padStart(5)}%  ${(v / steps).toFixed(3)} ms`,
     );
 }
