@@ -1,9 +1,13 @@
 /**
  * Grid efficiency of a whole sweep: `npx tsx bench/sweep.ts` (options below).
  *
- * Trains a fixed grid shaped like the demo's (4 models from 3k to 590k non-embedding parameters x token
- * budgets 100k / 400k / 1.6M, batch 16 x context 64, vocabulary 2048, 3 test domains evaluated on 32768
- * tokens each at the end of every run, the demo's optimizer settings) through the real sweep
+ * Trains the full demo's main grid (src/study/demo.ts FULL_MODELS: L1 d16 / L1 d32 / L1 d64 / L2 d96, nHead 2,
+ * ~3k to 0.22M non-embedding parameters, each with its own peak LR, x token budgets 150k / 300k / 600k /
+ * 1.2M, batch 8 x context 64, vocabulary 512, 3 test domains evaluated on 16384 tokens each every 600
+ * steps and at the end of every run). One difference: the demo trains WSD ladders (a shared trunk per
+ * model), here every run is a standalone cosine run, so that the FLOPs of each run are the FLOPs
+ * executed (a branch's status counts its whole budget, most of which its trunk trained once); `--l3`
+ * adds the L3 d128 model of the earlier demo grid. through the real sweep
  * (`runSweep`, default executor) and prints the achieved training GFLOP/s over the sweep's wall time,
  * divided by the 2-thread SGEMM GFLOP/s of our kernels measured in the same process just before and
  * after the grid (best of both). The mixtures and test sets are built first and not timed (that is the
@@ -20,7 +24,9 @@
  * bench short on a shared machine; the ratio is per FLOP, and torch's per-run costs are then relatively
  * larger, so the torch ratio is a slight underestimate, said in the output).
  *
- * Options: --budgets 100k,400k,1.6M  --executor pool|child (child: one process per run, the old default)
+ * Options: --budgets 150k,300k,600k,1.2M  --vocab 512  --batch 8  --eval-every 600 (0: final evaluation
+ *          only)  --eval-tokens 16384  --l3
+ *          --executor pool|child (child: one process per run, the old default)
  *          --compare (run the grid with both executors, side by side)  --no-torch  --keep (keep the ws)
  */
 import { spawnSync } from "node:child_process";
@@ -48,17 +54,25 @@ const arg = (name: string, def: string) => {
 };
 const flag = (name: string) => args.includes(`--${name}`);
 
-const VOCAB = 2048;
-const budgets = arg("budgets", "100k,400k,1.6M")
+const VOCAB = Number(arg("vocab", "512"));
+const budgets = arg("budgets", "150k,300k,600k,1.2M")
   .split(",")
   .map((b) => parseCount(b, "--budgets"));
+// The full demo's models with their peak LRs (src/study/demo.ts FULL_MODELS).
 const models = [
-  { name: "g0", nLayer: 1, dModel: 16, nHead: 2 },
-  { name: "g1", nLayer: 1, dModel: 64, nHead: 2 },
-  { name: "g2", nLayer: 2, dModel: 96, nHead: 2 },
-  { name: "g3", nLayer: 3, dModel: 128, nHead: 2 },
+  { name: "l1d16", nLayer: 1, dModel: 16, nHead: 2, lr: 0.01 },
+  { name: "l1d32", nLayer: 1, dModel: 32, nHead: 2, lr: 0.01 },
+  { name: "l1d64", nLayer: 1, dModel: 64, nHead: 2, lr: 0.005 },
+  { name: "l2d96", nLayer: 2, dModel: 96, nHead: 2, lr: 0.0033 },
+  ...(flag("l3") ? [{ name: "l3d128", nLayer: 3, dModel: 128, nHead: 2, lr: 0.003 }] : []),
 ];
-const train = { batchSize: 16, optimizer: { lr: 3e-3, warmupSteps: 10 }, evalTokens: 32768 };
+const BATCH = Number(arg("batch", "8"));
+const train = {
+  batchSize: BATCH,
+  optimizer: { lr: 3e-3, warmupSteps: 10 },
+  evalTokens: Number(arg("eval-tokens", "16384")),
+  evalEvery: Number(arg("eval-every", "600")),
+};
 
 /** Zipf-distributed random words, deterministic. */
 function docs(n: number, seed: number): string[] {
@@ -172,7 +186,16 @@ function torchGrid(
     train: join(r.config.data.train, "tokens.bin"),
   }));
   const path = join(ws, "torch-jobs.json");
-  writeFileSync(path, JSON.stringify({ jobs, test: join(ws, "tokens/test"), evalTokens: train.evalTokens }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      jobs,
+      test: join(ws, "tokens/test"),
+      evalTokens: train.evalTokens,
+      // the peer runs budgets x scale, so its evaluations are spaced the same in steps
+      evalEvery: train.evalEvery,
+    }),
+  );
   const r = spawnSync(
     "/usr/bin/python3",
     [new URL("./peers/sweep_torch.py", import.meta.url).pathname, path],
@@ -217,7 +240,7 @@ async function main() {
     }
     const setupSec = (performance.now() - t0) / 1000;
     console.log(
-      `grid: ${models.map((m) => m.name).join(", ")} x budgets ${budgets.map(countLabel).join(", ")}; batch 16 x context 64, V ${VOCAB}, 3 test domains x ${train.evalTokens} eval tokens; mixtures and test sets built in ${setupSec.toFixed(1)} s (not timed)`,
+      `grid: ${models.map((m) => m.name).join(", ")} x budgets ${budgets.map(countLabel).join(", ")}; batch ${BATCH} x context 64, V ${VOCAB}, 3 test domains x ${train.evalTokens} eval tokens every ${train.evalEvery || "(final only)"} steps and at the end; mixtures and test sets built in ${setupSec.toFixed(1)} s (not timed)`,
     );
     console.log(
       `load average at start: ${loadavg()

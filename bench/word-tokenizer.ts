@@ -15,8 +15,9 @@ export function wordTokenizer(vocab: number): MixTokenizer {
     vocabSize: vocab,
     eotId: vocab - 1,
     sha256: `bench-word-tokenizer-${vocab}`,
-    async *encodeAll(texts: string[]) {
-      for (const t of texts) yield t.toLowerCase().split(/\s+/).filter(Boolean).map(id);
+    // The mix stage streams documents (an async iterable); `for await` takes plain arrays too.
+    async *encodeAll(texts: AsyncIterable<string> | Iterable<string>) {
+      for await (const t of texts) yield t.toLowerCase().split(/\s+/).filter(Boolean).map(id);
     },
   };
 }

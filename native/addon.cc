@@ -1,6 +1,7 @@
 // Node bindings for the kernels: argument order as in src/train/kernels/types.ts. Typed arrays are used in
 // place (no copies); every array's type and length is checked against the shapes first, so a shape bug
 // in the caller throws a TypeError/RangeError instead of writing out of bounds.
+#include <algorithm>
 #include <napi.h>
 
 #include <cstdint>
@@ -193,6 +194,26 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value LogitsCrossEntropy(const Napi::CallbackInfo& info) {
+  Args a{info, "logitsCrossEntropy"};
+  const auto BT = a.integer(6, "BT"), C = a.integer(7, "C", 1), V = a.integer(8, "V", 1);
+  const float scale = a.number(9, "dlossScale");
+  float* losses = a.f32(0, "losses", BT);
+  float* dlnf = a.f32(1, "dlnf", BT * C, true);
+  float* dwte = a.f32(2, "dwte", V * C, true);
+  if ((dlnf == nullptr) != (dwte == nullptr)) a.type_error("dlnf and dwte must both be given or both be null");
+  const float* lnf = a.f32(3, "lnf", BT * C);
+  const float* wte = a.f32(4, "wte", V * C);
+  std::int32_t* targets = a.i32(5, "targets", BT);
+  for (std::int64_t i = 0; i < BT; i++)
+    if (targets[i] >= V)
+      a.range_error("targets[" + std::to_string(i) + "] = " + std::to_string(targets[i]) + " is >= V = " + std::to_string(V));
+  if (BT == 0 && dwte != nullptr) std::fill(dwte, dwte + V * C, 0.f);
+  sk::logits_cross_entropy(losses, dlnf, dwte, lnf, wte, targets, static_cast<int>(BT), static_cast<int>(C),
+                           static_cast<int>(V), scale);
+  return info.Env().Undefined();
+}
+
 Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
   Args a{info, "adamwUpdate"};
   const auto N = a.integer(4, "N");
@@ -252,6 +273,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"geluBackward", GeluBackward},
       {"residualForward", ResidualForward},
       {"crossEntropyForward", CrossEntropyForward},
+      {"logitsCrossEntropy", LogitsCrossEntropy},
       {"adamwUpdate", AdamwUpdate},
       {"clipGradNorm", ClipGradNorm},
       {"setThreads", SetThreads},

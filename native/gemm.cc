@@ -408,6 +408,35 @@ void sgemm(const GemmArgs& g, int threads) {
   parallel_for(chunks, threads, [&](int c) { run_block(g, c * rows, std::min(g.M, (c + 1) * rows), 0, g.N, pb); });
 }
 
+std::size_t packed_b_floats(const GemmArgs& g) {
+  init_isa();
+  const int nr = tile_nr();
+  return static_cast<std::size_t>((g.N + nr - 1) / nr * nr) * static_cast<std::size_t>(g.K);
+}
+
+void pack_b_full(const GemmArgs& g, float* dst, int threads) {
+  init_isa();
+  if (g.N <= 0 || g.K <= 0) return;
+#ifdef SK_HAVE_AVX512
+  if (use_avx512) {
+    pack_all_b<X_NR>(g, dst, threads);
+    return;
+  }
+#endif
+  pack_all_b<P_NR>(g, dst, threads);
+}
+
+void sgemm_rows(const GemmArgs& g, int m0, int m1, const float* packed) {
+  init_isa();
+  if (m1 <= m0 || g.N <= 0) return;
+  GemmArgs rows = g;  // rows [m0, m1) as a product of their own (so an empty K only touches them)
+  rows.M = m1 - m0;
+  rows.A = g.A + static_cast<std::ptrdiff_t>(m0) * g.sam;
+  rows.C = g.C + static_cast<std::ptrdiff_t>(m0) * g.ldc;
+  if (handle_empty(rows)) return;
+  run_block(rows, 0, rows.M, 0, g.N, packed);
+}
+
 void set_min_parallel_work(double w) { g_min_work = w; }
 double min_parallel_work() { return g_min_work; }
 

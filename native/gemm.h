@@ -30,6 +30,14 @@ void sgemm_serial(const GemmArgs& g);
 // handed out dynamically (columns when M is small).
 void sgemm(const GemmArgs& g, int threads);
 
+// For several products that share one B (the fused output head): B packed once with pack_b_full into
+// packed_b_floats(g) floats (64-byte aligned), then rows [m0, m1) of C computed on the calling thread
+// with sgemm_rows reading B from there (g.B is then not read). `packed` may be null: B is packed per call.
+// The arithmetic of every C element is the same as sgemm's, whatever the row range.
+std::size_t packed_b_floats(const GemmArgs& g);
+void pack_b_full(const GemmArgs& g, float* dst, int threads);
+void sgemm_rows(const GemmArgs& g, int m0, int m1, const float* packed);
+
 // Problems below this many flops (or element-operations) run on one thread; tests set it to 0 so that
 // the partitioning code is exercised on tiny shapes.
 void set_min_parallel_work(double w);

@@ -35,6 +35,12 @@ void residual_forward(float* out, const float* a, const float* b, std::int64_t N
 void cross_entropy_forward(float* losses, float* dlogits, const float* logits, const int32_t* targets, int BT, int V,
                            float dloss_scale);
 
+// The tied output head fused with the loss, without materialising the (BT, V) logits: per block of rows,
+// logits = lnf · wteᵀ, losses as cross_entropy_forward and, when dlnf is non-null (then dwte too),
+// dlnf = dlogits · wte and dwte = dlogitsᵀ · lnf (both WRITTEN, not accumulated).
+void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* lnf, const float* wte,
+                          const int32_t* targets, int BT, int C, int V, float dloss_scale);
+
 void adamw_update(float* params, const float* grads, float* m, float* v, std::int64_t N, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int t);
 

@@ -36,7 +36,21 @@ def lr_at(step, total, o):
     return min_lr + 0.5 * (1 + math.cos(math.pi * p)) * (o["lr"] - min_lr)
 
 
-def train_one(job, test, eval_tokens):
+def evaluate(model, test, eval_tokens, T, B):
+    losses = []
+    with torch.no_grad():
+        for d in test:
+            toks = d[: eval_tokens + 1]
+            n = (len(toks) - 1) // T * T
+            x, y = toks[:n].view(-1, T), toks[1 : n + 1].view(-1, T)
+            tot = 0.0
+            for i in range(0, x.size(0), B):
+                tot += model(x[i : i + B], y[i : i + B]).item() * x[i : i + B].numel()
+            losses.append(tot / n)
+    return sum(losses) / len(losses)
+
+
+def train_one(job, test, eval_tokens, eval_every):
     m = job["model"]
     T, B = m["contextLength"], job["batch"]
     man = json.load(open(os.path.join(os.path.dirname(job["train"]), "manifest.json")))
@@ -63,17 +77,10 @@ def train_one(job, test, eval_tokens):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), o["gradClip"])
         opt.step()
-    losses = []
-    with torch.no_grad():
-        for d in test:
-            toks = d[: eval_tokens + 1]
-            n = (len(toks) - 1) // T * T
-            x, y = toks[:n].view(-1, T), toks[1 : n + 1].view(-1, T)
-            tot = 0.0
-            for i in range(0, x.size(0), B):
-                tot += model(x[i : i + B], y[i : i + B]).item() * x[i : i + B].numel()
-            losses.append(tot / n)
-    return sum(losses) / len(losses)
+        # intermediate evaluations on the same schedule as the trainer (evalEvery steps, not the last)
+        if eval_every > 0 and (step + 1) % eval_every == 0 and step + 1 < steps:
+            evaluate(model, test, eval_tokens, T, B)
+    return evaluate(model, test, eval_tokens, T, B)
 
 
 def main():
@@ -85,7 +92,7 @@ def main():
     runs = []
     for job in spec["jobs"]:
         t1 = time.perf_counter()
-        loss = train_one(job, test, spec["evalTokens"])
+        loss = train_one(job, test, spec["evalTokens"], spec.get("evalEvery", 0))
         runs.append({"id": job["id"], "loss": loss, "sec": time.perf_counter() - t1})
     print(json.dumps({"wall_sec": time.perf_counter() - t0, "runs": runs, "torch": torch.__version__}))
 

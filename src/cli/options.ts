@@ -89,41 +89,8 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Exit code of a command stopped by a signal (128 + SIGINT), as shells report it. */
-export const INTERRUPTED_EXIT_CODE = 130;
-
-export interface InterruptOptions {
-  /** Printed to stderr on the first signal: what happens now and how to resume. */
-  message?: string;
-  /** Signals that stop the work (default SIGINT and SIGTERM: Ctrl-C, and a sweep or Slurm stopping us). */
-  signals?: NodeJS.Signals[];
-}
-
-/**
- * Run `fn` with an AbortSignal that the first SIGINT/SIGTERM aborts, so the work stops cleanly at its
- * next safe point (checkpoint, finished write) and a rerun resumes. A second signal exits at once.
- * When the work was interrupted the process exit code is 130, also if `fn` returns normally: work
- * was left undone.
- */
-export async function withInterrupt<T>(
-  fn: (signal: AbortSignal) => Promise<T>,
-  opts: InterruptOptions = {},
-): Promise<T> {
-  const ac = new AbortController();
-  const signals = opts.signals ?? ["SIGINT", "SIGTERM"];
-  const onSignal = () => {
-    if (ac.signal.aborted) process.exit(INTERRUPTED_EXIT_CODE);
-    if (opts.message) process.stderr.write(`\n${opts.message}\n`);
-    ac.abort();
-  };
-  for (const s of signals) process.on(s, onSignal);
-  try {
-    return await fn(ac.signal);
-  } finally {
-    for (const s of signals) process.off(s, onSignal);
-    if (ac.signal.aborted) process.exitCode = INTERRUPTED_EXIT_CODE;
-  }
-}
+// The interrupt helper lives in src/util/ so that earlier stages (the training worker) share it.
+export { INTERRUPTED_EXIT_CODE, type InterruptOptions, withInterrupt } from "../util/interrupt.js";
 
 /** Help text of every command's `--json` flag (one wording, so `--help` reads the same everywhere). */
 export const JSON_HELP = "print the result as one JSON document on stdout (progress and logs go to stderr)";

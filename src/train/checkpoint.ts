@@ -1,15 +1,6 @@
-import {
-  copyFileSync,
-  existsSync,
-  linkSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  unlinkSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
+import { linkFileAtomic, replaceDir, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { hfGpt2Config } from "./hf-config.js";
 import type { GPT } from "./model.js";
@@ -121,17 +112,7 @@ export function saveCheckpoint(runDir: string, model: GPT, opt: AdamW, state: Ch
 
 /** Points `<run>/model.safetensors` at the current checkpoint's weights (hard link, else copy). */
 function publishModel(runDir: string): void {
-  const src = join(ckptDir(runDir, "checkpoint"), "model.safetensors");
-  const dst = join(runDir, "model.safetensors");
-  const tmp = `${dst}.${process.pid}.tmp`;
-  try {
-    if (existsSync(tmp)) unlinkSync(tmp);
-    linkSync(src, tmp);
-  } catch {
-    copyFileSync(src, tmp);
-  }
-  renameSync(tmp, dst);
-  fsyncDir(runDir);
+  linkFileAtomic(join(ckptDir(runDir, "checkpoint"), "model.safetensors"), join(runDir, "model.safetensors"));
 }
 
 /** The folder of the last complete checkpoint, or null. */

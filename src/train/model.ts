@@ -161,9 +161,11 @@ export class GPT {
     lnf: FloatArray; // (B,T,C)
     lnfMean: FloatArray;
     lnfRstd: FloatArray;
-    logits: FloatArray; // (B,T,V)
-    dlogits: FloatArray; // (B,T,V)
+    logits: FloatArray; // (B,T,V), allocated on the first forward without targets (sampling)
     losses: FloatArray; // (B,T)
+    // Written by the fused output head in a training forward, consumed by backward().
+    dlnf: FloatArray; // (B,T,C)
+    dwteHead: FloatArray; // (V,C) the head's part of the tied embedding's gradient
     // Backward scratch, shared by all layers (lifetimes do not overlap within one block).
     dres: FloatArray; // (B,T,C) gradient flowing along the residual stream
     dC: FloatArray; // (B,T,C) dln2, then datty, then dln1
@@ -172,6 +174,8 @@ export class GPT {
     dAtt: FloatArray; // (B,NH,T,T) attention backward scratch
   };
   private tokens: Int32Array = new Int32Array(0);
+  private readonly alloc = (n: number): FloatArray =>
+    this.dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
   private lastB = 0;
   private hasDlogits = false;
 
@@ -185,8 +189,7 @@ export class GPT {
     if (cfg.dModel % cfg.nHead !== 0)
       throw new Error(`dModel ${cfg.dModel} is not divisible by nHead ${cfg.nHead}`);
     if (T > cfg.contextLength) throw new Error(`T ${T} exceeds the context length ${cfg.contextLength}`);
-    const alloc = (n: number): FloatArray =>
-      dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
+    const alloc = this.alloc;
     this.specs = paramTable(cfg);
     const last = this.specs[this.specs.length - 1];
     this.numParams = last.offset + last.size;
@@ -216,9 +219,10 @@ export class GPT {
       lnf: alloc(BT * C),
       lnfMean: alloc(BT),
       lnfRstd: alloc(BT),
-      logits: alloc(BT * V),
-      dlogits: alloc(BT * V),
+      logits: alloc(0),
       losses: alloc(BT),
+      dlnf: alloc(BT * C),
+      dwteHead: alloc(V * C),
       dres: alloc(BT * C),
       dC: alloc(BT * C),
       d4a: alloc(BT * 4 * C),
@@ -289,17 +293,24 @@ export class GPT {
       residual = la.residual3;
     }
     k.layernormForward(a.lnf, a.lnfMean, a.lnfRstd, residual, p.lnfW, p.lnfB, BT, C);
-    // The vocabulary projection (BT x V x C) dominates small models: it must go through the kernels.
-    k.matmulForward(a.logits, a.lnf, p.wte, null, BT, C, V);
 
     this.hasDlogits = false;
-    if (targets === null) return Number.NaN;
+    if (targets === null) {
+      // Sampling: the caller reads the logits (logitsOf).
+      if (a.logits.length === 0) a.logits = this.alloc(this.B * T * V);
+      k.matmulForward(a.logits, a.lnf, p.wte, null, BT, C, V);
+      return Number.NaN;
+    }
     let valid = 0;
     for (let i = 0; i < BT; i++) if (targets[i] >= 0) valid++;
     if (valid === 0) return Number.NaN;
     const needGrad = opts.needGrad ?? true;
     const scale = opts.lossScale ?? 1 / valid;
-    k.crossEntropyForward(a.losses, needGrad ? a.dlogits : null, a.logits, targets, BT, V, scale);
+    // The vocabulary projection (BT x V x C) dominates small models; fused with the loss (and, when
+    // training, with its backward) it never writes the (BT,V) logits to memory.
+    const dlnf = needGrad ? a.dlnf : null;
+    const dwte = needGrad ? a.dwteHead : null;
+    k.logitsCrossEntropy(a.losses, dlnf, dwte, a.lnf, p.wte, targets, BT, C, V, scale);
     this.hasDlogits = needGrad;
     let sum = 0;
     for (let i = 0; i < BT; i++) sum += a.losses[i];
@@ -314,7 +325,7 @@ export class GPT {
     return sum;
   }
 
-  /** Logits (T, V) of sequence b from the last forward. */
+  /** Logits (T, V) of sequence b from the last forward, which must have been without targets. */
   logitsOf(b: number): FloatArray {
     const n = this.T * this.cfg.vocabSize;
     return this.acts.logits.subarray(b * n, (b + 1) * n);
@@ -338,10 +349,11 @@ export class GPT {
     const L = this.cfg.nLayer;
     const lastResidual = L > 0 ? a.layers[L - 1].residual3 : a.encoded;
 
-    // logits = lnf @ wte^T: dlnf (into dC) and dwte (tied embedding accumulates both uses).
-    // `true` = overwrite the input gradient (no zeroing pass over the scratch buffers first).
-    k.matmulBackward(dC, g.wte, null, a.dlogits, a.lnf, p.wte, BT, C, V, true);
-    k.layernormBackward(dres, g.lnfW, g.lnfB, dC, lastResidual, p.lnfW, a.lnfMean, a.lnfRstd, BT, C, true);
+    // logits = lnf @ wte^T: the forward's fused head left dlnf and its part of dwte (the tied
+    // embedding accumulates both uses). `true` = overwrite the input gradient (no zeroing pass).
+    k.residualForward(g.wte, g.wte, a.dwteHead, V * C);
+    const dlnf = a.dlnf.subarray(0, BT * C);
+    k.layernormBackward(dres, g.lnfW, g.lnfB, dlnf, lastResidual, p.lnfW, a.lnfMean, a.lnfRstd, BT, C, true);
 
     for (let l = L - 1; l >= 0; l--) {
       const w = p.layers[l];

@@ -40,6 +40,42 @@ export interface SampleOptions {
   stopAt?: number;
 }
 
+/** Index of the largest logit (the first of equal ones). */
+function argmax(logits: ArrayLike<number>, V: number): number {
+  let next = 0;
+  for (let i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
+  return next;
+}
+
+/**
+ * Draws one id from softmax(logits / temperature) restricted to the topK largest logits (0 = all),
+ * with one uniform draw of `rng`; `probs` is scratch of length V.
+ */
+function sampleLogits(
+  logits: ArrayLike<number>,
+  V: number,
+  temperature: number,
+  topK: number,
+  rng: Rng,
+  probs: Float64Array,
+): number {
+  let cutoff = Number.NEGATIVE_INFINITY;
+  if (topK > 0 && topK < V) cutoff = Array.from(logits).sort((a, b) => b - a)[topK - 1];
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < V; i++) if (logits[i] >= cutoff && logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < V; i++) {
+    probs[i] = logits[i] >= cutoff ? Math.exp((logits[i] - max) / temperature) : 0;
+    sum += probs[i];
+  }
+  let r = rng.next() * sum;
+  for (let i = 0; i < V; i++) {
+    r -= probs[i];
+    if (r < 0) return i;
+  }
+  return V - 1;
+}
+
 /** Continues `prompt` (token ids) with up to maxTokens sampled ids; returns only the new ids. */
 export function sampleModel(model: GPT, prompt: number[], o: SampleOptions): number[] {
   const T = model.T;
@@ -58,29 +94,8 @@ export function sampleModel(model: GPT, prompt: number[], o: SampleOptions): num
     x.set(ctx);
     model.forward(x, null, { B: 1 });
     const logits = model.logitsOf(0).subarray((ctx.length - 1) * V, ctx.length * V);
-    let next = 0;
-    if (temperature <= 0) {
-      for (let i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
-    } else {
-      let cutoff = Number.NEGATIVE_INFINITY;
-      if (topK > 0 && topK < V) cutoff = Array.from(logits).sort((a, b) => b - a)[topK - 1];
-      let max = Number.NEGATIVE_INFINITY;
-      for (let i = 0; i < V; i++) if (logits[i] >= cutoff && logits[i] > max) max = logits[i];
-      let sum = 0;
-      for (let i = 0; i < V; i++) {
-        probs[i] = logits[i] >= cutoff ? Math.exp((logits[i] - max) / temperature) : 0;
-        sum += probs[i];
-      }
-      let r = rng.next() * sum;
-      next = V - 1;
-      for (let i = 0; i < V; i++) {
-        r -= probs[i];
-        if (r < 0) {
-          next = i;
-          break;
-        }
-      }
-    }
+    const next =
+      temperature <= 0 ? argmax(logits, V) : sampleLogits(logits, V, temperature, topK, rng, probs);
     seq.push(next);
     out.push(next);
     if (o.stopAt !== undefined && next === o.stopAt) break;

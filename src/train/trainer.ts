@@ -270,6 +270,76 @@ async function prepareRun(
 }
 
 /**
+ * Zeroes the gradients and accumulates those of one optimizer step (its micro-batches drawn from the
+ * step's own stream); returns the step's mean loss.
+ */
+function accumulateGradients(
+  model: GPT,
+  sampler: BatchSampler,
+  step: number,
+  stepTokens: number,
+  gradAccum: number,
+  x: Int32Array,
+  y: Int32Array,
+): number {
+  const { B, T } = model;
+  const rng = sampler.rngForStep(step);
+  model.zeroGrad();
+  let lossSum = 0;
+  for (let micro = 0; micro < gradAccum; micro++) {
+    const microTokens = Math.min(B * T, stepTokens - micro * B * T);
+    if (microTokens <= 0) break;
+    const rows = Math.ceil(microTokens / T);
+    sampler.fill(rng, x, y, rows, microTokens);
+    model.forward(x, y, { B: rows, lossScale: 1 / stepTokens });
+    lossSum += model.lossSum();
+    model.backward();
+  }
+  return lossSum / stepTokens;
+}
+
+/** The guard rail: a NaN/Inf loss or gradient norm stops the run (the last good checkpoint is kept). */
+function checkFinite(
+  runDir: string,
+  loss: number,
+  gradNorm: number,
+  step: number,
+  totalSteps: number,
+  lastLoss: number,
+): void {
+  if (Number.isFinite(loss) && Number.isFinite(gradNorm)) return;
+  throw new SynthmixError(
+    "NON_FINITE_LOSS",
+    `${runDir}: ${Number.isFinite(loss) ? "gradient norm" : "loss"} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${step + 1}/${totalSteps} (last good loss ${lastLoss} at step ${step}); training stopped`,
+    {
+      hint: "the last good checkpoint is kept in checkpoint/; lower optimizer.lr or raise warmupSteps and start a new run",
+    },
+  );
+}
+
+function finalRecord(
+  cfg: RunConfig,
+  state: CheckpointState,
+  losses: Record<string, number>,
+  elapsedSec: number,
+): FinalRecord {
+  const values = Object.values(losses);
+  const params = countParams(cfg.model);
+  return {
+    type: "final",
+    step: state.step,
+    tokens: state.tokens,
+    loss: values.reduce((a, b) => a + b, 0) / values.length,
+    losses,
+    nonEmbeddingParams: params.nonEmbedding,
+    totalParams: params.total,
+    flops: trainingFlops(cfg.model, state.tokens),
+    tokensPerSec: state.tokens / Math.max(1e-9, elapsedSec),
+    elapsedSec,
+  };
+}
+
+/**
  * The training loop. `trunk` (a WSD trunk, train/wsd.ts): train to config.tokens at constant LR,
  * checkpoint and snapshot at each of `trunk.snapshots`, and stop without a final evaluation (null).
  */
@@ -365,29 +435,9 @@ async function trainImpl(
       const step = state.step;
       const lr = lrAt(step, totalSteps, cfg.optimizer);
       const stepTokens = Math.min(tokensPerStep, cfg.tokens - step * tokensPerStep);
-      const rng = sampler.rngForStep(step);
-      model.zeroGrad();
-      let lossSum = 0;
-      for (let micro = 0; micro < cfg.gradAccum; micro++) {
-        const microTokens = Math.min(B * T, stepTokens - micro * B * T);
-        if (microTokens <= 0) break;
-        const rows = Math.ceil(microTokens / T);
-        sampler.fill(rng, x, y, rows, microTokens);
-        model.forward(x, y, { B: rows, lossScale: 1 / stepTokens });
-        lossSum += model.lossSum();
-        model.backward();
-      }
-      const loss = lossSum / stepTokens;
+      const loss = accumulateGradients(model, sampler, step, stepTokens, cfg.gradAccum, x, y);
       const gradNorm = clipGradNorm(model.grads, cfg.optimizer.gradClip, k);
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        throw new SynthmixError(
-          "NON_FINITE_LOSS",
-          `${runDir}: ${Number.isFinite(loss) ? "gradient norm" : "loss"} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${step + 1}/${totalSteps} (last good loss ${state.lastLoss} at step ${step}); training stopped`,
-          {
-            hint: "the last good checkpoint is kept in checkpoint/; lower optimizer.lr or raise warmupSteps and start a new run",
-          },
-        );
-      }
+      checkFinite(runDir, loss, gradNorm, step, totalSteps, state.lastLoss);
       opt.step(lr);
       state.step = step + 1;
       state.tokens += stepTokens;
@@ -424,26 +474,13 @@ async function trainImpl(
       saveSnapshot(runDir, state);
       return null;
     }
-    const losses = runEval(state.step);
-    const values = Object.values(losses);
-    const params = countParams(cfg.model);
-    const el = elapsed();
-    const final: FinalRecord = {
-      type: "final",
-      step: state.step,
-      tokens: state.tokens,
-      loss: values.reduce((a, b) => a + b, 0) / values.length,
-      losses,
-      nonEmbeddingParams: params.nonEmbedding,
-      totalParams: params.total,
-      flops: trainingFlops(cfg.model, state.tokens),
-      tokensPerSec: state.tokens / Math.max(1e-9, el),
-      elapsedSec: el,
-    };
+    const final = finalRecord(cfg, state, runEval(state.step), elapsed());
     emit(final);
     state.final = final;
     checkpoint();
-    progress.finish(`${cfg.id}: final loss ${final.loss.toFixed(4)} (${Object.keys(losses).join(", ")})`);
+    progress.finish(
+      `${cfg.id}: final loss ${final.loss.toFixed(4)} (${Object.keys(final.losses).join(", ")})`,
+    );
     return final;
   } finally {
     metrics.close();

@@ -19,6 +19,7 @@
  * WORKER_MARKER).
  */
 import { SynthmixError } from "../util/errors.js";
+import { onInterrupt } from "../util/interrupt.js";
 import type { RunConfig } from "./schema.js";
 import { type FinalRecord, trainRun } from "./trainer.js";
 
@@ -56,8 +57,8 @@ function main(): void {
     else process.exit(0);
   };
   process.on("disconnect", stop);
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
+  // The first SIGTERM/SIGINT stops the current run after a checkpoint; a second exits at once.
+  onInterrupt(stop);
 
   process.on("message", (msg: WorkerRequest) => {
     if (msg.type === "abort") {

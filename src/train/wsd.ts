@@ -33,7 +33,8 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { writeDirAtomicSync, writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { processAlive as alive } from "../util/process.js";
 import type { CheckpointState } from "./checkpoint.js";
@@ -85,6 +86,9 @@ export function snapshotSteps(cfg: RunConfig): number[] {
   return [...new Set(steps)].sort((a, b) => a - b);
 }
 
+/** The files of a checkpoint folder (checkpoint.ts), copied into snapshots and branches. */
+const CHECKPOINT_FILES = ["model.safetensors", "optimizer.safetensors", "state.json"];
+
 export function snapshotDir(trunkDir: string, step: number): string {
   return join(trunkDir, "snapshots", `step-${step}`);
 }
@@ -93,14 +97,12 @@ export function snapshotDir(trunkDir: string, step: number): string {
 export function saveSnapshot(trunkDir: string, state: CheckpointState): void {
   const dst = snapshotDir(trunkDir, state.step);
   if (existsSync(join(dst, "state.json"))) return;
-  const tmp = `${dst}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  for (const f of ["model.safetensors", "optimizer.safetensors", "state.json"])
-    copyFileSync(join(trunkDir, "checkpoint", f), join(tmp, f));
+  mkdirSync(dirname(dst), { recursive: true });
   const metrics = readFileSync(join(trunkDir, "metrics.jsonl")).subarray(0, state.metricsOffset);
-  writeFileSync(join(tmp, "metrics.jsonl"), metrics);
-  renameSync(tmp, dst);
+  writeDirAtomicSync(dst, (tmp) => {
+    for (const f of CHECKPOINT_FILES) copyFileSync(join(trunkDir, "checkpoint", f), join(tmp, f));
+    writeFileSync(join(tmp, "metrics.jsonl"), metrics);
+  });
 }
 
 /**
@@ -109,13 +111,10 @@ export function saveSnapshot(trunkDir: string, state: CheckpointState): void {
  * commit point: a kill before it leaves no checkpoint, and seeding simply happens again).
  */
 export function seedBranch(runDir: string, snap: string): void {
-  writeFileSync(join(runDir, "metrics.jsonl"), readFileSync(join(snap, "metrics.jsonl")));
-  const tmp = join(runDir, "checkpoint.tmp");
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  for (const f of ["model.safetensors", "optimizer.safetensors", "state.json"])
-    copyFileSync(join(snap, f), join(tmp, f));
-  renameSync(tmp, join(runDir, "checkpoint"));
+  writeFileAtomic(join(runDir, "metrics.jsonl"), readFileSync(join(snap, "metrics.jsonl")));
+  writeDirAtomicSync(join(runDir, "checkpoint"), (tmp) => {
+    for (const f of CHECKPOINT_FILES) copyFileSync(join(snap, f), join(tmp, f));
+  });
 }
 
 /**

@@ -8,14 +8,19 @@
  *   writeJsonAtomic(path, value)       pretty JSON + newline
  *   AtomicFile / withAtomicFile        streaming: write() many times, then commit() or abort()
  *   replaceDir / writeDirAtomic        a whole folder built under a temporary name and swapped in
+ *   writeDirAtomicSync                 the same, synchronous (its files are fsynced before the swap)
+ *   linkFileAtomic                     publish an existing file under a second name (hard link, else copy)
  *   writeAll                           the short-write loop for a raw fd (append-only logs use it too)
  */
 import {
   closeSync,
+  copyFileSync,
   existsSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
+  readdirSync,
   renameSync,
   rmSync,
   unlinkSync,
@@ -186,6 +191,57 @@ export async function writeDirAtomic<T>(dir: string, fn: (tmp: string) => T | Pr
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** fsync one existing file (e.g. one written by copyFileSync, which does not). */
+function fsyncFile(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * writeDirAtomic for synchronous callers: `fn` fills the temporary folder (plain writes and copies are
+ * fine: every file directly in it is fsynced here before the swap).
+ */
+export function writeDirAtomicSync<T>(dir: string, fn: (tmp: string) => T): T {
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const out = fn(tmp);
+    for (const e of readdirSync(tmp, { withFileTypes: true })) if (e.isFile()) fsyncFile(join(tmp, e.name));
+    replaceDir(tmp, dir);
+    return out;
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/**
+ * Make `dst` a (hard-linked, or where links are impossible, copied and fsynced) version of the complete
+ * file `src`, swapped in by one rename: readers of `dst` see the old file or the new one.
+ */
+export function linkFileAtomic(src: string, dst: string): void {
+  const tmp = tmpPathFor(dst);
+  rmSync(tmp, { force: true });
+  try {
+    try {
+      linkSync(src, tmp);
+    } catch {
+      copyFileSync(src, tmp);
+      fsyncFile(tmp);
+    }
+    renameSync(tmp, dst);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(dirname(dst));
 }
 
 /**

@@ -168,6 +168,7 @@ function cases(): Case[] {
       });
     }
   }
+  out.push(...headCases());
   for (const N of [1, 7, 33, 1000]) {
     const p = rnd(N);
     const g = rnd(N, 0.1);
@@ -179,6 +180,37 @@ function cases(): Case[] {
         K.adamwUpdate(pa, A(g), m, v, N, 1e-3, 0.9, 0.95, 1e-8, 0.1, 1);
         K.adamwUpdate(pa, A(g2), m, v, N, 1e-3, 0.9, 0.95, 1e-8, 0, 2);
         return [pa, m, v];
+      },
+    });
+  }
+  return out;
+}
+
+/**
+ * The fused output head: several row blocks (BT > 56), odd C and V, ignored targets; and the loss-only
+ * path. Prefilled garbage in dlnf/dwte checks that both are written, not accumulated.
+ */
+function headCases(): Case[] {
+  const out: Case[] = [];
+  for (const [BT, C, V] of [
+    [1, 3, 5],
+    [33, 17, 97],
+    [130, 16, 300],
+    [70, 65, 2048],
+    [120, 40, 9000],
+  ]) {
+    const lnf = rnd(BT * C, 2);
+    const wte = rnd(V * C, 0.5);
+    const targets = ints(BT, V);
+    if (BT > 1) targets[1] = -1;
+    out.push({
+      name: `logitsCrossEntropy BT=${BT} C=${C} V=${V}`,
+      run(K, A) {
+        const [losses, losses2] = [A(new Float32Array(BT)), A(new Float32Array(BT))];
+        const [dlnf, dwte] = [A(rnd(BT * C, 50)), A(rnd(V * C, 50))];
+        K.logitsCrossEntropy(losses, dlnf, dwte, A(lnf), A(wte), targets, BT, C, V, 0.25);
+        K.logitsCrossEntropy(losses2, null, null, A(lnf), A(wte), targets, BT, C, V, 0.25);
+        return [losses, dlnf, dwte, losses2];
       },
     });
   }

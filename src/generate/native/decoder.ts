@@ -152,6 +152,27 @@ export class BatchedGpt2 {
     nOut: number,
     firstPrefill = R,
   ): Float32Array {
+    // The GEMMs and row kernels run on the kernels' global thread count: use the decoder's own (else a
+    // 1-thread decoder still wakes a second pool thread for every GEMM), then restore it for the trainer.
+    const addon = nativeAddon();
+    const before = addon?.getThreads() ?? this.opts.threads;
+    addon?.setThreads(this.opts.threads);
+    try {
+      return this.forwardRows(tokens, slots, pos, R, out, nOut, firstPrefill);
+    } finally {
+      addon?.setThreads(before);
+    }
+  }
+
+  private forwardRows(
+    tokens: Int32Array,
+    slots: Int32Array,
+    pos: Int32Array,
+    R: number,
+    out: Int32Array,
+    nOut: number,
+    firstPrefill: number,
+  ): Float32Array {
     const { w, k, d, C, V, T } = this;
     if (R > this.opts.maxRows) throw new Error(`batch of ${R} rows exceeds maxRows ${this.opts.maxRows}`);
     const F = w.dFf;

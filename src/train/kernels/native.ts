@@ -76,6 +76,7 @@ export function loadNativeKernels(): (Kernels & { isa: string }) | null {
       geluBackward: addon.geluBackward,
       residualForward: addon.residualForward,
       crossEntropyForward: addon.crossEntropyForward,
+      logitsCrossEntropy: addon.logitsCrossEntropy,
       adamwUpdate: addon.adamwUpdate,
       clipGradNorm: addon.clipGradNorm,
       setThreads: addon.setThreads,

@@ -182,6 +182,64 @@ function matmulBackward(
 
 // ---------------------------------------------------------------- causal multi-head self-attention
 
+/** Geometry of one attention problem: offsets into qkv (B,T,3C), att (B,NH,T,T) and out (B,T,C). */
+interface Heads {
+  T: number;
+  C: number;
+  NH: number;
+  hs: number;
+  scale: number;
+}
+
+function heads(T: number, C: number, NH: number): Heads {
+  const hs = C / NH;
+  return { T, C, NH, hs, scale: 1 / Math.sqrt(hs) };
+}
+
+/** Offset of head h of the query (part 0), key (1) or value (2) of token t of sequence b in qkv. */
+const qkvAt = (g: Heads, b: number, t: number, h: number, part: number): number =>
+  (b * g.T + t) * 3 * g.C + h * g.hs + part * g.C;
+
+/** Attention of query (b, t) in head h: softmax row att[.., t, :] and out[b, t, head h]. */
+function attendRow(
+  out: FloatArray,
+  att: FloatArray,
+  qkv: FloatArray,
+  g: Heads,
+  b: number,
+  t: number,
+  h: number,
+) {
+  const { T, hs } = g;
+  const q = qkvAt(g, b, t, h, 0);
+  const a = ((b * g.NH + h) * T + t) * T;
+  // pre-softmax scores for keys 0..t, then a numerically stable softmax
+  let maxv = Number.NEGATIVE_INFINITY;
+  for (let t2 = 0; t2 <= t; t2++) {
+    const k = qkvAt(g, b, t2, h, 1);
+    let dot = 0;
+    for (let i = 0; i < hs; i++) dot += qkv[q + i] * qkv[k + i];
+    dot *= g.scale;
+    att[a + t2] = dot;
+    if (dot > maxv) maxv = dot;
+  }
+  let sum = 0;
+  for (let t2 = 0; t2 <= t; t2++) {
+    const e = Math.exp(att[a + t2] - maxv);
+    att[a + t2] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let t2 = 0; t2 < T; t2++) att[a + t2] = t2 <= t ? att[a + t2] * inv : 0;
+  const o = (b * T + t) * g.C + h * hs;
+  for (let i = 0; i < hs; i++) out[o + i] = 0;
+  for (let t2 = 0; t2 <= t; t2++) {
+    const v = qkvAt(g, b, t2, h, 2);
+    const p = att[a + t2];
+    for (let i = 0; i < hs; i++) out[o + i] += p * qkv[v + i];
+  }
+}
+
 function attentionForward(
   out: FloatArray,
   att: FloatArray,
@@ -191,40 +249,48 @@ function attentionForward(
   C: number,
   NH: number,
 ): void {
-  const C3 = 3 * C;
-  const hs = C / NH;
-  const scale = 1 / Math.sqrt(hs);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      for (let h = 0; h < NH; h++) {
-        const q = b * T * C3 + t * C3 + h * hs;
-        const a = ((b * NH + h) * T + t) * T;
-        // pre-softmax scores for keys 0..t, then a numerically stable softmax
-        let maxv = Number.NEGATIVE_INFINITY;
-        for (let t2 = 0; t2 <= t; t2++) {
-          const k = b * T * C3 + t2 * C3 + h * hs + C;
-          let dot = 0;
-          for (let i = 0; i < hs; i++) dot += qkv[q + i] * qkv[k + i];
-          dot *= scale;
-          att[a + t2] = dot;
-          if (dot > maxv) maxv = dot;
-        }
-        let sum = 0;
-        for (let t2 = 0; t2 <= t; t2++) {
-          const e = Math.exp(att[a + t2] - maxv);
-          att[a + t2] = e;
-          sum += e;
-        }
-        const inv = 1 / sum;
-        for (let t2 = 0; t2 < T; t2++) att[a + t2] = t2 <= t ? att[a + t2] * inv : 0;
-        const o = (b * T + t) * C + h * hs;
-        for (let i = 0; i < hs; i++) out[o + i] = 0;
-        for (let t2 = 0; t2 <= t; t2++) {
-          const v = b * T * C3 + t2 * C3 + h * hs + 2 * C;
-          const p = att[a + t2];
-          for (let i = 0; i < hs; i++) out[o + i] += p * qkv[v + i];
-        }
-      }
+  const g = heads(T, C, NH);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) for (let h = 0; h < NH; h++) attendRow(out, att, qkv, g, b, t, h);
+}
+
+/** Backward of attendRow for (b, t, h): accumulates into dq of t and dk, dv of keys 0..t. */
+function attendRowBackward(
+  dqkv: FloatArray,
+  scratch: FloatArray,
+  dout: FloatArray,
+  qkv: FloatArray,
+  att: FloatArray,
+  g: Heads,
+  b: number,
+  t: number,
+  h: number,
+) {
+  const { T, hs } = g;
+  const q = qkvAt(g, b, t, h, 0);
+  const a = ((b * g.NH + h) * T + t) * T;
+  const o = (b * T + t) * g.C + h * hs;
+  // through out = att @ v: datt (into scratch) and dv
+  for (let t2 = 0; t2 <= t; t2++) {
+    const v = qkvAt(g, b, t2, h, 2);
+    let d = 0;
+    for (let i = 0; i < hs; i++) {
+      d += qkv[v + i] * dout[o + i];
+      dqkv[v + i] += att[a + t2] * dout[o + i];
+    }
+    scratch[a + t2] = d;
+  }
+  // through the softmax: dpre = att * (datt - sum(att * datt)), in place in scratch
+  let dot = 0;
+  for (let t2 = 0; t2 <= t; t2++) dot += att[a + t2] * scratch[a + t2];
+  for (let t2 = 0; t2 <= t; t2++) scratch[a + t2] = att[a + t2] * (scratch[a + t2] - dot);
+  // through pre = scale * q . k: dq and dk
+  for (let t2 = 0; t2 <= t; t2++) {
+    const k = qkvAt(g, b, t2, h, 1);
+    const d = scratch[a + t2] * g.scale;
+    for (let i = 0; i < hs; i++) {
+      dqkv[q + i] += qkv[k + i] * d;
+      dqkv[k + i] += qkv[q + i] * d;
     }
   }
 }
@@ -242,41 +308,10 @@ function attentionBackward(
   overwrite = false,
 ): void {
   if (overwrite) dqkv.fill(0, 0, B * T * 3 * C);
-  const C3 = 3 * C;
-  const hs = C / NH;
-  const scale = 1 / Math.sqrt(hs);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      for (let h = 0; h < NH; h++) {
-        const q = b * T * C3 + t * C3 + h * hs;
-        const a = ((b * NH + h) * T + t) * T;
-        const o = (b * T + t) * C + h * hs;
-        // through out = att @ v: datt (into scratch) and dv
-        for (let t2 = 0; t2 <= t; t2++) {
-          const v = b * T * C3 + t2 * C3 + h * hs + 2 * C;
-          let d = 0;
-          for (let i = 0; i < hs; i++) {
-            d += qkv[v + i] * dout[o + i];
-            dqkv[v + i] += att[a + t2] * dout[o + i];
-          }
-          scratch[a + t2] = d;
-        }
-        // through the softmax: dpre = att * (datt - sum(att * datt)), in place in scratch
-        let dot = 0;
-        for (let t2 = 0; t2 <= t; t2++) dot += att[a + t2] * scratch[a + t2];
-        for (let t2 = 0; t2 <= t; t2++) scratch[a + t2] = att[a + t2] * (scratch[a + t2] - dot);
-        // through pre = scale * q . k: dq and dk
-        for (let t2 = 0; t2 <= t; t2++) {
-          const k = b * T * C3 + t2 * C3 + h * hs + C;
-          const d = scratch[a + t2] * scale;
-          for (let i = 0; i < hs; i++) {
-            dqkv[q + i] += qkv[k + i] * d;
-            dqkv[k + i] += qkv[q + i] * d;
-          }
-        }
-      }
-    }
-  }
+  const g = heads(T, C, NH);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++)
+      for (let h = 0; h < NH; h++) attendRowBackward(dqkv, scratch, dout, qkv, att, g, b, t, h);
 }
 
 // ---------------------------------------------------------------- GELU (tanh approximation)
@@ -314,6 +349,30 @@ function residualForward(out: FloatArray, a: FloatArray, b: FloatArray, N: numbe
 
 // ---------------------------------------------------------------- fused softmax + cross-entropy
 
+/** Row r of crossEntropyForward (x = r * V): returns the loss, writes dlogits[x..x+V) when given. */
+function crossEntropyRow(
+  dlogits: FloatArray | null,
+  logits: FloatArray,
+  x: number,
+  target: number,
+  V: number,
+  dlossScale: number,
+): number {
+  let maxv = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < V; i++) if (logits[x + i] > maxv) maxv = logits[x + i];
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(logits[x + i] - maxv);
+  if (dlogits !== null) {
+    const inv = 1 / sum;
+    for (let i = 0; i < V; i++) {
+      const p = Math.exp(logits[x + i] - maxv) * inv;
+      dlogits[x + i] = (p - (i === target ? 1 : 0)) * dlossScale;
+    }
+  }
+  // -log p[target] computed in log space, so it stays finite for very confident wrong predictions
+  return Math.log(sum) - (logits[x + target] - maxv);
+}
+
 function crossEntropyForward(
   losses: FloatArray,
   dlogits: FloatArray | null,
@@ -324,28 +383,43 @@ function crossEntropyForward(
   dlossScale: number,
 ): void {
   for (let r = 0; r < BT; r++) {
-    const x = r * V;
     const target = targets[r];
-    if (target < 0) {
-      losses[r] = 0;
-      if (dlogits !== null) for (let i = 0; i < V; i++) dlogits[x + i] = 0;
+    if (target >= 0) {
+      losses[r] = crossEntropyRow(dlogits, logits, r * V, target, V, dlossScale);
       continue;
     }
-    let maxv = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < V; i++) if (logits[x + i] > maxv) maxv = logits[x + i];
-    let sum = 0;
-    for (let i = 0; i < V; i++) sum += Math.exp(logits[x + i] - maxv);
-    const logSum = Math.log(sum);
-    // -log p[target] computed in log space, so it stays finite for very confident wrong predictions
-    losses[r] = logSum - (logits[x + target] - maxv);
-    if (dlogits !== null) {
-      const inv = 1 / sum;
-      for (let i = 0; i < V; i++) {
-        const p = Math.exp(logits[x + i] - maxv) * inv;
-        dlogits[x + i] = (p - (i === target ? 1 : 0)) * dlossScale;
-      }
-    }
+    losses[r] = 0;
+    if (dlogits !== null) dlogits.fill(0, r * V, (r + 1) * V);
   }
+}
+
+/**
+ * The tied output head fused with the loss (see Kernels.logitsCrossEntropy): here simply the three
+ * unfused reference kernels in a row, on a temporary logits array of lnf's precision.
+ */
+function logitsCrossEntropy(
+  losses: FloatArray,
+  dlnf: FloatArray | null,
+  dwte: FloatArray | null,
+  lnf: FloatArray,
+  wte: FloatArray,
+  targets: Int32Array,
+  BT: number,
+  C: number,
+  V: number,
+  dlossScale: number,
+): void {
+  if ((dlnf === null) !== (dwte === null))
+    throw new TypeError("dlnf and dwte must both be given or both be null");
+  const alloc = (n: number): FloatArray =>
+    lnf instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+  const logits = alloc(BT * V);
+  matmulForward(logits, lnf, wte, null, BT, C, V);
+  const dlogits = dlnf === null ? null : alloc(BT * V);
+  crossEntropyForward(losses, dlogits, logits, targets, BT, V, dlossScale);
+  if (dlnf === null || dwte === null || dlogits === null) return;
+  dwte.fill(0, 0, V * C);
+  matmulBackward(dlnf, dwte, null, dlogits, lnf, wte, BT, C, V, true);
 }
 
 // ---------------------------------------------------------------- AdamW
@@ -391,5 +465,6 @@ export const referenceKernels: Kernels = {
   geluBackward,
   residualForward,
   crossEntropyForward,
+  logitsCrossEntropy,
   adamwUpdate,
 };

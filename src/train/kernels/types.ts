@@ -141,6 +141,26 @@ export interface Kernels {
   ): void;
 
   /**
+   * The tied output head fused with the loss: logits = lnf (BT,C) @ wte^T (V,C), then losses as
+   * `crossEntropyForward`, without keeping the (BT,V) logits (native: block by block, so they stay in
+   * cache). When `dlnf` and `dwte` are given (training), also WRITES (not accumulates)
+   * dlnf = dlogits @ wte (BT,C) and dwte = dlogits^T @ lnf (V,C); the caller adds dwte to the tied
+   * embedding's gradient.
+   */
+  logitsCrossEntropy(
+    losses: FloatArray,
+    dlnf: FloatArray | null,
+    dwte: FloatArray | null,
+    lnf: FloatArray,
+    wte: FloatArray,
+    targets: Int32Array,
+    BT: number,
+    C: number,
+    V: number,
+    dlossScale: number,
+  ): void;
+
+  /**
    * One AdamW step on a flat parameter range: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
    * p -= lr * (mhat / (sqrt(vhat) + eps) + weightDecay * p), with bias correction at step t (1-based).
    * Decoupled decay: pass weightDecay 0 for biases and norms.
