@@ -19,6 +19,8 @@ export interface ServeOptions {
 
 export interface RunningServer {
   url: string;
+  /** The model id /v1/models reports. */
+  modelId: string;
   server: Server;
   close(): Promise<void>;
 }
@@ -161,6 +163,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const port = typeof addr === "object" && addr ? addr.port : opts.port;
   return {
     url: `http://${opts.host ?? "127.0.0.1"}:${port}/v1`,
+    modelId,
     server,
     close: async () => {
       server.closeAllConnections();

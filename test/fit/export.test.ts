@@ -91,7 +91,7 @@ function checkAgainstJson(resultsDir: string, fits: Row[], speedups: Row[], rati
   const s = readSpeedupsFile(resultsDir);
   let i = 0;
   for (const e of s.entries) {
-    const points = [...e.curve.map((p) => ["curve", p] as const)];
+    const points: [string, (typeof e.curve)[number]][] = e.curve.map((p) => ["curve", p]);
     if (e.atLargestNatural) points.push(["largest-natural", e.atLargestNatural]);
     for (const [at, p] of points) {
       const r = speedups[i++];
