@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   appendFileSync,
   existsSync,
@@ -337,6 +337,32 @@ test("shards: 4 shard processes run at once; one is SIGKILLed mid-run, its rerun
     );
     assert.ok(existsSync(join(out, ".generate-s0002of0004.lock")), "the killed shard left its lock behind");
 
+    // `generate status --json`: one JSON document on stdout, exit 1 while a shard is not complete.
+    const status = () => {
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "test/generate/cli-main.ts",
+          "generate",
+          "status",
+          out,
+          "--shards",
+          "4",
+          "--json",
+        ],
+        { cwd: process.cwd(), encoding: "utf8" },
+      );
+      return { code: r.status, rows: JSON.parse(r.stdout) as { shard: string; state: string }[] };
+    };
+    const before = status();
+    assert.equal(before.code, 1);
+    assert.deepEqual(
+      before.rows.map((r) => r.state === "complete"),
+      [true, true, false, true],
+    );
+
     // Rerun only shard 2: it takes over the stale lock, sends only its missing requests, touches no other shard.
     const journaledBefore = journaled(out, "s0002of0004");
     const others = othersSnapshot(out, "s0002of0004");
@@ -353,6 +379,9 @@ test("shards: 4 shard processes run at once; one is SIGKILLed mid-run, its rerun
     assert.equal(srv.counts.calls - calls, M / 4 - journaledBefore, "no other shard's request was sent");
     assert.deepEqual(othersSnapshot(out, "s0002of0004"), others, "the other shards' files are untouched");
     assert.ok(readStatuses(out).statuses.every((x) => x.complete));
+    const after = status();
+    assert.equal(after.code, 0);
+    assert.ok(after.rows.every((r) => r.state === "complete"));
 
     const got = docs(ws);
     assert.equal(got.length, M, "0 duplicates");
