@@ -175,6 +175,12 @@ test("fit export: NaN, null, booleans and strings with commas, quotes and newlin
   writeFileSync(join(dir, "t.parquet"), tableToParquet(t));
   assert.deepEqual(readCsv(join(dir, "t.csv"), t), t.rows);
   assert.deepEqual(await readParquet(join(dir, "t.parquet")), t.rows);
+  // No rows (e.g. a grid without ratio cells): a header-only CSV and an empty, typed Parquet file.
+  const none = { ...t, rows: [] };
+  writeFileSync(join(dir, "none.csv"), tableToCsv(none));
+  writeFileSync(join(dir, "none.parquet"), tableToParquet(none));
+  assert.equal(readFileSync(join(dir, "none.csv"), "utf8"), "s,x,n,b\n");
+  assert.deepEqual(await readParquet(join(dir, "none.parquet")), []);
 });
 
 async function cli(...args: string[]): Promise<string> {
