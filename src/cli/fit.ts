@@ -13,28 +13,31 @@ import {
 import type { FitFailure } from "../fit/results.js";
 import { SynthmixError } from "../util/errors.js";
 import { Progress } from "../util/progress.js";
-import { type Command, oneOf } from "./options.js";
+import { type Command, nonNegativeInt, oneOf, positive, positiveInt } from "./options.js";
 
 interface FitFlags {
   form: string;
-  bootstrap: string;
-  seed: string;
+  bootstrap: number;
+  seed: number;
   domain: string;
-  delta: string;
+  delta: number;
   quality: boolean;
-  workers: string;
+  workers: number;
 }
 
-/** Parse the numeric flags through the stage schema, so the CLI and the library share every check. */
+/**
+ * The flags (already numbers, through the shared parsers) checked by the stage schema, so the CLI and
+ * the library share every check.
+ */
 function stageOptions(o: FitFlags) {
   const r = FitStageSchema.safeParse({
     form: o.form,
     domain: o.domain,
-    bootstrap: Number(o.bootstrap),
-    seed: Number(o.seed),
-    huberDelta: Number(o.delta),
+    bootstrap: o.bootstrap,
+    seed: o.seed,
+    huberDelta: o.delta,
     quality: o.quality,
-    workers: Number(o.workers),
+    workers: o.workers,
   });
   if (!r.success) {
     const i = r.error.issues[0];
@@ -68,10 +71,15 @@ export function register(program: Command): void {
     .option("--points <file>", "CSV (with header) or JSONL points instead of a workspace")
     .option("--predict <file>", "CSV/JSONL of N, D (and group) to predict with 95% prediction intervals")
     .option("--form <form>", "data | model | joint (or a registered custom form)", d.form)
-    .option("--bootstrap <n>", "bootstrap refits for intervals (0: none)", String(d.bootstrap))
-    .option("--seed <n>", "bootstrap seed", String(d.seed))
+    .option(
+      "--bootstrap <n>",
+      "bootstrap refits for intervals (0: none)",
+      nonNegativeInt("bootstrap"),
+      d.bootstrap,
+    )
+    .option("--seed <n>", "bootstrap seed", nonNegativeInt("seed"), d.seed)
     .option("--domain <name>", 'test domain to fit ("all" = mean over domains)', d.domain)
-    .option("--delta <x>", "Huber delta on log-residuals", String(d.huberDelta))
+    .option("--delta <x>", "Huber delta on log-residuals", positive("delta"), d.huberDelta)
     .option(
       "--out <dir>",
       "where to write fits.json etc. (default: <ws>/results, or ./results with --points)",
@@ -81,7 +89,8 @@ export function register(program: Command): void {
     .option(
       "--workers <n>",
       "worker threads for grid screening + bootstrap (pays off from ~100 points)",
-      String(d.workers),
+      positiveInt("workers"),
+      d.workers,
     )
     .option("--n-col <name>", "points: model-size column (default N, else nonEmbeddingParams)")
     .option("--d-col <name>", "points: token column (default D, else tokens)")

@@ -224,6 +224,15 @@ test("fit export CLI: --json prints only the written paths; a missing artifact i
       /synthmix fit/.test(e.hint ?? ""),
   );
   assert.ok(!existsSync(empty), "nothing written when an artifact is missing");
+  // The fit flags go through the shared CLI parsers: an empty value is an error, not 0.
+  await assert.rejects(
+    cli("fit", "--results", ws, "--bootstrap", ""),
+    /--bootstrap: expected a non-negative integer, got ""/,
+  );
+  await assert.rejects(
+    cli("fit", "--results", ws, "--workers", "0"),
+    /--workers: expected a positive integer/,
+  );
   await assert.rejects(
     cli("fit", "export", "--format", "xlsx", "--workspace", ws),
     /--format: expected one of csv, parquet/,
