@@ -391,3 +391,19 @@ test("shards: 4 shard processes run at once; one is SIGKILLed mid-run, its rerun
     await srv.close();
   }
 });
+
+test("folder files are read through their schemas: a malformed manifest or status is an error naming the file", async () => {
+  const srv = await startFaultServer({ seed: 6 });
+  try {
+    const ws = workspace(4);
+    assert.equal((await runGeneration(base(ws, srv.url))).complete, true);
+    const out = join(ws, "synthetic", "hq-m");
+    writeFileSync(join(out, "status.json"), '{"shard": "0/1", "complete": "yes"}\n');
+    assert.throws(() => readStatuses(out), /status\.json:1: complete: .*boolean/);
+    const manifest = readFileSync(join(out, "manifest.json"), "utf8");
+    writeFileSync(join(out, "manifest.json"), manifest.replace('"identityHash"', '"identityHash_"'));
+    await assert.rejects(runGeneration(base(ws, srv.url)), /manifest\.json:\d+: identityHash: /);
+  } finally {
+    await srv.close();
+  }
+});
