@@ -238,3 +238,23 @@ test("fit export CLI: --json prints only the written paths; a missing artifact i
     /--format: expected one of csv, parquet/,
   );
 });
+
+test("fit and report read results/runs.json through the sweep's schema: a bad row names the file and the row", async () => {
+  const { mkdirSync, writeFileSync } = await import("node:fs");
+  const { readRunRows } = await import("../../src/fit/groups.js");
+  const { readInputs } = await import("../../src/report/inputs.js");
+  const ws = mkdtempSync(join(tmpdir(), "synthmix-runs-schema-"));
+  mkdirSync(join(ws, "results"));
+  assert.throws(
+    () => readRunRows(ws),
+    (e: Error & { code?: string }) => e.code === "NO_RUN_RESULTS",
+  );
+  const row = syntheticRows(0.003, 1, { Ns: [1e5], Ds: [1e6], ratios: [0] })[0];
+  writeFileSync(join(ws, "results", "runs.json"), JSON.stringify({ rows: [row, { ...row, loss: "3.1" }] }));
+  const bad = /runs\.json: rows\.1\.loss: /;
+  assert.throws(() => readRunRows(ws), bad);
+  assert.throws(() => readInputs(ws), bad);
+  writeFileSync(join(ws, "results", "runs.json"), JSON.stringify({ rows: [row] }));
+  assert.equal(readRunRows(ws).length, 1);
+  assert.equal(readInputs(ws).runs?.length, 1);
+});
