@@ -52,10 +52,13 @@ const base = (ws: string, url: string) => ({
 });
 
 test("shards: 4 concurrent shards write exactly the documents of an unsharded run; a stopped shard resumes alone", async () => {
-  const srv = await startFaultServer({ seed: 1, delayMs: 3 });
+  // 30 ms per answer, one request in flight per shard: each shard takes ~150 ms, so the stop below
+  // lands mid-shard even when a loaded machine delays the 1 ms timer.
+  const srv = await startFaultServer({ seed: 1, delayMs: 30 });
+  const one = (ws: string) => ({ ...base(ws, srv.url), generators: [`openai:${srv.url}:m?concurrency=1`] });
   try {
     const whole = workspace();
-    const s = await runGeneration(base(whole, srv.url));
+    const s = await runGeneration(one(whole));
     assert.equal(s.complete, true);
     const expected = byId(docs(whole));
     assert.equal(Object.keys(expected).length, N);
@@ -70,7 +73,7 @@ test("shards: 4 concurrent shards write exactly the documents of an unsharded ru
     const results = await Promise.all(
       [0, 1, 2, 3].map((i) =>
         runGeneration({
-          ...base(ws, srv.url),
+          ...one(ws),
           shard: { index: i, count: 4 },
           signal: i === 2 ? ac.signal : undefined,
         }),
@@ -97,7 +100,7 @@ test("shards: 4 concurrent shards write exactly the documents of an unsharded ru
     // Rerun only shard 2: it sends only its missing requests.
     const partial = docs(ws).length;
     const before = srv.counts.calls;
-    const again = await runGeneration({ ...base(ws, srv.url), shard: { index: 2, count: 4 } });
+    const again = await runGeneration({ ...one(ws), shard: { index: 2, count: 4 } });
     assert.equal(again.complete, true);
     assert.equal(srv.counts.calls - before, N - partial);
     assert.equal(again.generators[0].requests.completed, N - partial);
