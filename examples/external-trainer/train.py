@@ -4,8 +4,8 @@
     python3 examples/external-trainer/train.py --config {config} --run-dir {run_dir}
 
 It reads runs/<id>/config.json (a synthmix RunConfig), the mixture's tokens.bin (dtype from its
-manifest.json) and the optional test sets, trains the same GPT-2 as synthmix (pre-LN, GELU-tanh, tied
-embeddings; AdamW without decay on biases/LayerNorm, global-norm clipping, warmup + cosine), and writes
+manifest.json) and the optional test sets, trains the same GPT-2 as synthmix (gpt.py next to this
+file: pre-LN, GELU-tanh, tied embeddings; AdamW without decay on biases/LayerNorm, global-norm clipping, warmup + cosine), and writes
 <run_dir>/metrics.jsonl in the MetricRecord schema ("train" per step, "eval" per domain, one "final"),
 plus <run_dir>/model.safetensors with Hugging Face GPT-2 names. Swap the model/loop for torchrun/FSDP on
 a cluster: only the files in and out matter.
@@ -21,53 +21,9 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-
-class Block(nn.Module):
-    def __init__(self, d, h):
-        super().__init__()
-        self.h = h
-        self.ln_1 = nn.LayerNorm(d)
-        self.c_attn = nn.Linear(d, 3 * d)
-        self.c_proj = nn.Linear(d, d)
-        self.ln_2 = nn.LayerNorm(d)
-        self.c_fc = nn.Linear(d, 4 * d)
-        self.mlp_proj = nn.Linear(4 * d, d)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.h, C // self.h).transpose(1, 2) for t in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.h)
-        att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float("-inf"))
-        y = (att.softmax(-1) @ v).transpose(1, 2).contiguous().view(B, T, C)
-        x = x + self.c_proj(y)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    def __init__(self, m):
-        super().__init__()
-        d, L = m["dModel"], m["nLayer"]
-        self.wte = nn.Embedding(m["vocabSize"], d)
-        self.wpe = nn.Embedding(m["contextLength"], d)
-        self.h = nn.ModuleList([Block(d, m["nHead"]) for _ in range(L)])
-        self.ln_f = nn.LayerNorm(d)
-        for name, p in self.named_parameters():
-            if p.dim() >= 2:
-                std = 0.02 / math.sqrt(2 * L) if name.endswith("c_proj.weight") or "mlp_proj" in name else 0.02
-                nn.init.normal_(p, std=std)
-            elif name.endswith("bias"):
-                nn.init.zeros_(p)
-
-    def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
-        for b in self.h:
-            x = b(x)
-        logits = self.ln_f(x) @ self.wte.weight.t()
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction="sum")
-        return loss, int((targets >= 0).sum())
+# The model lives next to this script (python puts the script's folder on sys.path).
+from gpt import GPT
 
 
 def load_tokens(path, dtype):

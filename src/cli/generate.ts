@@ -239,25 +239,29 @@ export function register(program: Command): void {
     .option("--parallel <n>", "parallel sequences", num("parallel"), 1)
     .option("--model-id <id>", "model id reported by /v1/models")
     .option("--quiet", "do not log requests")
+    .option("--json", 'print {"url", "model"} as one JSON document once listening (instead of the text line)')
     .action(async (o) => {
       const { startServer } = await import("../generate/serve.js");
-      const srv = await startServer({
-        modelPath: resolve(o.model),
-        port: o.port,
-        host: o.host,
-        threads: Math.max(1, o.threads),
-        concurrency: Math.max(1, o.parallel),
-        modelId: o.modelId,
-        log: o.quiet ? undefined : (l) => process.stderr.write(`${l}\n`),
-      });
-      // A machine-readable first line so scripts and tests can find the port.
-      console.log(`synthmix serve: listening on ${srv.url}`);
-      await new Promise<void>((resolveStop) => {
-        const stop = () => {
-          srv.close().then(resolveStop, resolveStop);
-        };
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
-      });
+      // Ctrl-C or SIGTERM (a sbatch script ending) closes the server; the exit code is then 130.
+      await withInterrupt(
+        async (signal) => {
+          const srv = await startServer({
+            modelPath: resolve(o.model),
+            port: o.port,
+            host: o.host,
+            threads: Math.max(1, o.threads),
+            concurrency: Math.max(1, o.parallel),
+            modelId: o.modelId,
+            log: o.quiet ? undefined : (l) => process.stderr.write(`${l}\n`),
+          });
+          // A machine-readable first line so scripts and tests can find the port.
+          if (o.json) console.log(JSON.stringify({ url: srv.url, model: srv.modelId }));
+          else console.log(`synthmix serve: listening on ${srv.url}`);
+          if (!signal.aborted)
+            await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
+          await srv.close();
+        },
+        { message: "synthmix serve: stopping (in-flight requests are dropped)" },
+      );
     });
 }

@@ -18,6 +18,9 @@ export function buildProgram(): Command {
     .name("synthmix")
     .description("Study and produce synthetic pre-training data mixtures for language models.")
     .version("0.1.0")
+    // A command's options end at its subcommand's name, and every command inherits this: otherwise
+    // `generate status <dir> --json` or `fit export --out x` hand --json/--out to the parent command.
+    .enablePositionalOptions()
     .showHelpAfterError();
   for (const stage of [corpus, tokenizer, generate, mix, train, sweep, fit, analyze, report, study, schema]) {
     stage.register(program);

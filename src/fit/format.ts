@@ -154,3 +154,23 @@ export function formatFitSummary(res: FitRowsResult): string {
   }
   return out.join("\n");
 }
+
+type PredictionLine = {
+  key: string;
+  N: number | null;
+  D: number | null;
+  loss: number;
+  lo: number | null;
+  hi: number | null;
+  extrapolated: boolean;
+  warnings: string[];
+};
+
+/** The `--predict` table: one line per prediction with its 95% prediction interval. */
+export function formatPredictions(predictions: PredictionLine[]): string {
+  const lines = predictions.map((p) => {
+    const extra = `${p.extrapolated ? "  (extrapolated)" : ""}${p.warnings.length ? `  (law: ${p.warnings.join(", ")})` : ""}`;
+    return `  ${p.key}  N=${p.N ?? "-"}  D=${p.D ?? "-"}  loss ${p.loss.toPrecision(5)} [${p.lo?.toPrecision(4) ?? "-"}, ${p.hi?.toPrecision(4) ?? "-"}]${extra}`;
+  });
+  return ["predictions (95% prediction intervals):", ...lines].join("\n");
+}

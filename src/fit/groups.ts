@@ -1,28 +1,17 @@
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import type { RunResultRow } from "../sweep/results.js";
+import { existsSync } from "node:fs";
+import { type RunResultRow, readRunResults, resultsPath } from "../sweep/results.js";
 import { SynthmixError } from "../util/errors.js";
 import type { MixtureKey } from "./results.js";
 
-/** Read `<ws>/results/runs.json` (written by the sweep). */
+/** Read `<ws>/results/runs.json` through the sweep's reader (its schema); a missing file says what to run. */
 export function readRunRows(ws: string): RunResultRow[] {
-  const path = join(ws, "results", "runs.json");
+  const path = resultsPath(ws);
   if (!existsSync(path)) {
     throw new SynthmixError("NO_RUN_RESULTS", `${path} does not exist`, {
       hint: "run the sweep first (synthmix sweep run), or fit a points file with --points",
     });
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new SynthmixError("BAD_RUN_RESULTS", `${path}: malformed JSON (${(e as Error).message})`);
-  }
-  const rows = (parsed as { rows?: unknown }).rows;
-  if (!Array.isArray(rows)) {
-    throw new SynthmixError("BAD_RUN_RESULTS", `${path}: expected an object with a "rows" array`);
-  }
-  return rows as RunResultRow[];
+  return readRunResults(ws).rows;
 }
 
 /**

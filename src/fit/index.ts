@@ -1,3 +1,4 @@
+export * from "./export.js";
 export * from "./fit.js";
 export * from "./format.js";
 export * from "./forms.js";
@@ -9,6 +10,7 @@ export * from "./points.js";
 export * from "./predict.js";
 export * from "./ratio.js";
 export * from "./results.js";
+export * from "./run.js";
 export * from "./speedup.js";
 export * from "./stats.js";
 export * from "./workspace.js";

@@ -102,19 +102,13 @@ export function readPointRows(path: string, cols: PointColumns = {}): RunResultR
     const loss = num(rec, lossCol, line, need.loss ?? true);
     const N = num(rec, nCol, line, need.N);
     const D = num(rec, dCol, line, need.D);
-    const hasMix = rec.synthetic !== undefined && rec.ratio !== undefined;
-    const group = String(rec[groupCol] ?? rec.mixture ?? "all");
-    const natural = group === "natural" || group === "none";
     return {
       runId: String(rec.runId ?? `${path}:${line}`),
       modelName: String(rec.modelName ?? "custom"),
       nonEmbeddingParams: N,
       totalParams: Number(rec.totalParams ?? N),
       tokens: D,
-      mixture: String(rec.mixture ?? group),
-      synthetic: hasMix ? String(rec.synthetic) : natural ? "none" : group,
-      ratio: hasMix ? Number(rec.ratio) : natural ? 0 : 1,
-      generator: hasMix ? String(rec.generator ?? "") : "",
+      ...mixtureOf(rec, groupCol),
       seed: Number(rec.seed ?? i),
       domain: String(rec.domain ?? "all"),
       loss,
@@ -123,4 +117,25 @@ export function readPointRows(path: string, cols: PointColumns = {}): RunResultR
       wallSec: Number(rec.wallSec ?? 0),
     };
   });
+}
+
+/**
+ * The mixture of a point: its synthetic/ratio/generator columns when present (a `sweep results` export),
+ * else the group column, where "natural" or "none" is the natural-only baseline.
+ */
+function mixtureOf(
+  rec: Record<string, unknown>,
+  groupCol: string,
+): Pick<RunResultRow, "mixture" | "synthetic" | "ratio" | "generator"> {
+  const group = String(rec[groupCol] ?? rec.mixture ?? "all");
+  const mixture = String(rec.mixture ?? group);
+  if (rec.synthetic !== undefined && rec.ratio !== undefined)
+    return {
+      mixture,
+      synthetic: String(rec.synthetic),
+      ratio: Number(rec.ratio),
+      generator: String(rec.generator ?? ""),
+    };
+  const natural = group === "natural" || group === "none";
+  return { mixture, synthetic: natural ? "none" : group, ratio: natural ? 0 : 1, generator: "" };
 }

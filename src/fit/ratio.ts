@@ -228,74 +228,13 @@ export function bestRatioEntry(
     points: [...d.points].sort((a, b) => a.ratio - b.ratio),
   }));
   const laws = mix ? domainLaws(byDomain) : null;
-  const rng = new Rng(seed);
-  const qR: number[] = [];
-  const qL: number[] = [];
-  const mR: number[] = [];
-  const mL: number[] = [];
-  if (sigma > 0 && count > 0 && (quad || mix)) {
-    for (let b = 0; b < count; b++) {
-      const noisy = pts.map((p) => ({
-        ...p,
-        loss: p.loss * Math.exp((sigma / Math.sqrt(p.runs)) * rng.normal()),
-      }));
-      const q = quad ? fitQuadratic(noisy) : null;
-      if (q) {
-        const r = quadraticArgmin(q);
-        qR.push(r);
-        qL.push(q[0] + q[1] * r + q[2] * r * r);
-      }
-      if (laws && byDomain) {
-        const noisyDomains = byDomain.map((d) => ({
-          ...d,
-          points: d.points.map((p) => ({
-            ...p,
-            loss: p.loss * Math.exp((sigma / Math.sqrt(p.runs)) * rng.normal()),
-          })),
-        }));
-        const ls = domainLaws(noisyDomains, laws);
-        if (ls) {
-          const { r, loss } = meanMixingArgmin(ls);
-          mR.push(r);
-          mL.push(loss);
-        }
-      } else {
-        const m = mix ? fitMixingLaw(noisy, mix.t) : null;
-        if (m) {
-          const r = mixingLawArgmin(m);
-          mR.push(r);
-          mL.push(m.c + m.k * Math.exp(m.t * r));
-        }
-      }
-    }
-  }
-  let quadratic: BestRatioEntry["quadratic"] = null;
-  if (quad) {
-    const r = quadraticArgmin(quad);
-    quadratic = {
-      coef: quad,
-      bestRatio: estimate(r, qR),
-      bestLoss: estimate(quad[0] + quad[1] * r + quad[2] * r * r, qL),
-      lackOfFit: lackOfFit(pts, quad, sigma),
-    };
-  }
-  let mixingLaw: BestRatioEntry["mixingLaw"] = null;
-  if (mix && laws && byDomain) {
-    const { r, loss } = meanMixingArgmin(laws);
-    mixingLaw = {
-      ...mix,
-      bestRatio: estimate(r, mR),
-      bestLoss: estimate(loss, mL),
-      domains: laws.map((m, i) => ({ domain: byDomain[i].domain, ...m })),
-    };
-  } else if (mix) {
-    const r = mixingLawArgmin(mix);
-    mixingLaw = {
-      ...mix,
-      bestRatio: estimate(r, mR),
-      bestLoss: estimate(mix.c + mix.k * Math.exp(mix.t * r), mL),
-    };
-  }
+  const fits: RatioFits = { pts, quad, mix, byDomain, laws };
+  const reps =
+    sigma > 0 && count > 0 && (quad || mix)
+      ? ratioBootstrap(fits, sigma, count, new Rng(seed))
+      : EMPTY_REPLICATES;
+  const quadratic = quad ? quadraticResult(pts, quad, sigma, reps) : null;
+  const mixingLaw = mix ? mixingLawResult(fits, mix, reps) : null;
   const agreement = agree(quadratic?.bestRatio, mixingLaw?.bestRatio);
   const reason = unresolvedReason(pts, quadratic, agreement, !!mixingLaw?.domains);
   return {
@@ -311,6 +250,110 @@ export function bestRatioEntry(
     agreement,
     resolved: reason === null,
     ...(reason ? { reason } : {}),
+  };
+}
+
+type Quad = NonNullable<ReturnType<typeof fitQuadratic>>;
+
+/** The full-data fits of one cell (points sorted by ratio). */
+interface RatioFits {
+  pts: RatioPoint[];
+  quad: ReturnType<typeof fitQuadratic>;
+  mix: MixLaw | null;
+  byDomain: RatioCell["byDomain"];
+  laws: MixLaw[] | null;
+}
+
+/** Best ratio and best loss of every successful bootstrap refit: quadratic (q) and mixing law (m). */
+interface RatioReplicates {
+  qR: number[];
+  qL: number[];
+  mR: number[];
+  mL: number[];
+}
+const EMPTY_REPLICATES: RatioReplicates = { qR: [], qL: [], mR: [], mL: [] };
+
+/** Each loss times log-normal noise of scale sigma / sqrt(runs) (one draw per point, in order). */
+function perturb<P extends RatioPoint>(points: P[], sigma: number, rng: Rng): P[] {
+  return points.map((p) => ({ ...p, loss: p.loss * Math.exp((sigma / Math.sqrt(p.runs)) * rng.normal()) }));
+}
+
+/** The parametric bootstrap of one cell; the draw order (mean points, then each domain's) fixes the seed's meaning. */
+function ratioBootstrap(f: RatioFits, sigma: number, count: number, rng: Rng): RatioReplicates {
+  const out: RatioReplicates = { qR: [], qL: [], mR: [], mL: [] };
+  for (let b = 0; b < count; b++) {
+    const noisy = perturb(f.pts, sigma, rng);
+    const q = f.quad ? fitQuadratic(noisy) : null;
+    if (q) {
+      const r = quadraticArgmin(q);
+      out.qR.push(r);
+      out.qL.push(q[0] + q[1] * r + q[2] * r * r);
+    }
+    const m =
+      f.laws && f.byDomain ? domainReplicate(f.byDomain, f.laws, sigma, rng) : mixReplicate(f.mix, noisy);
+    if (m) {
+      out.mR.push(m.r);
+      out.mL.push(m.loss);
+    }
+  }
+  return out;
+}
+
+/** Per-domain mixing laws refitted on perturbed domain points; their mean's argmin. */
+function domainReplicate(
+  byDomain: NonNullable<RatioCell["byDomain"]>,
+  laws: MixLaw[],
+  sigma: number,
+  rng: Rng,
+): { r: number; loss: number } | null {
+  const noisyDomains = byDomain.map((d) => ({ ...d, points: perturb(d.points, sigma, rng) }));
+  const ls = domainLaws(noisyDomains, laws);
+  return ls ? meanMixingArgmin(ls) : null;
+}
+
+/** One mixing law refitted on the perturbed mean points (starting near the full fit's t). */
+function mixReplicate(mix: MixLaw | null, noisy: RatioPoint[]): { r: number; loss: number } | null {
+  const m = mix ? fitMixingLaw(noisy, mix.t) : null;
+  if (!m) return null;
+  const r = mixingLawArgmin(m);
+  return { r, loss: m.c + m.k * Math.exp(m.t * r) };
+}
+
+function quadraticResult(
+  pts: RatioPoint[],
+  quad: Quad,
+  sigma: number,
+  reps: RatioReplicates,
+): NonNullable<BestRatioEntry["quadratic"]> {
+  const r = quadraticArgmin(quad);
+  return {
+    coef: quad,
+    bestRatio: estimate(r, reps.qR),
+    bestLoss: estimate(quad[0] + quad[1] * r + quad[2] * r * r, reps.qL),
+    lackOfFit: lackOfFit(pts, quad, sigma),
+  };
+}
+
+function mixingLawResult(
+  f: RatioFits,
+  mix: MixLaw,
+  reps: RatioReplicates,
+): NonNullable<BestRatioEntry["mixingLaw"]> {
+  if (f.laws && f.byDomain) {
+    const { byDomain } = f;
+    const { r, loss } = meanMixingArgmin(f.laws);
+    return {
+      ...mix,
+      bestRatio: estimate(r, reps.mR),
+      bestLoss: estimate(loss, reps.mL),
+      domains: f.laws.map((m, i) => ({ domain: byDomain[i].domain, ...m })),
+    };
+  }
+  const r = mixingLawArgmin(mix);
+  return {
+    ...mix,
+    bestRatio: estimate(r, reps.mR),
+    bestLoss: estimate(mix.c + mix.k * Math.exp(mix.t * r), reps.mL),
   };
 }
 

@@ -386,14 +386,21 @@ function readArtifact<S extends z.ZodType>(
   return r.data;
 }
 
-export const readFitsFile = (dir: string, required = true) =>
-  readArtifact(join(dir, "fits.json"), FitsFileSchema, required);
+/** `read(dir)` returns the file or throws NO_FIT_RESULTS; `read(dir, false)` returns undefined when absent. */
+function reader<S extends z.ZodType>(file: string, schema: S) {
+  function read(dir: string): z.infer<S>;
+  function read(dir: string, required: boolean): z.infer<S> | undefined;
+  function read(dir: string, required = true): z.infer<S> | undefined {
+    return readArtifact(join(dir, file), schema, required);
+  }
+  return read;
+}
+
+export const readFitsFile = reader("fits.json", FitsFileSchema);
 export const writeFitsFile = (dir: string, f: FitsFile) => writeJsonAtomic(join(dir, "fits.json"), f);
-export const readSpeedupsFile = (dir: string, required = true) =>
-  readArtifact(join(dir, "speedups.json"), SpeedupsFileSchema, required);
+export const readSpeedupsFile = reader("speedups.json", SpeedupsFileSchema);
 export const writeSpeedupsFile = (dir: string, f: SpeedupsFile) =>
   writeJsonAtomic(join(dir, "speedups.json"), f);
-export const readBestRatioFile = (dir: string, required = true) =>
-  readArtifact(join(dir, "best-ratio.json"), BestRatioFileSchema, required);
+export const readBestRatioFile = reader("best-ratio.json", BestRatioFileSchema);
 export const writeBestRatioFile = (dir: string, f: BestRatioFile) =>
   writeJsonAtomic(join(dir, "best-ratio.json"), f);

@@ -127,6 +127,28 @@ interface FitContext {
   allRows: RunResultRow[];
 }
 
+/**
+ * The fits of one mixture: the data form per N and the model form per D (the other coordinate must take
+ * 3+ values at that size), all points together when no size has a ladder of its own, others pooled.
+ */
+function planGroup(g: MixtureGroup, form: Form): PlannedFit[] {
+  const fixedCol = form.uses.D && !form.uses.N ? "N" : form.uses.N && !form.uses.D ? "D" : null;
+  const pooled: PlannedFit = { group: g, fixedN: null, fixedD: null, rows: g.rows };
+  if (!fixedCol) return [pooled];
+  const parts = splitBy(g.rows, (r) => (fixedCol === "N" ? r.nonEmbeddingParams : r.tokens));
+  const varying = (rs: RunResultRow[]) =>
+    new Set(rs.map((r) => (fixedCol === "N" ? r.tokens : r.nonEmbeddingParams))).size;
+  const usable = parts.filter(([, rs]) => varying(rs) >= 3 && rs.length >= form.params.length);
+  // No size has a ladder of its own (e.g. a compute-optimal sweep): fit all points together.
+  if (usable.length === 0) return [pooled];
+  return parts.map(([v, rs]) => ({
+    group: g,
+    fixedN: fixedCol === "N" && Number.isFinite(v) ? v : null,
+    fixedD: fixedCol === "D" && Number.isFinite(v) ? v : null,
+    rows: rs,
+  }));
+}
+
 /** Settings, the rows of the domain, and which fits to make (see fitRows). */
 function prepare(allRows: RunResultRow[], input: FitRowsOptions): FitContext {
   const { form: formIn, progress, ...rest } = input;
@@ -144,32 +166,7 @@ function prepare(allRows: RunResultRow[], input: FitRowsOptions): FitContext {
   };
   const rows = rowsForDomain(allRows, domain);
   if (rows.length === 0) throw new SynthmixError("NO_RUN_RESULTS", "no finished runs to fit");
-  // Which coordinate is held fixed per fit: data form per N, model form per D, others pooled.
-  const fixedCol = form.uses.D && !form.uses.N ? "N" : form.uses.N && !form.uses.D ? "D" : null;
-  const plan: PlannedFit[] = [];
-  for (const g of groupMixtures(rows)) {
-    if (!fixedCol) {
-      plan.push({ group: g, fixedN: null, fixedD: null, rows: g.rows });
-      continue;
-    }
-    const parts = splitBy(g.rows, (r) => (fixedCol === "N" ? r.nonEmbeddingParams : r.tokens));
-    const varying = (rs: RunResultRow[]) =>
-      new Set(rs.map((r) => (fixedCol === "N" ? r.tokens : r.nonEmbeddingParams))).size;
-    const usable = parts.filter(([, rs]) => varying(rs) >= 3 && rs.length >= form.params.length);
-    if (usable.length === 0) {
-      // No size has a ladder of its own (e.g. a compute-optimal sweep): fit all points together.
-      plan.push({ group: g, fixedN: null, fixedD: null, rows: g.rows });
-    } else {
-      for (const [v, rs] of parts) {
-        plan.push({
-          group: g,
-          fixedN: fixedCol === "N" && Number.isFinite(v) ? v : null,
-          fixedD: fixedCol === "D" && Number.isFinite(v) ? v : null,
-          rows: rs,
-        });
-      }
-    }
-  }
+  const plan = groupMixtures(rows).flatMap((g) => planGroup(g, form));
   opts.progress?.setTotal(plan.length);
   return { form, settings, rows, plan, opts, allRows };
 }

@@ -14,6 +14,8 @@ import {
 } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { z } from "zod";
+import { loadConfigFile } from "../config/load.js";
 import type { Doc } from "../corpus/types.js";
 import { JsonlAppender, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
@@ -239,20 +241,24 @@ export async function readWritten(dir: string): Promise<Map<string, number>> {
 // ---------------------------------------------------------------------------------------------
 // One writer per folder (per shard)
 
-interface LockInfo {
-  pid: number;
-  host: string;
-  shard: string;
-  started: string;
-}
+/** `<out>/.generate[-sNNNNofNNNN].lock`: who holds the folder (or shard). */
+const LockInfoSchema = z.object({
+  pid: z.number(),
+  host: z.string(),
+  shard: z.string(),
+  started: z.string().optional(),
+});
+type LockInfo = z.infer<typeof LockInfoSchema>;
 
 function lockName(s: Shard): string {
   return s.count <= 1 ? ".generate.lock" : `.generate-${shardTag(s)}.lock`;
 }
 
+/** The lock's holder; undefined when absent or unreadable (a torn lock is no lock: it is taken over). */
 function readLock(path: string): LockInfo | undefined {
   try {
-    return JSON.parse(readFileSync(path, "utf8")) as LockInfo;
+    const r = LockInfoSchema.safeParse(JSON.parse(readFileSync(path, "utf8")));
+    return r.success ? r.data : undefined;
   } catch {
     return undefined;
   }
@@ -284,7 +290,7 @@ export function liveLocks(dir: string): (LockInfo & { file: string })[] {
 function lockedError(dir: string, l: LockInfo): SynthmixError {
   return new SynthmixError(
     "GENERATE_LOCKED",
-    `another generate (pid ${l.pid} on ${l.host}, shard ${l.shard}, since ${l.started}) is writing ${dir}`,
+    `another generate (pid ${l.pid} on ${l.host}, shard ${l.shard}, since ${l.started ?? "an unknown time"}) is writing ${dir}`,
     {
       hint: `wait for it, or stop it (kill ${l.pid}) and rerun; a rerun resumes. A lock left by a crashed process on another host can be removed by hand`,
     },
@@ -346,12 +352,16 @@ export function acquireLock(dir: string, shard: Shard): () => void {
 // ---------------------------------------------------------------------------------------------
 // Folder manifest: the settings that change outputs
 
-export interface FolderManifest {
-  version: 1;
-  identityHash: string;
-  identity: Record<string, unknown>;
-  created: string;
-}
+/** `<out>/manifest.json`: the settings a synthetic folder was generated with. */
+export const FolderManifestSchema = z.object({
+  version: z.literal(1),
+  /** stableHash of `identity`. */
+  identityHash: z.string(),
+  /** Generator, template, corpus, tokenizer and every output-changing setting. */
+  identity: z.record(z.string(), z.unknown()),
+  created: z.string(),
+});
+export type FolderManifest = z.infer<typeof FolderManifestSchema>;
 
 /**
  * Pin the folder to `identity` (written on first use). A rerun with other output-changing settings
@@ -361,7 +371,7 @@ export function checkManifest(dir: string, identity: Record<string, unknown>): F
   const path = join(dir, "manifest.json");
   const hash = identityHash(identity);
   if (existsSync(path)) {
-    const m = JSON.parse(readFileSync(path, "utf8")) as FolderManifest;
+    const m = loadConfigFile(path, FolderManifestSchema);
     if (m.identityHash !== hash) {
       const diff = diffIdentity(m.identity, identity);
       throw new SynthmixError(
@@ -411,16 +421,20 @@ export function checkWritable(dirs: string[]): void {
 // ---------------------------------------------------------------------------------------------
 // Per-shard status and readers for downstream stages
 
-export interface ShardStatus {
-  shard: string;
-  complete: boolean;
-  docsPlanned: number;
-  docsWritten: number;
-  docsIncomplete: number;
-  requestsFailed: number;
-  stoppedBy?: string;
-  finished: string;
-}
+/** `<out>/status[-sNNNNofNNNN].json`: the outcome of a shard's last run. */
+export const ShardStatusSchema = z.object({
+  /** "i/n" (0/1 unsharded). */
+  shard: z.string(),
+  complete: z.boolean(),
+  docsPlanned: z.number(),
+  docsWritten: z.number(),
+  docsIncomplete: z.number(),
+  requestsFailed: z.number(),
+  stoppedBy: z.string().optional(),
+  /** ISO time the run ended. */
+  finished: z.string(),
+});
+export type ShardStatus = z.infer<typeof ShardStatusSchema>;
 
 export function statusPath(dir: string, shard: Shard): string {
   return join(dir, shard.count <= 1 ? "status.json" : `status-${shardTag(shard)}.json`);
@@ -436,7 +450,7 @@ export function readStatuses(dir: string): { statuses: ShardStatus[]; running: s
   const statuses = readdirSync(dir)
     .filter((f) => /^status(-s\d{4}of\d{4})?\.json$/.test(f))
     .sort()
-    .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as ShardStatus);
+    .map((f) => loadConfigFile(join(dir, f), ShardStatusSchema));
   return { statuses, running: liveLocks(dir).map((l) => l.shard) };
 }
 

@@ -300,58 +300,81 @@ export class RequestPolicy {
     first?: EndpointState,
   ): Promise<Outcome> {
     let slot = first;
-    let failed = 0;
-    let pressured = 0;
-    let attempts = 0;
-    const maxBp = this.opts.maxBackpressure ?? 500;
+    const c: Attempts = { attempts: 0, failed: 0, pressured: 0 };
     for (;;) {
       slot ??= await this.acquire();
-      if (!slot) {
-        if (this.abort.signal.aborted) return { ok: false, error: abortedError(), attempts, aborted: true };
-        throw new StalledError(`every endpoint has stopped answering: ${this.describeDead()}`);
-      }
+      if (!slot) return this.noSlot(c);
       const s = slot;
       slot = undefined;
       const probe = s.state === "half-open";
-      attempts++;
+      c.attempts++;
       const t0 = performance.now();
       try {
         const res = await send(s.ep, this.abort.signal);
         this.onSuccess(s);
-        return { ok: true, res, attempts, endpoint: s.ep.label, latencyMs: performance.now() - t0 };
+        return {
+          ok: true,
+          res,
+          attempts: c.attempts,
+          endpoint: s.ep.label,
+          latencyMs: performance.now() - t0,
+        };
       } catch (e) {
-        const err =
-          e instanceof GenerationError
-            ? e
-            : new GenerationError((e as Error).message, false, {}, { cause: e });
-        if (this.abort.signal.aborted) {
-          s.inflight--;
-          return { ok: false, error: err, attempts, aborted: true };
-        }
-        const status = err.extra.status;
-        const bp = status === 429 || (status === 503 && err.extra.retryAfterMs !== undefined);
-        if (bp) {
-          this.onBackpressure(s, err.extra.retryAfterMs);
-          if (++pressured > maxBp) return { ok: false, error: err, attempts };
-          // Without Retry-After the pause is short; spread the retries so they do not arrive together.
-          if (err.extra.retryAfterMs === undefined)
-            await sleep(this.backoff(Math.min(pressured, 6)), this.abort.signal);
-          continue;
-        }
-        if (!err.retryable) {
-          s.inflight--;
-          if (s.state === "half-open") s.probing = false;
-          this.wakeOne();
-          return { ok: false, error: err, attempts };
-        }
-        this.onFailure(s, err);
-        // A probe's failure belongs to the endpoint, not to the request: it waits for the next probe.
-        if (!probe) failed++;
-        if (failed > this.opts.retries) return { ok: false, error: err, attempts };
-        this.stats.retries++;
-        if (!probe) await sleep(this.backoff(failed - 1, err.extra.retryAfterMs), this.abort.signal);
+        const outcome = await this.afterError(s, asGenerationError(e), probe, c);
+        if (outcome) return outcome;
       }
     }
+  }
+
+  /** No endpoint slot: the run was aborted, or every endpoint is given up (StalledError). */
+  private noSlot(c: Attempts): Outcome {
+    if (this.abort.signal.aborted)
+      return { ok: false, error: abortedError(), attempts: c.attempts, aborted: true };
+    throw new StalledError(`every endpoint has stopped answering: ${this.describeDead()}`);
+  }
+
+  /** After a failed attempt: the request's final outcome, or undefined to try again (after any backoff). */
+  private async afterError(
+    s: EndpointState,
+    err: GenerationError,
+    probe: boolean,
+    c: Attempts,
+  ): Promise<Outcome | undefined> {
+    if (this.abort.signal.aborted) {
+      s.inflight--;
+      return { ok: false, error: err, attempts: c.attempts, aborted: true };
+    }
+    const status = err.extra.status;
+    if (status === 429 || (status === 503 && err.extra.retryAfterMs !== undefined))
+      return this.afterBackpressure(s, err, c);
+    if (!err.retryable) {
+      s.inflight--;
+      if (s.state === "half-open") s.probing = false;
+      this.wakeOne();
+      return { ok: false, error: err, attempts: c.attempts };
+    }
+    this.onFailure(s, err);
+    // A probe's failure belongs to the endpoint, not to the request: it waits for the next probe.
+    if (!probe) c.failed++;
+    if (c.failed > this.opts.retries) return { ok: false, error: err, attempts: c.attempts };
+    this.stats.retries++;
+    if (!probe) await sleep(this.backoff(c.failed - 1, err.extra.retryAfterMs), this.abort.signal);
+    return undefined;
+  }
+
+  /** 429, or 503 with Retry-After: back-pressure, which spends none of the request's retries. */
+  private async afterBackpressure(
+    s: EndpointState,
+    err: GenerationError,
+    c: Attempts,
+  ): Promise<Outcome | undefined> {
+    this.onBackpressure(s, err.extra.retryAfterMs);
+    if (++c.pressured > (this.opts.maxBackpressure ?? 500))
+      return { ok: false, error: err, attempts: c.attempts };
+    // Without Retry-After the pause is short; spread the retries so they do not arrive together.
+    if (err.extra.retryAfterMs === undefined)
+      await sleep(this.backoff(Math.min(c.pressured, 6)), this.abort.signal);
+    return undefined;
   }
 
   async close(): Promise<void> {
@@ -359,6 +382,19 @@ export class RequestPolicy {
     this.wakeAll();
     await Promise.all(this.endpoints.map((s) => s.ep.close?.()));
   }
+}
+
+/** Attempts of one request: all of them, failed ones (counted against retries), back-pressured ones. */
+interface Attempts {
+  attempts: number;
+  failed: number;
+  pressured: number;
+}
+
+function asGenerationError(e: unknown): GenerationError {
+  return e instanceof GenerationError
+    ? e
+    : new GenerationError((e as Error).message, false, {}, { cause: e });
 }
 
 function abortedError(): GenerationError {

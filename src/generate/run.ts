@@ -445,89 +445,181 @@ async function dispatch(
   /** Output tokens accepted by earlier runs of this shard: they count against the budget. */
   priorAcceptedTokens: number,
 ): Promise<void> {
-  const { opts, settings, template, tHash, count, shard } = ctx;
-  const spec0 = specs[0];
-  const params = settings.params;
-  const acceptance = acceptanceOptions(ctx);
-  const assembleCtx = {
-    styleName: template.name,
-    generatorName: summary.generator,
-    generator: { backend: spec0.backend, model: spec0.model, params: { ...params } },
-    prompt: { style: template.name, version: template.version, sha256: tHash },
-    acceptance,
-    count,
-  };
-  const policy = new RequestPolicy(
-    specs.map((s) => createEndpoint(s, { timeoutMs: settings.timeoutMs, threads: settings.threads })),
-    {
-      retries: settings.retries,
-      backoffBaseMs: settings.backoffBaseMs,
-      backoffMaxMs: settings.backoffMaxMs,
-      breakAfter: settings.breakAfter,
-      stallTimeoutMs: settings.stallTimeoutMs,
-    },
-  );
-  let fatal: Error | undefined;
-  const stop = (e: Error) => {
-    fatal ??= e;
-    policy.abort.abort();
-  };
-  const journalOut = new BatchedAppender(join(journalDir, newPartName(shard)), stop);
-  const docsOut = new BatchedAppender(join(outDir, newPartName(shard)), stop);
-  const onOuterAbort = () => policy.abort.abort();
-  opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
-  if (opts.signal?.aborted) policy.abort.abort();
-  const budget =
-    opts.budgetOutputTokens === undefined ? undefined : opts.budgetOutputTokens / Math.max(1, shard.count);
-  // The budget counts what earlier runs accepted too, so a rerun stops where one uninterrupted run
-  // would have stopped instead of generating the rest of the plan.
-  let acceptedOut = priorAcceptedTokens;
-  let judged = 0;
-  let judgedOk = 0;
-  let zeroPrompt = 0;
+  const d = new Dispatch(specs, ctx, summary, outDir, journalDir, priorAcceptedTokens);
+  try {
+    await d.schedule(states);
+  } finally {
+    await d.close(states);
+  }
+  if (d.fatal) throw d.fatal;
+}
 
-  const finishDoc = (st: DocState) => {
-    const a = assembleDoc(
-      st.p.doc,
-      st.items.map((i) => i.key),
-      st.results as JournalRec[],
-      st.extra,
-      assembleCtx,
+type AnswerMeta = { attempts: number; endpoint: string; latencyMs: number };
+
+/**
+ * One generator's requests: hands out endpoint slots to the documents' missing requests in order,
+ * journals every answer, writes each document when its last chunk is in, and fills the summary.
+ */
+class Dispatch {
+  readonly policy: RequestPolicy;
+  fatal: Error | undefined;
+  private readonly spec0: GeneratorSpec;
+  private readonly acceptance: CleanupOptions;
+  private readonly assembleCtx: Parameters<typeof assembleDoc>[4];
+  private readonly journalOut: BatchedAppender;
+  private readonly docsOut: BatchedAppender;
+  private readonly progress: Progress;
+  private readonly budget: number | undefined;
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly t0 = Date.now();
+  private readonly onOuterAbort = () => this.policy.abort.abort();
+  private budgetReached = false;
+  /**
+   * Accepted output tokens, counting what earlier runs of this shard accepted, so a rerun stops where
+   * one uninterrupted run would have stopped instead of generating the rest of the plan.
+   */
+  private acceptedOut: number;
+  private judged = 0;
+  private judgedOk = 0;
+  private zeroPrompt = 0;
+
+  constructor(
+    specs: GeneratorSpec[],
+    private readonly ctx: GenContext,
+    private readonly summary: GeneratorSummary,
+    private readonly outDir: string,
+    journalDir: string,
+    /** Output tokens accepted by earlier runs of this shard: they count against the budget. */
+    priorAcceptedTokens: number,
+  ) {
+    const { opts, settings, template, tHash, count, shard } = ctx;
+    this.spec0 = specs[0];
+    this.acceptedOut = priorAcceptedTokens;
+    this.acceptance = acceptanceOptions(ctx);
+    this.assembleCtx = {
+      styleName: template.name,
+      generatorName: summary.generator,
+      generator: { backend: this.spec0.backend, model: this.spec0.model, params: { ...settings.params } },
+      prompt: { style: template.name, version: template.version, sha256: tHash },
+      acceptance: this.acceptance,
+      count,
+    };
+    this.policy = new RequestPolicy(
+      specs.map((s) => createEndpoint(s, { timeoutMs: settings.timeoutMs, threads: settings.threads })),
+      {
+        retries: settings.retries,
+        backoffBaseMs: settings.backoffBaseMs,
+        backoffMaxMs: settings.backoffMaxMs,
+        breakAfter: settings.breakAfter,
+        stallTimeoutMs: settings.stallTimeoutMs,
+      },
     );
-    summary.accepted += a.accepted;
-    for (const [k, v] of Object.entries(a.rejected))
-      summary.rejected[k as RejectReason] = (summary.rejected[k as RejectReason] ?? 0) + (v ?? 0);
-    if (!a.doc) return;
-    docsOut.push(a.doc);
-    summary.docsWritten++;
-  };
+    const stop = (e: Error) => this.stop(e);
+    this.journalOut = new BatchedAppender(join(journalDir, newPartName(shard)), stop);
+    this.docsOut = new BatchedAppender(join(outDir, newPartName(shard)), stop);
+    opts.signal?.addEventListener("abort", this.onOuterAbort, { once: true });
+    if (opts.signal?.aborted) this.policy.abort.abort();
+    this.budget =
+      opts.budgetOutputTokens === undefined ? undefined : opts.budgetOutputTokens / Math.max(1, shard.count);
+    this.progress = new Progress(
+      `generate ${template.name} ${summary.generator}${shard.count > 1 ? ` shard ${shard.index}/${shard.count}` : ""}`,
+      { total: summary.requests.planned, unit: "req", mode: opts.progress },
+    );
+    if (summary.repaired.length) this.progress.log(`repaired torn tails: ${summary.repaired.join(", ")}`);
+  }
 
-  const progress = new Progress(
-    `generate ${template.name} ${summary.generator}${shard.count > 1 ? ` shard ${shard.index}/${shard.count}` : ""}`,
-    {
-      total: summary.requests.planned,
-      unit: "req",
-      mode: opts.progress,
-    },
-  );
-  if (summary.repaired.length) progress.log(`repaired torn tails: ${summary.repaired.join(", ")}`);
-  const t0 = Date.now();
-  const tickProgress = () => {
-    const el = Math.max((Date.now() - t0) / 1000, 1e-3);
-    progress.tick(1, {
-      "out tok/s": summary.tokens.completion / el,
-      ok: judgedOk,
-      rej: judged - judgedOk,
-      fail: summary.requests.failed,
-    });
-  };
+  /** Stop everything at the first fatal error (kept for the caller). */
+  stop(e: Error): void {
+    this.fatal ??= e;
+    this.policy.abort.abort();
+  }
 
-  const onAnswer = (
-    item: WorkItem,
-    res: GenResponse,
-    tryN: number,
-    meta: { attempts: number; endpoint: string; latencyMs: number },
-  ): JournalRec => {
+  private get stopped(): boolean {
+    return this.fatal !== undefined || this.policy.abort.signal.aborted;
+  }
+
+  /** Start every missing request, document by document, as endpoint slots free up. */
+  async schedule(states: DocState[]): Promise<void> {
+    // Documents whose requests were all journaled before a kill only need their record written.
+    for (const st of states) if (st.pending === 0) this.finishDoc(st);
+    for (const st of states) {
+      if (st.pending > 0 && !(await this.startDoc(st))) break;
+    }
+    await Promise.all(this.inflight);
+  }
+
+  /** Start one document's missing requests; false when the run stops (error, abort, stall, budget). */
+  private async startDoc(st: DocState): Promise<boolean> {
+    let first = true;
+    for (const item of st.items) {
+      if (st.results[item.chunk]) continue;
+      if (this.stopped) return false;
+      const slot = await this.policy.acquire();
+      if (!slot) {
+        if (!this.policy.abort.signal.aborted) this.stop(stalledError(this.policy, this.summary.generator));
+        return false;
+      }
+      // Checked after waiting for a slot so the budget sees every finished request (it overshoots by
+      // at most the requests in flight); a started document is always finished.
+      if (first && this.budget !== undefined && this.acceptedOut >= this.budget) {
+        this.policy.giveBack(slot);
+        this.budgetReached = true;
+        return false;
+      }
+      first = false;
+      st.started = true;
+      const p = this.runItem(item, st, slot).catch((e) => this.stop(e as Error));
+      this.inflight.add(p);
+      p.finally(() => this.inflight.delete(p));
+    }
+    return true;
+  }
+
+  /** One chunk's request, re-asked (with the seed moved on) after an empty or, if asked, truncated answer. */
+  private async runItem(item: WorkItem, st: DocState, first: EndpointState): Promise<void> {
+    const { template, settings } = this.ctx;
+    const params = settings.params;
+    let slot: EndpointState | undefined = first;
+    let tryN = st.nextTry[item.chunk];
+    const prompt = renderPrompt(template, item.vars);
+    for (;;) {
+      // A re-ask after an empty answer needs another sample: vary the seed deterministically.
+      const p = tryN === 0 || params.seed === undefined ? params : { ...params, seed: params.seed + tryN };
+      const out = await this.policy.run(
+        (ep, signal) =>
+          ep.generate({ id: item.key, messages: prompt.messages, prompt: prompt.prompt, params: p, signal }),
+        slot,
+      );
+      slot = undefined;
+      if (!out.ok) {
+        if (!out.aborted) this.onFailed(out.error);
+        return;
+      }
+      const rec = this.onAnswer(item, out.res, tryN, out);
+      if (wantsRetry(rec, settings.retryTruncated) && tryN < settings.retryEmpty) {
+        tryN++;
+        this.summary.requests.reasked++;
+        continue;
+      }
+      st.results[item.chunk] = rec;
+      st.pending--;
+      this.checkAcceptRate(rec, out.endpoint);
+      if (st.pending === 0) this.finishDoc(st);
+      this.tickProgress();
+      return;
+    }
+  }
+
+  private onFailed(error: Error): void {
+    const { summary } = this;
+    summary.requests.failed++;
+    summary.rejected.request_failed = (summary.rejected.request_failed ?? 0) + 1;
+    if (summary.requests.failed <= 5) this.progress.log(`request failed: ${error.message}`);
+    this.tickProgress();
+  }
+
+  /** Journal the raw answer and count its tokens (acceptance is judged at assembly). */
+  private onAnswer(item: WorkItem, res: GenResponse, tryN: number, meta: AnswerMeta): JournalRec {
     const rec: JournalRec = {
       key: item.key,
       doc: item.doc.id,
@@ -542,145 +634,115 @@ async function dispatch(
       attempts: meta.attempts,
       try: tryN,
     };
-    journalOut.push(rec);
+    this.journalOut.push(rec);
+    const { summary } = this;
     summary.requests.completed++;
     summary.tokens.prompt += res.usage?.prompt_tokens ?? 0;
     summary.tokens.completion += res.usage?.completion_tokens ?? 0;
-    if (res.usage && res.usage.prompt_tokens === 0 && zeroPrompt++ === 0) {
+    if (res.usage && res.usage.prompt_tokens === 0 && this.zeroPrompt++ === 0) {
       const w = `${meta.endpoint} reports 0 prompt tokens: it is probably ignoring the prompt (e.g. chat messages sent to a model without a chat template; use openai-completions: or a chat model)`;
       summary.warnings.push(w);
-      progress.log(`warning: ${w}`);
+      this.progress.log(`warning: ${w}`);
     }
     return rec;
-  };
+  }
 
-  const checkAcceptRate = (rec: JournalRec, endpoint: string) => {
-    const v = judge(rec, acceptance);
-    judged++;
+  /** Count accepted output tokens; stop when, after 50 answers, too few are accepted. */
+  private checkAcceptRate(rec: JournalRec, endpoint: string): void {
+    const v = judge(rec, this.acceptance);
+    this.judged++;
     if (v.ok) {
-      judgedOk++;
-      const n = count(v.text);
-      summary.tokens.acceptedOutput += n;
-      acceptedOut += n;
-    } else if (judged >= 50 && judgedOk / judged < settings.minAcceptRate) {
-      stop(
+      this.judgedOk++;
+      const n = this.ctx.count(v.text);
+      this.summary.tokens.acceptedOutput += n;
+      this.acceptedOut += n;
+    } else if (this.judged >= 50 && this.judgedOk / this.judged < this.ctx.settings.minAcceptRate) {
+      this.stop(
         new SynthmixError(
           "GENERATION_REJECTED",
-          `${endpoint}: ${judgedOk} of ${judged} outputs accepted (last rejection: ${v.reason}); stopping`,
+          `${endpoint}: ${this.judgedOk} of ${this.judged} outputs accepted (last rejection: ${v.reason}); stopping`,
           {
             hint: "check the generator and the prompt template (e.g. max_tokens too small, a base model given chat prompts); completed outputs are kept and a rerun resumes",
           },
         ),
       );
     }
-  };
+  }
 
-  const runItem = async (item: WorkItem, st: DocState, first: EndpointState): Promise<void> => {
-    let slot: EndpointState | undefined = first;
-    let tryN = st.nextTry[item.chunk];
-    const prompt = renderPrompt(template, item.vars);
-    for (;;) {
-      // A re-ask after an empty answer needs another sample: vary the seed deterministically.
-      const p = tryN === 0 || params.seed === undefined ? params : { ...params, seed: params.seed + tryN };
-      const out = await policy.run(
-        (ep, signal) =>
-          ep.generate({ id: item.key, messages: prompt.messages, prompt: prompt.prompt, params: p, signal }),
-        slot,
-      );
-      slot = undefined;
-      if (!out.ok) {
-        if (out.aborted) return;
-        summary.requests.failed++;
-        summary.rejected.request_failed = (summary.rejected.request_failed ?? 0) + 1;
-        if (summary.requests.failed <= 5) progress.log(`request failed: ${out.error.message}`);
-        tickProgress();
-        return;
-      }
-      const rec = onAnswer(item, out.res, tryN, out);
-      if (wantsRetry(rec, settings.retryTruncated) && tryN < settings.retryEmpty) {
-        tryN++;
-        summary.requests.reasked++;
-        continue;
-      }
-      st.results[item.chunk] = rec;
-      st.pending--;
-      checkAcceptRate(rec, out.endpoint);
-      if (st.pending === 0) finishDoc(st);
-      tickProgress();
-      return;
-    }
-  };
+  private finishDoc(st: DocState): void {
+    const a = assembleDoc(
+      st.p.doc,
+      st.items.map((i) => i.key),
+      st.results as JournalRec[],
+      st.extra,
+      this.assembleCtx,
+    );
+    const { summary } = this;
+    summary.accepted += a.accepted;
+    for (const [k, v] of Object.entries(a.rejected))
+      summary.rejected[k as RejectReason] = (summary.rejected[k as RejectReason] ?? 0) + (v ?? 0);
+    if (!a.doc) return;
+    this.docsOut.push(a.doc);
+    summary.docsWritten++;
+  }
 
-  const inflight = new Set<Promise<void>>();
-  let budgetReached = false;
-  try {
-    // Documents whose requests were all journaled before a kill only need their record written.
-    for (const st of states) if (st.pending === 0) finishDoc(st);
-    outer: for (const st of states) {
-      if (st.pending === 0) continue;
-      let first = true;
-      for (const item of st.items) {
-        if (st.results[item.chunk]) continue;
-        if (fatal || policy.abort.signal.aborted) break outer;
-        const slot = await policy.acquire();
-        if (!slot) {
-          if (!policy.abort.signal.aborted) stop(stalledError(policy, summary.generator));
-          break outer;
-        }
-        // Checked after waiting for a slot so the budget sees every finished request (it overshoots by
-        // at most the requests in flight); a started document is always finished.
-        if (first && budget !== undefined && acceptedOut >= budget) {
-          policy.giveBack(slot);
-          budgetReached = true;
-          break outer;
-        }
-        first = false;
-        st.started = true;
-        const p = runItem(item, st, slot).catch((e) => stop(e as Error));
-        inflight.add(p);
-        p.finally(() => inflight.delete(p));
-      }
+  private tickProgress(): void {
+    const el = Math.max((Date.now() - this.t0) / 1000, 1e-3);
+    this.progress.tick(1, {
+      "out tok/s": this.summary.tokens.completion / el,
+      ok: this.judgedOk,
+      rej: this.judged - this.judgedOk,
+      fail: this.summary.requests.failed,
+    });
+  }
+
+  /** Wait for what is in flight, close the files and the endpoints, fill the summary, write the status. */
+  async close(states: DocState[]): Promise<void> {
+    const { opts } = this.ctx;
+    opts.signal?.removeEventListener("abort", this.onOuterAbort);
+    if (this.fatal) this.policy.abort.abort();
+    await Promise.all(this.inflight);
+    this.journalOut.close();
+    this.docsOut.close();
+    await this.policy.close();
+    this.fillSummary(states);
+    this.progress.finish();
+    try {
+      writeStatus(this.outDir, this.ctx.shard, {
+        shard: this.summary.shard,
+        complete: this.summary.complete,
+        docsPlanned: this.ctx.planned.length,
+        docsWritten: this.summary.docsWritten,
+        docsIncomplete: this.summary.docsIncomplete,
+        requestsFailed: this.summary.requests.failed,
+        stoppedBy: this.summary.stoppedBy,
+        finished: new Date().toISOString(),
+      });
+    } catch (e) {
+      this.fatal ??= fsError(e, this.outDir);
     }
-    await Promise.all(inflight);
-  } finally {
-    opts.signal?.removeEventListener("abort", onOuterAbort);
-    if (fatal) policy.abort.abort();
-    await Promise.all(inflight);
-    journalOut.close();
-    docsOut.close();
-    await policy.close();
+  }
+
+  private fillSummary(states: DocState[]): void {
+    const { summary, policy } = this;
     summary.requests.retries = policy.stats.retries;
     summary.requests.backpressure = policy.stats.backpressure;
-    summary.elapsedSec = (Date.now() - t0) / 1000;
+    summary.elapsedSec = (Date.now() - this.t0) / 1000;
     summary.requestsPerSec = summary.requests.completed / Math.max(summary.elapsedSec, 1e-3);
     summary.outputTokensPerSec = summary.tokens.completion / Math.max(summary.elapsedSec, 1e-3);
-    const pin = spec0.pricePerMInput;
-    const pout = spec0.pricePerMOutput;
+    const pin = this.spec0.pricePerMInput;
+    const pout = this.spec0.pricePerMOutput;
     if (pin !== undefined || pout !== undefined) {
       summary.costUsd = (summary.tokens.prompt * (pin ?? 0) + summary.tokens.completion * (pout ?? 0)) / 1e6;
     }
     // A budget stop leaves unstarted documents by design; any other stop leaves them undone.
-    summary.docsIncomplete = states.filter((st) => st.pending > 0 && (st.started || !budgetReached)).length;
-    if (fatal) summary.stoppedBy = fatal.message;
-    else if (opts.signal?.aborted) summary.stoppedBy = "aborted";
+    summary.docsIncomplete = states.filter(
+      (st) => st.pending > 0 && (st.started || !this.budgetReached),
+    ).length;
+    if (this.fatal) summary.stoppedBy = this.fatal.message;
+    else if (this.ctx.opts.signal?.aborted) summary.stoppedBy = "aborted";
     summary.complete = !summary.stoppedBy && summary.requests.failed === 0 && summary.docsIncomplete === 0;
-    progress.finish();
-    try {
-      writeStatus(outDir, shard, {
-        shard: summary.shard,
-        complete: summary.complete,
-        docsPlanned: ctx.planned.length,
-        docsWritten: summary.docsWritten,
-        docsIncomplete: summary.docsIncomplete,
-        requestsFailed: summary.requests.failed,
-        stoppedBy: summary.stoppedBy,
-        finished: new Date().toISOString(),
-      });
-    } catch (e) {
-      fatal ??= fsError(e, outDir);
-    }
   }
-  if (fatal) throw fatal;
 }
 
 function stalledError(policy: RequestPolicy, gname: string): SynthmixError {

@@ -44,47 +44,77 @@ export function parseGeneratorSpec(s: string): GeneratorSpec {
     });
   const colon = s.indexOf(":");
   if (colon < 0) throw bad("missing backend prefix");
-  const kind = s.slice(0, colon);
-  const rest = s.slice(colon + 1);
-  let spec: GeneratorSpec;
-  let query: string | undefined;
+  const { spec, query } = parseTarget(s.slice(0, colon), s.slice(colon + 1), bad);
+  for (const [k, v] of new URLSearchParams(query ?? "")) {
+    if (!applyOption(spec, k, v, bad)) throw bad(`unknown option "${k}"`);
+  }
+  return spec;
+}
+
+type Bad = (why: string) => SynthmixError;
+
+/** The part before `?`: an http(s) base URL and model for openai*, a path for gguf/native. */
+function parseTarget(kind: string, rest: string, bad: Bad): { spec: GeneratorSpec; query?: string } {
   if (kind === "openai" || kind === "openai-completions") {
     const m = rest.match(HTTP_MODEL);
     if (!m) throw bad("expected an http(s) base URL followed by ':model'");
-    spec = {
-      backend: "openai",
-      baseUrl: m[1],
-      model: m[2],
-      mode: kind === "openai" ? "chat" : "completions",
-    };
-    query = m[3];
-  } else if (kind === "gguf" || kind === "native") {
+    const mode = kind === "openai" ? "chat" : "completions";
+    return { spec: { backend: "openai", baseUrl: m[1], model: m[2], mode }, query: m[3] };
+  }
+  if (kind === "gguf" || kind === "native") {
     const q = rest.indexOf("?");
     const path = q < 0 ? rest : rest.slice(0, q);
-    query = q < 0 ? undefined : rest.slice(q + 1);
     if (!path) throw bad("missing model path");
-    spec = { backend: "gguf", model: path, ...(kind === "native" ? { engine: "native" as const } : {}) };
-  } else {
-    throw bad(`unknown backend "${kind}"`);
-  }
-  for (const [k, v] of new URLSearchParams(query ?? "")) {
-    const num = () => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw bad(`${k} must be a positive number`);
-      return n;
+    const spec: GeneratorSpec = {
+      backend: "gguf",
+      model: path,
+      ...(kind === "native" ? { engine: "native" as const } : {}),
     };
-    if (k === "concurrency") spec.concurrency = Math.floor(num());
-    else if (k === "threads") spec.threads = Math.floor(num());
-    else if (k === "mode" && (v === "chat" || v === "completions")) spec.mode = v;
-    else if (k === "engine" && (v === "llama" || v === "native") && spec.backend === "gguf") spec.engine = v;
-    else if (k === "name") spec.name = v;
-    else if (k === "key_env") spec.apiKeyEnv = v;
-    else if (k === "timeout_ms") spec.timeoutMs = num();
-    else if (k === "price_in") spec.pricePerMInput = num();
-    else if (k === "price_out") spec.pricePerMOutput = num();
-    else throw bad(`unknown option "${k}"`);
+    return { spec, query: q < 0 ? undefined : rest.slice(q + 1) };
   }
-  return spec;
+  throw bad(`unknown backend "${kind}"`);
+}
+
+/** One `?key=value` option; false when the key (or, for mode/engine, the value) is not known. */
+function applyOption(spec: GeneratorSpec, k: string, v: string, bad: Bad): boolean {
+  const num = () => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw bad(`${k} must be a positive number`);
+    return n;
+  };
+  switch (k) {
+    case "concurrency":
+      spec.concurrency = Math.floor(num());
+      return true;
+    case "threads":
+      spec.threads = Math.floor(num());
+      return true;
+    case "mode":
+      if (v !== "chat" && v !== "completions") return false;
+      spec.mode = v;
+      return true;
+    case "engine":
+      if ((v !== "llama" && v !== "native") || spec.backend !== "gguf") return false;
+      spec.engine = v;
+      return true;
+    case "name":
+      spec.name = v;
+      return true;
+    case "key_env":
+      spec.apiKeyEnv = v;
+      return true;
+    case "timeout_ms":
+      spec.timeoutMs = num();
+      return true;
+    case "price_in":
+      spec.pricePerMInput = num();
+      return true;
+    case "price_out":
+      spec.pricePerMOutput = num();
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** Folder-safe generator name: the spec's name, else the model name or the .gguf file's base name. */

@@ -9,7 +9,7 @@ import {
   readSpeedupsFile,
   type SpeedupsFile,
 } from "../fit/results.js";
-import type { RunResultRow } from "../sweep/results.js";
+import { type RunResultRow, type RunResults, readRunResults, resultsPath } from "../sweep/results.js";
 import { MetricRecordSchema } from "../train/external.js";
 import { SynthmixError } from "../util/errors.js";
 import type { GeneratorSample } from "./samples.js";
@@ -55,35 +55,15 @@ export function readInputs(workspace: string): ReportInputs {
     });
   }
   const missing: ReportInputs["missing"] = [];
-  const load = <T>(file: string, check: (v: unknown) => string | null): T | undefined => {
-    const path = join(dir, file);
-    if (!existsSync(path)) {
-      missing.push({ file, writtenBy: WRITERS[file] ?? "?" });
-      return undefined;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(readFileSync(path, "utf8"));
-    } catch (err) {
-      throw new SynthmixError("REPORT_BAD_INPUT", `${path}: not valid JSON (${(err as Error).message})`, {
-        hint: `rerun \`${WRITERS[file]}\` to rewrite it`,
-      });
-    }
-    const problem = check(value);
-    if (problem) {
-      throw new SynthmixError("REPORT_BAD_INPUT", `${path}: ${problem}`, {
-        hint: `rerun \`${WRITERS[file]}\` with this version of synthmix to rewrite it`,
-      });
-    }
-    return value as T;
-  };
-  const runsFile = load<{ rows: RunResultRow[] }>("runs.json", (v) => arrayField(v, "rows"));
-  // The fit and analyze artifacts are read through their stages' schemas (one reader per file).
+  // Every artifact is read through its writing stage's schema (one reader per file).
   const artifact = <T>(file: string, read: () => T | undefined): T | undefined => {
     const v = read();
     if (v === undefined) missing.push({ file, writtenBy: WRITERS[file] ?? "?" });
     return v;
   };
+  const runsFile = artifact<RunResults>("runs.json", () =>
+    existsSync(resultsPath(workspace)) ? readRunResults(workspace) : undefined,
+  );
   return {
     workspace,
     runs: runsFile?.rows.filter((r) => Number.isFinite(r.loss) && r.loss > 0),
@@ -135,11 +115,4 @@ export function readCurves(workspace: string, rows: RunResultRow[]): RunCurve[] 
     out.push({ runId: r.runId, mixture: r.mixture, N: r.nonEmbeddingParams, D: r.tokens, points });
   }
   return out;
-}
-
-function arrayField(v: unknown, field: string): string | null {
-  if (v === null || typeof v !== "object" || !Array.isArray((v as Record<string, unknown>)[field])) {
-    return `expected an object with an array "${field}"`;
-  }
-  return null;
 }

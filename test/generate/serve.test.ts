@@ -154,3 +154,49 @@ test("serve: n, prompt arrays, max_completion_tokens and stop are honoured; the 
   });
   assert.equal(big.status, 413);
 });
+
+test("serve CLI: --json prints one JSON document on stdout; SIGINT closes the server through withInterrupt (exit 130)", async () => {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "test/generate/cli-main.ts",
+      "serve",
+      "--model",
+      modelPath,
+      "--port",
+      "0",
+      "--threads",
+      "1",
+      "--json",
+    ],
+    { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (c) => {
+    stderr += c;
+  });
+  const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+  const first = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (c) => {
+      stdout += c;
+      if (stdout.includes("\n")) resolve(stdout.split("\n")[0]);
+    });
+    child.on("exit", () => reject(new Error(`serve exited early: ${stderr}`)));
+  });
+  const doc = JSON.parse(first) as { url: string; model: string };
+  assert.equal(doc.model, "tiny");
+  const models = (await (await fetch(`${doc.url}/models`)).json()) as { data: { id: string }[] };
+  assert.deepEqual(
+    models.data.map((m) => m.id),
+    ["tiny"],
+  );
+  child.kill("SIGINT");
+  assert.equal(await exited, 130, stderr);
+  assert.equal(stdout, `${first}\n`, "nothing but the JSON document on stdout");
+  assert.match(stderr, /synthmix serve: stopping/);
+  await assert.rejects(fetch(`${doc.url}/models`), "the port is closed");
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   appendFileSync,
   existsSync,
@@ -52,10 +52,13 @@ const base = (ws: string, url: string) => ({
 });
 
 test("shards: 4 concurrent shards write exactly the documents of an unsharded run; a stopped shard resumes alone", async () => {
-  const srv = await startFaultServer({ seed: 1, delayMs: 3 });
+  // 30 ms per answer, one request in flight per shard: each shard takes ~150 ms, so the stop below
+  // lands mid-shard even when a loaded machine delays the 1 ms timer.
+  const srv = await startFaultServer({ seed: 1, delayMs: 30 });
+  const one = (ws: string) => ({ ...base(ws, srv.url), generators: [`openai:${srv.url}:m?concurrency=1`] });
   try {
     const whole = workspace();
-    const s = await runGeneration(base(whole, srv.url));
+    const s = await runGeneration(one(whole));
     assert.equal(s.complete, true);
     const expected = byId(docs(whole));
     assert.equal(Object.keys(expected).length, N);
@@ -70,7 +73,7 @@ test("shards: 4 concurrent shards write exactly the documents of an unsharded ru
     const results = await Promise.all(
       [0, 1, 2, 3].map((i) =>
         runGeneration({
-          ...base(ws, srv.url),
+          ...one(ws),
           shard: { index: i, count: 4 },
           signal: i === 2 ? ac.signal : undefined,
         }),
@@ -97,7 +100,7 @@ test("shards: 4 concurrent shards write exactly the documents of an unsharded ru
     // Rerun only shard 2: it sends only its missing requests.
     const partial = docs(ws).length;
     const before = srv.counts.calls;
-    const again = await runGeneration({ ...base(ws, srv.url), shard: { index: 2, count: 4 } });
+    const again = await runGeneration({ ...one(ws), shard: { index: 2, count: 4 } });
     assert.equal(again.complete, true);
     assert.equal(srv.counts.calls - before, N - partial);
     assert.equal(again.generators[0].requests.completed, N - partial);
@@ -220,5 +223,190 @@ test("disk: a full filesystem (a 1 MB tmpfs) is refused before any request, with
   } finally {
     await srv.close();
     execFileSync("umount", [mnt]);
+  }
+});
+
+/** `synthmix generate --shard i/4` as its own process (the CLI from source), as a Slurm array task runs it. */
+function spawnShard(ws: string, url: string, i: number) {
+  const args = [
+    "--import",
+    "tsx",
+    "test/generate/cli-main.ts",
+    "generate",
+    "--style",
+    "hq",
+    "--workspace",
+    ws,
+    "--corpus",
+    "toy",
+    "--generator",
+    `openai:${url}:m?concurrency=1`,
+    "--seed",
+    "5",
+    "--shard",
+    `${i}/4`,
+    "--quiet",
+    "--json",
+  ];
+  const child = spawn(process.execPath, args, { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c) => {
+    stdout += c;
+  });
+  child.stderr.on("data", (c) => {
+    stderr += c;
+  });
+  const done = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>(
+    (r) => child.on("exit", (code, signal) => r({ code, signal, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+/** Lines journaled so far by one shard (its chunks/part-<tag>-*.jsonl files). */
+function journaled(out: string, tag: string): number {
+  const dir = join(out, "chunks");
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`part-${tag}-`))
+    .reduce(
+      (n, f) =>
+        n +
+        readFileSync(join(dir, f), "utf8")
+          .split("\n")
+          .filter((l) => l.endsWith("}")).length,
+      0,
+    );
+}
+
+/** Every file of the folder except shard `tag`'s, with its bytes: what a rerun of that shard must not touch. */
+function othersSnapshot(out: string, tag: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const sub of ["", "chunks"]) {
+    for (const f of readdirSync(join(out, sub))) {
+      const p = join(out, sub, f);
+      if (f.includes(tag) || f === "chunks" || f === "manifest.json") continue;
+      files[join(sub, f)] = readFileSync(p, "utf8");
+    }
+  }
+  return files;
+}
+
+test("shards: 4 shard processes run at once; one is SIGKILLed mid-run, its rerun completes only that shard", async () => {
+  const M = 40;
+  // 60 ms per answer and one request in flight per shard: ~0.6 s of work per shard, time to kill one.
+  const srv = await startFaultServer({ seed: 1, delayMs: 60 });
+  try {
+    const whole = workspace(M);
+    assert.equal(
+      (await runGeneration({ ...base(whole, srv.url), generators: [`openai:${srv.url}:m?concurrency=1`] }))
+        .complete,
+      true,
+    );
+    const expected = byId(docs(whole));
+    assert.equal(Object.keys(expected).length, M);
+
+    const ws = workspace(M);
+    const out = join(ws, "synthetic", "hq-m");
+    const shards = [0, 1, 2, 3].map((i) => spawnShard(ws, srv.url, i));
+    // Kill shard 2 for real (no signal handler runs) once it has journaled a few answers.
+    const victim = shards[2];
+    let killedAt = -1;
+    while (victim.child.exitCode === null && killedAt < 0) {
+      const n = journaled(out, "s0002of0004");
+      if (n >= 3) {
+        victim.child.kill("SIGKILL");
+        killedAt = n;
+      } else await new Promise((r) => setTimeout(r, 5));
+    }
+    const results = await Promise.all(shards.map((s) => s.done));
+    assert.ok(killedAt >= 3 && killedAt < M / 4, `shard 2 killed mid-run (after ${killedAt} answers)`);
+    assert.equal(results[2].signal, "SIGKILL");
+    for (const i of [0, 1, 3]) {
+      assert.equal(results[i].code, 0, results[i].stderr);
+      const summary = JSON.parse(results[i].stdout);
+      assert.equal(summary.complete, true);
+      assert.equal(summary.sourceDocs, M / 4);
+    }
+    const st = readStatuses(out);
+    assert.deepEqual(
+      st.statuses.map((x) => [x.shard, x.complete]),
+      [
+        ["0/4", true],
+        ["1/4", true],
+        ["3/4", true],
+      ],
+      "the killed shard wrote no status",
+    );
+    assert.ok(existsSync(join(out, ".generate-s0002of0004.lock")), "the killed shard left its lock behind");
+
+    // `generate status --json`: one JSON document on stdout, exit 1 while a shard is not complete.
+    const status = () => {
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "test/generate/cli-main.ts",
+          "generate",
+          "status",
+          out,
+          "--shards",
+          "4",
+          "--json",
+        ],
+        { cwd: process.cwd(), encoding: "utf8" },
+      );
+      return { code: r.status, rows: JSON.parse(r.stdout) as { shard: string; state: string }[] };
+    };
+    const before = status();
+    assert.equal(before.code, 1);
+    assert.deepEqual(
+      before.rows.map((r) => r.state === "complete"),
+      [true, true, false, true],
+    );
+
+    // Rerun only shard 2: it takes over the stale lock, sends only its missing requests, touches no other shard.
+    const journaledBefore = journaled(out, "s0002of0004");
+    const others = othersSnapshot(out, "s0002of0004");
+    const calls = srv.counts.calls;
+    const again = await spawnShard(ws, srv.url, 2).done;
+    assert.equal(again.code, 0, again.stderr);
+    const summary = JSON.parse(again.stdout);
+    assert.equal(summary.complete, true);
+    assert.equal(
+      summary.generators[0].requests.completed,
+      M / 4 - journaledBefore,
+      "only the missing requests",
+    );
+    assert.equal(srv.counts.calls - calls, M / 4 - journaledBefore, "no other shard's request was sent");
+    assert.deepEqual(othersSnapshot(out, "s0002of0004"), others, "the other shards' files are untouched");
+    assert.ok(readStatuses(out).statuses.every((x) => x.complete));
+    const after = status();
+    assert.equal(after.code, 0);
+    assert.ok(after.rows.every((r) => r.state === "complete"));
+
+    const got = docs(ws);
+    assert.equal(got.length, M, "0 duplicates");
+    assert.equal(new Set(got.map((d) => d.id)).size, M);
+    assert.deepEqual(byId(got), expected, "same ids and texts as the unsharded run");
+  } finally {
+    await srv.close();
+  }
+});
+
+test("folder files are read through their schemas: a malformed manifest or status is an error naming the file", async () => {
+  const srv = await startFaultServer({ seed: 6 });
+  try {
+    const ws = workspace(4);
+    assert.equal((await runGeneration(base(ws, srv.url))).complete, true);
+    const out = join(ws, "synthetic", "hq-m");
+    writeFileSync(join(out, "status.json"), '{"shard": "0/1", "complete": "yes"}\n');
+    assert.throws(() => readStatuses(out), /status\.json:1: complete: .*boolean/);
+    const manifest = readFileSync(join(out, "manifest.json"), "utf8");
+    writeFileSync(join(out, "manifest.json"), manifest.replace('"identityHash"', '"identityHash_"'));
+    await assert.rejects(runGeneration(base(ws, srv.url)), /manifest\.json:\d+: identityHash: /);
+  } finally {
+    await srv.close();
   }
 });

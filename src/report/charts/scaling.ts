@@ -51,97 +51,98 @@ function fitFor(fits: MixtureFit[], key: string, axis: Axis, panel: number): [Mi
   return pooled ? [pooled, `pooled ${AXIS[axis].form} fit`] : null;
 }
 
-/** Charts 1 and 2: loss against D (or N) per mixture, log-log, with fitted curves, dashed beyond the data. */
-export function scalingChart(
-  axis: Axis,
-  runs: RunResultRow[] | undefined,
-  fitsFile: FitsFile | undefined,
-): ChartResult {
-  const domain = fitsFile?.settings.domain ?? "all";
-  const rows = domainRows(runs ?? [], domain);
-  if (rows.length === 0)
-    return { skipped: `no sweep results for test domain "${domain}" (results/runs.json)` };
+type Value = Record<string, unknown>;
+const mixKey = (r: RunResultRow) => `${r.synthetic}:${r.ratio}:${r.generator}`;
+
+/** One point per run, in its panel. */
+function runValues(rows: RunResultRow[], axis: Axis, multiGen: boolean): Value[] {
   const panelAxis = AXIS[axis].panel;
-  const multiGen = multiGenerator(rows);
-  const mixKey = (r: RunResultRow) => `${r.synthetic}:${r.ratio}:${r.generator}`;
-  const mixes = [...new Map(rows.map((r) => [mixKey(r), r])).values()].sort(mixtureOrder);
-  const labels = mixes.map((m) => mixtureLabel(m, multiGen));
-  const panels = [...new Set(rows.map((r) => coord(r, panelAxis)))].sort((a, b) => a - b);
-  const xs = rows.map((r) => coord(r, axis));
-  const xMax = Math.max(...xs);
-  const values: Record<string, unknown>[] = [];
-  const used = new Set<string>();
-  for (const r of rows) {
-    values.push({
-      kind: "run",
-      series: mixtureLabel(r, multiGen),
-      x: coord(r, axis),
-      loss: r.loss,
-      ...panel(panelAxis, coord(r, panelAxis)),
-      run: r.runId,
-    });
+  return rows.map((r) => ({
+    kind: "run",
+    series: mixtureLabel(r, multiGen),
+    x: coord(r, axis),
+    loss: r.loss,
+    ...panel(panelAxis, coord(r, panelAxis)),
+    run: r.runId,
+  }));
+}
+
+interface CurveContext {
+  axis: Axis;
+  rows: RunResultRow[];
+  fits: MixtureFit[];
+  multiGen: boolean;
+  /** Largest x of any run: where extrapolated curves end (times EXTRAPOLATE). */
+  xMax: number;
+}
+
+/** The fitted curve of one mixture in one panel (solid over its data, dashed beyond); which law drew it. */
+function curveValues(c: CurveContext, m: RunResultRow, p: number): { values: Value[]; used?: string } {
+  const found = fitFor(c.fits, mixKey(m), c.axis, p);
+  if (!found) return { values: [] };
+  const [fit, how] = found;
+  const panelAxis = AXIS[c.axis].panel;
+  const used = `${how}, ${fit.form === "joint" ? LAWS.joint : AXIS[c.axis].law}`;
+  const pts = c.rows
+    .filter((r) => mixKey(r) === mixKey(m) && coord(r, panelAxis) === p)
+    .map((r) => coord(r, c.axis));
+  if (pts.length === 0) return { values: [], used };
+  const lo = Math.min(...pts);
+  const hi = Math.max(...pts);
+  const extend = mayExtrapolate(fit);
+  const values: Value[] = [];
+  for (const x of logGrid(lo, extend ? c.xMax * EXTRAPOLATE : hi, 48).concat([hi])) {
+    const loss = c.axis === "D" ? evalFit(fit, p, x) : evalFit(fit, x, p);
+    if (!Number.isFinite(loss)) continue;
+    const base = { kind: "fit", series: mixtureLabel(m, c.multiGen), x, loss, ...panel(panelAxis, p) };
+    if (x <= hi * 1.0001) values.push({ ...base, part: "fitted range" });
+    if (extend && x >= hi * 0.9999) values.push({ ...base, part: "extrapolation" });
   }
-  const fits = fitsFile?.fits ?? [];
-  for (const m of mixes) {
-    for (const p of panels) {
-      const found = fitFor(fits, mixKey(m), axis, p);
-      if (!found) continue;
-      const [fit, how] = found;
-      used.add(`${how}, ${fit.form === "joint" ? LAWS.joint : AXIS[axis].law}`);
-      const pts = rows
-        .filter((r) => mixKey(r) === mixKey(m) && coord(r, panelAxis) === p)
-        .map((r) => coord(r, axis));
-      if (pts.length === 0) continue;
-      const lo = Math.min(...pts);
-      const hi = Math.max(...pts);
-      const extend = mayExtrapolate(fit);
-      for (const x of logGrid(lo, extend ? xMax * EXTRAPOLATE : hi, 48).concat([hi])) {
-        const loss = axis === "D" ? evalFit(fit, p, x) : evalFit(fit, x, p);
-        if (!Number.isFinite(loss)) continue;
-        const base = { kind: "fit", series: mixtureLabel(m, multiGen), x, loss, ...panel(panelAxis, p) };
-        if (x <= hi * 1.0001) values.push({ ...base, part: "fitted range" });
-        if (extend && x >= hi * 0.9999) values.push({ ...base, part: "extrapolation" });
-      }
-    }
-  }
-  const losses = values.map((v) => v.loss as number);
-  const [yLo, yHi] = logDomain(losses, 1.03);
-  const xDomain: [number, number] = [Math.min(...xs) / 1.15, xMax * EXTRAPOLATE * 1.05];
-  const faceted = panels.length > 1;
-  const nice = naturalLabel(mixes, multiGen);
-  const layer = [
-    {
-      transform: [{ filter: "datum.kind === 'fit'" }],
-      mark: { type: "line", strokeWidth: 1.6, clip: true },
-      encoding: {
-        strokeDash: {
-          field: "part",
-          type: "nominal",
-          title: "Curve",
-          scale: {
-            domain: ["fitted range", "extrapolation"],
-            range: [
-              [1, 0],
-              [5, 3],
-            ],
-          },
+  return { values, used };
+}
+
+const SCALING_LAYERS = (axis: Axis) => [
+  {
+    transform: [{ filter: "datum.kind === 'fit'" }],
+    mark: { type: "line", strokeWidth: 1.6, clip: true },
+    encoding: {
+      strokeDash: {
+        field: "part",
+        type: "nominal",
+        title: "Curve",
+        scale: {
+          domain: ["fitted range", "extrapolation"],
+          range: [
+            [1, 0],
+            [5, 3],
+          ],
         },
       },
     },
-    {
-      transform: [{ filter: "datum.kind === 'run'" }],
-      mark: { type: "point", filled: true, size: 36, opacity: 0.9 },
-      encoding: {
-        tooltip: [
-          { field: "run" },
-          { field: "series", title: "mixture" },
-          { field: "x", title: axis, format: "~s" },
-          { field: "loss", format: ".4f" },
-        ],
-      },
+  },
+  {
+    transform: [{ filter: "datum.kind === 'run'" }],
+    mark: { type: "point", filled: true, size: 36, opacity: 0.9 },
+    encoding: {
+      tooltip: [
+        { field: "run" },
+        { field: "series", title: "mixture" },
+        { field: "x", title: axis, format: "~s" },
+        { field: "loss", format: ".4f" },
+      ],
     },
-  ];
-  const encoding = {
+  },
+];
+
+function scalingEncoding(
+  axis: Axis,
+  xDomain: [number, number],
+  yDomain: [number, number],
+  labels: string[],
+  nice: string | undefined,
+) {
+  const [yLo, yHi] = yDomain;
+  return {
     x: {
       field: "x",
       type: "quantitative",
@@ -164,7 +165,48 @@ export function scalingChart(
       sort: labels,
     },
   };
-  const inner = { width: faceted ? 250 : 420, height: faceted ? 210 : 300, encoding, layer };
+}
+
+/** Charts 1 and 2: loss against D (or N) per mixture, log-log, with fitted curves, dashed beyond the data. */
+export function scalingChart(
+  axis: Axis,
+  runs: RunResultRow[] | undefined,
+  fitsFile: FitsFile | undefined,
+): ChartResult {
+  const domain = fitsFile?.settings.domain ?? "all";
+  const rows = domainRows(runs ?? [], domain);
+  if (rows.length === 0)
+    return { skipped: `no sweep results for test domain "${domain}" (results/runs.json)` };
+  const panelAxis = AXIS[axis].panel;
+  const multiGen = multiGenerator(rows);
+  const mixes = [...new Map(rows.map((r) => [mixKey(r), r])).values()].sort(mixtureOrder);
+  const labels = mixes.map((m) => mixtureLabel(m, multiGen));
+  const panels = [...new Set(rows.map((r) => coord(r, panelAxis)))].sort((a, b) => a - b);
+  const xs = rows.map((r) => coord(r, axis));
+  const xMax = Math.max(...xs);
+  const values = runValues(rows, axis, multiGen);
+  const used = new Set<string>();
+  const c: CurveContext = { axis, rows, fits: fitsFile?.fits ?? [], multiGen, xMax };
+  for (const m of mixes) {
+    for (const p of panels) {
+      const curve = curveValues(c, m, p);
+      if (curve.used) used.add(curve.used);
+      values.push(...curve.values);
+    }
+  }
+  const yDomain = logDomain(
+    values.map((v) => v.loss as number),
+    1.03,
+  );
+  const xDomain: [number, number] = [Math.min(...xs) / 1.15, xMax * EXTRAPOLATE * 1.05];
+  const faceted = panels.length > 1;
+  const encoding = scalingEncoding(axis, xDomain, yDomain, labels, naturalLabel(mixes, multiGen));
+  const inner = {
+    width: faceted ? 250 : 420,
+    height: faceted ? 210 : 300,
+    encoding,
+    layer: SCALING_LAYERS(axis),
+  };
   const spec = (faceted
     ? {
         data: { values },

@@ -13,19 +13,13 @@ const METHOD: Record<string, string> = {
   "joint-at-N": "the inverted joint fit at each N",
 };
 
-/** Chart 5: data speed-up D_natural(L*) / D_mix(L*) against target loss, per mixture, with 95% band. */
-export function speedupChart(file: SpeedupsFile | undefined): ChartResult {
-  const entries = (file?.entries ?? []).filter((e) => e.curve.length > 0);
-  if (!file || entries.length === 0) {
-    return { skipped: `no speed-up curves (results/speedups.json${file?.note ? `: ${file.note}` : ""})` };
-  }
-  const multiGen = new Set(entries.map((e) => e.generator)).size > 1;
-  const mixes = [...new Map(entries.map((e) => [e.key, e])).values()].sort(mixtureOrder);
-  const labels = mixes.map((m) => mixtureLabel(m, multiGen));
-  const Ns = [...new Set(entries.map((e) => e.N))];
-  const faceted = Ns.length > 1;
+type SpeedupEntry = SpeedupsFile["entries"][number];
+type Value = Record<string, unknown>;
+
+/** Curve points (with their intervals) and the diamond at the largest natural run, per entry. */
+function speedupValues(entries: SpeedupEntry[], multiGen: boolean): Value[] {
   const panel = (N: number | null) => (N === null ? "all N" : `N = ${si(N)} params`);
-  const values: Record<string, unknown>[] = [];
+  const values: Value[] = [];
   for (const e of entries) {
     const base = { series: mixtureLabel(e, multiGen), panel: panel(e.N), Nv: e.N ?? 0 };
     for (const c of e.curve) {
@@ -40,36 +34,49 @@ export function speedupChart(file: SpeedupsFile | undefined): ChartResult {
         hi: c.speedup.hi ?? null,
       });
     }
-    if (e.atLargestNatural && e.atLargestNatural.speedup.value > 0) {
+    const mark = e.atLargestNatural;
+    if (mark && mark.speedup.value > 0)
       values.push({
         ...base,
         kind: "mark",
-        L: e.atLargestNatural.targetLoss,
-        s: e.atLargestNatural.speedup.value,
-        status: e.atLargestNatural.extrapolated
-          ? "extrapolated"
-          : e.supported
-            ? "supported"
-            : `not identified (${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`,
+        L: mark.targetLoss,
+        s: mark.speedup.value,
+        status: markStatus(e),
       });
-    }
   }
+  return values;
+}
+
+function markStatus(e: SpeedupEntry): string {
+  if (e.atLargestNatural?.extrapolated) return "extrapolated";
+  if (e.supported) return "supported";
+  return `not identified (${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`;
+}
+
+/**
+ * The y range: near a mixture's E the inverted law diverges (speed-up -> 0 or infinity); such tails
+ * would squash the informative range, so the axis stops at CLIP x either way (and the caption says so).
+ * Clipped marks still count towards Vega's layout bounds, so the data is cut to the axis too.
+ */
+function clipToAxis(values: Value[]): { shown: Value[]; yLo: number; yHi: number; clipped: boolean } {
   const ys = values
     .flatMap((v) => [v.s, v.lo, v.hi])
     .filter((x): x is number => typeof x === "number" && x > 0);
-  // Near a mixture's E the inverted law diverges (speed-up -> 0 or infinity); such tails would squash
-  // the informative range, so the axis stops at CLIP x either way and the caption says so.
   const marks = values.filter((v) => v.kind === "mark").map((v) => v.s as number);
   let [yLo, yHi] = logDomain([...ys, 1], 1.1);
   const clipped = yLo < Math.min(1 / CLIP, ...marks) || yHi > Math.max(CLIP, ...marks);
   yLo = Math.max(yLo, Math.min(1 / CLIP, ...marks.map((m) => m / 1.5)));
   yHi = Math.min(yHi, Math.max(CLIP, ...marks.map((m) => m * 1.5)));
-  // Clipped marks still count towards Vega's layout bounds, so cut the data to the axis instead.
   const inRange = (v: number) => v >= yLo && v <= yHi;
   const clamp = (v: unknown) => (typeof v === "number" ? Math.min(yHi, Math.max(yLo, v)) : v);
   const shown = values
     .filter((v) => inRange(v.s as number))
     .map((v) => ({ ...v, lo: clamp(v.lo), hi: clamp(v.hi) }));
+  return { shown, yLo, yHi, clipped };
+}
+
+/** The layered curve + band + 1x rule + diamonds of one panel. */
+function speedupLayers(labels: string[], yLo: number, yHi: number, faceted: boolean) {
   const x = {
     field: "L",
     type: "quantitative",
@@ -91,7 +98,7 @@ export function speedupChart(file: SpeedupsFile | undefined): ChartResult {
     scale: colorScale(labels),
     legend: { symbolType: "stroke", symbolStrokeWidth: 2.5, symbolOpacity: 1 },
   };
-  const inner = {
+  return {
     width: faceted ? 250 : 420,
     height: faceted ? 240 : 300,
     layer: [
@@ -138,6 +145,21 @@ export function speedupChart(file: SpeedupsFile | undefined): ChartResult {
       },
     ],
   };
+}
+
+/** Chart 5: data speed-up D_natural(L*) / D_mix(L*) against target loss, per mixture, with 95% band. */
+export function speedupChart(file: SpeedupsFile | undefined): ChartResult {
+  const entries = (file?.entries ?? []).filter((e) => e.curve.length > 0);
+  if (!file || entries.length === 0) {
+    return { skipped: `no speed-up curves (results/speedups.json${file?.note ? `: ${file.note}` : ""})` };
+  }
+  const multiGen = new Set(entries.map((e) => e.generator)).size > 1;
+  const mixes = [...new Map(entries.map((e) => [e.key, e])).values()].sort(mixtureOrder);
+  const labels = mixes.map((m) => mixtureLabel(m, multiGen));
+  const Ns = [...new Set(entries.map((e) => e.N))];
+  const faceted = Ns.length > 1;
+  const { shown, yLo, yHi, clipped } = clipToAxis(speedupValues(entries, multiGen));
+  const inner = speedupLayers(labels, yLo, yHi, faceted);
   const spec = (faceted
     ? {
         data: { values: shown },
