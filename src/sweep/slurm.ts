@@ -119,20 +119,25 @@ export function taskCommand(spec: SweepSpec, run: PlannedRun, workspace: string,
  * One job array: task i trains runs[i] in its folder, all output appended to `runs/<id>/train.log`.
  * The trainer runs as a child so that a SIGTERM (scancel, preemption, time limit) reaches it and it
  * stops after a checkpoint; the task then records its exit code in `runs/<id>/.slurm-exit`.
+ * `after`: array jobs this one starts after (`--dependency=afterany`), how `maxConcurrent` holds for
+ * the whole sweep and not per array (see submitArrays).
  */
 export function sbatchScript(opts: {
   spec: SweepSpec;
   workspace: string;
   cls: ResolvedClass;
   runs: PlannedRun[];
+  after?: string[];
 }): string {
   const { spec, workspace, cls, runs } = opts;
   const cfg = slurmConfig(spec);
   const throttle = cfg.maxConcurrent ? `%${cfg.maxConcurrent}` : "";
+  const after = opts.after?.length ? [`#SBATCH --dependency=afterany:${opts.after.join(":")}`] : [];
   const head = [
     "#!/bin/bash",
     `#SBATCH --job-name=${jobNameFor(workspace, cfg)}`,
     `#SBATCH --array=0-${runs.length - 1}${throttle}`,
+    ...after,
     `#SBATCH --output=${join(runsDir(workspace), ".slurm", "%A_%a.out")}`,
     ...sbatchOptions(cls.resources).map((o) => `#SBATCH ${o}`),
     `# synthmix sweep, resource class "${cls.name}": task i trains run i below in its folder.`,
@@ -227,6 +232,13 @@ export async function runSlurmSweep(ctx: SlurmSweepContext): Promise<SlurmSweepR
   const active = new Map<string, PlannedRun>();
   const byId = new Map(ctx.todo.map((r) => [r.id, r]));
 
+  // maxConcurrent caps the whole sweep: `%n` throttles one array only, so with a cap every new array
+  // starts after the sweep's live arrays (afterany), one array at a time, each throttled to n. Without
+  // a cap the arrays run side by side.
+  const liveArrays = () =>
+    cfg.maxConcurrent
+      ? [...new Set([...active.keys()].map((id) => arrayJobOf(statuses.get(id)!.slurm!.jobId)))]
+      : [];
   const submit = (runs: PlannedRun[]) => {
     const groups = new Map<string, { cls: ResolvedClass; runs: PlannedRun[] }>();
     for (const r of runs) {
@@ -235,6 +247,7 @@ export async function runSlurmSweep(ctx: SlurmSweepContext): Promise<SlurmSweepR
       g.runs.push(r);
       groups.set(cls.name, g);
     }
+    let after = liveArrays();
     for (const { cls, runs: group } of groups.values()) {
       const dir = join(runsDir(workspace), ".slurm");
       mkdirSync(dir, { recursive: true });
@@ -245,8 +258,9 @@ export async function runSlurmSweep(ctx: SlurmSweepContext): Promise<SlurmSweepR
           6,
         )}.sbatch`,
       );
-      writeFileAtomic(path, sbatchScript({ spec, workspace, cls, runs: group }));
+      writeFileAtomic(path, sbatchScript({ spec, workspace, cls, runs: group, after }));
       const arrayId = cli.submit(path);
+      if (cfg.maxConcurrent) after = [arrayId];
       const now = new Date().toISOString();
       group.forEach((r, i) => {
         const st = statuses.get(r.id)!;
@@ -513,6 +527,11 @@ export function formatSlurmPlan(plans: ClassPlan[], maxConcurrent?: number): str
     );
     lines.push(`  #SBATCH --array=0-${p.jobs - 1}${maxConcurrent ? `%${maxConcurrent}` : ""}`);
     for (const o of p.sbatch) lines.push(`  #SBATCH ${o}`);
+  }
+  if (maxConcurrent && plans.length > 1) {
+    lines.push(
+      `arrays run one after another (--dependency=afterany), so at most ${maxConcurrent} task${maxConcurrent === 1 ? "" : "s"} of the sweep run at once`,
+    );
   }
   return lines.join("\n");
 }
