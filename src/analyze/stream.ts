@@ -1,0 +1,91 @@
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { SynthmixError } from "../util/errors.js";
+import { Rng } from "../util/rng.js";
+import type { TokenDtype } from "../util/tokenfile.js";
+import type { UnigramCounts } from "./unigram.js";
+
+const CHUNK_TOKENS = 1 << 20; // 2-4 MB read at a time, whatever the file size
+
+/** Tokens in a raw token file, from its size (the file is not read). */
+export function tokenFileLength(path: string, dtype: TokenDtype): number {
+  const width = dtype === "uint16" ? 2 : 4;
+  const bytes = statSync(path).size;
+  if (bytes % width !== 0) {
+    throw new SynthmixError(
+      "BAD_TOKEN_FILE",
+      `${path}: size ${bytes} bytes is not a multiple of ${width} (${dtype}); the file is truncated or the dtype is wrong`,
+    );
+  }
+  return bytes / width;
+}
+
+/**
+ * Unigram counts of a token file read in fixed chunks (memory: the chunk and the count tables, never
+ * the file), and, when `sample` is given, the counts of `sample.m` of its tokens drawn without
+ * replacement in the same pass: selection sampling (Knuth's algorithm S: position t is taken with
+ * probability (still needed) / (still left)), which gives every m-subset the same chance, like a
+ * Fisher-Yates draw, with O(1) state instead of an index array over the whole file.
+ */
+export function countTokenFile(
+  path: string,
+  dtype: TokenDtype,
+  vocabSize: number,
+  sample?: { m: number; seed: number },
+): { full: UnigramCounts; sample?: UnigramCounts } {
+  const n = tokenFileLength(path, dtype);
+  const full = new Float64Array(vocabSize);
+  const m = sample ? Math.min(sample.m, n) : 0;
+  const sub = sample ? new Float64Array(vocabSize) : undefined;
+  const rng = sample ? new Rng(sample.seed) : undefined;
+  let need = m;
+  const width = dtype === "uint16" ? 2 : 4;
+  const buf = dtype === "uint16" ? new Uint16Array(CHUNK_TOKENS) : new Uint32Array(CHUNK_TOKENS);
+  const bytes = new Uint8Array(buf.buffer);
+  const fd = openSync(path, "r");
+  try {
+    for (let start = 0; start < n; start += CHUNK_TOKENS) {
+      const len = Math.min(CHUNK_TOKENS, n - start);
+      readFully(fd, bytes, len * width, start * width, path);
+      for (let i = 0; i < len; i++) {
+        const id = buf[i];
+        if (id >= vocabSize) throw badId(path, start + i, id, vocabSize);
+        full[id]++;
+        // Every token is taken when m = n (no draws: the whole file is its own sample).
+        if (sub && need > 0 && (m === n || (n - start - i) * rng!.next() < need)) {
+          sub[id]++;
+          need--;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return {
+    full: withTypes(full, vocabSize, n),
+    ...(sub ? { sample: withTypes(sub, vocabSize, m) } : {}),
+  };
+}
+
+function readFully(fd: number, bytes: Uint8Array, len: number, pos: number, path: string): void {
+  let off = 0;
+  while (off < len) {
+    const got = readSync(fd, bytes, off, len - off, pos + off);
+    if (got === 0)
+      throw new SynthmixError("BAD_TOKEN_FILE", `${path}: shorter than its size said (changed while read?)`);
+    off += got;
+  }
+}
+
+function withTypes(counts: Float64Array, vocabSize: number, total: number): UnigramCounts {
+  let types = 0;
+  for (let v = 0; v < vocabSize; v++) if (counts[v] > 0) types++;
+  return { vocabSize, counts, total, types };
+}
+
+function badId(path: string, i: number, id: number, vocabSize: number): SynthmixError {
+  return new SynthmixError(
+    "BAD_TOKEN_ID",
+    `${path}: token ${i} has id ${id}, outside the vocabulary of ${vocabSize}`,
+    { hint: "the token file was probably made with another tokenizer; rebuild it (synthmix mix)" },
+  );
+}
