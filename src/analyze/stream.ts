@@ -22,9 +22,10 @@ export function tokenFileLength(path: string, dtype: TokenDtype): number {
 /**
  * Unigram counts of a token file read in fixed chunks (memory: the chunk and the count tables, never
  * the file), and, when `sample` is given, the counts of `sample.m` of its tokens drawn without
- * replacement in the same pass: selection sampling (Knuth's algorithm S: position t is taken with
- * probability (still needed) / (still left)), which gives every m-subset the same chance, like a
- * Fisher-Yates draw, with O(1) state instead of an index array over the whole file.
+ * replacement in the same pass: sequential sampling (Vitter's algorithm A, "Efficient algorithm for
+ * sequential random sampling", ACM TOMS 1987: one uniform draw per token taken gives the gap to the
+ * next one), which gives every m-subset the same chance, like a Fisher-Yates draw, with O(1) state
+ * instead of an index array over the whole file, and m draws instead of n.
  */
 export function countTokenFile(
   path: string,
@@ -36,8 +37,10 @@ export function countTokenFile(
   const full = new Float64Array(vocabSize);
   const m = sample ? Math.min(sample.m, n) : 0;
   const sub = sample ? new Float64Array(vocabSize) : undefined;
-  const rng = sample ? new Rng(sample.seed) : undefined;
+  const rng = new Rng(sample?.seed ?? 0);
   let need = m;
+  // Next position to take (-1: none); when every token is taken (m = n) no draws are made.
+  let pick = m === 0 ? -1 : m === n ? 0 : gapA(m, n, rng);
   const width = dtype === "uint16" ? 2 : 4;
   const buf = dtype === "uint16" ? new Uint16Array(CHUNK_TOKENS) : new Uint32Array(CHUNK_TOKENS);
   const bytes = new Uint8Array(buf.buffer);
@@ -50,10 +53,11 @@ export function countTokenFile(
         const id = buf[i];
         if (id >= vocabSize) throw badId(path, start + i, id, vocabSize);
         full[id]++;
-        // Every token is taken when m = n (no draws: the whole file is its own sample).
-        if (sub && need > 0 && (m === n || (n - start - i) * rng!.next() < need)) {
-          sub[id]++;
+        if (start + i === pick) {
+          sub![id]++;
           need--;
+          const left = n - pick - 1;
+          pick = need === 0 ? -1 : m === n ? pick + 1 : pick + 1 + gapA(need, left, rng);
         }
       }
     }
@@ -64,6 +68,25 @@ export function countTokenFile(
     full: withTypes(full, vocabSize, n),
     ...(sub ? { sample: withTypes(sub, vocabSize, m) } : {}),
   };
+}
+
+/**
+ * Algorithm A's skip: how many of the next `left` positions to pass over before taking one, when
+ * `need` of them are still to be taken. P(skip > s) = prod_{j=0..s} (left - need - j) / (left - j).
+ */
+function gapA(need: number, left: number, rng: Rng): number {
+  const v = rng.next();
+  let top = left - need;
+  let rest = left;
+  let quot = top / rest;
+  let skip = 0;
+  while (quot > v) {
+    skip++;
+    top--;
+    rest--;
+    quot = (quot * top) / rest;
+  }
+  return skip;
 }
 
 function readFully(fd: number, bytes: Uint8Array, len: number, pos: number, path: string): void {
