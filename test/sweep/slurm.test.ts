@@ -225,7 +225,7 @@ test("slurm: killing `sweep run` and rerunning re-attaches to the queued and run
   const driver = () =>
     spawn(process.execPath, ["--import", "tsx", "test/sweep/fixtures/driver.ts", specPath, ws], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, FAKE_STEPS: "8", FAKE_STEP_MS: "400" },
+      env: { ...process.env, FAKE_STEPS: "8", FAKE_STEP_MS: "1000" },
     });
   const first = driver();
   const exited = new Promise((r) => first.on("exit", r));
