@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,4 +68,24 @@ test("countTokenFile: an id outside the vocabulary names the file and position; 
   const torn = join(mkdtempSync(join(tmpdir(), "synthmix-stream-")), "torn.bin");
   writeFileSync(torn, Buffer.from([1, 0, 2]));
   assert.throws(() => countTokenFile(torn, "uint16", 5), /size 3 bytes is not a multiple of 2/);
+});
+
+test("analyzeWorkspace streams: peak memory grows by far less than a 40M-token source file", () => {
+  const ws = mkdtempSync(join(tmpdir(), "synthmix-analyze-rss-"));
+  const n = 40_000_000; // an 80 MB token file; held whole (as before) it would add >= 80 MB
+  const r = spawnSync(
+    process.execPath,
+    ["--import", "tsx", "test/analyze/fixtures/analyze-rss.ts", ws, String(n)],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as {
+    before: number;
+    after: number;
+    equal: number;
+  };
+  assert.equal(m.equal, 100_000);
+  assert.ok(m.after - m.before < 40, `peak RSS grew ${(m.after - m.before).toFixed(0)} MB while analyzing`);
 });
