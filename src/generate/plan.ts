@@ -111,12 +111,8 @@ export function planDocs(
     if (o.budgetSourceTokens !== undefined && sourceTokens >= o.budgetSourceTokens) break;
     const doc = docs[i];
     if (kw) {
-      const dseed = deriveSeed(o.seed, "txbk", doc.id);
-      const aud = o.audiences?.length ? o.audiences[new Rng(dseed).int(o.audiences.length)] : undefined;
-      planned.push({
-        doc,
-        units: [{ keywords: kw.sample(doc.text, o.keywords, dseed), audience: aud, parent: doc.id }],
-      });
+      const units = keywordUnits(doc, kw, o);
+      planned.push({ doc, units });
       sourceTokens += o.count(doc.text);
     } else {
       const chunks = chunkText(doc.text, o.chunkTokens, o.count);
@@ -132,6 +128,24 @@ export function planDocs(
     }
   }
   return { planned, sourceTokens };
+}
+
+/**
+ * A keyword style (TXBK) writes one section per chunkTokens of its source, each from its own seeded
+ * sample of the document's keywords (and audience): one section per document would cap the supply at
+ * documents x maxTokens however much a grid needs (440 Brown documents: ~50k tokens). Unit 0 keeps the
+ * seed of the one-section-per-document plan, so its request key (and a journal holding it) is unchanged.
+ */
+function keywordUnits(doc: Doc, kw: KeywordExtractor, o: PlanOptions): PlannedUnit[] {
+  const n = Math.max(1, Math.round(o.count(doc.text) / o.chunkTokens));
+  const units: PlannedUnit[] = [];
+  for (let k = 0; k < n; k++) {
+    const dseed = k === 0 ? deriveSeed(o.seed, "txbk", doc.id) : deriveSeed(o.seed, "txbk", doc.id, k);
+    const aud = o.audiences?.length ? o.audiences[new Rng(dseed).int(o.audiences.length)] : undefined;
+    const parent = n === 1 ? doc.id : `${doc.id}#topic${k}`;
+    units.push({ keywords: kw.sample(doc.text, o.keywords, dseed), audience: aud, parent });
+  }
+  return units;
 }
 
 /**

@@ -32,7 +32,8 @@ export interface LoadedStudy {
 export function loadStudy(path: string, workspaceOverride?: string): LoadedStudy {
   const config = loadConfigFile(path, StudyConfigSchema);
   const baseDir = dirname(resolve(path));
-  const workspace = resolve(workspaceOverride ?? join(baseDir, config.workspace ?? "."));
+  // resolve, not join: an absolute `workspace:` is used as it is (as the sweep spec does).
+  const workspace = resolve(workspaceOverride ?? resolve(baseDir, config.workspace ?? "."));
   return { config, workspace, baseDir, file: path };
 }
 

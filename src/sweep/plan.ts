@@ -97,16 +97,16 @@ function modelFor(
   entry: ModelEntry,
   vocabSize: number,
   contextLength: number,
-): { name: string; cfg: ModelConfig } {
+): { name: string; cfg: ModelConfig; lr?: number } {
   if (typeof entry === "string") return { name: entry, cfg: modelConfigFor(entry, vocabSize, contextLength) };
-  const { name, ...arch } = entry;
+  const { name, lr, ...arch } = entry;
   if (arch.dModel % arch.nHead !== 0) {
     throw new SynthmixError(
       "SWEEP_CONFIG",
       `model ${name}: dModel ${arch.dModel} is not divisible by nHead ${arch.nHead}`,
     );
   }
-  return { name, cfg: { ...arch, contextLength, vocabSize } };
+  return { name, cfg: { ...arch, contextLength, vocabSize }, ...(lr !== undefined && { lr }) };
 }
 
 /**
@@ -232,14 +232,15 @@ function planRun(
   generator: string | undefined,
   seed: number,
 ): PlannedRun {
-  const { name, cfg } = modelFor(entry, vocabSize, spec.contextLength);
+  const { name, cfg, lr } = modelFor(entry, vocabSize, spec.contextLength);
   const mixture = mixtureFor(spec, workspace, shares, generator, seed, tokens);
   const params = countParams(cfg);
   const sched = spec.scheduler;
   const threads = params.nonEmbedding >= sched.allCoresFromParams ? sched.cores : 1;
   const ext = sched.external;
   const backend = ext && (!ext.models || ext.models.includes(name)) ? "external" : "internal";
-  const t = spec.train;
+  // A per-model LR replaces the grid's; the identity then holds the LR the run trains with.
+  const t = lr === undefined ? spec.train : { ...spec.train, optimizer: { ...spec.train.optimizer, lr } };
   const identity = {
     model: cfg,
     modelName: name,

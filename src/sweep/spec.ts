@@ -28,6 +28,11 @@ export const ModelEntrySchema = z.union([
     nLayer: z.number().int().positive(),
     dModel: z.number().int().positive(),
     nHead: z.number().int().positive(),
+    /**
+     * Peak learning rate of this model (overrides train.optimizer.lr): a grid from ~3k to ~600k
+     * parameters has no single good LR (small models want ~1e-2, larger ones ~3e-3; docs/sweep.md).
+     */
+    lr: z.number().positive().optional(),
   }),
 ]);
 export type ModelEntry = z.infer<typeof ModelEntrySchema>;

@@ -28,3 +28,12 @@ test("a bad study config names the file, line and key path", () => {
     (e: Error) => /study\.yaml:3: corpus\.testFraction/.test(e.message),
   );
 });
+
+test("a study's workspace is resolved against the config's folder, and an absolute one is used as it is", () => {
+  const dir = mkdtempSync(join(tmpdir(), "synthmix-cfg-"));
+  const grid = "sweep:\n  grid:\n    models: [s1]\n    tokens: [1e5]\n    mixtures: [natural]\n";
+  writeFileSync(join(dir, "rel.yaml"), `workspace: ws\n${grid}`);
+  writeFileSync(join(dir, "abs.yaml"), `workspace: ${join(tmpdir(), "elsewhere-ws")}\n${grid}`);
+  assert.equal(loadStudy(join(dir, "rel.yaml")).workspace, join(dir, "ws"));
+  assert.equal(loadStudy(join(dir, "abs.yaml")).workspace, join(tmpdir(), "elsewhere-ws"));
+});

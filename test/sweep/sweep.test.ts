@@ -295,3 +295,27 @@ test("threadsBy measure: each model's decision comes from measured throughput, i
   assert.deepEqual(seen, [m.threads, m.threads]);
   for (const s of listStatuses(ws)) assert.equal(s.config.threads, m.threads);
 });
+
+test("a model's own lr overrides the grid's, enters its run id, and leaves other models' ids alone", () => {
+  const ws = makeWorkspace();
+  const base = gridSpec({ train: { optimizer: { lr: 0.003 } } });
+  const withLr = gridSpec({ train: { optimizer: { lr: 0.003 } } });
+  withLr.grid!.models = [
+    { ...tiny("t16"), lr: 0.01 },
+    { name: "t32", nLayer: 1, dModel: 32, nHead: 2 },
+  ];
+  const a = planSweep(resolveSpec(base, ws).spec, ws, 257);
+  const b = planSweep(resolveSpec(withLr, ws).spec, ws, 257);
+  for (const r of b) {
+    const twin = a.find((x) => x.id.replace(/-[0-9a-f]{8}$/, "") === r.id.replace(/-[0-9a-f]{8}$/, ""))!;
+    if (r.modelName === "t16") {
+      assert.equal(r.config.optimizer.lr, 0.01);
+      assert.notEqual(r.id, twin.id, "a different LR is a different run");
+      assert.equal(r.config.optimizer.warmupSteps, twin.config.optimizer.warmupSteps);
+    } else {
+      assert.equal(r.config.optimizer.lr, 0.003);
+      assert.equal(r.id, twin.id);
+    }
+    assert.deepEqual(r.model, twin.model, "lr is not part of the architecture");
+  }
+});
