@@ -35,12 +35,7 @@ export function countTokenFile(
 ): { full: UnigramCounts; sample?: UnigramCounts } {
   const n = tokenFileLength(path, dtype);
   const full = new Float64Array(vocabSize);
-  const m = sample ? Math.min(sample.m, n) : 0;
-  const sub = sample ? new Float64Array(vocabSize) : undefined;
-  const rng = new Rng(sample?.seed ?? 0);
-  let need = m;
-  // Next position to take (-1: none); when every token is taken (m = n) no draws are made.
-  let pick = m === 0 ? -1 : m === n ? 0 : gapA(m, n, rng);
+  const sampler = sample ? new SequentialSample(Math.min(sample.m, n), n, vocabSize, sample.seed) : undefined;
   const width = dtype === "uint16" ? 2 : 4;
   const buf = dtype === "uint16" ? new Uint16Array(CHUNK_TOKENS) : new Uint32Array(CHUNK_TOKENS);
   const bytes = new Uint8Array(buf.buffer);
@@ -53,21 +48,49 @@ export function countTokenFile(
         const id = buf[i];
         if (id >= vocabSize) throw badId(path, start + i, id, vocabSize);
         full[id]++;
-        if (start + i === pick) {
-          sub![id]++;
-          need--;
-          const left = n - pick - 1;
-          pick = need === 0 ? -1 : m === n ? pick + 1 : pick + 1 + gapA(need, left, rng);
-        }
       }
+      sampler?.take(buf, start, len);
     }
   } finally {
     closeSync(fd);
   }
   return {
     full: withTypes(full, vocabSize, n),
-    ...(sub ? { sample: withTypes(sub, vocabSize, m) } : {}),
+    ...(sampler ? { sample: withTypes(sampler.counts, vocabSize, sampler.m) } : {}),
   };
+}
+
+/** Counts of m of n positions, taken in order as the chunks stream past (algorithm A's gaps). */
+class SequentialSample {
+  readonly counts: Float64Array;
+  private readonly rng: Rng;
+  private need: number;
+  /** Next position to take (-1: none); when every token is taken (m = n) no draws are made. */
+  private pick: number;
+
+  constructor(
+    readonly m: number,
+    private readonly n: number,
+    vocabSize: number,
+    seed: number,
+  ) {
+    this.counts = new Float64Array(vocabSize);
+    this.rng = new Rng(seed);
+    this.need = m;
+    this.pick = m === 0 ? -1 : m === n ? 0 : gapA(m, n, this.rng);
+  }
+
+  /** The chunk holds positions [start, start + len) (ids already checked). */
+  take(ids: Uint16Array | Uint32Array, start: number, len: number): void {
+    const end = start + len;
+    while (this.pick >= 0 && this.pick < end) {
+      this.counts[ids[this.pick - start]]++;
+      this.need--;
+      const left = this.n - this.pick - 1;
+      const gap = this.m === this.n ? 0 : this.need > 0 ? gapA(this.need, left, this.rng) : 0;
+      this.pick = this.need === 0 ? -1 : this.pick + 1 + gap;
+    }
+  }
 }
 
 /**
