@@ -369,6 +369,39 @@ function buildStates(
   return states;
 }
 
+/** What an answer must pass to be accepted (the same rules at generation and at assembly). */
+function acceptanceOptions(ctx: GenContext): CleanupOptions {
+  const { settings, template, count } = ctx;
+  return {
+    style: template.name,
+    stripMarkdown: settings.stripMarkdown ?? template.stripMarkdown ?? false,
+    minTokens: settings.minOutputTokens,
+    maxTokens: settings.maxOutputTokens,
+    countTokens: count,
+    lenient: settings.lenient,
+  };
+}
+
+/** Accepted output tokens of this plan's answers already in the journal (from earlier runs of the shard). */
+function journaledAcceptedTokens(
+  ctx: GenContext,
+  spec0: GeneratorSpec,
+  journal: Map<string, JournalRec[]>,
+): number {
+  const { settings, template, tHash, count } = ctx;
+  const acceptance = acceptanceOptions(ctx);
+  let n = 0;
+  for (const p of ctx.planned) {
+    const { items } = workItems(p, (u) => requestKey(template, tHash, spec0, settings.params, u));
+    for (const it of items) {
+      const last = journal.get(it.key)?.at(-1);
+      const v = last ? judge(last, acceptance) : undefined;
+      if (v?.ok) n += count(v.text);
+    }
+  }
+  return n;
+}
+
 async function runOneGenerator(specs: GeneratorSpec[], ctx: GenContext): Promise<GeneratorSummary> {
   const { opts, settings, template, tHash, shard } = ctx;
   const spec0 = specs[0];
@@ -394,7 +427,8 @@ async function runOneGenerator(specs: GeneratorSpec[], ctx: GenContext): Promise
     const journal = await readJournal(journalDir);
     const written = await readWritten(outDir);
     const states = buildStates(ctx, spec0, journal, written, summary);
-    await dispatch(specs, ctx, states, summary, outDir, journalDir);
+    const prior = journaledAcceptedTokens(ctx, spec0, journal);
+    await dispatch(specs, ctx, states, summary, outDir, journalDir, prior);
     return summary;
   } finally {
     release();
@@ -408,18 +442,13 @@ async function dispatch(
   summary: GeneratorSummary,
   outDir: string,
   journalDir: string,
+  /** Output tokens accepted by earlier runs of this shard: they count against the budget. */
+  priorAcceptedTokens: number,
 ): Promise<void> {
   const { opts, settings, template, tHash, count, shard } = ctx;
   const spec0 = specs[0];
   const params = settings.params;
-  const acceptance: CleanupOptions = {
-    style: template.name,
-    stripMarkdown: settings.stripMarkdown ?? template.stripMarkdown ?? false,
-    minTokens: settings.minOutputTokens,
-    maxTokens: settings.maxOutputTokens,
-    countTokens: count,
-    lenient: settings.lenient,
-  };
+  const acceptance = acceptanceOptions(ctx);
   const assembleCtx = {
     styleName: template.name,
     generatorName: summary.generator,
@@ -450,7 +479,9 @@ async function dispatch(
   if (opts.signal?.aborted) policy.abort.abort();
   const budget =
     opts.budgetOutputTokens === undefined ? undefined : opts.budgetOutputTokens / Math.max(1, shard.count);
-  let acceptedOut = 0;
+  // The budget counts what earlier runs accepted too, so a rerun stops where one uninterrupted run
+  // would have stopped instead of generating the rest of the plan.
+  let acceptedOut = priorAcceptedTokens;
   let judged = 0;
   let judgedOk = 0;
   let zeroPrompt = 0;

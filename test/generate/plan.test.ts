@@ -11,8 +11,8 @@ const words = (n: number, salt: string) =>
     (_, i) => `${salt}${["river", "engine", "market", "poem", "law"][i % 5]}${i % 37}`,
   ).join(" ");
 const docs = [
-  { id: "long", text: words(600, "a") },
-  { id: "short", text: words(40, "b") },
+  { id: "long", source: "s", text: words(600, "a") },
+  { id: "short", source: "s", text: words(40, "b") },
 ];
 const count = (t: string) => t.split(/\s+/).filter(Boolean).length;
 const opts = { seed: 7, corpusName: "c", chunkTokens: 120, keywords: 4, count };

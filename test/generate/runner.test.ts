@@ -279,6 +279,19 @@ test("runner: budgets by source tokens and by output tokens", async () => {
     assert.equal(g.docsWritten, 2); // 21 output words each: stops once >= 30
     assert.equal(g.tokens.prompt, 20);
     assert.equal(g.costUsd, (g.tokens.prompt * 1 + g.tokens.completion * 2) / 1e6);
+    // A rerun counts the journaled answers against the budget: it stops where the first run did.
+    const calls = fake.state.calls;
+    const again = await runGeneration({
+      workspace: ws,
+      corpusName: "toy",
+      style: "hq",
+      generators: [`openai:${fake.url}:m2?concurrency=1&price_in=1&price_out=2`],
+      countTokens: count,
+      budgetOutputTokens: 30,
+      ...quiet,
+    });
+    assert.equal(fake.state.calls, calls, "no request after the budget was already met");
+    assert.equal(again.generators[0].requests.completed, 0);
   } finally {
     await fake.close();
   }
