@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// The compiled CLI (built by `npm ci` through the `prepare` script).
-import { main } from "../dist/cli/main.js";
+// The compiled CLI (built by `npm ci` through the `prepare` script). Loads only the stage of the command
+// it runs (dist/cli/entry.js).
+import { mainLazy } from "../dist/cli/entry.js";
 
-main(process.argv).catch((err) => {
+mainLazy(process.argv).catch((err) => {
   console.error(err?.message ?? err);
   process.exit(1);
 });

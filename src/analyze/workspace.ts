@@ -14,12 +14,15 @@ import {
   type UnigramTestSet,
   writeUnigramFile,
 } from "./results.js";
+import { countTokenFile, tokenFileLength } from "./stream.js";
 import {
+  type CompareOptions,
   compareUnigrams,
   countTokens,
   klDivergence,
   smoothedProbs,
   splitLossByBlindSpots,
+  type UnigramCounts,
 } from "./unigram.js";
 
 export interface AnalyzeOptions {
@@ -81,9 +84,11 @@ interface SourceCache {
 }
 
 type Ids = Uint16Array | Uint32Array;
+/** A training source found on disk: its token file is streamed when counted, never held. */
 interface LoadedSource {
   meta: UnigramSource;
-  ids: Ids;
+  bin: string;
+  dtype: TokenDtype;
   /** Mixture ids of the family this source stands for (to find a run's own comparison). */
   mixtureIds: string[];
 }
@@ -139,12 +144,12 @@ function loadSourceCaches(ws: string, tm: TestSetManifest): LoadedSource[] {
     if (idx.tokenizerSha256 && tm.tokenizerSha256 && idx.tokenizerSha256 !== tm.tokenizerSha256) continue;
     const bin = join(srcDir, name.replace(/\.json$/, ".bin"));
     if (!existsSync(bin)) continue;
-    const ids = readTokens(bin, idx.dtype);
-    const c = countTokens(ids, tm.vocabSize, bin);
     const id = out.some((s) => s.meta.id === idx.source) ? name.replace(/\.json$/, "") : idx.source;
+    const tokens = tokenFileLength(bin, idx.dtype);
     out.push({
-      meta: { id, kind: "source", path: relative(ws, bin), tokens: c.total, types: c.types },
-      ids,
+      meta: { id, kind: "source", path: relative(ws, bin), tokens, types: 0 },
+      bin,
+      dtype: idx.dtype,
       mixtureIds: [],
     });
   }
@@ -187,17 +192,16 @@ function loadMixtures(ws: string, vocab: number): LoadedSource[] {
     .sort((a, b) => a.id.localeCompare(b.id))
     .map(({ id, m, ids: members }) => {
       const bin = join(mixDir, id, m.file ?? "tokens.bin");
-      const ids = readTokens(bin, m.dtype);
-      const c = countTokens(ids, vocab, bin);
       return {
         meta: {
           id: (m.id ?? id).replace(/-d[0-9.]+[kMG]?$/, ""),
           kind: "mixture" as const,
           path: relative(ws, bin),
-          tokens: c.total,
-          types: c.types,
+          tokens: tokenFileLength(bin, m.dtype),
+          types: 0,
         },
-        ids,
+        bin,
+        dtype: m.dtype,
         mixtureIds: members,
       };
     });
@@ -229,6 +233,8 @@ function noiseFloor(
  * the per-source token caches the mix stage writes (`tokens/sources/*.json` + `.bin`) and every mixture
  * shard (`mixtures/<id>/tokens.bin`) — at an equal token count (each subsampled to the smallest, seeded),
  * with a noise floor per test set and, for trained runs, the blind-spot split of their per-token losses.
+ * Sources and mixtures are streamed from their token files (src/analyze/stream.ts), so memory does not
+ * grow with their size; only the held-out test sets, small by design, are read whole.
  * Writes `<ws>/results/unigram.json`.
  */
 export async function analyzeWorkspace(ws: string, opts: AnalyzeOptions = {}): Promise<UnigramFile> {
@@ -244,26 +250,20 @@ export async function analyzeWorkspace(ws: string, opts: AnalyzeOptions = {}): P
     });
   }
   // KL of a smoothed sample grows as the sample shrinks: compare every source on the same token count.
-  const equal = Math.min(...sources.map((s) => s.ids.length));
+  const equal = Math.min(...sources.map((s) => s.meta.tokens));
   const tokenString = opts.tokenString ?? (await loadTokenString(ws));
   const testCounts = tests.map((t) => countTokens(t.ids, vocab));
-  const comparisons = [];
+  const comparisons: Comparison[] = [];
   for (const s of sources) {
-    const sub = countTokens(subsampleTokens(s.ids, equal, deriveSeed(seed, "source", s.meta.id)), vocab);
-    const fullCounts = countTokens(s.ids, vocab);
+    // One streamed pass per source: its whole counts and the counts of an equal-size sample.
+    const counts = countTokenFile(s.bin, s.dtype, vocab, {
+      m: equal,
+      seed: deriveSeed(seed, "source", s.meta.id),
+    });
+    s.meta.types = counts.full.types;
     for (const [i, t] of tests.entries()) {
       const names = { k, topK, tokenString, sourceName: s.meta.id, testName: t.meta.domain };
-      // Divergences at the common size (comparable across sources); coverage and blind spots over the
-      // whole source (what training saw: a subsample would invent blind spots by leaving tokens out).
-      const eq = compareUnigrams(testCounts[i], sub, { ...names, topK: 0 });
-      const whole = compareUnigrams(testCounts[i], fullCounts, names);
-      comparisons.push({
-        ...whole,
-        klTestSource: eq.klTestSource,
-        klSourceTest: eq.klSourceTest,
-        js: eq.js,
-        klTestSourceFullSize: whole.klTestSource,
-      });
+      comparisons.push(compareAtBothSizes(testCounts[i], counts.full, counts.sample!, names));
     }
   }
   const noiseFloors = tests.map((t) =>
@@ -291,6 +291,27 @@ export async function analyzeWorkspace(ws: string, opts: AnalyzeOptions = {}): P
 }
 
 type Comparison = UnigramFile["comparisons"][number];
+
+/**
+ * Divergences at the common size (comparable across sources); coverage and blind spots over the whole
+ * source (what training saw: a subsample would invent blind spots by leaving tokens out).
+ */
+function compareAtBothSizes(
+  test: UnigramCounts,
+  full: UnigramCounts,
+  sample: UnigramCounts,
+  names: CompareOptions & { topK: number },
+): Comparison {
+  const eq = compareUnigrams(test, sample, { ...names, topK: 0 });
+  const whole = compareUnigrams(test, full, names);
+  return {
+    ...whole,
+    klTestSource: eq.klTestSource,
+    klSourceTest: eq.klSourceTest,
+    js: eq.js,
+    klTestSourceFullSize: whole.klTestSource,
+  };
+}
 
 function splitsFor(
   ws: string,

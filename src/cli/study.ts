@@ -4,6 +4,7 @@ import { StudyConfigSchema } from "../study/config.js";
 import { demoConfig, QUICK_NOTE } from "../study/demo.js";
 import { formatPlan, planStudy } from "../study/plan.js";
 import { type LoadedStudy, loadStudy, runStudy, type StudyRunResult } from "../study/run.js";
+import { formatStudyStatus, studyStatus } from "../study/status.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { fmtDuration } from "../util/progress.js";
 import { type Command, withInterrupt } from "./options.js";
@@ -21,9 +22,14 @@ export function register(program: Command): void {
       "--until <stage>",
       "stop after this stage (corpus, tokenizer, generatorModel, generate, sweep, fit, analyze)",
     )
-    .action(async (config: string, o: { workspace?: string; until?: string }) => {
+    .option("--json", "print the result as one JSON document on stdout (progress stays on stderr)")
+    .action(async (config: string, o: { workspace?: string; until?: string; json?: boolean }) => {
       const loaded = loadStudy(config, o.workspace);
-      printResult(await runWithSignals(loaded, o.until));
+      const r = await runWithSignals(loaded, o.until);
+      if (o.json) printJson(r);
+      else printResult(r);
+      // The report covers only the runs that finished: say so with the exit code too.
+      if (r.failedRuns.length) process.exitCode = 1;
     });
   study
     .command("plan <config>")
@@ -31,8 +37,21 @@ export function register(program: Command): void {
       "print what a study will run (documents, requests, runs, tokens, FLOPs, time) before spending it",
     )
     .option("--workspace <dir>", "workspace folder")
-    .action(async (config: string, o: { workspace?: string }) => {
-      console.log(formatPlan(await planStudy(loadStudy(config, o.workspace))));
+    .option("--json", "print the plan as one JSON document")
+    .action(async (config: string, o: { workspace?: string; json?: boolean }) => {
+      const plan = await planStudy(loadStudy(config, o.workspace));
+      if (o.json) printJson(plan);
+      else console.log(formatPlan(plan));
+    });
+  study
+    .command("status <config>")
+    .description("which stages are complete for this config, the sweep's runs by state, the report")
+    .option("--workspace <dir>", "workspace folder")
+    .option("--json", "print the status as one JSON document")
+    .action((config: string, o: { workspace?: string; json?: boolean }) => {
+      const st = studyStatus(loadStudy(config, o.workspace));
+      if (o.json) printJson(st);
+      else console.log(formatStudyStatus(st));
     });
 
   program
@@ -57,7 +76,9 @@ export function register(program: Command): void {
       }
       console.error(`synthmix demo: workspace ${workspace} (rerun to resume; delete it to start over)`);
       if (o.quick) console.error(QUICK_NOTE);
-      printResult(await runWithSignals(loaded));
+      const r = await runWithSignals(loaded);
+      printResult(r);
+      if (r.failedRuns.length) process.exitCode = 1;
       // Last, so it is what the reader sees: the quick grid's numbers are not findings.
       if (o.quick) console.log(`\n${QUICK_NOTE}`);
     });
@@ -70,12 +91,19 @@ async function runWithSignals(loaded: LoadedStudy, until?: string): Promise<Stud
   });
 }
 
+/**
+ * `--json`: the command's result as exactly one JSON document on stdout, nothing else there (progress
+ * and logs go to stderr); exit codes as without it. (A local helper until src/cli/options.ts has a
+ * shared one.)
+ */
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
 function printResult(r: StudyRunResult): void {
   console.log(`\nstudy finished in ${fmtDuration(r.elapsedSec)} — workspace ${r.workspace}`);
   if (r.failedRuns.length) {
     console.log(`${r.failedRuns.length} run(s) failed; see \`synthmix sweep status ${r.workspace}\``);
-    // The report covers only the runs that finished: say so with the exit code too.
-    process.exitCode = 1;
   }
   if (r.findings.length) {
     console.log("\nFindings:");

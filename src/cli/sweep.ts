@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
+import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
@@ -6,13 +7,14 @@ import { countLabel } from "../mix/count.js";
 import { loadMixTokenizer } from "../mix/tokenizer.js";
 import { loadStudy, studyGenerators, studySweepSpec } from "../study/run.js";
 import { planSweep } from "../sweep/plan.js";
-import { acquireSweepLock, listStatuses, processAlive } from "../sweep/registry.js";
+import { acquireSweepLock, processAlive } from "../sweep/registry.js";
 import { rowsToCsv, workspaceResultRows, writeResults } from "../sweep/results.js";
 import { runSweep } from "../sweep/scheduler.js";
 import { cancelSlurm, collectSlurm, formatSlurmPlan, planSlurm } from "../sweep/slurm.js";
 import { type LoadedSpec, loadSweepSpec, wsPath } from "../sweep/spec.js";
 import { formatStatusTable, sweepStatus } from "../sweep/status.js";
 import { SynthmixError } from "../util/errors.js";
+import { liveHolder, readLockHolder } from "../util/lock.js";
 import { type Command, INTERRUPTED_EXIT_CODE, oneOf, positiveInt, withInterrupt } from "./options.js";
 
 /**
@@ -51,8 +53,17 @@ function requireWorkspace(workspace: string): void {
 /** `sweep cancel` first stops a live `sweep run` (SIGTERM: it detaches), so it cannot resubmit. */
 async function stopSweepProcess(workspace: string): Promise<void> {
   const lock = join(workspace, "runs", ".sweep.lock");
-  if (!existsSync(lock)) return;
-  const pid = Number(readFileSync(lock, "utf8").trim());
+  const holder = readLockHolder(lock);
+  if (!holder) return;
+  if (holder.host !== hostname()) {
+    // A sweep on another host of the shared filesystem: it cannot be signalled from here.
+    const live = liveHolder(lock, holder);
+    if (!live) return;
+    throw new SynthmixError("SWEEP_LOCKED", `sweep run (${live}) is running on another host`, {
+      hint: `stop it there (kill ${holder.pid} on ${holder.host}), then rerun sweep cancel`,
+    });
+  }
+  const pid = holder.pid;
   if (!pid || pid === process.pid || !processAlive(pid)) return;
   process.kill(pid, "SIGTERM");
   for (let i = 0; i < 300 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
@@ -61,6 +72,43 @@ async function stopSweepProcess(workspace: string): Promise<void> {
       hint: `stop it (kill ${pid}) and rerun sweep cancel`,
     });
   }
+}
+
+/**
+ * `--json`: the command's result as exactly one JSON document on stdout, nothing else there (progress
+ * and logs go to stderr); exit codes as without it. (A local helper until src/cli/options.ts has a
+ * shared one.)
+ */
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** `sweep run --dry-run`: the planned runs and, on Slurm, jobs and hours per resource class. */
+async function dryRun(spec: LoadedSpec["spec"], workspace: string, json: boolean): Promise<void> {
+  const tok = await loadMixTokenizer(wsPath(workspace, spec.tokenizer));
+  const runs = planSweep(spec, workspace, tok.vocabSize);
+  const slurm = spec.scheduler.executor === "slurm" ? planSlurm(spec, runs) : undefined;
+  const maxConcurrent = spec.scheduler.slurm?.maxConcurrent;
+  if (json) {
+    const rows = runs.map((r) => ({
+      id: r.id,
+      model: r.modelName,
+      nonEmbeddingParams: r.nonEmbeddingParams,
+      tokens: r.tokens,
+      mixture: r.mixture.id,
+      threads: r.threads,
+      backend: r.backend,
+      flops: r.flops,
+    }));
+    printJson({ runs: rows, ...(slurm && { slurm: { classes: slurm, maxConcurrent } }) });
+    return;
+  }
+  for (const r of runs) {
+    console.log(
+      `${r.id}\t${r.modelName}\tN=${r.nonEmbeddingParams}\tD=${countLabel(r.tokens)}\t${r.mixture.id}\tthreads=${r.threads}\t${r.backend}`,
+    );
+  }
+  if (slurm) console.log(formatSlurmPlan(slurm, maxConcurrent));
 }
 
 /** `synthmix sweep ...` commands: thin wrappers over src/sweep/. */
@@ -79,6 +127,7 @@ export function register(program: Command): void {
       oneOf("executor", ["local", "slurm"] as const),
     )
     .option("--submit-only", "slurm: submit the job arrays and return; then `sweep status` / `sweep collect`")
+    .option("--json", "print the result (or with --dry-run the plan) as one JSON document on stdout")
     .action(async (specPath: string, o) => {
       const { spec, workspace } = loadSpec(specPath);
       if (o.cores !== undefined) spec.scheduler.cores = o.cores;
@@ -89,22 +138,14 @@ export function register(program: Command): void {
         });
       }
       if (o.dryRun) {
-        const tok = await loadMixTokenizer(wsPath(workspace, spec.tokenizer));
-        const runs = planSweep(spec, workspace, tok.vocabSize);
-        for (const r of runs) {
-          console.log(
-            `${r.id}\t${r.modelName}\tN=${r.nonEmbeddingParams}\tD=${countLabel(r.tokens)}\t${r.mixture.id}\tthreads=${r.threads}\t${r.backend}`,
-          );
-        }
-        if (spec.scheduler.executor === "slurm") {
-          console.log(formatSlurmPlan(planSlurm(spec, runs), spec.scheduler.slurm?.maxConcurrent));
-        }
+        await dryRun(spec, workspace, Boolean(o.json));
         return;
       }
       const message = "sweep: stopping (runs resume from their checkpoints on the next `sweep run`)";
       await withInterrupt(
         async (signal) => {
           const summary = await runSweep({ spec, workspace, signal, submitOnly: o.submitOnly });
+          if (o.json) printJson(summary);
           for (const f of summary.failed) console.error(`failed ${f.id}: ${f.error}`);
           if (summary.failed.length > 0) {
             throw new SynthmixError(

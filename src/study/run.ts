@@ -57,6 +57,32 @@ export interface StudyRunResult {
   failedRuns: { id: string; error: string }[];
 }
 
+/**
+ * Each stage's key (its config section chained with the stage before it: src/study/state.ts), with the
+ * generators and sweep spec they are computed from.
+ */
+export function studyStageKeys(study: LoadedStudy): {
+  generators: string[];
+  generatorNames: string[];
+  sweepSpec: SweepSpec;
+  keys: Record<StageName, string>;
+} {
+  const { config } = study;
+  const generators = studyGenerators(study);
+  const generatorNames = generators.map((g) => generatorName(parseGeneratorSpec(g)));
+  const sweepSpec = studySweepSpec(study, generatorNames);
+  const keys = chainKeys({
+    corpus: { ...config.corpus, seed: config.seed },
+    tokenizer: config.tokenizer,
+    generatorModel: config.generatorModels.length
+      ? studyGeneratorModels(config)
+      : (config.generatorModel ?? null),
+    generate: { generate: config.generate ?? null, generators },
+    sweep: sweepSpec,
+  });
+  return { generators, generatorNames, sweepSpec, keys };
+}
+
 /** The generator specs of a study: configured endpoints plus the self-trained model, if any. */
 export function studyGenerators(study: LoadedStudy): string[] {
   const { config, workspace, baseDir } = study;
@@ -113,18 +139,7 @@ export async function runStudy(study: LoadedStudy, opts: StudyRunOptions = {}): 
   const showBars = progress !== "silent";
   const state = new StudyStateFile(workspace);
   const name = corpusName(config);
-  const generators = studyGenerators(study);
-  const generatorNames = generators.map((g) => generatorName(parseGeneratorSpec(g)));
-  const sweepSpec = studySweepSpec(study, generatorNames);
-  const keys = chainKeys({
-    corpus: { ...config.corpus, seed: config.seed },
-    tokenizer: config.tokenizer,
-    generatorModel: config.generatorModels.length
-      ? studyGeneratorModels(config)
-      : (config.generatorModel ?? null),
-    generate: { generate: config.generate ?? null, generators },
-    sweep: sweepSpec,
-  });
+  const { generators, generatorNames, sweepSpec, keys } = studyStageKeys(study);
   writeFileAtomic(join(workspace, "study.json"), `${JSON.stringify(config, null, 2)}\n`);
 
   const clock = (opts.eta ?? progress !== "silent") ? await studyClock(study, log) : null;

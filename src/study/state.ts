@@ -50,6 +50,11 @@ export class StudyStateFile {
       : { version: 1, stages: {} };
   }
 
+  /** A stage's record: complete or started, under which key; undefined when never started. */
+  record(stage: StageName): StageRecord | undefined {
+    return this.state.stages[stage];
+  }
+
   isComplete(stage: StageName, key: string): boolean {
     const r = this.state.stages[stage];
     return r !== undefined && r.key === key && r.complete;

@@ -21,13 +21,17 @@ export function extraGridRuns(grids: GridLike[]): RunEntry[] {
     for (const model of g.models)
       for (const tokens of g.tokens)
         for (const mixture of mixtures)
-          for (const seed of g.seeds) {
-            const synthetic = mixture !== "natural" && Object.values(mixture).some((v) => v > 0);
-            if (!synthetic || g.generators.length === 0) out.push({ model, tokens, mixture, seed });
-            else for (const generator of g.generators) out.push({ model, tokens, mixture, generator, seed });
-          }
+          for (const seed of g.seeds) out.push(...cellRuns({ model, tokens, mixture, seed }, g.generators));
   }
   return out;
+}
+
+/** One grid cell: once for a natural-only mixture (or no generators), else once per generator. */
+function cellRuns(cell: RunEntry, generators: string[]): RunEntry[] {
+  const m = cell.mixture;
+  const synthetic = m !== "natural" && Object.values(m).some((v) => v > 0);
+  if (!synthetic || generators.length === 0) return [cell];
+  return generators.map((generator) => ({ ...cell, generator }));
 }
 
 function expandShares(m: GridLike["mixtures"][number]): ("natural" | Record<string, number>)[] {

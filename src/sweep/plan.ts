@@ -115,48 +115,7 @@ function modelFor(
  * readable and end in a hash of everything that determines the result (not threads or backend).
  */
 export function planSweep(spec: SweepSpec, workspace: string, vocabSize: number): PlannedRun[] {
-  const items: {
-    model: ModelEntry;
-    tokens: number;
-    shares: "natural" | Record<string, number>;
-    generator?: string;
-    seed: number;
-  }[] = [];
-  const g = spec.grid;
-  if (g) {
-    const mixtures: ("natural" | Record<string, number>)[] = [];
-    for (const m of g.mixtures) {
-      if (m === "natural") {
-        mixtures.push("natural");
-        continue;
-      }
-      // Expand list-valued shares into their cartesian product.
-      let combos: Record<string, number>[] = [{}];
-      for (const [style, v] of Object.entries(m)) {
-        const values = Array.isArray(v) ? v : [v];
-        combos = combos.flatMap((c) => values.map((x) => ({ ...c, [style]: x })));
-      }
-      mixtures.push(...combos);
-    }
-    for (const model of g.models)
-      for (const tokens of g.tokens)
-        for (const shares of mixtures)
-          for (const seed of g.seeds) {
-            const synthetic = shares !== "natural" && Object.values(shares).some((v) => v > 0);
-            if (!synthetic) items.push({ model, tokens, shares: "natural", seed });
-            else if (g.generators.length === 0) items.push({ model, tokens, shares, seed });
-            else for (const generator of g.generators) items.push({ model, tokens, shares, generator, seed });
-          }
-  }
-  for (const r of spec.runs ?? []) {
-    items.push({
-      model: r.model,
-      tokens: r.tokens,
-      shares: r.mixture,
-      generator: r.generator,
-      seed: r.seed ?? 1,
-    });
-  }
+  const items = [...gridItems(spec.grid), ...explicitItems(spec.runs)];
   const runs = new Map<string, PlannedRun>();
   for (const it of items) {
     const run = planRun(spec, workspace, vocabSize, it.model, it.tokens, it.shares, it.generator, it.seed);
@@ -165,6 +124,62 @@ export function planSweep(spec: SweepSpec, workspace: string, vocabSize: number)
   const planned = [...runs.values()];
   if (spec.train.optimizer?.schedule === "wsd") shareWsdTrunks(workspace, planned);
   return planned;
+}
+
+type Shares = "natural" | Record<string, number>;
+interface PlanItem {
+  model: ModelEntry;
+  tokens: number;
+  shares: Shares;
+  generator?: string;
+  seed: number;
+}
+
+/** A grid mixture entry with list-valued shares, expanded into the cartesian product of its values. */
+function expandMixture(m: NonNullable<SweepSpec["grid"]>["mixtures"][number]): Shares[] {
+  if (m === "natural") return ["natural"];
+  let combos: Record<string, number>[] = [{}];
+  for (const [style, v] of Object.entries(m)) {
+    const values = Array.isArray(v) ? v : [v];
+    combos = combos.flatMap((c) => values.map((x) => ({ ...c, [style]: x })));
+  }
+  return combos;
+}
+
+/** One grid cell's runs: natural-only mixtures once, synthetic ones per generator. */
+function cellItems(
+  model: ModelEntry,
+  tokens: number,
+  shares: Shares,
+  seed: number,
+  generators: string[],
+): PlanItem[] {
+  const synthetic = shares !== "natural" && Object.values(shares).some((v) => v > 0);
+  if (!synthetic) return [{ model, tokens, shares: "natural", seed }];
+  if (generators.length === 0) return [{ model, tokens, shares, seed }];
+  return generators.map((generator) => ({ model, tokens, shares, generator, seed }));
+}
+
+/** models x tokens x mixtures x seeds (x generators for synthetic mixtures), in that nesting order. */
+function gridItems(g: SweepSpec["grid"]): PlanItem[] {
+  if (!g) return [];
+  const mixtures = g.mixtures.flatMap(expandMixture);
+  const items: PlanItem[] = [];
+  for (const model of g.models)
+    for (const tokens of g.tokens)
+      for (const shares of mixtures)
+        for (const seed of g.seeds) items.push(...cellItems(model, tokens, shares, seed, g.generators));
+  return items;
+}
+
+function explicitItems(runs: SweepSpec["runs"]): PlanItem[] {
+  return (runs ?? []).map((r) => ({
+    model: r.model,
+    tokens: r.tokens,
+    shares: r.mixture,
+    generator: r.generator,
+    seed: r.seed ?? 1,
+  }));
 }
 
 /**

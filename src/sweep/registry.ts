@@ -1,9 +1,11 @@
-import { existsSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { MetricRecord, RunConfig } from "../train/schema.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { readJsonlTolerant } from "../util/jsonl.js";
+import { liveHolder, readLockHolder, tryLock } from "../util/lock.js";
 import { processAlive } from "../util/process.js";
 import type { PlannedRun } from "./plan.js";
 
@@ -149,27 +151,29 @@ export async function readProgress(
 }
 
 /**
- * One sweep per workspace at a time: `runs/.sweep.lock` holds the pid of the running sweep. A lock
- * left by a killed sweep (its pid is gone) is taken over.
+ * One sweep per workspace at a time: `runs/.sweep.lock` (src/util/lock.ts: exclusive create, holder's
+ * host + pid + heartbeat) so that a second `sweep run` on another host of a shared filesystem is
+ * refused too. A lock left by a killed sweep is taken over: at once on the same host (its pid is gone),
+ * after the heartbeat went stale on another.
  */
 export function acquireSweepLock(workspace: string): () => void {
   const path = join(runsDir(workspace), ".sweep.lock");
-  if (existsSync(path)) {
-    const pid = Number(readFileSync(path, "utf8").trim());
-    if (pid && pid !== process.pid && processAlive(pid)) {
-      throw new SynthmixError("SWEEP_LOCKED", `another sweep (pid ${pid}) is running in ${workspace}`, {
-        hint: `wait for it, or stop it (kill ${pid}) and rerun; a rerun resumes where it stopped`,
-      });
-    }
-  }
-  writeFileAtomic(path, `${process.pid}\n`);
-  return () => {
-    try {
-      if (readFileSync(path, "utf8").trim() === String(process.pid)) unlinkSync(path);
-    } catch {
-      // Already gone.
-    }
-  };
+  mkdirSync(runsDir(workspace), { recursive: true });
+  // Two attempts: the first may only break a stale lock (and then leaves the create to the next).
+  const held = tryLock(path) ?? tryLock(path);
+  if (held) return held.release;
+  const holder = readLockHolder(path);
+  const who = holder ? liveHolder(path, holder) : undefined;
+  throw new SynthmixError(
+    "SWEEP_LOCKED",
+    `another sweep (${who ?? "just started"}) is running in ${workspace}`,
+    {
+      hint:
+        holder && holder.host === hostname()
+          ? `wait for it, or stop it (kill ${holder.pid}) and rerun; a rerun resumes where it stopped`
+          : `wait for it, or stop it on its host; a lock whose heartbeat stops is taken over after 10 minutes (${path})`,
+    },
+  );
 }
 
 export { processAlive };

@@ -1,34 +1,16 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { buildMixture } from "../mix/build.js";
 import { buildTestSets } from "../mix/testsets.js";
 import { loadMixTokenizer, type MixTokenizer } from "../mix/tokenizer.js";
-import { formatError, SynthmixError } from "../util/errors.js";
-import { fmtDuration, fmtNum, Progress } from "../util/progress.js";
+import { formatError } from "../util/errors.js";
+import { fmtNum, Progress } from "../util/progress.js";
 import { modelKey, threadsByMeasurement } from "./calibrate.js";
-import { childProcessExecutor, externalExecutor, type RunExecutor } from "./executors.js";
+import type { RunExecutor } from "./executors.js";
+import { runLocally, type SweepExecution, stopOrphan } from "./local.js";
 import type { PlannedRun } from "./plan.js";
 import { planSweep } from "./plan.js";
-import { POOL_WORKER_MARKER, type PooledExecutor, pooledExecutor } from "./pool.js";
-import {
-  acquireSweepLock,
-  type FinalMetric,
-  processAlive,
-  type RunStatus,
-  readStatus,
-  registerRun,
-  runDir,
-  writeStatus,
-} from "./registry.js";
+import { acquireSweepLock, type RunStatus, readStatus, registerRun, writeStatus } from "./registry.js";
 import { writeResults } from "./results.js";
-import {
-  classFor,
-  markDone,
-  runSlurmSweep,
-  type SlurmSweepResult,
-  slurmConfig,
-  slurmRunning,
-} from "./slurm.js";
+import { classFor, markDone, runSlurmSweep, type SlurmSweepResult, slurmConfig } from "./slurm.js";
 import type { SlurmCli } from "./slurm-cli.js";
 import { type SweepSpec, wsPath } from "./spec.js";
 
@@ -62,12 +44,11 @@ export interface SweepSummary {
 }
 
 /**
- * Run a sweep to completion: tokenize the test sets, build every mixture, register the runs, then train
- * them across the cores. Scheduling rule: a run whose model has at least `scheduler.allCoresFromParams`
- * non-embedding parameters gets every core (threads = cores) and runs alone; smaller ones get one thread
- * each and run side by side, one per core. Large runs go first so the small ones fill in at the end.
- * Done runs are never redone; an interrupted or killed run resumes from its checkpoint; a failed run is
- * retried `scheduler.retries` times and then reported, while the other runs go on.
+ * Run a sweep to completion. The steps: plan the grid, register the runs, tokenize the test sets and
+ * build every mixture, then hand the runs still to train to an executor: the local one (this machine's
+ * cores, src/sweep/local.ts) or Slurm (job arrays, src/sweep/slurm.ts). Done runs are never redone; an
+ * interrupted or killed run resumes from its checkpoint; a failed run is retried `scheduler.retries`
+ * times and then reported, while the other runs go on.
  */
 export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
   const { spec, workspace } = opts;
@@ -77,7 +58,6 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
   const runs = planSweep(spec, workspace, tokenizer.vocabSize);
   const slurm = spec.scheduler.executor === "slurm";
   const release = acquireSweepLock(workspace);
-  let closeExecutor: (() => void) | undefined;
   if (slurm) applySlurmThreads(spec, runs);
   else if (spec.scheduler.threadsBy === "measure") applyMeasuredThreads(spec, workspace, runs, log);
   const summary: SweepSummary = {
@@ -98,198 +78,89 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepSummary> {
       writeResults(workspace);
       return summary;
     }
-    await buildTestSets({ workspace, tokenizer, corpora: spec.testCorpora, log });
-    const mixtureErrors = new Map<string, string>();
-    for (const run of todo) {
-      const m = run.mixture;
-      if (mixtureErrors.has(m.id)) continue;
-      try {
-        await buildMixture({
-          workspace,
-          id: m.id,
-          tokenizer,
-          sources: m.sources,
-          totalTokens: m.tokens,
-          seed: m.seed,
-          family: m.family,
-          allowRepeat: spec.allowRepeat,
-          log,
-        });
-      } catch (e) {
-        mixtureErrors.set(m.id, formatError(e));
-      }
-    }
-    if (slurm) {
-      // A local child left by a killed local sweep must not train alongside the Slurm task.
-      for (const s of statuses.values())
-        if (s.status === "running" && !s.slurm) await stopOrphan(workspace, s);
-      summary.slurm = await runSlurmSweep({
-        spec,
-        workspace,
-        todo,
-        statuses,
-        mixtureErrors,
-        signal: opts.signal,
-        submitOnly: opts.submitOnly,
-        cli: opts.slurmCli,
-        log,
-        onDone: (run, final) => {
-          const st = statuses.get(run.id)!;
-          markDone(st, final);
-          writeStatus(workspace, st);
-          writeResults(workspace);
-          summary.finished++;
-          progress.tick(1);
-          log(`done  ${run.id}  loss ${fmtNum(final.loss)}  (slurm job ${st.slurm?.jobId})`);
-        },
-        onFailed: (run, error) => {
-          summary.failed.push({ id: run.id, error });
-          progress.tick(1);
-        },
-      });
-      summary.interrupted = Boolean(opts.signal?.aborted);
-      writeResults(workspace);
-      progress.finish(
-        `sweep: ${summary.alreadyDone + summary.finished}/${runs.length} done, ${summary.failed.length} failed, ${summary.slurm.left} on slurm`,
-      );
-      return summary;
-    }
-    const onSlurm = slurmRunning(workspace);
-    if (onSlurm.length > 0) {
-      throw new SynthmixError(
-        "SWEEP_CONFIG",
-        `${onSlurm.length} run(s) are still on Slurm (e.g. ${onSlurm[0].id}, job ${onSlurm[0].slurm!.jobId}); training them here too would train twice`,
-        { hint: "`synthmix sweep cancel` them first, or keep scheduler.executor: slurm" },
-      );
-    }
-    for (const s of statuses.values()) if (s.status === "running") await stopOrphan(workspace, s);
-
-    const sched = spec.scheduler;
-    const external = sched.external ? externalExecutor(sched.external.command) : undefined;
-    // Default: reused worker processes (src/sweep/pool.ts); a custom command gets a process per run.
-    const child = sched.command ? childProcessExecutor(sched.command) : pooledExecutor();
-    closeExecutor = "close" in child ? (child as PooledExecutor).close : undefined;
-    const executorFor = (run: PlannedRun): RunExecutor =>
-      opts.executor ?? (run.backend === "external" && external ? external : child);
-
-    // Large (all-core) runs first; within each kind the longest runs first (the LPT rule), so the
-    // cores are not left with one long run at the end. Results do not depend on the order.
-    const queue = [...todo].sort((a, b) => b.threads - a.threads || b.flops - a.flops);
-    const attemptsHere = new Map<string, number>();
-    const active = new Map<string, Promise<void>>();
-    const controllers = new Map<string, AbortController>();
-    let free = sched.cores;
-    const onAbort = () => {
-      for (const c of controllers.values()) c.abort();
+    const mixtureErrors = await prepareData(spec, workspace, tokenizer, todo, log);
+    const ex: SweepExecution = {
+      spec,
+      workspace,
+      todo,
+      statuses,
+      mixtureErrors,
+      signal: opts.signal,
+      log,
+      onDone: () => {
+        summary.finished++;
+        progress.tick(1);
+      },
+      onFailed: (run, error) => {
+        summary.failed.push({ id: run.id, error });
+        progress.tick(1);
+      },
     };
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-
-    const launch = (run: PlannedRun) => {
-      const st = statuses.get(run.id)!;
-      const threads = Math.min(run.threads, sched.cores);
-      free -= threads;
-      attemptsHere.set(run.id, (attemptsHere.get(run.id) ?? 0) + 1);
-      const ctrl = new AbortController();
-      controllers.set(run.id, ctrl);
-      Object.assign(st, {
-        status: "running",
-        attempts: st.attempts + 1,
-        startedAt: new Date().toISOString(),
-      });
-      st.error = undefined;
-      writeStatus(workspace, st);
-      log(
-        `start ${run.id} (attempt ${st.attempts}, ${threads} thread${threads > 1 ? "s" : ""}, ${run.backend})`,
-      );
-      const t0 = Date.now();
-      const p = (async () => {
-        // Yield first: the bookkeeping below must not run before `active.set` (a run that fails at once).
-        await Promise.resolve();
-        let final: FinalMetric | undefined;
-        let error: unknown;
-        try {
-          const mixErr = mixtureErrors.get(run.mixture.id);
-          if (mixErr) throw new SynthmixError("MIX_FAILED", `mixture ${run.mixture.id}: ${mixErr}`);
-          final = await executorFor(run)({
-            id: run.id,
-            runDir: runDir(workspace, run.id),
-            configPath: join(runDir(workspace, run.id), "config.json"),
-            config: run.config,
-            signal: ctrl.signal,
-            onStart: (pid) => {
-              st.pid = pid;
-              writeStatus(workspace, st);
-            },
-          });
-        } catch (e) {
-          error = e;
-        }
-        free += threads;
-        controllers.delete(run.id);
-        active.delete(run.id);
-        st.pid = undefined;
-        if (final) {
-          st.status = "done";
-          st.finishedAt = new Date().toISOString();
-          st.flops = final.flops;
-          st.final = {
-            loss: final.loss,
-            losses: final.losses,
-            step: final.step,
-            tokens: final.tokens,
-            tokensPerSec: final.tokensPerSec,
-            wallSec: final.elapsedSec ?? (Date.now() - t0) / 1000,
-            flops: final.flops,
-          };
-          writeStatus(workspace, st);
-          writeResults(workspace);
-          summary.finished++;
-          progress.tick(1);
-          log(
-            `done  ${run.id}  loss ${fmtNum(final.loss)}  ${fmtNum(final.tokensPerSec)} tok/s  ${fmtDuration((Date.now() - t0) / 1000)}`,
-          );
-        } else if (ctrl.signal.aborted) {
-          st.status = "pending";
-          st.error = "interrupted; resumes from its checkpoint on the next `sweep run`";
-          writeStatus(workspace, st);
-        } else {
-          st.error = formatError(error);
-          const retry =
-            !mixtureErrors.has(run.mixture.id) && (attemptsHere.get(run.id) ?? 0) <= sched.retries;
-          st.status = retry ? "pending" : "failed";
-          writeStatus(workspace, st);
-          log(`${retry ? "retry" : "FAILED"} ${run.id}: ${st.error.split("\n")[0]}`);
-          if (retry) queue.unshift(run);
-          else {
-            summary.failed.push({ id: run.id, error: st.error });
-            progress.tick(1);
-          }
-        }
-      })();
-      active.set(run.id, p);
-    };
-
-    while ((queue.length > 0 && !opts.signal?.aborted) || active.size > 0) {
-      if (!opts.signal?.aborted) {
-        const i = queue.findIndex((r) => Math.min(r.threads, sched.cores) <= free);
-        if (i >= 0) {
-          launch(queue.splice(i, 1)[0]);
-          continue;
-        }
-      }
-      await Promise.race(active.values());
-    }
-    opts.signal?.removeEventListener("abort", onAbort);
+    if (slurm) summary.slurm = await runOnSlurm(ex, opts);
+    else await runLocally(ex, opts.executor);
     summary.interrupted = Boolean(opts.signal?.aborted);
     writeResults(workspace);
+    const tail = slurm ? `, ${summary.slurm!.left} on slurm` : summary.interrupted ? ", interrupted" : "";
     progress.finish(
-      `sweep: ${summary.alreadyDone + summary.finished}/${runs.length} done, ${summary.failed.length} failed${summary.interrupted ? ", interrupted" : ""}`,
+      `sweep: ${summary.alreadyDone + summary.finished}/${runs.length} done, ${summary.failed.length} failed${tail}`,
     );
     return summary;
   } finally {
-    closeExecutor?.();
     release();
   }
+}
+
+/** The data step: test sets, then every mixture the runs to train need (errors kept per mixture). */
+async function prepareData(
+  spec: SweepSpec,
+  workspace: string,
+  tokenizer: MixTokenizer,
+  todo: PlannedRun[],
+  log: (l: string) => void,
+): Promise<Map<string, string>> {
+  await buildTestSets({ workspace, tokenizer, corpora: spec.testCorpora, log });
+  const mixtureErrors = new Map<string, string>();
+  const built = new Set<string>();
+  for (const { mixture: m } of todo) {
+    if (built.has(m.id) || mixtureErrors.has(m.id)) continue;
+    try {
+      await buildMixture({
+        workspace,
+        id: m.id,
+        tokenizer,
+        sources: m.sources,
+        totalTokens: m.tokens,
+        seed: m.seed,
+        family: m.family,
+        allowRepeat: spec.allowRepeat,
+        log,
+      });
+      built.add(m.id);
+    } catch (e) {
+      mixtureErrors.set(m.id, formatError(e));
+    }
+  }
+  return mixtureErrors;
+}
+
+/** The Slurm executor: job arrays per resource class (src/sweep/slurm.ts). */
+async function runOnSlurm(ex: SweepExecution, opts: RunSweepOptions): Promise<SlurmSweepResult> {
+  const { workspace, statuses } = ex;
+  // A local child left by a killed local sweep must not train alongside the Slurm task.
+  for (const s of statuses.values()) if (s.status === "running" && !s.slurm) await stopOrphan(workspace, s);
+  return runSlurmSweep({
+    ...ex,
+    submitOnly: opts.submitOnly,
+    cli: opts.slurmCli,
+    onDone: (run, final) => {
+      const st = statuses.get(run.id)!;
+      markDone(st, final);
+      writeStatus(workspace, st);
+      writeResults(workspace);
+      ex.onDone(run);
+      ex.log(`done  ${run.id}  loss ${fmtNum(final.loss)}  (slurm job ${st.slurm?.jobId})`);
+    },
+  });
 }
 
 /** On Slurm a run gets its class's cpusPerTask as threads (written into config.json before submission). */
@@ -318,27 +189,4 @@ function applyMeasuredThreads(
     r.threads = threads;
     r.config = { ...r.config, threads };
   }
-}
-
-/**
- * A status left "running" by a killed sweep may still have its training child alive (a SIGKILL of the
- * sweep does not reach it): stop it, so the resumed run does not train twice into the same folder.
- * The pid is only trusted when its command line still names this run's folder.
- */
-async function stopOrphan(workspace: string, st: RunStatus): Promise<void> {
-  const pid = st.pid;
-  if (!pid || !processAlive(pid)) return;
-  let cmdline = "";
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-  } catch {
-    return;
-  }
-  // A pooled worker (src/sweep/pool.ts) names no run on its command line, only the worker marker.
-  if (!cmdline.includes(st.id) && !cmdline.includes(POOL_WORKER_MARKER)) return;
-  process.kill(pid, "SIGTERM");
-  for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-  if (processAlive(pid)) process.kill(pid, "SIGKILL");
-  const again = readStatus(workspace, st.id);
-  if (again) writeStatus(workspace, { ...again, pid: undefined });
 }

@@ -119,20 +119,25 @@ export function taskCommand(spec: SweepSpec, run: PlannedRun, workspace: string,
  * One job array: task i trains runs[i] in its folder, all output appended to `runs/<id>/train.log`.
  * The trainer runs as a child so that a SIGTERM (scancel, preemption, time limit) reaches it and it
  * stops after a checkpoint; the task then records its exit code in `runs/<id>/.slurm-exit`.
+ * `after`: array jobs this one starts after (`--dependency=afterany`), how `maxConcurrent` holds for
+ * the whole sweep and not per array (see submitArrays).
  */
 export function sbatchScript(opts: {
   spec: SweepSpec;
   workspace: string;
   cls: ResolvedClass;
   runs: PlannedRun[];
+  after?: string[];
 }): string {
   const { spec, workspace, cls, runs } = opts;
   const cfg = slurmConfig(spec);
   const throttle = cfg.maxConcurrent ? `%${cfg.maxConcurrent}` : "";
+  const after = opts.after?.length ? [`#SBATCH --dependency=afterany:${opts.after.join(":")}`] : [];
   const head = [
     "#!/bin/bash",
     `#SBATCH --job-name=${jobNameFor(workspace, cfg)}`,
     `#SBATCH --array=0-${runs.length - 1}${throttle}`,
+    ...after,
     `#SBATCH --output=${join(runsDir(workspace), ".slurm", "%A_%a.out")}`,
     ...sbatchOptions(cls.resources).map((o) => `#SBATCH ${o}`),
     `# synthmix sweep, resource class "${cls.name}": task i trains run i below in its folder.`,
@@ -219,151 +224,191 @@ function failureText(workspace: string, id: string, jobId: string, state: string
  * `sweep run` re-attaches to them; `sweep cancel` cancels them.
  */
 export async function runSlurmSweep(ctx: SlurmSweepContext): Promise<SlurmSweepResult> {
-  const { spec, workspace, statuses, log } = ctx;
-  const cfg = slurmConfig(spec);
-  const cli = ctx.cli ?? realSlurmCli();
-  const result: SlurmSweepResult = { submitted: 0, reattached: 0, left: 0 };
-  const attemptsHere = new Map<string, number>();
-  const active = new Map<string, PlannedRun>();
-  const byId = new Map(ctx.todo.map((r) => [r.id, r]));
+  return new SlurmSweep(ctx).run();
+}
 
-  const submit = (runs: PlannedRun[]) => {
-    const groups = new Map<string, { cls: ResolvedClass; runs: PlannedRun[] }>();
-    for (const r of runs) {
-      const cls = classFor(r, cfg);
-      const g = groups.get(cls.name) ?? { cls, runs: [] };
-      g.runs.push(r);
-      groups.set(cls.name, g);
+class SlurmSweep {
+  private readonly cfg: SlurmConfig;
+  private readonly cli: SlurmCli;
+  private readonly result: SlurmSweepResult = { submitted: 0, reattached: 0, left: 0 };
+  private readonly attemptsHere = new Map<string, number>();
+  private readonly active = new Map<string, PlannedRun>();
+  private readonly byId: Map<string, PlannedRun>;
+
+  constructor(private readonly ctx: SlurmSweepContext) {
+    this.cfg = slurmConfig(ctx.spec);
+    this.cli = ctx.cli ?? realSlurmCli();
+    this.byId = new Map(ctx.todo.map((r) => [r.id, r]));
+  }
+
+  private status(id: string): RunStatus {
+    return this.ctx.statuses.get(id)!;
+  }
+
+  private jobOf(id: string): string {
+    return this.status(id).slurm!.jobId;
+  }
+
+  async run(): Promise<SlurmSweepResult> {
+    const { ctx } = this;
+    // 1. Re-attach: tasks of an earlier (killed or detached) invocation that are still queued or running.
+    const earlier = ctx.todo.filter((r) => this.status(r.id).slurm && this.status(r.id).status === "running");
+    const fresh = ctx.todo.filter((r) => !earlier.includes(r) && !ctx.mixtureErrors.has(r.mixture.id));
+    this.failBrokenMixtures(earlier);
+    if (earlier.length > 0) await this.reattach(earlier, fresh);
+    // 2. Submit what is left, 3. poll until every task ended.
+    if (!ctx.signal?.aborted && fresh.length > 0) this.submit(fresh);
+    while (this.active.size > 0 && !ctx.submitOnly && !ctx.signal?.aborted) {
+      await sleep(this.cfg.pollSec * 1000, ctx.signal);
+      if (ctx.signal?.aborted) break;
+      await this.poll();
     }
-    for (const { cls, runs: group } of groups.values()) {
-      const dir = join(runsDir(workspace), ".slurm");
-      mkdirSync(dir, { recursive: true });
-      const path = join(
-        dir,
-        `${cls.name}-${Date.now()}-${stableHash(
-          group.map((r) => r.id),
-          6,
-        )}.sbatch`,
+    this.result.left = this.active.size;
+    if (this.active.size > 0) {
+      ctx.log(
+        `${this.active.size} slurm job${this.active.size > 1 ? "s" : ""} left queued or running: \`sweep status\` shows them, \`sweep collect\` gathers finished ones, \`sweep run\` re-attaches, \`sweep cancel\` cancels`,
       );
-      writeFileAtomic(path, sbatchScript({ spec, workspace, cls, runs: group }));
-      const arrayId = cli.submit(path);
-      const now = new Date().toISOString();
-      group.forEach((r, i) => {
-        const st = statuses.get(r.id)!;
-        const jobId = `${arrayId}_${i}`;
-        st.status = "running";
-        st.attempts++;
-        st.startedAt = now;
-        st.error = undefined;
-        st.pid = undefined;
-        st.slurm = {
-          jobId,
-          state: "PENDING",
-          class: cls.name,
-          submittedAt: now,
-          history: [...(st.slurm?.history ?? []), jobId],
-        };
-        writeStatus(workspace, st);
-        attemptsHere.set(r.id, (attemptsHere.get(r.id) ?? 0) + 1);
-        active.set(r.id, r);
-      });
-      result.submitted += group.length;
-      log(`submitted job array ${arrayId} (${group.length} runs, class ${cls.name}): ${path}`);
     }
-  };
+    return this.result;
+  }
 
-  /** A task that ended: done when its run folder holds the final record, else retried or failed. */
-  const settle = async (run: PlannedRun, state: string | undefined, retryable: PlannedRun[]) => {
-    const st = statuses.get(run.id)!;
-    const jobId = st.slurm!.jobId;
-    active.delete(run.id);
-    if (state) st.slurm!.state = state;
-    const { final } = await readProgress(runDir(workspace, run.id));
-    if (final) {
-      ctx.onDone(run, final);
-      return;
-    }
-    const error = failureText(workspace, run.id, jobId, state);
-    const retry = (attemptsHere.get(run.id) ?? 1) <= spec.scheduler.retries;
-    st.error = error;
-    st.status = retry ? "pending" : "failed";
-    writeStatus(workspace, st);
-    log(`${retry ? "retry" : "FAILED"} ${run.id}: ${error.split("\n")[0]}`);
-    if (retry) retryable.push(run);
-    else ctx.onFailed(run, error);
-  };
-
-  // 1. Re-attach: tasks of an earlier (killed or detached) invocation that are still queued or running.
-  const earlier = ctx.todo.filter(
-    (r) => statuses.get(r.id)!.slurm && statuses.get(r.id)!.status === "running",
-  );
-  const fresh: PlannedRun[] = ctx.todo.filter(
-    (r) => !earlier.includes(r) && !ctx.mixtureErrors.has(r.mixture.id),
-  );
-  for (const r of ctx.todo) {
-    const err = ctx.mixtureErrors.get(r.mixture.id);
-    if (err && !earlier.includes(r)) {
-      const st = statuses.get(r.id)!;
+  /** Runs whose mixture could not be built fail at once (unless a task of theirs is still out there). */
+  private failBrokenMixtures(earlier: PlannedRun[]): void {
+    for (const r of this.ctx.todo) {
+      const err = this.ctx.mixtureErrors.get(r.mixture.id);
+      if (!err || earlier.includes(r)) continue;
+      const st = this.status(r.id);
       st.status = "failed";
       st.error = `mixture ${r.mixture.id}: ${err}`;
-      writeStatus(workspace, st);
-      ctx.onFailed(r, st.error);
+      writeStatus(this.ctx.workspace, st);
+      this.ctx.onFailed(r, st.error);
     }
   }
-  if (earlier.length > 0) {
-    const states = cli.queue([...new Set(earlier.map((r) => arrayJobOf(statuses.get(r.id)!.slurm!.jobId)))]);
+
+  private async reattach(earlier: PlannedRun[], fresh: PlannedRun[]): Promise<void> {
+    const states = this.cli.queue([...new Set(earlier.map((r) => arrayJobOf(this.jobOf(r.id))))]);
     if (!states) {
       throw new SynthmixError("SLURM", "squeue did not answer: cannot tell which earlier jobs still run", {
         hint: "rerun when the Slurm controller is reachable (no job was submitted twice)",
       });
     }
     for (const r of earlier) {
-      const state = states.get(statuses.get(r.id)!.slurm!.jobId);
+      const state = states.get(this.jobOf(r.id));
+      this.attemptsHere.set(r.id, 1);
       if (state && !isTerminal(state)) {
-        active.set(r.id, r);
-        attemptsHere.set(r.id, 1);
-        result.reattached++;
-        log(`re-attached ${r.id} to slurm job ${statuses.get(r.id)!.slurm!.jobId} (${state})`);
+        this.active.set(r.id, r);
+        this.result.reattached++;
+        this.ctx.log(`re-attached ${r.id} to slurm job ${this.jobOf(r.id)} (${state})`);
       } else {
-        attemptsHere.set(r.id, 1);
-        await settle(r, state, fresh);
+        await this.settle(r, state, fresh);
       }
     }
   }
 
-  // 2. Submit what is left, 3. poll until every task ended.
-  if (!ctx.signal?.aborted && fresh.length > 0) submit(fresh);
-  while (active.size > 0 && !ctx.submitOnly && !ctx.signal?.aborted) {
-    await sleep(cfg.pollSec * 1000, ctx.signal);
-    if (ctx.signal?.aborted) break;
-    const ids = [...active.keys()];
-    const states = cli.queue([...new Set(ids.map((id) => arrayJobOf(statuses.get(id)!.slurm!.jobId)))]);
+  /** One squeue round: record state changes, settle the tasks that ended, resubmit the retries. */
+  private async poll(): Promise<void> {
+    const ids = [...this.active.keys()];
+    const states = this.cli.queue([...new Set(ids.map((id) => arrayJobOf(this.jobOf(id))))]);
     if (!states) {
-      log("squeue did not answer; polling again");
-      continue;
+      this.ctx.log("squeue did not answer; polling again");
+      return;
     }
     const retry: PlannedRun[] = [];
     for (const id of ids) {
-      const st = statuses.get(id)!;
+      const st = this.status(id);
       const state = states.get(st.slurm!.jobId);
       if (state && !isTerminal(state)) {
         if (state !== st.slurm!.state) {
           st.slurm!.state = state;
-          writeStatus(workspace, st);
+          writeStatus(this.ctx.workspace, st);
         }
         continue;
       }
-      await settle(byId.get(id)!, state, retry);
+      await this.settle(this.byId.get(id)!, state, retry);
     }
-    if (retry.length > 0) submit(retry);
+    if (retry.length > 0) this.submit(retry);
   }
-  result.left = active.size;
-  if (active.size > 0) {
-    log(
-      `${active.size} slurm job${active.size > 1 ? "s" : ""} left queued or running: \`sweep status\` shows them, \`sweep collect\` gathers finished ones, \`sweep run\` re-attaches, \`sweep cancel\` cancels`,
-    );
+
+  /** A task that ended: done when its run folder holds the final record, else retried or failed. */
+  private async settle(run: PlannedRun, state: string | undefined, retryable: PlannedRun[]): Promise<void> {
+    const { workspace, log } = this.ctx;
+    const st = this.status(run.id);
+    const jobId = st.slurm!.jobId;
+    this.active.delete(run.id);
+    if (state) st.slurm!.state = state;
+    const { final } = await readProgress(runDir(workspace, run.id));
+    if (final) {
+      this.ctx.onDone(run, final);
+      return;
+    }
+    const error = failureText(workspace, run.id, jobId, state);
+    const retry = (this.attemptsHere.get(run.id) ?? 1) <= this.ctx.spec.scheduler.retries;
+    st.error = error;
+    st.status = retry ? "pending" : "failed";
+    writeStatus(workspace, st);
+    log(`${retry ? "retry" : "FAILED"} ${run.id}: ${error.split("\n")[0]}`);
+    if (retry) retryable.push(run);
+    else this.ctx.onFailed(run, error);
   }
-  return result;
+
+  /**
+   * maxConcurrent caps the whole sweep: `%n` throttles one array only, so with a cap every new array
+   * starts after the sweep's live arrays (afterany), one array at a time, each throttled to n. Without
+   * a cap the arrays run side by side.
+   */
+  private liveArrays(): string[] {
+    if (!this.cfg.maxConcurrent) return [];
+    return [...new Set([...this.active.keys()].map((id) => arrayJobOf(this.jobOf(id))))];
+  }
+
+  /** Submit runs as one job array per resource class. */
+  private submit(runs: PlannedRun[]): void {
+    const groups = new Map<string, { cls: ResolvedClass; runs: PlannedRun[] }>();
+    for (const r of runs) {
+      const cls = classFor(r, this.cfg);
+      const g = groups.get(cls.name) ?? { cls, runs: [] };
+      g.runs.push(r);
+      groups.set(cls.name, g);
+    }
+    let after = this.liveArrays();
+    for (const { cls, runs: group } of groups.values()) {
+      const arrayId = this.submitArray(cls, group, after);
+      if (this.cfg.maxConcurrent) after = [arrayId];
+    }
+  }
+
+  private submitArray(cls: ResolvedClass, group: PlannedRun[], after: string[]): string {
+    const { spec, workspace } = this.ctx;
+    const dir = join(runsDir(workspace), ".slurm");
+    mkdirSync(dir, { recursive: true });
+    const ids = group.map((r) => r.id);
+    const path = join(dir, `${cls.name}-${Date.now()}-${stableHash(ids, 6)}.sbatch`);
+    writeFileAtomic(path, sbatchScript({ spec, workspace, cls, runs: group, after }));
+    const arrayId = this.cli.submit(path);
+    const now = new Date().toISOString();
+    group.forEach((r, i) => {
+      const st = this.status(r.id);
+      const jobId = `${arrayId}_${i}`;
+      st.status = "running";
+      st.attempts++;
+      st.startedAt = now;
+      st.error = undefined;
+      st.pid = undefined;
+      st.slurm = {
+        jobId,
+        state: "PENDING",
+        class: cls.name,
+        submittedAt: now,
+        history: [...(st.slurm?.history ?? []), jobId],
+      };
+      writeStatus(workspace, st);
+      this.attemptsHere.set(r.id, (this.attemptsHere.get(r.id) ?? 0) + 1);
+      this.active.set(r.id, r);
+    });
+    this.result.submitted += group.length;
+    this.ctx.log(`submitted job array ${arrayId} (${group.length} runs, class ${cls.name}): ${path}`);
+    return arrayId;
+  }
 }
 
 /** Runs of a workspace whose status says a Slurm task is training them. */
@@ -513,6 +558,11 @@ export function formatSlurmPlan(plans: ClassPlan[], maxConcurrent?: number): str
     );
     lines.push(`  #SBATCH --array=0-${p.jobs - 1}${maxConcurrent ? `%${maxConcurrent}` : ""}`);
     for (const o of p.sbatch) lines.push(`  #SBATCH ${o}`);
+  }
+  if (maxConcurrent && plans.length > 1) {
+    lines.push(
+      `arrays run one after another (--dependency=afterany), so at most ${maxConcurrent} task${maxConcurrent === 1 ? "" : "s"} of the sweep run at once`,
+    );
   }
   return lines.join("\n");
 }

@@ -20,23 +20,18 @@
  * resumable: the trunk checkpoints like any run, snapshots and branch seeding are atomic renames.
  */
 import {
-  closeSync,
   copyFileSync,
   existsSync,
-  linkSync,
   mkdirSync,
-  openSync,
   readFileSync,
   renameSync,
   rmSync,
-  unlinkSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeDirAtomicSync, writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
-import { processAlive as alive } from "../util/process.js";
+import { tryLock as tryFileLock } from "../util/lock.js";
 import type { CheckpointState } from "./checkpoint.js";
 import type { RunConfig } from "./schema.js";
 
@@ -118,42 +113,12 @@ export function seedBranch(runDir: string, snap: string): void {
 }
 
 /**
- * An exclusive pid lock file. A lock whose holder died (SIGKILL) is broken by renaming it aside (only
- * one contender's rename succeeds) and checking that the moved file still names the dead pid; if a
- * live holder's lock was moved by mistake it is linked back (link fails rather than overwrite).
+ * The trunk's exclusive lock (src/util/lock.ts: exclusive create recording host + pid, heartbeat, a
+ * dead holder's lock broken on its own host at once and from other hosts of a shared filesystem once
+ * its heartbeat is stale). Returns the release function, or null while someone live holds it.
  */
 export function tryLock(path: string): (() => void) | null {
-  try {
-    const fd = openSync(path, "wx");
-    writeSync(fd, `${process.pid}\n`);
-    closeSync(fd);
-    return () => rmSync(path, { force: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-  }
-  let pid = 0;
-  try {
-    pid = Number(readFileSync(path, "utf8").trim());
-  } catch {
-    return null; // released meanwhile: try again later
-  }
-  if (!pid || pid === process.pid || alive(pid)) return null;
-  const aside = `${path}.stale.${process.pid}`;
-  try {
-    renameSync(path, aside);
-  } catch {
-    return null;
-  }
-  const moved = Number(readFileSync(aside, "utf8").trim());
-  if (moved !== pid && alive(moved)) {
-    try {
-      linkSync(aside, path);
-    } catch {
-      // Someone holds a newer lock; theirs stays.
-    }
-  }
-  unlinkSync(aside);
-  return null; // the next attempt creates a fresh lock
+  return tryFileLock(path)?.release ?? null;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import { loadMixTokenizer } from "../../src/mix/tokenizer.js";
 import { type StudyConfigInput, StudyConfigSchema } from "../../src/study/config.js";
 import { type LoadedStudy, runStudy, studySweepSpec } from "../../src/study/run.js";
+import { studyStatus } from "../../src/study/status.js";
 import { checkSupply } from "../../src/study/supply.js";
 import type { RunExecutor } from "../../src/sweep/executors.js";
 import { inProcessExecutor } from "../../src/sweep/executors.js";
@@ -115,6 +116,13 @@ test("a tiny study runs through every stage; a killed study resumes to the same 
   assert.ok(a.findings.length > 0, "the study prints findings");
   const rowsA = runRows(wsA);
   assert.ok(rowsA.length >= 12 * 2);
+  const done = studyStatus(tinyStudy(wsA));
+  assert.deepEqual(
+    done.stages.map((s) => s.state),
+    ["complete", "complete", "complete", "complete", "complete"],
+  );
+  assert.deepEqual(done.runs, { planned: 12, done: 12, running: 0, pending: 0, failed: 0 });
+  assert.equal(done.reportHtml, a.reportHtml);
 
   // Interrupted after three training runs, then resumed.
   const wsB = mkdtempSync(join(tmpdir(), "synthmix-study-b-"));
@@ -130,6 +138,17 @@ test("a tiny study runs through every stage; a killed study resumes to the same 
   const state = JSON.parse(readFileSync(join(wsB, "study-state.json"), "utf8"));
   assert.equal(state.stages.generate.complete, true);
   assert.equal(state.stages.sweep.complete, false);
+  const mid = studyStatus(tinyStudy(wsB));
+  assert.equal(mid.stages.find((s) => s.stage === "sweep")!.state, "partial");
+  assert.equal(mid.stages.find((s) => s.stage === "generate")!.state, "complete");
+  assert.ok(mid.runs.done >= 3 && mid.runs.done < 12, JSON.stringify(mid.runs));
+  // Another config for the same workspace: what it would rebuild is stale.
+  const other = tinyStudy(wsB);
+  other.config.tokenizer.vocabSize = 400;
+  assert.deepEqual(
+    studyStatus(other).stages.map((s) => s.state),
+    ["complete", "stale", "stale", "stale", "stale"],
+  );
   let trainedOnResume = 0;
   const counting: RunExecutor = async (job) => {
     trainedOnResume++;

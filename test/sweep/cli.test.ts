@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -74,6 +75,20 @@ test("CLI end to end with the real tokenizer and trainer: mix build, sweep run/s
   }
   const table = await cli("sweep", "status", ws);
   assert.match(table, /2 runs: 2 done, 0 running, 0 pending, 0 failed/);
+  // --json through the binary's entry point: stdout is exactly the summary, the progress is on stderr.
+  const again = spawnSync(
+    process.execPath,
+    ["--import", "tsx", "test/sweep/fixtures/cli-main.ts", "sweep", "run", join(ws, "grid.yaml"), "--json"],
+    { encoding: "utf8", env: { ...process.env, SYNTHMIX_PROGRESS: "plain" } },
+  );
+  assert.equal(again.status, 0, again.stderr);
+  assert.deepEqual(JSON.parse(again.stdout), {
+    planned: 2,
+    alreadyDone: 2,
+    finished: 0,
+    failed: [],
+    interrupted: false,
+  });
   assert.match(table, /hq-50/);
   const csv = (await cli("sweep", "results", ws, "--format", "csv")).trim().split("\n");
   assert.equal(csv.length, 1 + 2 * 3);

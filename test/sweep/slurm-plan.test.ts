@@ -223,4 +223,33 @@ test("examples/sweep-slurm.yaml parses; --dry-run prints jobs, hours and sbatch 
   assert.match(text, /class gpu-8: 24 jobs, .* GPU-hours/);
   assert.match(text, / {2}#SBATCH --array=0-23%64/);
   assert.match(text, /#SBATCH --exclusive/);
+  // --json: stdout is exactly one JSON document (the plan), through the binary's own entry point.
+  const r = spawnSync(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "test/sweep/fixtures/cli-main.ts",
+      "sweep",
+      "run",
+      join(ws, "grid.yaml"),
+      "--dry-run",
+      "--json",
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as {
+    runs: { id: string; backend: string }[];
+    slurm: { classes: { name: string; jobs: number }[]; maxConcurrent: number };
+  };
+  assert.equal(doc.runs.length, 48);
+  assert.deepEqual(
+    doc.slurm.classes.map((c) => [c.name, c.jobs]),
+    [
+      ["cpu-small", 24],
+      ["gpu-8", 24],
+    ],
+  );
+  assert.equal(doc.slurm.maxConcurrent, 64);
 });

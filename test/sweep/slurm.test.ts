@@ -2,7 +2,7 @@
 // Without Slurm these tests skip with the reason; under CI=true they fail instead.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type TestContext, test } from "node:test";
@@ -225,7 +225,7 @@ test("slurm: killing `sweep run` and rerunning re-attaches to the queued and run
   const driver = () =>
     spawn(process.execPath, ["--import", "tsx", "test/sweep/fixtures/driver.ts", specPath, ws], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, FAKE_STEPS: "8", FAKE_STEP_MS: "400" },
+      env: { ...process.env, FAKE_STEPS: "8", FAKE_STEP_MS: "1000" },
     });
   const first = driver();
   const exited = new Promise((r) => first.on("exit", r));
@@ -352,4 +352,74 @@ test("slurm: --submit-only, then `sweep status` and `sweep collect`; `sweep canc
   );
   const results = JSON.parse(readFileSync(join(ws, "results/runs.json"), "utf8")).rows;
   assert.equal(results.length, 2 * 3);
+});
+
+/** Start and end (epoch seconds) of every array task Slurm knows of for a job name. */
+function taskIntervals(jobName: string): { task: string; start: number; end: number }[] {
+  const r = spawnSync("scontrol", ["show", "job", "-o"], { encoding: "utf8" });
+  const out: { task: string; start: number; end: number }[] = [];
+  for (const line of r.stdout.split("\n")) {
+    if (!line.includes(`JobName=${jobName} `)) continue;
+    const task = `${/ArrayJobId=(\d+)/.exec(line)?.[1]}_${/ArrayTaskId=(\S+)/.exec(line)?.[1]}`;
+    const at = (k: string) => Date.parse(`${new RegExp(`(?:^| )${k}=(\\S+)`).exec(line)?.[1]}Z`) / 1000;
+    out.push({ task, start: at("StartTime"), end: at("EndTime") });
+  }
+  return out;
+}
+
+test("slurm: maxConcurrent caps the whole sweep, not each class's array", async (t) => {
+  if (!needSlurm(t)) return;
+  const ws = makeWorkspace();
+  process.env.FAKE_STEPS = "4";
+  process.env.FAKE_STEP_MS = "600";
+  t.after(() => {
+    delete process.env.FAKE_STEPS;
+    delete process.env.FAKE_STEP_MS;
+  });
+  // Two classes, two runs each, one CPU per task: the 2-CPU node could run two tasks (one per
+  // array) at once; the sweep-wide cap of 1 must keep it to one.
+  const spec = resolveSpec(
+    {
+      contextLength: 16,
+      grid: { models: [tiny("t16"), tiny("t32", 32)], tokens: [800, 1600], mixtures: ["natural"] },
+      scheduler: {
+        ...slurm({
+          maxConcurrent: 1,
+          classes: [
+            { name: "small", models: ["t16"], cpusPerTask: 1 },
+            { name: "big", models: ["t32"], cpusPerTask: 1 },
+          ],
+        }),
+        command: [process.execPath, fake, "{config}"],
+      },
+    },
+    ws,
+  );
+  const s = await runSweep({ ...spec, tokenizer: byteTokenizer(), progress: "silent" });
+  assert.deepEqual(s.failed, []);
+  assert.equal(s.slurm!.submitted, 4);
+  const st = listStatuses(ws);
+  assert.ok(st.every((x) => x.status === "done"));
+  const arrays = new Set(st.map((x) => x.slurm!.jobId.split("_")[0]));
+  assert.equal(arrays.size, 2, "one array per class");
+  // Slurm's own start/end times (whole seconds): no two tasks of the sweep overlap.
+  const iv = taskIntervals(jobNameFor(ws, spec.spec.scheduler.slurm!));
+  assert.equal(iv.length, 4);
+  for (const a of iv) {
+    for (const b of iv) {
+      if (a.task === b.task) continue;
+      const overlap = Math.min(a.end, b.end) - Math.max(a.start, b.start);
+      assert.ok(
+        overlap <= 0,
+        `${a.task} [${a.start}, ${a.end}] and ${b.task} [${b.start}, ${b.end}] ran together`,
+      );
+    }
+  }
+  // The second array's script says why it waits.
+  const scripts = readdirSync(join(ws, "runs", ".slurm")).filter((f) => f.endsWith(".sbatch"));
+  const deps = scripts.map(
+    (f) => /--dependency=afterany:(\d+)/.exec(readFileSync(join(ws, "runs", ".slurm", f), "utf8"))?.[1],
+  );
+  assert.equal(deps.filter(Boolean).length, 1);
+  assert.ok(arrays.has(deps.find(Boolean)!));
 });
