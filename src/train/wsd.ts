@@ -19,15 +19,7 @@
  * never train the trunk twice, and a branch waits only until its own snapshot exists. Everything is
  * resumable: the trunk checkpoints like any run, snapshots and branch seeding are atomic renames.
  */
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeDirAtomicSync, writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";

@@ -29,7 +29,7 @@ test("the full demo's design: no repeats, 2 generators, WSD ladders, ratio cells
   assert.ok(main.models.length >= 4 && main.tokens.length >= 4, "at least 4 models x 4 budgets");
   assert.equal(config.sweep.train.optimizer?.schedule, "wsd");
   assert.ok(
-    runs.every((r) => r.config.wsd && r.config.wsd.ladder.includes(r.tokens)),
+    runs.every((r) => r.config.wsd?.ladder.includes(r.tokens)),
     "every run a WSD branch",
   );
   // Each model trains with its own LR.
