@@ -1,7 +1,7 @@
 import { relative } from "node:path";
 import { loadTokenizedSource } from "../mix/sources.js";
 import type { MixTokenizer } from "../mix/tokenizer.js";
-import { type PlannedRun, planSweep } from "../sweep/plan.js";
+import { expandMixture, type PlannedRun, planSweep } from "../sweep/plan.js";
 import type { SweepSpec } from "../sweep/spec.js";
 import { SynthmixError } from "../util/errors.js";
 import type { StudyConfig } from "./config.js";
@@ -17,7 +17,7 @@ type GridLike = StudyConfig["extraGrids"][number];
 export function extraGridRuns(grids: GridLike[]): RunEntry[] {
   const out: RunEntry[] = [];
   for (const g of grids) {
-    const mixtures = g.mixtures.flatMap(expandShares);
+    const mixtures = g.mixtures.flatMap(expandMixture);
     for (const model of g.models)
       for (const tokens of g.tokens)
         for (const mixture of mixtures)
@@ -32,16 +32,6 @@ function cellRuns(cell: RunEntry, generators: string[]): RunEntry[] {
   const synthetic = m !== "natural" && Object.values(m).some((v) => v > 0);
   if (!synthetic || generators.length === 0) return [cell];
   return generators.map((generator) => ({ ...cell, generator }));
-}
-
-function expandShares(m: GridLike["mixtures"][number]): ("natural" | Record<string, number>)[] {
-  if (m === "natural") return ["natural"];
-  let combos: Record<string, number>[] = [{}];
-  for (const [style, v] of Object.entries(m)) {
-    const values = Array.isArray(v) ? v : [v];
-    combos = combos.flatMap((c) => values.map((x) => ({ ...c, [style]: x })));
-  }
-  return combos;
 }
 
 /** What the planned runs take from one source at most (one run's mixture, tokens before end-of-text). */

@@ -136,7 +136,7 @@ interface PlanItem {
 }
 
 /** A grid mixture entry with list-valued shares, expanded into the cartesian product of its values. */
-function expandMixture(m: NonNullable<SweepSpec["grid"]>["mixtures"][number]): Shares[] {
+export function expandMixture(m: NonNullable<SweepSpec["grid"]>["mixtures"][number]): Shares[] {
   if (m === "natural") return ["natural"];
   let combos: Record<string, number>[] = [{}];
   for (const [style, v] of Object.entries(m)) {

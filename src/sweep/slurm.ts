@@ -7,6 +7,7 @@ import { fillPlaceholders, shellQuote } from "../util/placeholders.js";
 import { fmtNum } from "../util/progress.js";
 import { defaultTrainCommand } from "./executors.js";
 import { logTail } from "./external.js";
+import type { SweepExecution } from "./local.js";
 import type { PlannedRun } from "./plan.js";
 import {
   type FinalMetric,
@@ -167,21 +168,12 @@ export function sbatchScript(opts: {
   return `${head.join("\n")}\n`;
 }
 
-export interface SlurmSweepContext {
-  spec: SweepSpec;
-  workspace: string;
-  /** Runs still to train (not done), registered. */
-  todo: PlannedRun[];
-  statuses: Map<string, RunStatus>;
-  /** Runs whose mixture could not be built: failed at once, never submitted. */
-  mixtureErrors: Map<string, string>;
-  signal?: AbortSignal;
+/** The sweep's execution as the local executor gets it, plus submission options; onDone gets the run's final metric. */
+export type SlurmSweepContext = Omit<SweepExecution, "onDone"> & {
   submitOnly?: boolean;
   cli?: SlurmCli;
-  log: (line: string) => void;
   onDone: (run: PlannedRun, final: FinalMetric) => void;
-  onFailed: (run: PlannedRun, error: string) => void;
-}
+};
 
 export interface SlurmSweepResult {
   submitted: number;
