@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from train_torch import GPT  # noqa: E402
+from train_torch import GPT  # noqa: E402  (the one PyTorch GPT: examples/external-trainer/gpt.py)
 
 
 def read_tokens(path, dtype):
@@ -45,7 +45,8 @@ def evaluate(model, test, eval_tokens, T, B):
             x, y = toks[:n].view(-1, T), toks[1 : n + 1].view(-1, T)
             tot = 0.0
             for i in range(0, x.size(0), B):
-                tot += model(x[i : i + B], y[i : i + B]).item() * x[i : i + B].numel()
+                loss_sum, _count = model(x[i : i + B], y[i : i + B])
+                tot += loss_sum.item()
             losses.append(tot / n)
     return sum(losses) / len(losses)
 
@@ -56,7 +57,7 @@ def train_one(job, test, eval_tokens, eval_every):
     man = json.load(open(os.path.join(os.path.dirname(job["train"]), "manifest.json")))
     data = read_tokens(job["train"], man["dtype"])
     torch.manual_seed(job["seed"])
-    model = GPT(m["vocabSize"], T, m["dModel"], m["nLayer"], m["nHead"])
+    model = GPT(m)
     o = job["optimizer"]
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -73,7 +74,8 @@ def train_one(job, test, eval_tokens, eval_every):
         starts = torch.randint(0, len(data) - T - 1, (B, 1), generator=g)
         win = data[starts + offs]
         opt.zero_grad(set_to_none=True)
-        loss = model(win[:, :-1].contiguous(), win[:, 1:].contiguous())
+        loss_sum, n = model(win[:, :-1].contiguous(), win[:, 1:].contiguous())
+        loss = loss_sum / n
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), o["gradClip"])
         opt.step()
