@@ -4,11 +4,12 @@
  * vocabulary (k = `smoothingK`); all divergences are in nats. Version 2: comparisons at an equal token
  * count per source (`equalTokens`), a noise floor per test set, the full-size KL kept beside.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
+import { readJsonFile } from "../util/json.js";
 
 /** JSON has no NaN: JSON.stringify writes null, so numbers that can be NaN read back null -> NaN. */
 const num = z.union([z.number(), z.null()]).transform((v) => (v === null ? Number.NaN : v));
@@ -122,18 +123,9 @@ export function readUnigramFile(ws: string, required = true): UnigramFile | unde
     if (!required) return undefined;
     throw new SynthmixError("NO_UNIGRAM", `${path} does not exist`, { hint: "run synthmix analyze unigram" });
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new SynthmixError("BAD_UNIGRAM", `${path}: not valid JSON (${(e as Error).message})`);
-  }
-  const r = UnigramFileSchema.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new SynthmixError("BAD_UNIGRAM", `${path}: ${i.path.join(".") || "(root)"}: ${i.message}`, {
-      hint: "rerun synthmix analyze unigram with this version of synthmix",
-    });
-  }
-  return r.data;
+  return readJsonFile(path, UnigramFileSchema, {
+    code: "BAD_UNIGRAM",
+    what: "the unigram analysis",
+    hint: "rerun synthmix analyze unigram with this version of synthmix",
+  });
 }

@@ -9,11 +9,12 @@
  * and every fit carries `warnings` (codes below): a number is either supported or flagged.
  * Version 2 added identification, warnings, dof, saved bootstrap replicates and the compute hold-out.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
+import { parseJsonValue, readJsonFile } from "../util/json.js";
 
 /** JSON has no NaN: JSON.stringify writes null, so numbers that can be NaN read back null -> NaN. */
 const num = z.union([z.number(), z.null()]).transform((v) => (v === null ? Number.NaN : v));
@@ -360,30 +361,24 @@ function readArtifact<S extends z.ZodType>(
     if (!required) return undefined;
     throw new SynthmixError("NO_FIT_RESULTS", `${path} does not exist`, { hint: "run synthmix fit first" });
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new SynthmixError("BAD_FIT_RESULTS", `${path}: not valid JSON (${(e as Error).message})`, {
-      hint: "rerun synthmix fit to rewrite it",
-    });
-  }
+  const artifact = {
+    code: "BAD_FIT_RESULTS",
+    what: "fit results",
+    hint: "rerun synthmix fit with this version of synthmix to rewrite it",
+  };
+  const raw = readJsonFile(path, z.unknown(), {
+    ...artifact,
+    unreadableHint: "rerun synthmix fit to rewrite it",
+  });
   const version = (raw as { version?: unknown } | null)?.version;
   if (version !== 2) {
     throw new SynthmixError(
       "BAD_FIT_RESULTS",
       `${path}: unsupported file version ${JSON.stringify(version)} (this synthmix reads 2)`,
-      { hint: "rerun synthmix fit with this version of synthmix to rewrite it" },
+      { hint: artifact.hint },
     );
   }
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new SynthmixError("BAD_FIT_RESULTS", `${path}: ${i.path.join(".") || "(root)"}: ${i.message}`, {
-      hint: "rerun synthmix fit with this version of synthmix to rewrite it",
-    });
-  }
-  return r.data;
+  return parseJsonValue(path, raw, schema, artifact);
 }
 
 /** `read(dir)` returns the file or throws NO_FIT_RESULTS; `read(dir, false)` returns undefined when absent. */

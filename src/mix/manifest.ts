@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { SynthmixError } from "../util/errors.js";
+import { readJsonFile } from "../util/json.js";
 
 /**
  * The mix stage's two artifacts, each with one schema and one read/write pair (the stages after it,
@@ -75,24 +75,11 @@ export const TestSetManifestSchema = z.looseObject({
 export type TestSetManifest = z.infer<typeof TestSetManifestSchema>;
 
 function readManifest<T>(path: string, schema: z.ZodType<T>, what: string): T {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new SynthmixError("BAD_MANIFEST", `${path}: cannot read the ${what} (${(e as Error).message})`, {
-      hint: "rebuild it (synthmix mix build / sweep run rewrite it)",
-    });
-  }
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new SynthmixError(
-      "BAD_MANIFEST",
-      `${path}: not a ${what}: ${issue.path.join(".") || "manifest"}: ${issue.message}`,
-      { hint: "rebuild it (synthmix mix build / sweep run rewrite it)" },
-    );
-  }
-  return r.data;
+  return readJsonFile(path, schema, {
+    code: "BAD_MANIFEST",
+    what: `a ${what}`,
+    hint: "rebuild it (synthmix mix build / sweep run rewrite it)",
+  });
 }
 
 /** `<dir>/manifest.json` of a mixture folder, validated. */

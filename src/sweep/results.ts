@@ -1,9 +1,8 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { tryReadMixtureManifest } from "../mix/manifest.js";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { SynthmixError } from "../util/errors.js";
+import { readJsonFile } from "../util/json.js";
 import { listStatuses, type RunStatus } from "./registry.js";
 
 /**
@@ -156,25 +155,11 @@ export const RunResultsSchema = z.looseObject({ rows: z.array(RunResultRowSchema
 
 /** Read and validate `<ws>/results/runs.json`; errors name the file and the row. */
 export function readRunResults(workspace: string): RunResults {
-  const path = resultsPath(workspace);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new SynthmixError(
-      "NO_RESULTS",
-      `${path}: cannot read the sweep results (${(e as Error).message})`,
-      {
-        hint: "run `synthmix sweep run` first (it writes results/runs.json)",
-      },
-    );
-  }
-  const r = RunResultsSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new SynthmixError("BAD_RESULTS", `${path}: ${issue.path.join(".")}: ${issue.message}`, {
-      hint: "`synthmix sweep collect` or `sweep run` rewrites it from runs/*/status.json",
-    });
-  }
-  return r.data as RunResults;
+  return readJsonFile(resultsPath(workspace), RunResultsSchema, {
+    code: "BAD_RESULTS",
+    what: "the sweep results",
+    hint: "`synthmix sweep collect` or `sweep run` rewrites it from runs/*/status.json",
+    unreadableCode: "NO_RESULTS",
+    unreadableHint: "run `synthmix sweep run` first (it writes results/runs.json)",
+  }) as RunResults;
 }

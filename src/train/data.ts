@@ -1,34 +1,43 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { MixtureManifest, TestSetManifest } from "../mix/manifest.js";
+import { z } from "zod";
 import { SynthmixError } from "../util/errors.js";
+import { readJsonFile } from "../util/json.js";
 import { deriveSeed, Rng } from "../util/rng.js";
 import { readTokens } from "../util/tokenfile.js";
 
 export type TokenArray = Uint16Array | Uint32Array;
 
-function readManifest<T>(dir: string, what: string): T {
+/**
+ * What the trainer needs of a data folder's manifest.json: the token file and its dtype (mixtures) or
+ * the domains (test sets). Not the mix stage's full schema: `synthmix train --data` also takes folders
+ * written by other tools with only these fields.
+ */
+const Dtype = z.enum(["uint16", "uint32"]);
+const TrainManifestSchema = z.looseObject({ file: z.string().min(1).optional(), dtype: Dtype });
+const TestManifestSchema = z.looseObject({
+  dtype: Dtype,
+  domains: z.array(z.looseObject({ name: z.string().min(1), file: z.string().min(1) })).min(1),
+});
+
+function readManifest<S extends z.ZodType>(dir: string, what: string, schema: S): z.infer<S> {
   const path = join(dir, "manifest.json");
   if (!existsSync(path)) {
     throw new SynthmixError("MISSING_DATA", `${path} not found`, {
       hint: `point ${what} at a folder written by synthmix (it must hold manifest.json)`,
     });
   }
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as T;
-  } catch (err) {
-    throw new SynthmixError("BAD_MANIFEST", `${path}: ${(err as Error).message}`);
-  }
+  return readJsonFile(path, schema, { code: "BAD_MANIFEST", what: `a ${what} manifest` });
 }
 
 export interface TrainData {
-  manifest: MixtureManifest;
+  manifest: z.infer<typeof TrainManifestSchema>;
   tokens: TokenArray;
 }
 
 /** Loads `<mixture>/tokens.bin` with the dtype recorded in `<mixture>/manifest.json`. */
 export function loadTrainData(dir: string, vocabSize: number, contextLength: number): TrainData {
-  const manifest = readManifest<MixtureManifest>(dir, "data.train");
+  const manifest = readManifest(dir, "data.train", TrainManifestSchema);
   const tokens = readTokens(join(dir, manifest.file ?? "tokens.bin"), manifest.dtype);
   checkIds(tokens, vocabSize, join(dir, manifest.file ?? "tokens.bin"));
   if (tokens.length < contextLength + 1) {
@@ -61,7 +70,7 @@ export interface TestDomain {
 
 /** Loads every domain of a test-set folder (`manifest.json` + `<domain>.bin`). */
 export function loadTestData(dir: string, vocabSize: number): TestDomain[] {
-  const manifest = readManifest<TestSetManifest>(dir, "data.test");
+  const manifest = readManifest(dir, "data.test", TestManifestSchema);
   return manifest.domains.map((d) => {
     const path = join(dir, d.file);
     const tokens = readTokens(path, manifest.dtype);

@@ -190,7 +190,7 @@ test("corrupt or missing inputs give errors naming the file and what to do", asy
       writeReport(ws),
       (e: unknown) =>
         e instanceof SynthmixError &&
-        e.message.includes("fits.json: not valid JSON") &&
+        e.message.includes("fits.json: cannot read fit results") &&
         /synthmix fit/.test(e.hint ?? ""),
     );
     writeFileSync(join(ws, "results", "fits.json"), JSON.stringify({ version: 9, fits: [] }));
