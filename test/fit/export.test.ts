@@ -251,7 +251,7 @@ test("fit and report read results/runs.json through the sweep's schema: a bad ro
   );
   const row = syntheticRows(0.003, 1, { Ns: [1e5], Ds: [1e6], ratios: [0] })[0];
   writeFileSync(join(ws, "results", "runs.json"), JSON.stringify({ rows: [row, { ...row, loss: "3.1" }] }));
-  const bad = /runs\.json: rows\.1\.loss: /;
+  const bad = /runs\.json: not the sweep results: rows\.1\.loss: /;
   assert.throws(() => readRunRows(ws), bad);
   assert.throws(() => readInputs(ws), bad);
   writeFileSync(join(ws, "results", "runs.json"), JSON.stringify({ rows: [row] }));
