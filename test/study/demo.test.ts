@@ -13,7 +13,7 @@ function loaded(quick: boolean, workspace: string): LoadedStudy {
   return { config: StudyConfigSchema.parse(demoConfig(quick)), workspace, baseDir: workspace };
 }
 
-test("the full demo's design: no repeats, 2 generators, WSD ladders, ratio cells of >= 5 ratios x 3 seeds", () => {
+test("the full demo's design: no repeats, 2 generators, 2 seeds, WSD ladders, ratio cells of >= 5 ratios x 3 seeds", () => {
   const ws = "/nonexistent-ws";
   const study = loaded(false, ws);
   const { config } = study;
@@ -23,8 +23,13 @@ test("the full demo's design: no repeats, 2 generators, WSD ladders, ratio cells
   assert.notEqual(studyGeneratorModels(config)[0].model, studyGeneratorModels(config)[1].model);
   const spec = studySweepSpec(study, gens);
   const runs = planSweep(spec, ws, config.tokenizer.vocabSize);
-  // Main grid: every model x budget x mixture is run (one seed: the joint fit's bootstrap takes the
-  // noise from its residuals; the seed-to-seed noise is measured in the ratio cells), as WSD ladders.
+  // Main grid: every model x budget x mixture has 2 seeds, as WSD ladders.
+  const cells = new Map<string, Set<number>>();
+  for (const r of runs.filter((x) => x.mixture.generator !== "gen-s1")) {
+    const k = `${r.modelName}/${r.tokens}/${r.mixture.label}`;
+    cells.set(k, (cells.get(k) ?? new Set()).add(r.seed));
+  }
+  for (const [k, seeds] of cells) assert.ok(seeds.size >= 2, `${k} has ${seeds.size} seed(s)`);
   const main = config.sweep.grid!;
   assert.ok(main.models.length >= 4 && main.tokens.length >= 4, "at least 4 models x 4 budgets");
   assert.equal(config.sweep.train.optimizer?.schedule, "wsd");
