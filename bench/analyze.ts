@@ -9,58 +9,26 @@
  * 1M-token slices of an np.memmap.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCount } from "../src/mix/count.js";
-import { Rng } from "../src/util/rng.js";
+import { VOCAB, writeTokenWorkspace } from "../test/analyze/fixtures/token-workspace.js";
 
 const args = process.argv.slice(2);
 const i = args.indexOf("--sizes");
 const sizes = (i >= 0 ? args[i + 1] : "20M,100M").split(",").map((c) => parseCount(c));
-const VOCAB = 50257;
-
-function writeIds(path: string, n: number, seed: number): void {
-  const rng = new Rng(seed);
-  const fd = openSync(path, "w");
-  const buf = new Uint16Array(1 << 20);
-  for (let done = 0; done < n; ) {
-    const k = Math.min(buf.length, n - done);
-    for (let j = 0; j < k; j++) buf[j] = Math.floor(rng.next() ** 4 * VOCAB);
-    writeSync(fd, new Uint8Array(buf.buffer, 0, k * 2));
-    done += k;
-  }
-  closeSync(fd);
-}
 
 function makeWorkspace(n: number): { ws: string; big: string } {
   const ws = mkdtempSync(join(tmpdir(), "synthmix-bench-analyze-"));
-  const test = join(ws, "tokens", "test");
-  const src = join(ws, "tokens", "sources");
-  mkdirSync(test, { recursive: true });
-  mkdirSync(src, { recursive: true });
-  writeIds(join(test, "news.bin"), 200_000, 1);
-  writeFileSync(
-    join(test, "manifest.json"),
-    JSON.stringify({
-      dtype: "uint16",
-      vocabSize: VOCAB,
-      eotId: 50256,
-      tokenizerSha256: "bench",
-      domains: [{ name: "news", file: "news.bin", tokens: 200_000, documents: 1 }],
-    }),
-  );
-  for (const [name, tokens, seed] of [
-    ["small", 1_000_000, 2],
-    ["big", n, 3],
-  ] as const) {
-    writeIds(join(src, `${name}.bin`), tokens, seed);
-    writeFileSync(
-      join(src, `${name}.json`),
-      JSON.stringify({ version: 1, source: name, dtype: "uint16", tokens, tokenizerSha256: "bench" }),
-    );
-  }
-  return { ws, big: join(src, "big.bin") };
+  const big = writeTokenWorkspace(ws, {
+    testTokens: 200_000,
+    smallTokens: 1_000_000,
+    bigTokens: n,
+    eotId: 50256,
+    tokenizerSha256: "bench",
+  });
+  return { ws, big };
 }
 
 const timed = (cmd: string, argv: string[]) => {
