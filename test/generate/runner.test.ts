@@ -266,7 +266,7 @@ test("runner: budgets by source tokens and by output tokens", async () => {
       ...quiet,
     });
     assert.equal(s.sourceDocs, 3); // 20-word docs: the 3rd reaches 50
-    const o = await runGeneration({
+    const byOutput = {
       workspace: ws,
       corpusName: "toy",
       style: "hq",
@@ -274,22 +274,15 @@ test("runner: budgets by source tokens and by output tokens", async () => {
       countTokens: count,
       budgetOutputTokens: 30,
       ...quiet,
-    });
+    };
+    const o = await runGeneration(byOutput);
     const g = o.generators[0];
     assert.equal(g.docsWritten, 2); // 21 output words each: stops once >= 30
     assert.equal(g.tokens.prompt, 20);
     assert.equal(g.costUsd, (g.tokens.prompt * 1 + g.tokens.completion * 2) / 1e6);
     // A rerun counts the journaled answers against the budget: it stops where the first run did.
     const calls = fake.state.calls;
-    const again = await runGeneration({
-      workspace: ws,
-      corpusName: "toy",
-      style: "hq",
-      generators: [`openai:${fake.url}:m2?concurrency=1&price_in=1&price_out=2`],
-      countTokens: count,
-      budgetOutputTokens: 30,
-      ...quiet,
-    });
+    const again = await runGeneration(byOutput);
     assert.equal(fake.state.calls, calls, "no request after the budget was already met");
     assert.equal(again.generators[0].requests.completed, 0);
   } finally {
