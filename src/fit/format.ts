@@ -91,7 +91,9 @@ export function formatFitSummary(res: FitRowsResult): string {
             : e.atLargestNatural.extrapolated
               ? "extrapolated"
               : e.supported
-                ? "ok"
+                ? e.basis === "interpolation"
+                  ? "ok (interpolated; E not identified)"
+                  : "ok"
                 : "laws not identified",
         ]),
       ),

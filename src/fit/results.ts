@@ -271,8 +271,14 @@ export const SpeedupEntrySchema = MixtureKeySchema.extend({
     .nullable(),
   /** Warnings of the two laws (mixture and baseline) plus EXTRAPOLATED; a headline needs none of the first. */
   warnings: z.array(FitWarningSchema),
-  /** Both laws identified and valid, so the speed-up may be stated when not extrapolated. */
+  /** The headline reading may be stated (not extrapolated; `basis` says on what grounds). */
   supported: z.boolean(),
+  /**
+   * Why it may be stated: `laws-identified` (both laws without warnings, every parameter identified) or
+   * `interpolation` (only the floor E is unidentified; the reading lies between both laws' points at
+   * this N, both follow those points and the interval is finite); null when it may not.
+   */
+  basis: z.enum(["laws-identified", "interpolation"]).nullable().optional(),
 });
 export type SpeedupEntry = z.infer<typeof SpeedupEntrySchema>;
 

@@ -37,8 +37,10 @@ export interface SpeedupInput {
   /** The natural run with the largest D at this N (mean loss over its seeds), if any. */
   largestNatural: { D: number; loss: number } | null;
   /** The two fits (their D ranges and warnings decide `extrapolated` and `supported`). */
-  naturalFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params">;
-  mixtureFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params">;
+  naturalFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params"> & {
+    quality?: Pick<MixtureFit["quality"], "sigmaLog" | "rmseLog" | "residuals">;
+  };
+  mixtureFit?: SpeedupInput["naturalFit"];
 }
 
 /**
@@ -57,10 +59,53 @@ function extrapolated(inp: SpeedupInput, dn: number, dm: number): boolean {
   return outside(dm, inp.mixtureFit) || outside(dn, inp.naturalFit, NATURAL_MARGIN);
 }
 
-/** Warnings inherited from the two laws, and whether both are identified and valid. */
-function support(inp: SpeedupInput): { warnings: FitWarning[]; supported: boolean } {
+/**
+ * Warnings that concern only the floor: the profile interval of E runs to a bound or spans most of its
+ * range. They forbid reading a law beyond its points (where the floor decides D(L*)), but not between
+ * them: the points fix E + A/N^alpha at each N, which is all an interpolation at that N uses.
+ */
+const FLOOR_ONLY_WARNINGS = new Set(["E_AT_BOUND", "E_NOT_IDENTIFIED"]);
+/** Parameters whose individual values an interpolation at a fixed N does not need (only their sum at N). */
+const FLOOR_PARAMS = new Set(["E", "A", "alpha"]);
+/** A law follows its points at N when their RMS log-residual is at most this multiple of the fit's sigma. */
+const LOCAL_FIT_FACTOR = 2;
+
+type Law = NonNullable<SpeedupInput["naturalFit"]>;
+
+/** RMS log-residual of the law's points at model size N (all points when N is null or the form has none). */
+function localRms(f: Law, N: number | null): number | null {
+  const res = f.quality?.residuals ?? [];
+  const at = N === null ? res : res.filter((r) => r.N === null || r.N === N);
+  if (at.length === 0) return null;
+  return Math.sqrt(at.reduce((s, r) => s + r.logResidual ** 2, 0) / at.length);
+}
+
+/** Why a law cannot carry an interpolated reading at N, or null when it can. */
+function interpolationBlocker(f: Law, N: number | null): string | null {
+  const blocking = f.warnings.filter((w) => !FLOOR_ONLY_WARNINGS.has(w.code));
+  if (blocking.length) return [...new Set(blocking.map((w) => w.code))].join(", ");
+  const shape = Object.entries(f.params).filter(([k, e]) => !e.identified && !FLOOR_PARAMS.has(k));
+  if (shape.length) return `${shape.map(([k]) => k).join(", ")} not identified`;
+  const sigma = f.quality?.sigmaLog ?? f.quality?.rmseLog ?? null;
+  const local = localRms(f, N);
+  if (sigma !== null && local !== null && local > LOCAL_FIT_FACTOR * Math.max(sigma, 1e-4))
+    return `its points at N = ${N} deviate from it (RMS log-residual ${local.toPrecision(2)} > ${LOCAL_FIT_FACTOR} x sigma ${sigma.toPrecision(2)})`;
+  return null;
+}
+
+/**
+ * Warnings inherited from the two laws, and on what basis the headline reading (at the largest natural
+ * run) may be stated: `laws-identified` when both laws have no warning and every parameter is identified;
+ * `interpolation` when the floor alone is unidentified but the reading lies inside both laws' D ranges,
+ * both follow their points at this N and the bootstrap interval is finite; otherwise null (not supported).
+ */
+function support(
+  inp: SpeedupInput,
+  reading: SpeedupEntry["atLargestNatural"],
+): { warnings: FitWarning[]; basis: SpeedupEntry["basis"] } {
   const warnings: FitWarning[] = [];
-  let supported = true;
+  let identified = true;
+  const blockers: string[] = [];
   for (const [who, f] of [
     ["natural", inp.naturalFit],
     ["mixture", inp.mixtureFit],
@@ -69,15 +114,22 @@ function support(inp: SpeedupInput): { warnings: FitWarning[]; supported: boolea
     for (const w of f.warnings)
       warnings.push({ code: w.code, message: `${who} law (${f.key}): ${w.message}` });
     const unidentified = Object.entries(f.params).filter(([, e]) => !e.identified);
-    if (f.warnings.length || unidentified.length) supported = false;
+    if (f.warnings.length || unidentified.length) identified = false;
     if (unidentified.length && !f.warnings.length) {
       warnings.push({
         code: "UNIDENTIFIED",
         message: `${who} law (${f.key}): ${unidentified.map(([k, e]) => `${k} not identified (${e.reason ?? "no interval"})`).join(", ")}`,
       });
     }
+    const b = interpolationBlocker(f, inp.N);
+    if (b) blockers.push(`${who} law: ${b}`);
   }
-  return { warnings, supported };
+  if (identified) return { warnings, basis: "laws-identified" };
+  const s = reading?.speedup;
+  const finite = !!s && s.lo !== null && s.hi !== null && Number.isFinite(s.hi) && s.lo > 0;
+  const inside = !!reading && !reading.extrapolated;
+  if (blockers.length === 0 && finite && inside) return { warnings, basis: "interpolation" };
+  return { warnings, basis: null };
 }
 
 function bootSpeedups(inp: SpeedupInput, target: number): number[] {
@@ -142,7 +194,7 @@ export function speedupEntry(inp: SpeedupInput): SpeedupEntry {
       };
     }
   }
-  const { warnings, supported } = support(inp);
+  const { warnings, basis } = support(inp, atLargestNatural);
   if (atLargestNatural?.extrapolated) {
     const mixSide = outside(atLargestNatural.dMix, inp.mixtureFit);
     const r = (mixSide ? inp.mixtureFit : inp.naturalFit)?.range.D;
@@ -160,7 +212,8 @@ export function speedupEntry(inp: SpeedupInput): SpeedupEntry {
     curve,
     atLargestNatural,
     warnings,
-    supported,
+    supported: basis !== null,
+    basis,
   };
 }
 

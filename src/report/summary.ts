@@ -88,7 +88,8 @@ function speedupFindings(inp: ReportInputs): string[] {
       return `${label}: not resolved (the laws are not identified: ${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`;
     const s = a.speedup;
     const sep = s.lo !== null && s.hi !== null && (s.lo > 1 || s.hi < 1);
-    return `${label} ${fmtEst(s, 2)}×${sep ? (s.lo! > 1 ? " (faster than natural)" : " (slower than natural)") : " (interval includes 1: not resolved)"}`;
+    const basis = e.basis === "interpolation" ? ", read between the runs; E not identified" : "";
+    return `${label} ${fmtEst(s, 2)}×${sep ? (s.lo! > 1 ? ` (faster than natural${basis})` : ` (slower than natural${basis})`) : ` (interval includes 1: not resolved${basis})`}`;
   });
   return [
     `Data speed-up over natural text at the loss of the largest natural run (L* = ${fmt(L)}${maxN ? `, N = ${si(maxN)}` : ""}): ${parts.join("; ")}.`,

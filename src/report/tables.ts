@@ -236,7 +236,13 @@ export function speedupTable(file: SpeedupsFile | undefined): Table | { skipped:
           si(a.dMix),
           fmtEst(a.speedup, 2),
           {
-            text: a.extrapolated ? "EXTRAPOLATED" : e.supported ? "ok" : "laws not identified",
+            text: a.extrapolated
+              ? "EXTRAPOLATED"
+              : e.supported
+                ? e.basis === "interpolation"
+                  ? "ok (interpolated; E not identified)"
+                  : "ok"
+                : "laws not identified",
             title: e.warnings.map((w) => `${w.code}: ${w.message}`).join("\n") || undefined,
           },
         ];

@@ -209,3 +209,46 @@ test("degenerate workspace: warnings reach fits.json and the summary states no f
   assert.match(text, /hq-100 repeats hq-g 10×/);
   assert.doesNotMatch(text, /lower irreducible loss|higher irreducible loss|faster than natural/);
 });
+
+test("an unidentified floor still supports a speed-up read between the runs, never one read beyond them", () => {
+  // Pure power laws (true E = 0), so both fits put E at its bound; hq-33 reaches any loss with
+  // (20/18)^(1/0.2) = 1.69x fewer tokens, inside the fitted D range; qa-33 would need 2.5x more tokens
+  // than the largest run, an extrapolation.
+  const Ds = [1e5, 2e5, 4e5, 8e5, 1.6e6];
+  const rng = new Rng(7);
+  const rows: RunResultRow[] = [];
+  const laws = [
+    { mixture: "natural", synthetic: "none", ratio: 0, generator: "", B: 20 },
+    { mixture: "hq-33", synthetic: "hq", ratio: 0.33, generator: "g", B: 18 },
+    { mixture: "qa-33", synthetic: "qa", ratio: 0.33, generator: "g", B: 24 },
+  ];
+  for (const law of laws)
+    for (const D of Ds)
+      for (const seed of [1, 2]) {
+        const loss = law.B * D ** -0.2 * Math.exp(0.002 * rng.normal());
+        const { B: _b, ...key } = law;
+        rows.push(row({ ...key, runId: `${law.mixture}-${D}-${seed}`, tokens: D, seed, loss }));
+      }
+  const res = fitRows(rows, { form: "data", bootstrap: 200, seed: 1 });
+  const codes = (f: { warnings: { code: string }[] }) => f.warnings.map((w) => w.code);
+  for (const f of res.fits.fits) assert.ok(codes(f).includes("E_AT_BOUND"), `${f.key}: ${codes(f).join()}`);
+  const hq = res.speedups.entries.find((e) => e.key === "hq:0.33:g")!;
+  assert.equal(hq.supported, true, hq.warnings.map((w) => w.message).join("\n"));
+  assert.equal(hq.basis, "interpolation");
+  const s = hq.atLargestNatural!.speedup;
+  assert.equal(hq.atLargestNatural!.extrapolated, false);
+  assert.ok(s.lo! < 1.69 && 1.69 < s.hi!, `[${s.lo}, ${s.hi}] misses the true 1.69`);
+  const qa = res.speedups.entries.find((e) => e.key === "qa:0.33:g")!;
+  assert.equal(qa.atLargestNatural!.extrapolated, true);
+  assert.equal(qa.supported, false);
+  assert.equal(qa.basis, null);
+  const text = findings({
+    workspace: "ws",
+    fits: res.fits,
+    speedups: res.speedups,
+    bestRatio: res.bestRatio,
+    missing: [],
+  }).join("\n");
+  assert.match(text, /hq-33 [^;]*× \(faster than natural, read between the runs; E not identified\)/);
+  assert.match(text, /qa-33: not resolved \(extrapolated/);
+});
