@@ -37,10 +37,95 @@ export interface SpeedupInput {
   /** The natural run with the largest D at this N (mean loss over its seeds), if any. */
   largestNatural: { D: number; loss: number } | null;
   /** The two fits (their D ranges and warnings decide `extrapolated` and `supported`). */
+  /** Observed mean losses at this N (natural's largest run, each mixture budget) and the seed noise. */
+  observed?: ObservedCells;
   naturalFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params"> & {
     quality?: Pick<MixtureFit["quality"], "sigmaLog" | "rmseLog" | "residuals">;
   };
   mixtureFit?: SpeedupInput["naturalFit"];
+}
+
+/** Mean loss of the runs of one (mixture, N, D) cell. */
+export interface ObservedCell {
+  D: number;
+  loss: number;
+  runs: number;
+}
+
+export interface ObservedCells {
+  natural: ObservedCell;
+  mixture: ObservedCell[];
+  /** Run-to-run noise of log loss (seed replicates, else the fits' residuals); null: unknown. */
+  sigmaLog: number | null;
+}
+
+/** How a bound reads in a sentence: "< 1.00× (slower than natural, from the runs: ...)". */
+export function describeBound(b: NonNullable<SpeedupEntry["bound"]>): string {
+  // "< 4x" says only that it is not 4x faster; "slower" needs the bound at or below 1 (and vice versa).
+  const dir =
+    b.side === "below"
+      ? b.value <= 1
+        ? "slower than natural"
+        : `at most ${b.value.toFixed(2)}× natural`
+      : b.value >= 1
+        ? "faster than natural"
+        : `at least ${b.value.toFixed(2)}× natural`;
+  const where = b.side === "below" ? "still above" : "already below";
+  return `${b.side === "below" ? "<" : ">"} ${b.value.toFixed(2)}× (${dir}, from the runs: at D = ${b.atD.toPrecision(3)} its loss ${b.loss.toFixed(3)} is ${where} L* = ${b.targetLoss.toFixed(3)} by ${b.gapSe.toFixed(1)} se)`;
+}
+
+/** The status of an entry's headline reading, in a table cell. */
+export function speedupStatus(e: SpeedupEntry): string {
+  const a = e.atLargestNatural;
+  const runs = e.bound
+    ? `; from the runs ${e.bound.side === "below" ? "<" : ">"} ${e.bound.value.toFixed(2)}×`
+    : "";
+  if (!a) return `not reachable${runs}`;
+  if (a.extrapolated) return `extrapolated${runs}`;
+  if (!e.supported) return "laws not identified";
+  return e.basis === "interpolation" ? "ok (interpolated; E not identified)" : "ok";
+}
+
+/** One-sided 97.5% normal quantile: a bound is stated when the observed gap exceeds this many se. */
+const BOUND_Z = 1.96;
+
+/**
+ * A bound on the speed-up read from the runs themselves, for when the law would have to be read beyond
+ * its points. If the mixture's loss at its largest budget is still significantly above L*, it needs
+ * more than that budget to reach L*, so speedup < D_natural / D_mix,max; if its loss at its smallest
+ * budget is already significantly below L*, speedup > D_natural / D_mix,min. Both assume only that loss
+ * falls with D (a mixture whose law is INVALID_LAW gets no bound).
+ */
+export function observedBound(inp: SpeedupInput): SpeedupEntry["bound"] {
+  const o = inp.observed;
+  if (!o || o.sigmaLog === null || o.mixture.length === 0) return null;
+  if (inp.mixtureFit?.warnings.some((w) => w.code === "INVALID_LAW")) return null;
+  const byD = [...o.mixture].sort((a, b) => a.D - b.D);
+  const gap = (c: ObservedCell) => {
+    const se = o.sigmaLog! * Math.sqrt(1 / c.runs + 1 / o.natural.runs);
+    return (Math.log(c.loss) - Math.log(o.natural.loss)) / Math.max(se, 1e-12);
+  };
+  const last = byD[byD.length - 1];
+  const first = byD[0];
+  if (gap(last) > BOUND_Z)
+    return {
+      side: "below",
+      value: o.natural.D / last.D,
+      atD: last.D,
+      loss: last.loss,
+      targetLoss: o.natural.loss,
+      gapSe: gap(last),
+    };
+  if (-gap(first) > BOUND_Z)
+    return {
+      side: "above",
+      value: o.natural.D / first.D,
+      atD: first.D,
+      loss: first.loss,
+      targetLoss: o.natural.loss,
+      gapSe: -gap(first),
+    };
+  return null;
 }
 
 /**
@@ -214,6 +299,8 @@ export function speedupEntry(inp: SpeedupInput): SpeedupEntry {
     warnings,
     supported: basis !== null,
     basis,
+    // Where the law cannot give the reading between its points (beyond them, or never reaching L*).
+    bound: !atLargestNatural || atLargestNatural.extrapolated ? observedBound(inp) : null,
   };
 }
 

@@ -48,7 +48,10 @@ function speedupValues(entries: SpeedupEntry[], multiGen: boolean): Value[] {
 }
 
 function markStatus(e: SpeedupEntry): string {
-  if (e.atLargestNatural?.extrapolated) return "extrapolated";
+  if (e.atLargestNatural?.extrapolated)
+    return e.bound
+      ? `extrapolated (runs: ${e.bound.side === "below" ? "<" : ">"} ${e.bound.value.toFixed(2)}×)`
+      : "extrapolated";
   if (e.supported) return e.basis === "interpolation" ? "supported (interpolated)" : "supported";
   return `not identified (${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`;
 }
