@@ -165,22 +165,6 @@ Napi::Value GeluForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value MatmulGeluForward(const Napi::CallbackInfo& info) {
-  Args a{info, "matmulGeluForward"};
-  const auto BT = a.integer(5, "BT"), C = a.integer(6, "C"), OC = a.integer(7, "OC");
-  sk::matmul_forward_gelu(a.f32(0, "out", BT * OC), a.f32(1, "outGelu", BT * OC), a.f32(2, "inp", BT * C),
-                          a.f32(3, "weight", OC * C), a.f32(4, "bias", OC, true), static_cast<int>(BT),
-                          static_cast<int>(C), static_cast<int>(OC));
-  return info.Env().Undefined();
-}
-Napi::Value MatmulGeluBackward(const Napi::CallbackInfo& info) {
-  Args a{info, "matmulGeluBackward"};
-  const auto BT = a.integer(7, "BT"), C = a.integer(8, "C"), OC = a.integer(9, "OC");
-  sk::matmul_backward_gelu(a.f32(0, "dpre", BT * C), a.f32(1, "dweight", OC * C, true), a.f32(2, "dbias", OC, true),
-                           a.f32(3, "dout", BT * OC), a.f32(4, "inp", BT * C), a.f32(5, "weight", OC * C),
-                           a.f32(6, "pre", BT * C), static_cast<int>(BT), static_cast<int>(C), static_cast<int>(OC));
-  return info.Env().Undefined();
-}
 Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
   Args a{info, "geluBackward"};
   const auto N = a.integer(3, "N");
@@ -287,8 +271,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"attentionBackward", AttentionBackward},
       {"geluForward", GeluForward},
       {"geluBackward", GeluBackward},
-      {"matmulGeluForward", MatmulGeluForward},
-      {"matmulGeluBackward", MatmulGeluBackward},
       {"residualForward", ResidualForward},
       {"crossEntropyForward", CrossEntropyForward},
       {"logitsCrossEntropy", LogitsCrossEntropy},

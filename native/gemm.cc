@@ -3,7 +3,6 @@
 // while MR x KC micro-panels of A stream from L2.
 #include "gemm.h"
 
-#include "mathfn.h"
 #include "pool.h"
 
 #include <algorithm>
@@ -225,20 +224,6 @@ void kern_avx512(int kc, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks,
 }
 #endif
 
-// The epilogue (gemm.h) on rows [m0, m0+mr) x columns [n0, n0+nr) of a finished C.
-void apply_epilogue(const GemmArgs& g, int m0, int mr, int n0, int nr) {
-  for (int i = 0; i < mr; i++) {
-    float* __restrict c = g.C + static_cast<std::ptrdiff_t>(m0 + i) * g.ldc + n0;
-    if (g.epilogue == GEMM_GELU) {
-      float* __restrict o = g.out2 + static_cast<std::ptrdiff_t>(m0 + i) * g.ld2 + n0;
-      for (int j = 0; j < nr; j++) o[j] = gelu_value(c[j]);
-    } else {
-      const float* __restrict x = g.aux + static_cast<std::ptrdiff_t>(m0 + i) * g.ld2 + n0;
-      for (int j = 0; j < nr; j++) c[j] = gelu_grad(x[j], c[j]);
-    }
-  }
-}
-
 using Kernel = void (*)(int, const float*, std::ptrdiff_t, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, int,
                         int, bool, const float*);
 
@@ -301,7 +286,6 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
             KERN(kc, pa + static_cast<std::ptrdiff_t>(ir - full) * kc, 1, MR, bp, cp + ir * g.ldc, g.ldc, mr, nr,
                  load_c, bias);
           }
-          if (g.epilogue != 0 && pc + kc == g.K) apply_epilogue(g, ic, mc, jc + jr, nr);
         }
       }
     }
@@ -382,7 +366,6 @@ bool handle_empty(const GemmArgs& g) {
   if (!g.accumulate)
     for (int m = 0; m < g.M; m++)
       for (int n = 0; n < g.N; n++) g.C[m * g.ldc + n] = g.bias != nullptr ? g.bias[n] : 0.f;
-  if (g.epilogue != 0) apply_epilogue(g, 0, g.M, 0, g.N);
   return true;
 }
 
@@ -450,8 +433,6 @@ void sgemm_rows(const GemmArgs& g, int m0, int m1, const float* packed) {
   rows.M = m1 - m0;
   rows.A = g.A + static_cast<std::ptrdiff_t>(m0) * g.sam;
   rows.C = g.C + static_cast<std::ptrdiff_t>(m0) * g.ldc;
-  if (g.aux != nullptr) rows.aux = g.aux + static_cast<std::ptrdiff_t>(m0) * g.ld2;
-  if (g.out2 != nullptr) rows.out2 = g.out2 + static_cast<std::ptrdiff_t>(m0) * g.ld2;
   if (handle_empty(rows)) return;
   run_block(rows, 0, rows.M, 0, g.N, packed);
 }

@@ -22,18 +22,7 @@ struct GemmArgs {
   std::ptrdiff_t ldc;
   bool accumulate;     // C += A·B, else C = A·B (+ bias)
   const float* bias;   // length N, only used when !accumulate; may be null
-  // Optional elementwise epilogue, applied to each finished tile of C while it is still in L1 (the
-  // trainer's MLP: one pass over the (BT, 4C) activations less each way).
-  //   GEMM_GELU:      out2[m*ld2 + n] = gelu(C[m, n])               (C keeps the pre-activation)
-  //   GEMM_GELU_GRAD: C[m, n] = gelu'(aux[m*ld2 + n]) * C[m, n]      (C = gradient of the pre-activation)
-  int epilogue = 0;
-  const float* aux = nullptr;
-  float* out2 = nullptr;
-  std::ptrdiff_t ld2 = 0;
 };
-
-constexpr int GEMM_GELU = 1;
-constexpr int GEMM_GELU_GRAD = 2;
 
 // Runs on the calling thread only (used inside parallel regions, e.g. per attention head).
 void sgemm_serial(const GemmArgs& g);

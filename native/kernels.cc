@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "gemm.h"
-#include "mathfn.h"
 #include "pool.h"
 
 namespace sk {
@@ -71,6 +70,31 @@ inline float row_max(const float* x, int n) {
   return m;
 }
 
+// exp(x) with Cephes' expf polynomial (about 1 ulp); branch-free so loops over it vectorise. NaN propagates.
+inline float exp_f(float x) {
+  float xc = x < -87.3f ? -87.3f : x;
+  xc = xc > 88.3f ? 88.3f : xc;
+  const float n = (xc * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round to nearest
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  const float y = p * scale;
+  return x != x ? x : y;
+}
+
+// tanh(u) = 1 - 2/(exp(2u)+1): absolute error ~1e-7, which is what GELU needs (it adds tanh to 1).
+inline float tanh_f(float u) { return 1.f - 2.f / (exp_f(2.f * u) + 1.f); }
+
+constexpr float GELU_SCALE = 0.7978845608028654f;  // sqrt(2/pi)
 
 // dst[c] += sum over rows of src[r*ld + c], parallel over column slices (never over rows).
 void colsum_add(float* dst, const float* src, int rows, int cols, std::int64_t ld) {
@@ -217,26 +241,6 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   if (dbias != nullptr) colsum_add(dbias, dout, BT, OC, OC);
 }
 
-void matmul_forward_gelu(float* out, float* out_gelu, const float* inp, const float* weight, const float* bias, int BT,
-                         int C, int OC) {
-  GemmArgs g{BT, OC, C, inp, C, 1, weight, 1, C, out, OC, false, bias};
-  g.epilogue = GEMM_GELU;
-  g.out2 = out_gelu;
-  g.ld2 = OC;
-  sgemm(g, threads());
-}
-
-void matmul_backward_gelu(float* dpre, float* dweight, float* dbias, const float* dout, const float* inp,
-                          const float* weight, const float* pre, int BT, int C, int OC) {
-  // dpre (BT,C) = gelu'(pre) * (dout (BT,OC) · W (OC,C)), the epilogue applied to each finished tile
-  GemmArgs g{BT, C, OC, dout, OC, 1, weight, C, 1, dpre, C, false, nullptr};
-  g.epilogue = GEMM_GELU_GRAD;
-  g.aux = pre;
-  g.ld2 = C;
-  sgemm(g, threads());
-  matmul_backward(nullptr, dweight, dbias, dout, inp, weight, BT, C, OC, false);
-}
-
 // ------------------------------------------------------------------ attention
 // Per (batch, head) the products are small GEMMs on strided views of qkv; rows are processed in blocks
 // so that only the causal (lower-triangular) part plus a thin band is computed.
@@ -347,9 +351,17 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
 void gelu_forward(float* out, const float* inp, std::int64_t N) {
   par_range(N, 256, static_cast<double>(N) * 8, [=](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t i = lo; i < hi; i++) {
-      out[i] = gelu_value(inp[i]);
+      const float x = inp[i];
+      out[i] = 0.5f * x * (1.f + tanh_f(GELU_SCALE * (x + 0.044715f * x * x * x)));
     }
   });
+}
+
+// The derivative of GELU(tanh) at x, times d.
+inline float gelu_grad(float x, float d) {
+  const float th = tanh_f(GELU_SCALE * (x + 0.044715f * x * x * x));
+  const float sech2 = 1.f - th * th;
+  return (0.5f * (1.f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.f + 3.f * 0.044715f * x * x)) * d;
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, std::int64_t N, bool overwrite) {

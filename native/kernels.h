@@ -24,14 +24,6 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int BT, int C, int OC, bool overwrite = false);
 
-// The MLP's first linear fused with GELU: out = inp·Wᵀ + b (kept for the backward) and out_gelu = GELU(out).
-void matmul_forward_gelu(float* out, float* out_gelu, const float* inp, const float* weight, const float* bias, int BT,
-                         int C, int OC);
-// The MLP's second linear's backward fused with GELU's: dpre (BT,C) = GELU'(pre) * (dout · W) (WRITTEN), the
-// gradient of the pre-activation `pre` of inp = GELU(pre); dweight += doutᵀ·inp, dbias += column sums of dout.
-void matmul_backward_gelu(float* dpre, float* dweight, float* dbias, const float* dout, const float* inp,
-                          const float* weight, const float* pre, int BT, int C, int OC);
-
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH);
 void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* att, int B,
                         int T, int C, int NH, bool overwrite = false);

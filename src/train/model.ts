@@ -169,7 +169,7 @@ export class GPT {
     // Backward scratch, shared by all layers (lifetimes do not overlap within one block).
     dres: FloatArray; // (B,T,C) gradient flowing along the residual stream
     dC: FloatArray; // (B,T,C) dln2, then datty, then dln1
-    d4a: FloatArray; // (B,T,3C) dqkv
+    d4a: FloatArray; // (B,T,4C) dfchGelu, then dqkv (3C)
     d4b: FloatArray; // (B,T,4C) dfch
     dAtt: FloatArray; // (B,NH,T,T) attention backward scratch
   };
@@ -225,7 +225,7 @@ export class GPT {
       dwteHead: alloc(V * C),
       dres: alloc(BT * C),
       dC: alloc(BT * C),
-      d4a: alloc(BT * 3 * C),
+      d4a: alloc(BT * 4 * C),
       d4b: alloc(BT * 4 * C),
       dAtt: alloc(B * NH * T * T),
     };
@@ -286,8 +286,8 @@ export class GPT {
       k.matmulForward(la.residual2, la.atty, w.projW, w.projB, BT, C, C);
       k.residualForward(la.residual2, residual, la.residual2, BT * C);
       k.layernormForward(la.ln2, la.ln2Mean, la.ln2Rstd, la.residual2, w.ln2W, w.ln2B, BT, C);
-      // c_fc and GELU in one pass (the native kernel applies GELU to each GEMM tile while it is in L1).
-      k.matmulGeluForward(la.fch, la.fchGelu, la.ln2, w.fcW, w.fcB, BT, C, 4 * C);
+      k.matmulForward(la.fch, la.ln2, w.fcW, w.fcB, BT, C, 4 * C);
+      k.geluForward(la.fchGelu, la.fch, BT * 4 * C);
       k.matmulForward(la.residual3, la.fchGelu, w.fcProjW, w.fcProjB, BT, 4 * C, C);
       k.residualForward(la.residual3, la.residual2, la.residual3, BT * C);
       residual = la.residual3;
@@ -344,7 +344,7 @@ export class GPT {
     const g = this.g;
     const dres = a.dres.subarray(0, BT * C);
     const dC = a.dC.subarray(0, BT * C);
-    const dqkv = a.d4a.subarray(0, BT * 3 * C);
+    const d4a = a.d4a.subarray(0, BT * 4 * C);
     const d4b = a.d4b.subarray(0, BT * 4 * C);
     const L = this.cfg.nLayer;
     const lastResidual = L > 0 ? a.layers[L - 1].residual3 : a.encoded;
@@ -361,13 +361,14 @@ export class GPT {
       const la = a.layers[l];
       const residual = l === 0 ? a.encoded : a.layers[l - 1].residual3;
       // residual3 = residual2 + c_proj(gelu(c_fc(ln_2(residual2)))): dres is d(residual3) here.
-      // c_proj's backward with GELU's: d4b = dfch directly (no dfchGelu pass over memory).
-      k.matmulGeluBackward(d4b, gw.fcProjW, gw.fcProjB, dres, la.fchGelu, w.fcProjW, la.fch, BT, 4 * C, C);
+      k.matmulBackward(d4a, gw.fcProjW, gw.fcProjB, dres, la.fchGelu, w.fcProjW, BT, 4 * C, C, true);
+      k.geluBackward(d4b, la.fch, d4a, BT * 4 * C, true);
       k.matmulBackward(dC, gw.fcW, gw.fcB, d4b, la.ln2, w.fcW, BT, C, 4 * C, true);
       // Identity path already in dres; the LN path accumulates into it -> dres = d(residual2).
       k.layernormBackward(dres, gw.ln2W, gw.ln2B, dC, la.residual2, w.ln2W, la.ln2Mean, la.ln2Rstd, BT, C);
       // residual2 = residual + c_proj(attn(c_attn(ln_1(residual)))).
       k.matmulBackward(dC, gw.projW, gw.projB, dres, la.atty, w.projW, BT, C, C, true);
+      const dqkv = d4a.subarray(0, BT * 3 * C);
       k.attentionBackward(dqkv, a.dAtt, dC, la.qkv, la.att, B, T, C, NH, true);
       k.matmulBackward(dC, gw.qkvW, gw.qkvB, dqkv, la.ln1, w.qkvW, BT, C, 3 * C, true);
       k.layernormBackward(dres, gw.ln1W, gw.ln1B, dC, residual, w.ln1W, la.ln1Mean, la.ln1Rstd, BT, C);

@@ -100,16 +100,6 @@ function cases(): Case[] {
   // several cache blocks in every dimension (K > 256, N > 1024, M > 168) and uneven thread splits
   out.push(matmulCase(173, 300, 1050, true));
   out.push(matmulCase(1100, 40, 70, false));
-  // the GEMMs with a GELU epilogue: edge tiles, K > 256 (the epilogue waits for the last depth block),
-  // row splits (M >= 56) and column splits (M < 56) over threads
-  for (const [BT, C, OC] of [
-    [1, 3, 5],
-    [7, 17, 33],
-    [33, 64, 256],
-    [173, 300, 70],
-    [20, 40, 1050],
-  ])
-    out.push(matmulGeluCase(BT, C, OC));
   for (const [B, T, C, NH] of [
     [1, 1, 3, 1],
     [2, 5, 17, 1],
@@ -245,28 +235,6 @@ function matmulCase(BT: number, C: number, OC: number, withBias: boolean): Case 
       const dinp2 = A(rnd(BT * C, 9));
       K.matmulBackward(dinp2, A(gw), null, A(dout), x, wa, BT, C, OC, true);
       return db === null ? [o, dinp, dw, dinp2] : [o, dinp, dw, db, dinp2];
-    },
-  };
-}
-
-/** c_fc + GELU forward, and the backward of a linear on GELU(pre) (c_proj's) fused with GELU's. */
-function matmulGeluCase(BT: number, C: number, OC: number): Case {
-  const inp = rnd(BT * C);
-  const w = rnd(OC * C);
-  const b = rnd(OC);
-  // the second linear maps the OC activations back to C: its dout is (BT, C), its weight (C, OC)
-  const dout = rnd(BT * C);
-  const w2 = rnd(C * OC);
-  const [gw, gb] = [rnd(C * OC), rnd(C)];
-  return {
-    name: `matmul+gelu BT=${BT} C=${C} OC=${OC}`,
-    run(K, A) {
-      const [pre, act] = [A(new Float32Array(BT * OC)), A(new Float32Array(BT * OC))];
-      K.matmulGeluForward(pre, act, A(inp), A(w), A(b), BT, C, OC);
-      const dpre = A(rnd(BT * OC, 9)); // written, so the garbage must not matter
-      const [dw, db] = [A(gw), A(gb)];
-      K.matmulGeluBackward(dpre, dw, db, A(dout), act, A(w2), pre, BT, OC, C);
-      return [pre, act, dpre, dw, db];
     },
   };
 }

@@ -74,8 +74,6 @@ export function loadNativeKernels(): (Kernels & { isa: string }) | null {
       attentionBackward: addon.attentionBackward,
       geluForward: addon.geluForward,
       geluBackward: addon.geluBackward,
-      matmulGeluForward: addon.matmulGeluForward,
-      matmulGeluBackward: addon.matmulGeluBackward,
       residualForward: addon.residualForward,
       crossEntropyForward: addon.crossEntropyForward,
       logitsCrossEntropy: addon.logitsCrossEntropy,

@@ -451,37 +451,6 @@ function adamwUpdate(
   }
 }
 
-function matmulGeluForward(
-  out: FloatArray,
-  outGelu: FloatArray,
-  inp: FloatArray,
-  weight: FloatArray,
-  bias: FloatArray | null,
-  BT: number,
-  C: number,
-  OC: number,
-): void {
-  matmulForward(out, inp, weight, bias, BT, C, OC);
-  geluForward(outGelu, out, BT * OC);
-}
-
-function matmulGeluBackward(
-  dpre: FloatArray,
-  dweight: FloatArray,
-  dbias: FloatArray | null,
-  dout: FloatArray,
-  inp: FloatArray,
-  weight: FloatArray,
-  pre: FloatArray,
-  BT: number,
-  C: number,
-  OC: number,
-): void {
-  const dinp = dpre instanceof Float64Array ? new Float64Array(BT * C) : new Float32Array(BT * C);
-  matmulBackward(dinp, dweight, dbias, dout, inp, weight, BT, C, OC, true);
-  geluBackward(dpre, pre, dinp, BT * C, true);
-}
-
 export const referenceKernels: Kernels = {
   name: "reference",
   encoderForward,
@@ -494,8 +463,6 @@ export const referenceKernels: Kernels = {
   attentionBackward,
   geluForward,
   geluBackward,
-  matmulGeluForward,
-  matmulGeluBackward,
   residualForward,
   crossEntropyForward,
   logitsCrossEntropy,

@@ -122,38 +122,6 @@ export interface Kernels {
   geluForward(out: FloatArray, inp: FloatArray, N: number): void;
   geluBackward(dinp: FloatArray, inp: FloatArray, dout: FloatArray, N: number, overwrite?: boolean): void;
 
-  /**
-   * The MLP's first linear fused with GELU: out = inp @ weight^T + bias (the pre-activation, kept for
-   * the backward) and outGelu = GELU(out); the same as matmulForward then geluForward.
-   */
-  matmulGeluForward(
-    out: FloatArray,
-    outGelu: FloatArray,
-    inp: FloatArray,
-    weight: FloatArray,
-    bias: FloatArray | null,
-    BT: number,
-    C: number,
-    OC: number,
-  ): void;
-  /**
-   * The backward of a linear whose input is inp = GELU(pre), fused with GELU's backward:
-   * dpre = GELU'(pre) * (dout @ weight) (WRITTEN), dweight += dout^T @ inp, dbias += sum_rows(dout);
-   * the same as matmulBackward(..., overwrite) into a scratch buffer then geluBackward(..., overwrite).
-   */
-  matmulGeluBackward(
-    dpre: FloatArray,
-    dweight: FloatArray,
-    dbias: FloatArray | null,
-    dout: FloatArray,
-    inp: FloatArray,
-    weight: FloatArray,
-    pre: FloatArray,
-    BT: number,
-    C: number,
-    OC: number,
-  ): void;
-
   /** out = a + b (N elements). */
   residualForward(out: FloatArray, a: FloatArray, b: FloatArray, N: number): void;
 
