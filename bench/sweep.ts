@@ -15,7 +15,10 @@
  *
  * Two FLOP counts are reported: "training" = Σ 6·N·D + attention (train/ladder `trainingFlops`, what
  * status.json records and what the issue's 22–27% baseline used) and "executed" = Σ D x
- * `executedFlopsPerToken` (adds the tied vocabulary projection, which dominates the smallest models).
+ * `executedFlopsPerToken` (adds the tied vocabulary projection, which dominates the smallest models;
+ * neither count includes the evaluations). Then the runs' time split, from each run's metrics.jsonl and
+ * status.json: training steps, evaluations (during training and final) and time outside the trainer's
+ * clock (worker start, data and model set-up, final checkpoint).
  *
  * Peer (`--torch`, default on): bench/peers/sweep_torch.py trains the same runs (same shapes, budgets,
  * schedule, eval windows) in ONE PyTorch process looping over the runs (no per-run start-up at all),
@@ -30,7 +33,7 @@
  *          --compare (run the grid with both executors, side by side)  --no-torch  --keep (keep the ws)
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildMixture } from "../src/mix/build.js";
@@ -39,7 +42,7 @@ import { buildTestSets } from "../src/mix/testsets.js";
 import type { MixTokenizer } from "../src/mix/tokenizer.js";
 import { childProcessExecutor } from "../src/sweep/executors.js";
 import { planSweep } from "../src/sweep/plan.js";
-import { listStatuses } from "../src/sweep/registry.js";
+import { listStatuses, type RunStatus, runDir } from "../src/sweep/registry.js";
 import { runSweep } from "../src/sweep/scheduler.js";
 import { resolveSpec, type SweepSpecInput } from "../src/sweep/spec.js";
 import { nativeAddon } from "../src/train/kernels/native.js";
@@ -134,6 +137,54 @@ interface GridResult {
   executedFlops: number;
   runs: number;
   perRun: { id: string; tokens: number; wallSec: number; tokPerSec: number }[];
+  time: TimeSplit;
+}
+
+/** Where the runs' time went (seconds summed over runs; runs overlap, so the sum exceeds the wall time). */
+interface TimeSplit {
+  /** From the scheduler's start of a run to its end (startedAt..finishedAt in status.json). */
+  run: number;
+  /** Training steps: the run's trainer clock minus the evaluations. */
+  train: number;
+  /** Evaluations during training (every evalEvery steps) and the final one. */
+  evalMid: number;
+  evalFinal: number;
+  /** Outside the trainer's clock: worker start, data and model set-up, final checkpoint, bookkeeping. */
+  outside: number;
+}
+
+/**
+ * The time split of one run from its metrics.jsonl: the trainer clock (`elapsedSec`) of consecutive
+ * train records; a step followed by an evaluation takes that evaluation's time on top of a typical
+ * (median) step, and the final evaluation is the final record's clock minus the last step's.
+ */
+function splitRun(ws: string, s: RunStatus): TimeSplit {
+  const recs = readFileSync(join(runDir(ws, s.id), "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { type: string; step: number; elapsedSec: number });
+  const train = recs.filter((r) => r.type === "train");
+  const final = recs.find((r) => r.type === "final");
+  const evalSteps = new Set(recs.filter((r) => r.type === "eval").map((r) => r.step));
+  const dts = train.slice(1).map((r, i) => r.elapsedSec - train[i].elapsedSec);
+  const median = [...dts].sort((a, b) => a - b)[Math.floor(dts.length / 2)] ?? 0;
+  let evalMid = 0;
+  for (let i = 1; i < train.length; i++)
+    if (evalSteps.has(train[i - 1].step)) evalMid += Math.max(0, dts[i - 1] - median);
+  const clock = final?.elapsedSec ?? train.at(-1)?.elapsedSec ?? 0;
+  const evalFinal = final ? final.elapsedSec - (train.at(-1)?.elapsedSec ?? 0) : 0;
+  const run =
+    s.startedAt && s.finishedAt ? (Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000 : clock;
+  return { run, train: clock - evalMid - evalFinal, evalMid, evalFinal, outside: Math.max(0, run - clock) };
+}
+
+function timeSplit(ws: string, st: RunStatus[]): TimeSplit {
+  const sum: TimeSplit = { run: 0, train: 0, evalMid: 0, evalFinal: 0, outside: 0 };
+  for (const s of st) {
+    const t = splitRun(ws, s);
+    for (const k of Object.keys(sum) as (keyof TimeSplit)[]) sum[k] += t[k];
+  }
+  return sum;
 }
 
 async function runGrid(ws: string, executor: "pool" | "child", tok: MixTokenizer): Promise<GridResult> {
@@ -167,6 +218,7 @@ async function runGrid(ws: string, executor: "pool" | "child", tok: MixTokenizer
       wallSec: s.final?.wallSec ?? Number.NaN,
       tokPerSec: s.final?.tokensPerSec ?? Number.NaN,
     })),
+    time: timeSplit(ws, st),
   };
 }
 
@@ -260,7 +312,7 @@ async function main() {
       `SGEMM (ours, 2048x256x1024, best of 12 before and after): 2 threads ${sgemm2.toFixed(1)} GFLOP/s, 1 thread ${sgemm1.toFixed(1)} GFLOP/s`,
     );
     console.log(
-      "| trainer | runs | wall s | training GFLOP/s | / 2-thread SGEMM | executed GFLOP/s | / SGEMM |",
+      "| trainer | runs | wall s | training GFLOP/s | / 2-thread SGEMM | executed GFLOP/s (+ vocab head) | / SGEMM |",
     );
     console.log("|---|---|---|---|---|---|---|");
     const row = (
@@ -282,6 +334,11 @@ async function main() {
         results.values().next().value!.runs,
       );
     for (const [e, r] of results) {
+      const t = r.time;
+      const pct = (x: number) => `${((100 * x) / t.run).toFixed(1)}%`;
+      console.log(
+        `time in runs (${e}, summed over runs, ${t.run.toFixed(1)} s): training steps ${pct(t.train)}, evaluation ${pct(t.evalMid + t.evalFinal)} (${pct(t.evalMid)} during training + ${pct(t.evalFinal)} final; ${((100 * (t.evalMid + t.evalFinal)) / t.train).toFixed(1)}% of the training steps' time), outside the trainer clock (worker start, set-up, checkpoint) ${pct(t.outside)}`,
+      );
       console.log(
         `per run (${e}): ${r.perRun.map((p) => `${p.id.split("-")[0]}/${countLabel(p.tokens)} ${Math.round(p.tokPerSec)} tok/s`).join(", ")}`,
       );
