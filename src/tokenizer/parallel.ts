@@ -35,21 +35,31 @@ export async function* encodeDocuments(
   texts: AsyncIterable<string> | Iterable<string>,
   opts: EncodeDocumentsOptions = {},
 ): AsyncGenerator<number[]> {
+  for await (const ids of encodeDocumentIds(tokenizerPath, texts, opts)) yield Array.from(ids);
+}
+
+/**
+ * encodeDocuments with each document's ids as a Uint32Array: on worker threads a view into the batch's
+ * transferred buffer, so the calling thread copies nothing per token (the mix stage streams hundreds of
+ * millions of tokens through here; a number[] per document was ~8 bytes of garbage per token).
+ */
+export async function* encodeDocumentIds(
+  tokenizerPath: string,
+  texts: AsyncIterable<string> | Iterable<string>,
+  opts: EncodeDocumentsOptions = {},
+): AsyncGenerator<Uint32Array> {
   const threads = threadCount(texts, opts);
   const appendEot = opts.appendEot ?? false;
-  // Loaded once here (errors surface before any worker starts); workers get the compact typed-array form.
-  const { Tokenizer } = await import("./index.js");
-  const tok = Tokenizer.fromFile(tokenizerPath);
-  if (appendEot && tok.eotId < 0) throw noEot(tokenizerPath);
-  if (threads === 1) {
+  const start = await startEncoder(tokenizerPath, threads, appendEot);
+  if (start.inline) {
     for await (const text of texts) {
-      const ids = tok.encode(text);
-      if (appendEot) ids.push(tok.eotId);
-      yield ids;
+      const ids = start.inline.encode(text);
+      if (appendEot) ids.push(start.inline.eotId);
+      yield Uint32Array.from(ids);
     }
     return;
   }
-  const pool = new EncodePool(threads, { model: tok.toTransferable(), appendEot, eotId: tok.eotId });
+  const pool = start.pool!;
   const input = new BatchReader(texts, opts.batchChars ?? 1 << 18);
   let sent = 0;
   let next = 0;
@@ -72,6 +82,23 @@ export async function* encodeDocuments(
 }
 
 /**
+ * The tokenizer (loaded here once, so errors surface before any worker starts) for inline encoding, or
+ * the worker pool, which gets the compact typed-array form. In its own function so that with workers the
+ * main thread's parsed tokenizer is garbage while the stream runs, not held by the generator's frame.
+ */
+async function startEncoder(
+  tokenizerPath: string,
+  threads: number,
+  appendEot: boolean,
+): Promise<{ inline?: import("./index.js").Tokenizer; pool?: EncodePool }> {
+  const { Tokenizer } = await import("./index.js");
+  const tok = Tokenizer.fromFile(tokenizerPath);
+  if (appendEot && tok.eotId < 0) throw noEot(tokenizerPath);
+  if (threads === 1) return { inline: tok };
+  return { pool: new EncodePool(threads, { model: tok.toTransferable(), appendEot, eotId: tok.eotId }) };
+}
+
+/**
  * Worker threads to use. Starting workers costs more than encoding a few MB on this thread (~40 MB/s),
  * so small in-memory inputs are encoded inline unless threads were asked for explicitly.
  */
@@ -83,16 +110,14 @@ function threadCount(texts: AsyncIterable<string> | Iterable<string>, opts: Enco
   return chars < (opts.minParallelChars ?? 1 << 22) ? 1 : threads;
 }
 
-/** The documents of one reply: ids concatenated, cut at the end offsets. */
-function* documentsOf(r: WorkerReply): Generator<number[]> {
+/** The documents of one reply: views of the concatenated ids, cut at the end offsets. */
+function* documentsOf(r: WorkerReply): Generator<Uint32Array> {
   const ids = r.ids!;
   const ends = r.ends!;
   let start = 0;
   for (let d = 0; d < ends.length; d++) {
-    const doc = new Array<number>(ends[d] - start);
-    for (let k = start; k < ends[d]; k++) doc[k - start] = ids[k];
+    yield ids.subarray(start, ends[d]);
     start = ends[d];
-    yield doc;
   }
 }
 
