@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import type { Worker } from "node:worker_threads";
 import { SynthmixError } from "../util/errors.js";
 import { siblingModule, startWorker } from "../util/workers.js";
+import type { Tokenizer, TokenizerTransfer } from "./index.js";
 
 export interface EncodeDocumentsOptions {
   /** Worker threads (default: available cores). 1 encodes on the calling thread. */
@@ -38,19 +39,27 @@ export async function* encodeDocuments(
   for await (const ids of encodeDocumentIds(tokenizerPath, texts, opts)) yield Array.from(ids);
 }
 
+/** A tokenizer already loaded by the caller, in compact form (Tokenizer.toTransferable) plus its eot id. */
+export interface LoadedEncoder {
+  transfer: TokenizerTransfer;
+  eotId: number;
+}
+
 /**
  * encodeDocuments with each document's ids as a Uint32Array: on worker threads a view into the batch's
  * transferred buffer, so the calling thread copies nothing per token (the mix stage streams hundreds of
- * millions of tokens through here; a number[] per document was ~8 bytes of garbage per token).
+ * millions of tokens through here; a number[] per document was ~8 bytes of garbage per token). Takes a
+ * tokenizer file or one already loaded: parsing tokenizer.json costs this thread ~50 MB of transient
+ * heap, which the mix stage pays once, not twice.
  */
 export async function* encodeDocumentIds(
-  tokenizerPath: string,
+  tokenizer: string | LoadedEncoder,
   texts: AsyncIterable<string> | Iterable<string>,
   opts: EncodeDocumentsOptions = {},
 ): AsyncGenerator<Uint32Array> {
   const threads = threadCount(texts, opts);
   const appendEot = opts.appendEot ?? false;
-  const start = await startEncoder(tokenizerPath, threads, appendEot);
+  const start = await startEncoder(tokenizer, threads, appendEot);
   if (start.inline) {
     for await (const text of texts) {
       const ids = start.inline.encode(text);
@@ -82,20 +91,22 @@ export async function* encodeDocumentIds(
 }
 
 /**
- * The tokenizer (loaded here once, so errors surface before any worker starts) for inline encoding, or
- * the worker pool, which gets the compact typed-array form. In its own function so that with workers the
- * main thread's parsed tokenizer is garbage while the stream runs, not held by the generator's frame.
+ * The tokenizer for inline encoding, or the worker pool, which gets the compact typed-array form (a file
+ * is loaded here, so its errors surface before any worker starts). In its own function so that with
+ * workers the main thread's parsed tokenizer is garbage while the stream runs, not held by the generator.
  */
 async function startEncoder(
-  tokenizerPath: string,
+  src: string | LoadedEncoder,
   threads: number,
   appendEot: boolean,
-): Promise<{ inline?: import("./index.js").Tokenizer; pool?: EncodePool }> {
+): Promise<{ inline?: Tokenizer; pool?: EncodePool }> {
   const { Tokenizer } = await import("./index.js");
-  const tok = Tokenizer.fromFile(tokenizerPath);
-  if (appendEot && tok.eotId < 0) throw noEot(tokenizerPath);
-  if (threads === 1) return { inline: tok };
-  return { pool: new EncodePool(threads, { model: tok.toTransferable(), appendEot, eotId: tok.eotId }) };
+  const tok = typeof src === "string" ? Tokenizer.fromFile(src) : undefined;
+  const eotId = tok ? tok.eotId : (src as LoadedEncoder).eotId;
+  if (appendEot && eotId < 0) throw noEot(typeof src === "string" ? src : "the tokenizer");
+  if (threads === 1) return { inline: tok ?? Tokenizer.fromTransferable((src as LoadedEncoder).transfer) };
+  const model = tok ? tok.toTransferable() : (src as LoadedEncoder).transfer;
+  return { pool: new EncodePool(threads, { model, appendEot, eotId }) };
 }
 
 /**
