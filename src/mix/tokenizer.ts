@@ -37,6 +37,7 @@ export async function loadMixTokenizer(path: string, threads = 2): Promise<MixTo
     // 64k-character batches (the encoder's default is 256k): with 2 batches in flight per worker, the
     // texts and ids in flight stay a few MB, and each worker's young generation stays small (measured:
     // ~25 MB less peak RSS on a first build, no measurable change in speed; see BENCHMARKS.md).
-    encodeAll: (texts) => encodeDocumentIds(loaded, texts, { threads, appendEot: false, batchChars: 1 << 16 }),
+    encodeAll: (texts) =>
+      encodeDocumentIds(loaded, texts, { threads, appendEot: false, batchChars: 1 << 16 }),
   };
 }
