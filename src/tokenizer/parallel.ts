@@ -169,11 +169,11 @@ class BatchReader {
 }
 
 /**
- * Young generation of each worker's V8 heap. By default V8 grows it to ~48 MB in a long run of short-lived
- * allocations (the encoder's per-document arrays), which made a first `mix build` grow with the source
- * (~25 MB per worker from 20M to 100M tokens). Capped, peak RSS at 100M tokens went 248-265 -> 222 MB
- * (3 runs each; 12 MB gave 230), with no more CPU time (11-12 s either way). The old generation is left
- * alone: a single very long document must still fit.
+ * Young generation of each worker's V8 heap. Left alone, V8 grows it (to 32 MB of new space) the longer a
+ * run of short-lived allocations lasts (the encoder's per-document arrays), so a first `mix build`'s peak
+ * grew with the source. Capped, peak RSS at 100M tokens went 248-265 -> 222 MB (3 runs each; 12 MB gave
+ * 230), with no more CPU time (11-12 s capped, 12-14 s uncapped; BENCHMARKS.md). The old generation is
+ * left alone: a single very long document must still fit.
  */
 const WORKER_YOUNG_MB = 6;
 
