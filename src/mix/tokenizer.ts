@@ -1,4 +1,5 @@
-import { encodeDocuments, Tokenizer } from "../tokenizer/index.js";
+import { Tokenizer } from "../tokenizer/index.js";
+import { encodeDocumentIds } from "../tokenizer/parallel.js";
 import { SynthmixError } from "../util/errors.js";
 
 /** What the mix stage needs from the study tokenizer (src/tokenizer): identity, ids, and batch encoding. */
@@ -11,7 +12,7 @@ export interface MixTokenizer {
    * Encode documents in order (no end-of-text appended); may use several threads. Takes a stream: the
    * mix stage feeds documents as it reads them, and the encoder keeps only a few batches in flight.
    */
-  encodeAll(texts: AsyncIterable<string> | Iterable<string>): AsyncIterable<number[]>;
+  encodeAll(texts: AsyncIterable<string> | Iterable<string>): AsyncIterable<ArrayLike<number>>;
 }
 
 /** Load the study tokenizer file (src/tokenizer) as a MixTokenizer. */
@@ -26,6 +27,9 @@ export async function loadMixTokenizer(path: string, threads = 2): Promise<MixTo
       },
     );
   }
+  // Only the compact form is kept (~1 MB of typed arrays, not the parsed tokenizer's ~20 MB), and the
+  // encoder is given it instead of the path, so the file is parsed once per process.
+  const loaded = { transfer: tok.toTransferable(), eotId: tok.eotId };
   return {
     vocabSize: tok.vocabSize,
     eotId: tok.eotId,
@@ -33,6 +37,7 @@ export async function loadMixTokenizer(path: string, threads = 2): Promise<MixTo
     // 64k-character batches (the encoder's default is 256k): with 2 batches in flight per worker, the
     // texts and ids in flight stay a few MB, and each worker's young generation stays small (measured:
     // ~25 MB less peak RSS on a first build, no measurable change in speed; see BENCHMARKS.md).
-    encodeAll: (texts) => encodeDocuments(path, texts, { threads, appendEot: false, batchChars: 1 << 16 }),
+    encodeAll: (texts) =>
+      encodeDocumentIds(loaded, texts, { threads, appendEot: false, batchChars: 1 << 16 }),
   };
 }

@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import type { Worker } from "node:worker_threads";
 import { SynthmixError } from "../util/errors.js";
 import { siblingModule, startWorker } from "../util/workers.js";
+import type { Tokenizer, TokenizerTransfer } from "./index.js";
 
 export interface EncodeDocumentsOptions {
   /** Worker threads (default: available cores). 1 encodes on the calling thread. */
@@ -35,21 +36,39 @@ export async function* encodeDocuments(
   texts: AsyncIterable<string> | Iterable<string>,
   opts: EncodeDocumentsOptions = {},
 ): AsyncGenerator<number[]> {
+  for await (const ids of encodeDocumentIds(tokenizerPath, texts, opts)) yield Array.from(ids);
+}
+
+/** A tokenizer already loaded by the caller, in compact form (Tokenizer.toTransferable) plus its eot id. */
+export interface LoadedEncoder {
+  transfer: TokenizerTransfer;
+  eotId: number;
+}
+
+/**
+ * encodeDocuments with each document's ids as a Uint32Array: on worker threads a view into the batch's
+ * transferred buffer, so the calling thread copies nothing per token (the mix stage streams hundreds of
+ * millions of tokens through here; a number[] per document was ~8 bytes of garbage per token). Takes a
+ * tokenizer file or one already loaded: parsing tokenizer.json costs this thread ~50 MB of transient
+ * heap, which the mix stage pays once, not twice.
+ */
+export async function* encodeDocumentIds(
+  tokenizer: string | LoadedEncoder,
+  texts: AsyncIterable<string> | Iterable<string>,
+  opts: EncodeDocumentsOptions = {},
+): AsyncGenerator<Uint32Array> {
   const threads = threadCount(texts, opts);
   const appendEot = opts.appendEot ?? false;
-  // Loaded once here (errors surface before any worker starts); workers get the compact typed-array form.
-  const { Tokenizer } = await import("./index.js");
-  const tok = Tokenizer.fromFile(tokenizerPath);
-  if (appendEot && tok.eotId < 0) throw noEot(tokenizerPath);
-  if (threads === 1) {
+  const start = await startEncoder(tokenizer, threads, appendEot);
+  if (start.inline) {
     for await (const text of texts) {
-      const ids = tok.encode(text);
-      if (appendEot) ids.push(tok.eotId);
-      yield ids;
+      const ids = start.inline.encode(text);
+      if (appendEot) ids.push(start.inline.eotId);
+      yield Uint32Array.from(ids);
     }
     return;
   }
-  const pool = new EncodePool(threads, { model: tok.toTransferable(), appendEot, eotId: tok.eotId });
+  const pool = start.pool!;
   const input = new BatchReader(texts, opts.batchChars ?? 1 << 18);
   let sent = 0;
   let next = 0;
@@ -72,6 +91,25 @@ export async function* encodeDocuments(
 }
 
 /**
+ * The tokenizer for inline encoding, or the worker pool, which gets the compact typed-array form (a file
+ * is loaded here, so its errors surface before any worker starts). In its own function so that with
+ * workers the main thread's parsed tokenizer is garbage while the stream runs, not held by the generator.
+ */
+async function startEncoder(
+  src: string | LoadedEncoder,
+  threads: number,
+  appendEot: boolean,
+): Promise<{ inline?: Tokenizer; pool?: EncodePool }> {
+  const { Tokenizer } = await import("./index.js");
+  const tok = typeof src === "string" ? Tokenizer.fromFile(src) : undefined;
+  const eotId = tok ? tok.eotId : (src as LoadedEncoder).eotId;
+  if (appendEot && eotId < 0) throw noEot(typeof src === "string" ? src : "the tokenizer");
+  if (threads === 1) return { inline: tok ?? Tokenizer.fromTransferable((src as LoadedEncoder).transfer) };
+  const model = tok ? tok.toTransferable() : (src as LoadedEncoder).transfer;
+  return { pool: new EncodePool(threads, { model, appendEot, eotId }) };
+}
+
+/**
  * Worker threads to use. Starting workers costs more than encoding a few MB on this thread (~40 MB/s),
  * so small in-memory inputs are encoded inline unless threads were asked for explicitly.
  */
@@ -83,16 +121,14 @@ function threadCount(texts: AsyncIterable<string> | Iterable<string>, opts: Enco
   return chars < (opts.minParallelChars ?? 1 << 22) ? 1 : threads;
 }
 
-/** The documents of one reply: ids concatenated, cut at the end offsets. */
-function* documentsOf(r: WorkerReply): Generator<number[]> {
+/** The documents of one reply: views of the concatenated ids, cut at the end offsets. */
+function* documentsOf(r: WorkerReply): Generator<Uint32Array> {
   const ids = r.ids!;
   const ends = r.ends!;
   let start = 0;
   for (let d = 0; d < ends.length; d++) {
-    const doc = new Array<number>(ends[d] - start);
-    for (let k = start; k < ends[d]; k++) doc[k - start] = ids[k];
+    yield ids.subarray(start, ends[d]);
     start = ends[d];
-    yield doc;
   }
 }
 
@@ -132,6 +168,15 @@ class BatchReader {
   }
 }
 
+/**
+ * Young generation of each worker's V8 heap. Left alone, V8 grows it (to 32 MB of new space) the longer a
+ * run of short-lived allocations lasts (the encoder's per-document arrays), so a first `mix build`'s peak
+ * grew with the source. Capped, peak RSS at 100M tokens went 248-265 -> 222 MB (3 runs each; 12 MB gave
+ * 230), with no more CPU time (11-12 s capped, 12-14 s uncapped; BENCHMARKS.md). The old generation is
+ * left alone: a single very long document must still fit.
+ */
+const WORKER_YOUNG_MB = 6;
+
 /** The workers, their replies by sequence number, and the first failure of any of them. */
 class EncodePool {
   private readonly workers: Worker[] = [];
@@ -152,7 +197,10 @@ class EncodePool {
   }
 
   private start(k: number, workerData: object): Worker {
-    const w = startWorker(siblingModule(import.meta.url, "worker"), { workerData });
+    const w = startWorker(siblingModule(import.meta.url, "worker"), {
+      workerData,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB },
+    });
     w.on("message", (m: WorkerReply) => {
       this.inFlight[k]--;
       if (m.error) this.failure ??= new SynthmixError("TOKENIZER_WORKER", m.error);
