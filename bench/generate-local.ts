@@ -7,7 +7,7 @@
  *                 one llama_decode: llama.cpp's batch API), the strongest node-llama-cpp configuration;
  *   - native c=N: the native engine with N KV-cache slots.
  *
- * Every engine answers the same requests (HQ prompts over source paragraphs of the workspace's corpus, the
+ * Every engine answers the same requests (HQ prompts over 120-token source chunks of the workspace's corpus, the
  * demo's sampling: temperature 0.8, top-p default, max_tokens 128, seed 1). Output tokens are the
  * completion tokens the endpoints report. "same text" counts requests whose output equals llama c=1's.
  *
@@ -19,6 +19,9 @@ import { dirname, join, resolve } from "node:path";
 import { LlamaEndpoint } from "../src/generate/backends/llama.js";
 import { NativeEndpoint } from "../src/generate/backends/native.js";
 import type { Endpoint, GenResponse, SamplingParams } from "../src/generate/backends/types.js";
+import { chunkText } from "../src/generate/chunk.js";
+import { loadGpt2Gguf } from "../src/generate/native/gguf-model.js";
+import { GgufText } from "../src/generate/native/text.js";
 import { HQ, renderPrompt } from "../src/generate/prompts/index.js";
 
 function argOf(argv: string[], name: string, dflt: string): string {
@@ -26,8 +29,14 @@ function argOf(argv: string[], name: string, dflt: string): string {
   return i > 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
 }
 
-/** Source paragraphs of ~600 characters from the workspace's corpus (the demo's chunk size, 120 tokens). */
-function paragraphs(gguf: string, n: number): string[] {
+/**
+ * Source chunks from the workspace's corpus as the demo cuts them: chunkText at the demo's chunk size
+ * (120 tokens of the workspace tokenizer, which is the generator's: counted with the GGUF's vocabulary),
+ * the first `n` chunks in corpus order.
+ */
+export async function paragraphs(gguf: string, n: number): Promise<string[]> {
+  const text = new GgufText((await loadGpt2Gguf(gguf)).vocab);
+  const count = (s: string) => text.encode(s).length;
   const corpusDir = join(dirname(dirname(gguf)), "corpus");
   const name = existsSync(corpusDir) ? readdirSync(corpusDir)[0] : undefined;
   const file = name ? join(corpusDir, name, "train.jsonl") : "";
@@ -37,12 +46,8 @@ function paragraphs(gguf: string, n: number): string[] {
   const out: string[] = [];
   for (const line of readFileSync(file, "utf8").split("\n")) {
     if (!line.trim()) continue;
-    const text = (JSON.parse(line) as { text: string }).text;
-    for (let i = 0; i + 600 <= text.length && out.length < n; i += 600) {
-      out.push(
-        text.slice(i, text.lastIndexOf(" ", i + 600) > i ? text.lastIndexOf(" ", i + 600) : i + 600).trim(),
-      );
-    }
+    const doc = (JSON.parse(line) as { text: string }).text;
+    for (const c of chunkText(doc, 120, count)) if (out.length < n) out.push(c);
     if (out.length >= n) break;
   }
   return out;
@@ -98,7 +103,7 @@ export async function benchLocal(argv: string[]): Promise<void> {
   const threads = Number(argOf(argv, "threads", "1"));
   const lc = Number(argOf(argv, "llama-concurrency", "16"));
   const nc = Number(argOf(argv, "native-concurrency", "64"));
-  const prompts = paragraphs(gguf, n).map((text) => renderPrompt(HQ, { text }).prompt);
+  const prompts = (await paragraphs(gguf, n)).map((text) => renderPrompt(HQ, { text }).prompt);
   const params: SamplingParams = { temperature: 0.8, max_tokens: 128, seed: 1 };
   console.log(
     `model ${gguf}; ${prompts.length} requests (HQ prompts, temperature 0.8, max_tokens 128, seed 1); ` +

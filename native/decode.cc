@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "decode.h"
 #include "gemm.h"
 #include "pool.h"
 
@@ -187,6 +188,83 @@ void decode_head(float* o, const float* qh, const std::uint16_t* k, const std::u
   for (int i = 0; i < hs; i++) o[i] = f16_to_f32(acc[i]) * inv;
 }
 
+#if defined(__AVX512F__)
+inline __m512 r16v(__m512 x) {
+  return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+// decode_head for H heads of one row at once (HS = head size, a multiple of 16), bitwise the same: the
+// scores of all positions first (independent dot products), then the online-softmax scalars (they depend
+// on the scores only), then the f16 value accumulators, kept in registers as floats that are always
+// exactly f16 values (every step rounds through f16 as scale_f16 / mad_f16 do). Running the H heads'
+// accumulator chains side by side hides the latency of the f16 round trips, which bound the one-head loop.
+// q: the row's H queries (head stride HS), k/v: head 0's cache (head stride hstride), buf: >= 3*H*n floats.
+template <int HS, int H>
+void decode_heads(float* o, const float* q, const std::uint16_t* k, const std::uint16_t* v, std::int64_t hstride,
+                  int n, float scale, float* buf) {
+  constexpr int NV = HS / 16;
+  float* sc = buf;                                  // (H, n) scores
+  float* msb = buf + static_cast<std::ptrdiff_t>(H) * n;  // rescale factor per position (1 = none)
+  float* vsb = msb + static_cast<std::ptrdiff_t>(H) * n;  // value weight per position
+  float S[H];
+  for (int h = 0; h < H; h++) {
+    alignas(64) float qh[HS];
+    for (int i = 0; i < HS; i++) qh[i] = r16(q[h * HS + i]);
+    const std::uint16_t* kh = k + h * hstride;
+    float* s = sc + static_cast<std::ptrdiff_t>(h) * n;
+    for (int t = 0; t < n; t++) s[t] = dot_f16(qh, kh + static_cast<std::int64_t>(t) * HS, HS) * scale;
+    float M = -INFINITY;
+    float Sh = 0.0f;
+    float* ms_h = msb + static_cast<std::ptrdiff_t>(h) * n;
+    float* vs_h = vsb + static_cast<std::ptrdiff_t>(h) * n;
+    for (int t = 0; t < n; t++) {
+      float ms = 1.0f;
+      float vs = 1.0f;
+      if (s[t] > M) {
+        const float Mold = M;
+        M = s[t];
+        ms = std::exp(Mold - M);
+      } else {
+        vs = std::exp(s[t] - M);
+      }
+      ms_h[t] = ms;
+      vs_h[t] = vs;
+      Sh = Sh * ms + vs;
+    }
+    S[h] = Sh;
+  }
+  __m512 acc[H][NV];
+  for (int h = 0; h < H; h++)
+    for (int j = 0; j < NV; j++) acc[h][j] = _mm512_setzero_ps();
+  for (int t = 0; t < n; t++) {
+#pragma GCC unroll 4
+    for (int h = 0; h < H; h++) {
+      const float ms = msb[static_cast<std::ptrdiff_t>(h) * n + t];
+      // ms != 1 only where the scalar loop took its `s > M` branch; where that branch gave ms = 1 (or
+      // ms = 0 at t = 0, on a zero accumulator) its rescale left the f16 accumulator unchanged.
+      const bool resc = ms != 1.0f;
+      const __m512 wv = _mm512_set1_ps(vsb[static_cast<std::ptrdiff_t>(h) * n + t]);
+      const std::uint16_t* vt = v + h * hstride + static_cast<std::int64_t>(t) * HS;
+      if (resc) {
+        const __m512 mv = _mm512_set1_ps(ms);
+#pragma GCC unroll 16
+        for (int j = 0; j < NV; j++) acc[h][j] = r16v(_mm512_mul_ps(acc[h][j], mv));
+      }
+#pragma GCC unroll 16
+      for (int j = 0; j < NV; j++) {
+        const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vt + 16 * j)));
+        acc[h][j] = r16v(_mm512_fmadd_ps(x, wv, acc[h][j]));
+      }
+    }
+  }
+  for (int h = 0; h < H; h++) {
+    const float inv = S[h] == 0.0f ? 0.0f : 1.0f / S[h];
+    const __m512 iv = _mm512_set1_ps(inv);
+    for (int j = 0; j < NV; j++) _mm512_storeu_ps(o + h * HS + 16 * j, _mm512_mul_ps(acc[h][j], iv));
+  }
+}
+#endif
+
 // Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
 // S = f16(q) · K^T over positions 0..p1-1, causal softmax per row, O = f16(P) · V. Each output element
 // is a dot product in the GEMM's fixed k order, and masked positions contribute exact zeros, so a row's
@@ -206,28 +284,71 @@ void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const s
     kf[j] = f16_to_f32(kh[j]);
     vf[j] = f16_to_f32(vh[j]);
   }
-  // S (n, p1) = Q (n, hs) · Kf^T: B(k, t) = kf[t*hs + k].
-  sgemm_serial(GemmArgs{n, p1, hs, q, hs, 1, kf, 1, hs, sc, p1, false, nullptr});
-  for (int i = 0; i < n; i++) {
-    float* row = sc + static_cast<std::ptrdiff_t>(i) * p1;
-    const int m = p0 + i + 1;
-    float maxv = -INFINITY;
-    for (int t = 0; t < m; t++) {
-      row[t] *= scale;
-      maxv = std::max(maxv, row[t]);
+  // Blocks of kBlock rows: rows [b0, b1) attend to positions [0, p0 + b1) only, so the masked upper
+  // triangle is mostly skipped. Bitwise the same as one product over all p1 positions: the score
+  // elements are independent dot products, and the positions dropped from P·V are trailing exact zeros
+  // (the GEMM accumulates each element in k order within the same 256-deep k blocks).
+  constexpr int kBlock = 32;
+  for (int b0 = 0; b0 < n; b0 += kBlock) {
+    const int nb = std::min(kBlock, n - b0);
+    const int pe = p0 + b0 + nb;
+    // S (nb, pe) = Q (nb, hs) · Kf^T: B(k, t) = kf[t*hs + k].
+    sgemm_serial(GemmArgs{nb, pe, hs, q + static_cast<std::ptrdiff_t>(b0) * hs, hs, 1, kf, 1, hs, sc, pe, false,
+                          nullptr});
+    for (int i = 0; i < nb; i++) {
+      float* row = sc + static_cast<std::ptrdiff_t>(i) * pe;
+      const int m = p0 + b0 + i + 1;
+      float maxv = -INFINITY;
+      for (int t = 0; t < m; t++) {
+        row[t] *= scale;
+        maxv = std::max(maxv, row[t]);
+      }
+      float sum = 0.f;
+      for (int t = 0; t < m; t++) {
+        row[t] = std::exp(row[t] - maxv);
+        sum += row[t];
+      }
+      const float inv = 1.0f / sum;
+      for (int t = 0; t < m; t++) row[t] = r16(row[t] * inv);
+      std::fill(row + m, row + pe, 0.f);
     }
-    float sum = 0.f;
-    for (int t = 0; t < m; t++) {
-      row[t] = std::exp(row[t] - maxv);
-      sum += row[t];
-    }
-    const float inv = 1.0f / sum;
-    for (int t = 0; t < m; t++) row[t] = r16(row[t] * inv);
-    std::fill(row + m, row + p1, 0.f);
+    // O (nb, hs) = P (nb, pe) · Vf (pe, hs), written into out rows r0+b0.. at column h*hs.
+    sgemm_serial(GemmArgs{nb, hs, pe, sc, pe, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0 + b0) * C + h * hs, C,
+                          false, nullptr});
   }
-  // O (n, hs) = P (n, p1) · Vf (p1, hs), written into out rows r0.. at column h*hs.
-  sgemm_serial(GemmArgs{n, hs, p1, sc, p1, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0) * C + h * hs, C, false,
-                        nullptr});
+}
+
+// All heads of decode row r (n = its cached positions, slot its sequence) into out row r.
+void decode_row(float* out, const float* qkv, const std::uint16_t* kc, const std::uint16_t* vc, int slot, int n, int r,
+                int C, int NH, int T, float scale, std::vector<float>& buf) {
+  const int hs = C / NH;
+  const std::int64_t hstride = static_cast<std::int64_t>(T) * hs;
+  const std::int64_t base = static_cast<std::int64_t>(slot) * NH * hstride;
+  const float* q = qkv + static_cast<std::int64_t>(r) * 3 * C;
+  float* o = out + static_cast<std::int64_t>(r) * C;
+#if defined(__AVX512F__)
+  // Two heads at a time (one when NH is odd) when the head size has a register-resident variant.
+  using Fn = void (*)(float*, const float*, const std::uint16_t*, const std::uint16_t*, std::int64_t, int, float,
+                      float*);
+  Fn fn = nullptr;
+  const int H = NH % 2 == 0 ? 2 : 1;
+  if (hs == 16) fn = H == 2 ? decode_heads<16, 2> : decode_heads<16, 1>;
+  if (hs == 32) fn = H == 2 ? decode_heads<32, 2> : decode_heads<32, 1>;
+  if (hs == 64) fn = H == 2 ? decode_heads<64, 2> : decode_heads<64, 1>;
+  if (hs == 128) fn = H == 2 ? decode_heads<128, 2> : decode_heads<128, 1>;
+  if (fn != nullptr) {
+    buf.resize(static_cast<std::size_t>(3 * H) * n);
+    for (int h = 0; h < NH; h += H) fn(o + h * hs, q + h * hs, kc + base + h * hstride, vc + base + h * hstride, hstride, n, scale, buf.data());
+    return;
+  }
+#endif
+  buf.resize(static_cast<std::size_t>(2) * hs);
+  float* qh = buf.data();
+  std::vector<std::uint16_t> acc(static_cast<std::size_t>(hs));
+  for (int h = 0; h < NH; h++) {
+    for (int i = 0; i < hs; i++) qh[i] = r16(q[h * hs + i]);
+    decode_head(o + h * hs, qh, kc + base + h * hstride, vc + base + h * hstride, n, hs, scale, acc.data());
+  }
 }
 
 // out (R,C): causal attention of each row's query over its sequence's cached keys/values 0..pos, computed
@@ -245,7 +366,18 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
     const float* src = qkv + static_cast<std::int64_t>(r) * 3 * C;
     for (int h = 0; h < NH; h++) {
       const std::int64_t at = ((static_cast<std::int64_t>(slots[r]) * NH + h) * T + pos[r]) * hs;
-      for (int i = 0; i < hs; i++) {
+      int i = 0;
+#if defined(__AVX512F__)
+      // The same round-to-nearest-even conversion as f32_to_f16, 16 lanes at a time.
+      constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+      for (; i + 16 <= hs; i += 16) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(kc + at + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + C + h * hs + i), kRound));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(vc + at + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + 2 * C + h * hs + i), kRound));
+      }
+#endif
+      for (; i < hs; i++) {
         kc[at + i] = f32_to_f16(src[C + h * hs + i]);
         vc[at + i] = f32_to_f16(src[2 * C + h * hs + i]);
       }
@@ -274,19 +406,9 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
   constexpr int kRowsPerChunk = 4;
   const int chunks = (first_prefill + kRowsPerChunk - 1) / kRowsPerChunk;
   parallel_for(chunks, std::max(1, threads), [&](int c) {
-    std::vector<float> qh(static_cast<std::size_t>(hs));
-    std::vector<std::uint16_t> acc(static_cast<std::size_t>(hs));
+    thread_local std::vector<float> buf;
     const int r1 = std::min(first_prefill, (c + 1) * kRowsPerChunk);
-    for (int r = c * kRowsPerChunk; r < r1; r++) {
-      const int n = pos[r] + 1;
-      for (int h = 0; h < NH; h++) {
-        const std::int64_t base = (static_cast<std::int64_t>(slots[r]) * NH + h) * T * hs;
-        const float* q = qkv + static_cast<std::int64_t>(r) * 3 * C + h * hs;
-        for (int i = 0; i < hs; i++) qh[i] = r16(q[i]);
-        decode_head(out + static_cast<std::int64_t>(r) * C + h * hs, qh.data(), kc + base, vc + base, n, hs, scale,
-                    acc.data());
-      }
-    }
+    for (int r = c * kRowsPerChunk; r < r1; r++) decode_row(out, qkv, kc, vc, slots[r], pos[r] + 1, r, C, NH, T, scale, buf);
   });
 }
 
@@ -353,6 +475,7 @@ Napi::Value GeluF16Forward(const Napi::CallbackInfo& info) {
 void register_decode_kernels(Napi::Env env, Napi::Object exports) {
   exports.Set("kvAttentionForward", Napi::Function::New(env, KvAttentionForward, "kvAttentionForward"));
   exports.Set("geluF16Forward", Napi::Function::New(env, GeluF16Forward, "geluF16Forward"));
+  register_decode_engine(env, exports);
 }
 
 }  // namespace sk

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { SynthmixError } from "../../util/errors.js";
 import { BatchedGpt2 } from "../native/decoder.js";
 import { loadGpt2Gguf } from "../native/gguf-model.js";
-import { LlamaChainSampler, llamaSamplerParams } from "../native/sampler.js";
+import { llamaSamplerParams, type SamplerParams } from "../native/sampler.js";
 import { GgufText } from "../native/text.js";
 import { type Endpoint, GenerationError, type GenRequest, type GenResponse } from "./types.js";
 
@@ -21,7 +21,7 @@ interface Job {
   req: GenRequest;
   prompt: number[];
   maxTokens: number;
-  sampler: LlamaChainSampler;
+  sampler: SamplerParams;
   out: number[];
   /** Prompt tokens already in the KV cache. */
   fed: number;
@@ -35,6 +35,8 @@ interface Loaded {
   text: GgufText;
   T: number;
   V: number;
+  /** One step's rows and results, allocated once (a step runs per generated token of the batch). */
+  rows: { tokens: Int32Array; slots: Int32Array; pos: Int32Array; outRows: Int32Array; next: Int32Array };
 }
 
 /**
@@ -88,7 +90,14 @@ export class NativeEndpoint implements Endpoint {
       });
       this.freeSlots = Array.from({ length: this.concurrency }, (_, i) => this.concurrency - 1 - i);
       this.slotTokens = Array.from({ length: this.concurrency }, () => []);
-      return { dec, text: new GgufText(vocab), T: weights.contextLength, V: weights.vocabSize };
+      const rows = {
+        tokens: new Int32Array(maxRows),
+        slots: new Int32Array(maxRows),
+        pos: new Int32Array(maxRows),
+        outRows: new Int32Array(this.concurrency),
+        next: new Int32Array(this.concurrency),
+      };
+      return { dec, text: new GgufText(vocab), T: weights.contextLength, V: weights.vocabSize, rows };
     })();
     return this.state;
   }
@@ -98,7 +107,7 @@ export class NativeEndpoint implements Endpoint {
   }
 
   async generate(req: GenRequest): Promise<GenResponse> {
-    const { text, T, V } = await this.load();
+    const { text, T } = await this.load();
     // As LlamaEndpoint: the prompt plus the answer must fit the trained context (2 = its BOS allowance).
     const promptTokens = text.encode(req.prompt).length + 2;
     const room = T - promptTokens;
@@ -121,7 +130,7 @@ export class NativeEndpoint implements Endpoint {
         req,
         prompt,
         maxTokens,
-        sampler: new LlamaChainSampler(llamaSamplerParams(req.params), V),
+        sampler: llamaSamplerParams(req.params),
         out: [],
         fed: 0,
         slot: -1,
@@ -163,6 +172,7 @@ export class NativeEndpoint implements Endpoint {
     while (this.waiting.length > 0 && this.freeSlots.length > 0) {
       const job = this.waiting.shift() as Job;
       job.slot = this.freeSlots.pop() as number;
+      st.dec.setSampler(job.slot, job.sampler);
       this.reusePrefix(st, job);
       this.active.push(job);
     }
@@ -211,44 +221,45 @@ export class NativeEndpoint implements Endpoint {
       );
   }
 
-  /** One forward: a decode row per generating sequence, then prefill chunks within the row budget. */
+  /**
+   * One forward: a decode row per generating sequence, then prefill chunks within the row budget; the
+   * engine samples every sequence that needs a token with its slot's sampler.
+   */
   private step(st: Loaded): void {
     const maxRows = st.dec.opts.maxRows;
-    const tokens = new Int32Array(maxRows);
-    const slots = new Int32Array(maxRows);
-    const pos = new Int32Array(maxRows);
-    const outRows = new Int32Array(this.active.length);
+    const { tokens, slots, pos, outRows, next } = st.rows;
     const outJobs: Job[] = [];
     let R = 0;
-    const add = (j: Job, tok: number, p: number) => {
-      tokens[R] = tok;
-      slots[R] = j.slot;
-      pos[R] = p;
-      R++;
-    };
     for (const j of this.active) {
       if (j.fed < j.prompt.length) continue;
-      add(j, j.out[j.out.length - 1], j.prompt.length + j.out.length - 1);
-      outRows[outJobs.length] = R - 1;
+      tokens[R] = j.out[j.out.length - 1];
+      slots[R] = j.slot;
+      pos[R] = j.prompt.length + j.out.length - 1;
+      outRows[outJobs.length] = R++;
       outJobs.push(j);
     }
     const firstPrefill = R;
     for (const j of this.active) {
       if (j.fed >= j.prompt.length || R >= maxRows) continue;
       const n = Math.min(j.prompt.length - j.fed, maxRows - R);
-      for (let t = 0; t < n; t++) add(j, j.prompt[j.fed + t], j.fed + t);
+      for (let t = 0; t < n; t++) {
+        tokens[R] = j.prompt[j.fed + t];
+        slots[R] = j.slot;
+        pos[R] = j.fed + t;
+        R++;
+      }
       j.fed += n;
-      this.slotTokens[j.slot] = j.prompt.slice(0, j.fed);
       if (j.fed === j.prompt.length) {
+        // The slot's cache now holds the whole prompt (for prefix reuse by later requests).
+        this.slotTokens[j.slot] = j.prompt;
         outRows[outJobs.length] = R - 1;
         outJobs.push(j);
+      } else {
+        this.slotTokens[j.slot] = j.prompt.slice(0, j.fed);
       }
     }
-    const logits = st.dec.forward(tokens, slots, pos, R, outRows, outJobs.length, firstPrefill);
-    const V = st.V;
-    outJobs.forEach((j, i) => {
-      j.out.push(j.sampler.sample(logits.subarray(i * V, (i + 1) * V)));
-    });
+    st.dec.step(tokens, slots, pos, R, outRows, outJobs.length, next, firstPrefill);
+    for (let i = 0; i < outJobs.length; i++) outJobs[i].out.push(next[i]);
     for (let i = this.active.length - 1; i >= 0; i--) {
       const j = this.active[i];
       const last = j.out[j.out.length - 1];
