@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <random>
 #include <string>
@@ -180,6 +181,17 @@ class ChainSampler {
   std::vector<float> vals_, probs_;
 };
 
+// Per-phase CPU time of the engine's calling thread (for `profile()`; a clock read costs ~20 ns, a
+// phase is a kernel over a whole batch, so the timers cost nothing measurable).
+enum Phase { kEmbed, kNorm, kGemm, kAttention, kGelu, kResidual, kHead, kSample, kPhases };
+const char* const kPhaseNames[kPhases] = {"embed", "layernorm", "gemm", "attention", "gelu", "residual", "head", "sample"};
+
+double thread_cpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 [[noreturn]] void fail(const Napi::Env& env, const std::string& msg) {
   throw Napi::RangeError::New(env, "decode engine: " + msg);
 }
@@ -217,7 +229,8 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
                        {InstanceMethod("step", &DecodeEngine::Step), InstanceMethod("forward", &DecodeEngine::Forward),
                         InstanceMethod("setSampler", &DecodeEngine::SetSampler),
                         InstanceMethod("sample", &DecodeEngine::Sample),
-                        InstanceMethod("copyPrefix", &DecodeEngine::CopyPrefix)});
+                        InstanceMethod("sharePrefix", &DecodeEngine::SharePrefix),
+                        InstanceMethod("profile", &DecodeEngine::Profile)});
   }
 
   // new DecodeEngine({nLayer, C, NH, F, T, V, slots, maxRows, threads, llamaGelu}, weights: Float32Array[]):
@@ -281,6 +294,9 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     fchg_.resize(R * F_);
     sel_.resize(R * C_);
     logits_.resize(R * static_cast<std::size_t>(V_));
+    alias_slot_.resize(S_);
+    for (int i = 0; i < S_; i++) alias_slot_[i] = i;
+    alias_len_.assign(S_, 0);
     samplers_.resize(S_);
     for (auto& s : samplers_) s.reset(0, 1, 40, 0, V_);
   }
@@ -308,6 +324,9 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
       if (r.pos[i] < 0 || r.pos[i] >= T_)
         fail(env, "position " + std::to_string(r.pos[i]) + " outside the context (" + std::to_string(T_) + ")");
       if (r.slots[i] < 0 || r.slots[i] >= S_) fail(env, "slot " + std::to_string(r.slots[i]) + " outside [0, slots)");
+      if (r.pos[i] < alias_len_[r.slots[i]])
+        fail(env, "position " + std::to_string(r.pos[i]) + " of slot " + std::to_string(r.slots[i]) +
+                      " is inside its shared prefix");
     }
     for (int i = 0; i < r.n_out; i++)
       if (r.out[i] < 0 || r.out[i] >= r.R) fail(env, "outRows[" + std::to_string(i) + "] outside [0, R)");
@@ -329,31 +348,51 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     set_threads(before);
   }
 
+  // Adds the CPU time since the last mark to phase p.
+  void mark(Phase p) {
+    const double now = thread_cpu();
+    prof_[p] += now - last_;
+    last_ = now;
+  }
+
   void forward_rows(const Rows& r) {
     const int R = r.R, C = C_, F = F_;
     float* x = x_.data();
+    last_ = thread_cpu();
     for (int i = 0; i < R; i++) {
       const float* e = wte_.data() + static_cast<std::int64_t>(r.tokens[i]) * C;
       const float* p = wpe_.data() + static_cast<std::int64_t>(r.pos[i]) * C;
       float* o = x + static_cast<std::int64_t>(i) * C;
       for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
     }
+    mark(kEmbed);
+    const std::int64_t RC = static_cast<std::int64_t>(R) * C;
     for (int l = 0; l < L_; l++) {
       const Layer& ly = layers_[l];
       layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln1w.data(), ly.ln1b.data(), R, C);
+      mark(kNorm);
       ly.qkv->forward(qkv_.data(), ln_.data(), R, threads_);
+      mark(kGemm);
       kv_attention_forward(atty_.data(), qkv_.data(), kc_[l].data(), vc_[l].data(), r.slots, r.pos, R, C, NH_, T_,
-                           threads_, r.first_prefill);
+                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data());
+      mark(kAttention);
       ly.proj->forward(tmp_.data(), atty_.data(), R, threads_);
-      residual_forward(x, x, tmp_.data(), static_cast<std::int64_t>(R) * C);
+      mark(kGemm);
+      residual_forward(x, x, tmp_.data(), RC);
+      mark(kResidual);
       layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln2w.data(), ly.ln2b.data(), R, C);
+      mark(kNorm);
       ly.fc->forward(fch_.data(), ln_.data(), R, threads_);
+      mark(kGemm);
       if (llamaGelu_)
         gelu_f16_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
       else
         gelu_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+      mark(kGelu);
       ly.fcproj->forward(tmp_.data(), fchg_.data(), R, threads_);
-      residual_forward(x, x, tmp_.data(), static_cast<std::int64_t>(R) * C);
+      mark(kGemm);
+      residual_forward(x, x, tmp_.data(), RC);
+      mark(kResidual);
     }
     if (r.n_out == 0) return;
     for (int i = 0; i < r.n_out; i++)
@@ -361,6 +400,17 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
                   sizeof(float) * C);
     layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), sel_.data(), lnfw_.data(), lnfb_.data(), r.n_out, C);
     head_->forward(logits_.data(), ln_.data(), r.n_out, threads_);
+    mark(kHead);
+  }
+
+  // profile(): CPU seconds of the calling thread per phase since the engine was made (worker threads of
+  // a multi-threaded engine are not included), and the rows run.
+  Napi::Value Profile(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    for (int p = 0; p < kPhases; p++) o.Set(kPhaseNames[p], prof_[p]);
+    o.Set("rows", static_cast<double>(rows_run_));
+    o.Set("steps", static_cast<double>(steps_run_));
+    return o;
   }
 
   // step(tokens, slots, pos, R, firstPrefill, outRows, nOut, next: Int32Array): the forward, then each out
@@ -371,6 +421,9 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     run(r);
     for (int i = 0; i < r.n_out; i++)
       next[i] = samplers_[r.slots[r.out[i]]].sample(logits_.data() + static_cast<std::int64_t>(i) * V_, V_);
+    mark(kSample);
+    rows_run_ += r.R;
+    steps_run_++;
     return info.Env().Undefined();
   }
 
@@ -404,20 +457,18 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     return Napi::Number::New(env, samplers_[slot].sample(logits, V_));
   }
 
-  // copyPrefix(from, to, n): the cached keys/values of positions [0, n) of one slot into another.
-  Napi::Value CopyPrefix(const Napi::CallbackInfo& info) {
+  // sharePrefix(to, from, n): positions [0, n) of slot `to` are read from slot `from`'s cache from now on
+  // (a prompt prefix both sequences share; n = 0 ends the sharing). `from` must hold its own keys/values
+  // there (it shares nothing itself), and the caller must not let `from` overwrite them meanwhile.
+  // Bit-identical to recomputing them: a position's keys/values depend only on the tokens up to it.
+  Napi::Value SharePrefix(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
-    const int from = int_of(env, info[0], "from", 0, S_ - 1), to = int_of(env, info[1], "to", 0, S_ - 1);
+    const int to = int_of(env, info[0], "to", 0, S_ - 1), from = int_of(env, info[1], "from", 0, S_ - 1);
     const int n = int_of(env, info[2], "n", 0, T_);
-    if (from == to || n == 0) return env.Undefined();
-    const std::int64_t hs = C_ / NH_;
-    for (int l = 0; l < L_; l++)
-      for (int h = 0; h < NH_; h++) {
-        const std::int64_t src = (static_cast<std::int64_t>(from) * NH_ + h) * T_ * hs;
-        const std::int64_t dst = (static_cast<std::int64_t>(to) * NH_ + h) * T_ * hs;
-        std::memcpy(kc_[l].data() + dst, kc_[l].data() + src, sizeof(std::uint16_t) * n * hs);
-        std::memcpy(vc_[l].data() + dst, vc_[l].data() + src, sizeof(std::uint16_t) * n * hs);
-      }
+    if (n > 0 && from != to && alias_len_[from] > 0)
+      fail(env, "slot " + std::to_string(from) + " shares its own prefix from another slot");
+    alias_slot_[to] = n > 0 ? from : to;
+    alias_len_[to] = from == to ? 0 : n;
     return env.Undefined();
   }
 
@@ -429,6 +480,10 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   std::vector<std::vector<std::uint16_t>> kc_, vc_;
   std::vector<float> x_, ln_, mean_, rstd_, qkv_, atty_, tmp_, fch_, fchg_, sel_, logits_;
   std::vector<ChainSampler> samplers_;
+  std::vector<std::int32_t> alias_slot_, alias_len_;  // per slot: positions [0, len) live in slot alias_slot
+  double prof_[kPhases] = {};
+  double last_ = 0;
+  std::int64_t rows_run_ = 0, steps_run_ = 0;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@ import { SynthmixError } from "../../util/errors.js";
 import { BatchedGpt2 } from "../native/decoder.js";
 import { loadGpt2Gguf } from "../native/gguf-model.js";
 import { llamaSamplerParams, type SamplerParams } from "../native/sampler.js";
+import { SlotTable } from "../native/slots.js";
 import { GgufText } from "../native/text.js";
 import { type Endpoint, GenerationError, type GenRequest, type GenResponse } from "./types.js";
 
@@ -57,9 +58,8 @@ export class NativeEndpoint implements Endpoint {
   private state?: Promise<Loaded>;
   private readonly waiting: Job[] = [];
   private readonly active: Job[] = [];
-  private freeSlots: number[] = [];
-  /** Prompt tokens whose keys/values are valid in each slot (for reusing shared prompt prefixes). */
-  private slotTokens: number[][] = [];
+  /** KV-cache slots and the prompt prefixes they share. */
+  private slots = new SlotTable(1);
   private running = false;
 
   constructor(private readonly opts: NativeEndpointOptions) {
@@ -88,8 +88,7 @@ export class NativeEndpoint implements Endpoint {
         maxRows,
         threads: this.opts.threads ?? 1,
       });
-      this.freeSlots = Array.from({ length: this.concurrency }, (_, i) => this.concurrency - 1 - i);
-      this.slotTokens = Array.from({ length: this.concurrency }, () => []);
+      this.slots = new SlotTable(this.concurrency);
       const rows = {
         tokens: new Int32Array(maxRows),
         slots: new Int32Array(maxRows),
@@ -100,6 +99,11 @@ export class NativeEndpoint implements Endpoint {
       return { dec, text: new GgufText(vocab), T: weights.contextLength, V: weights.vocabSize, rows };
     })();
     return this.state;
+  }
+
+  /** The decode engine's per-phase CPU seconds (see BatchedGpt2.profile), for benchmarks. */
+  async profile(): Promise<Record<string, number>> {
+    return (await this.load()).dec.profile();
   }
 
   async modelInfo(): Promise<{ trainContextSize: number }> {
@@ -168,38 +172,22 @@ export class NativeEndpoint implements Endpoint {
     }
   }
 
+  /**
+   * Admits waiting requests while a slot is available. A prompt's longest prefix cached in any slot is
+   * not recomputed: the request either continues in that slot or reads the prefix from it (SlotTable).
+   */
   private admit(st: Loaded): void {
-    while (this.waiting.length > 0 && this.freeSlots.length > 0) {
-      const job = this.waiting.shift() as Job;
-      job.slot = this.freeSlots.pop() as number;
-      st.dec.setSampler(job.slot, job.sampler);
-      this.reusePrefix(st, job);
+    while (this.waiting.length > 0) {
+      const job = this.waiting[0];
+      const a = this.slots.admit(job.prompt);
+      if (!a) break;
+      this.waiting.shift();
+      job.slot = a.slot;
+      job.fed = a.fed;
+      st.dec.sharePrefix(a.slot, a.share ? a.share.from : a.slot, a.share ? a.share.n : 0);
+      st.dec.setSampler(a.slot, job.sampler);
       this.active.push(job);
     }
-  }
-
-  /**
-   * Prompts of one style share their template text: copy the longest cached common prefix (from any
-   * slot) instead of recomputing it. The last prompt token is always run, for its logits.
-   */
-  private reusePrefix(st: Loaded, job: Job): void {
-    let best = 0;
-    let from = -1;
-    for (let s = 0; s < this.slotTokens.length; s++) {
-      const toks = this.slotTokens[s];
-      const n = Math.min(toks.length, job.prompt.length - 1);
-      let k = 0;
-      while (k < n && toks[k] === job.prompt[k]) k++;
-      if (k > best) {
-        best = k;
-        from = s;
-      }
-    }
-    if (best >= 8) {
-      st.dec.copyPrefix(from, job.slot, best);
-      job.fed = best;
-    }
-    this.slotTokens[job.slot] = job.prompt.slice(0, job.fed);
   }
 
   private dropAborted(): void {
@@ -211,7 +199,7 @@ export class NativeEndpoint implements Endpoint {
 
   private finish(i: number, res: GenResponse | null, error?: unknown): void {
     const [j] = this.active.splice(i, 1);
-    this.freeSlots.push(j.slot);
+    this.slots.release(j.slot);
     if (res) j.resolve(res);
     else
       j.reject(
@@ -249,13 +237,10 @@ export class NativeEndpoint implements Endpoint {
         R++;
       }
       j.fed += n;
+      this.slots.prefilled(j.slot, j.prompt, j.fed);
       if (j.fed === j.prompt.length) {
-        // The slot's cache now holds the whole prompt (for prefix reuse by later requests).
-        this.slotTokens[j.slot] = j.prompt;
         outRows[outJobs.length] = R - 1;
         outJobs.push(j);
-      } else {
-        this.slotTokens[j.slot] = j.prompt.slice(0, j.fed);
       }
     }
     st.dec.step(tokens, slots, pos, R, outRows, outJobs.length, next, firstPrefill);

@@ -27,7 +27,8 @@ export interface DecodeEngine {
   ): void;
   setSampler(slot: number, temperature: number, topP: number, topK: number, seed: number): void;
   sample(slot: number, logits: Float32Array): number;
-  copyPrefix(from: number, to: number, n: number): void;
+  sharePrefix(to: number, from: number, n: number): void;
+  profile(): Record<string, number>;
 }
 
 type DecodeEngineClass = new (
@@ -129,12 +130,22 @@ export class BatchedGpt2 {
   }
 
   /**
-   * Copies the cached keys/values of positions [0, n) from one slot to another (a shared prompt prefix).
-   * A position's keys/values depend only on the tokens up to it and are computed row-independently, so
-   * the copy is bit-identical to recomputing them.
+   * From now on, positions [0, n) of slot `to` are read from slot `from`'s cache (a prompt prefix both
+   * sequences share; n = 0 ends the sharing). `from` must hold those keys/values itself and keep them
+   * while `to` reads them (src/generate/native/slots.ts keeps this invariant). A position's keys/values
+   * depend only on the tokens up to it and are computed row-independently, so this is bit-identical to
+   * recomputing them.
    */
-  copyPrefix(from: number, to: number, n: number): void {
-    this.engine.copyPrefix(from, to, n);
+  sharePrefix(to: number, from: number, n: number): void {
+    this.engine.sharePrefix(to, from, n);
+  }
+
+  /**
+   * CPU seconds of the engine's calling thread per phase (embed, layernorm, gemm, attention, gelu,
+   * residual, head, sample) since it was made, plus the rows and steps run.
+   */
+  profile(): Record<string, number> {
+    return this.engine.profile();
   }
 
   /** A fresh sampler (its own RNG stream from the seed) for the request that takes `slot`. */
