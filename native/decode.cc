@@ -99,7 +99,20 @@ const std::vector<float>& gelu_f16_table() {
 
 void gelu_f16_forward(float* out, const float* inp, std::int64_t n) {
   const float* t = gelu_f16_table().data();
-  for (std::int64_t i = 0; i < n; i++) {
+  std::int64_t i = 0;
+#if defined(__AVX512F__)
+  // 16 lanes: the same f16 conversion (round to nearest even) and table entries, gathered.
+  const __m512 lo = _mm512_set1_ps(-10.0f), hi = _mm512_set1_ps(10.0f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(inp + i);
+    const __m512i h = _mm512_cvtepu16_epi32(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m512 g = _mm512_i32gather_ps(h, t, 4);
+    g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GE_OQ), g, x);
+    g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LE_OQ), g, _mm512_setzero_ps());
+    _mm512_storeu_ps(out + i, g);
+  }
+#endif
+  for (; i < n; i++) {
     const float x = inp[i];
     out[i] = x <= -10.0f ? 0.0f : x >= 10.0f ? x : t[f32_to_f16(x)];
   }
@@ -626,9 +639,20 @@ Napi::Value GeluF16Forward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// decodeExpfMismatches(fromBits, stride, count): see expf16_mismatches.
+Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
+  const auto from = int_arg(info, 0, "fromBits", 0);  // < 2^31: callers pass the sign separately
+  const auto stride = int_arg(info, 1, "stride", 1);
+  const auto count = int_arg(info, 2, "count", 0);
+  const bool negative = info[3].ToBoolean().Value();
+  const std::uint32_t bits = static_cast<std::uint32_t>(from) | (negative ? 0x80000000u : 0u);
+  return Napi::Number::New(info.Env(), static_cast<double>(expf16_mismatches(bits, static_cast<std::uint32_t>(stride), count)));
+}
+
 }  // namespace
 
 void register_decode_kernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("decodeExpfMismatches", Napi::Function::New(env, DecodeExpfMismatches, "decodeExpfMismatches"));
   exports.Set("kvAttentionForward", Napi::Function::New(env, KvAttentionForward, "kvAttentionForward"));
   exports.Set("geluF16Forward", Napi::Function::New(env, GeluF16Forward, "geluF16Forward"));
   register_decode_engine(env, exports);

@@ -26,6 +26,11 @@ interface Job {
   out: number[];
   /** Prompt tokens already in the KV cache. */
   fed: number;
+  /**
+   * Aborted during its prefill while other sequences read its prompt prefix: already rejected, but its
+   * prefill runs to the end (for them) before its slot is released.
+   */
+  zombie?: boolean;
   slot: number;
   resolve: (r: GenResponse) => void;
   reject: (e: unknown) => void;
@@ -193,20 +198,27 @@ export class NativeEndpoint implements Endpoint {
   private dropAborted(): void {
     for (let i = this.active.length - 1; i >= 0; i--) {
       const j = this.active[i];
-      if (j.req.signal?.aborted) this.finish(i, null, j.req.signal.reason);
+      if (j.zombie || !j.req.signal?.aborted) continue;
+      if (j.fed < j.prompt.length && this.slots.readers(j.slot) > 0) {
+        j.zombie = true;
+        j.reject(this.abortError(j, j.req.signal.reason));
+      } else {
+        this.finish(i, null, j.req.signal.reason);
+      }
     }
+  }
+
+  private abortError(j: Job, error: unknown): GenerationError {
+    return new GenerationError(`${this.label} (request ${j.req.id}): ${String(error ?? "aborted")}`, false, {
+      endpoint: this.label,
+    });
   }
 
   private finish(i: number, res: GenResponse | null, error?: unknown): void {
     const [j] = this.active.splice(i, 1);
-    this.slots.release(j.slot);
+    this.slots.release(j.slot, j.fed);
     if (res) j.resolve(res);
-    else
-      j.reject(
-        new GenerationError(`${this.label} (request ${j.req.id}): ${String(error ?? "aborted")}`, false, {
-          endpoint: this.label,
-        }),
-      );
+    else if (!j.zombie) j.reject(this.abortError(j, error));
   }
 
   /**
@@ -237,8 +249,7 @@ export class NativeEndpoint implements Endpoint {
         R++;
       }
       j.fed += n;
-      this.slots.prefilled(j.slot, j.prompt, j.fed);
-      if (j.fed === j.prompt.length) {
+      if (j.fed === j.prompt.length && !j.zombie) {
         outRows[outJobs.length] = R - 1;
         outJobs.push(j);
       }
@@ -247,8 +258,9 @@ export class NativeEndpoint implements Endpoint {
     for (let i = 0; i < outJobs.length; i++) outJobs[i].out.push(next[i]);
     for (let i = this.active.length - 1; i >= 0; i--) {
       const j = this.active[i];
+      if (j.zombie && j.fed === j.prompt.length) this.finish(i, null);
       const last = j.out[j.out.length - 1];
-      if (j.out.length === 0) continue;
+      if (j.zombie || j.out.length === 0) continue;
       if (last === st.text.eosId) {
         const ids = j.out.slice(0, -1);
         this.finish(i, this.response(st, j, ids, "stop"));

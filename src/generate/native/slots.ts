@@ -7,8 +7,8 @@
  * traffic. Keys/values of a position depend only on the tokens up to it, so sharing is bit-identical to
  * recomputing.
  *
- * Invariants: a slot that lends its prefix (a root) holds its own keys/values from position 0 (`own`)
- * and shares nothing itself; while sequences read [0, n) from it, those positions are never rewritten —
+ * Invariants: a slot that lends its prefix (a root) holds its own keys/values from position 0 (`own`,
+ * possibly still being prefilled, see `take`) and shares nothing itself; while sequences read [0, n) from it, those positions are never rewritten —
  * the root is not reused, except by a request whose prompt agrees with the cached one on at least the
  * longest prefix that is being read (it then writes only after it).
  */
@@ -71,16 +71,20 @@ export class SlotTable {
     return this.take(free, prompt, 0, null);
   }
 
-  /** The request in `slot` has `fed` prompt tokens cached now. */
-  prefilled(slot: number, prompt: number[], fed: number): void {
-    if (this.shareFrom[slot] < 0) this.own[slot] = fed === prompt.length ? prompt : prompt.slice(0, fed);
+  /** Active sequences reading a prefix from `slot`. */
+  readers(slot: number): number {
+    return this.refs[slot];
   }
 
-  /** The request in `slot` ended; its own prompt stays cached for later requests. */
-  release(slot: number): void {
+  /**
+   * The request in `slot` ended with its first `computed` prompt tokens in the cache (all of them unless
+   * it was aborted during its prefill); they stay cached for later requests.
+   */
+  release(slot: number, computed: number): void {
     this.active[slot] = false;
     const from = this.shareFrom[slot];
     if (from >= 0) this.refs[from]--;
+    else if (this.own[slot].length > computed) this.own[slot] = this.own[slot].slice(0, computed);
   }
 
   private take(slot: number, prompt: number[], fed: number, share: Admission["share"]): Admission {
@@ -91,7 +95,11 @@ export class SlotTable {
       this.refs[share.from]++;
       this.own[slot] = [];
     } else {
-      this.own[slot] = prompt.slice(0, fed);
+      // The whole prompt, before its prefill has run: a request admitted later may share it at once,
+      // since the engine's steps take prefill rows in admission order (its rows come after these, in
+      // the same forward call or a later one) and a call writes all its rows' keys/values before any
+      // attention reads them.
+      this.own[slot] = prompt;
     }
     return { slot, fed, share };
   }
