@@ -63,7 +63,8 @@ export class SlotTable {
       }
     }
     // The best source itself, when idle and its readers' prefixes stay intact: no sharing needed.
-    if (src >= 0 && !this.active[src] && best >= this.longestRead(src)) return this.take(src, prompt, best, null);
+    if (src >= 0 && !this.active[src] && best >= this.longestRead(src))
+      return this.take(src, prompt, best, null);
     let free = -1;
     for (let s = 0; s < this.size && free < 0; s++) if (!this.active[s] && this.refs[s] === 0) free = s;
     if (free < 0) return null;
