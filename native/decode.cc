@@ -403,6 +403,16 @@ void decode_heads(float* o, const float* q, const std::uint16_t* k, const std::u
 }
 #endif
 
+// dst[j] = f16_to_f32(src[j]) for j in [j0, j1), 16 at a time where possible (the same conversion).
+inline void halves_to_floats(float* dst, const std::uint16_t* src, std::int64_t j0, std::int64_t j1) {
+  std::int64_t j = j0;
+#if defined(__AVX512F__)
+  for (; j + 16 <= j1; j += 16)
+    _mm512_storeu_ps(dst + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j))));
+#endif
+  for (; j < j1; j++) dst[j] = f16_to_f32(src[j]);
+}
+
 // Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
 // S = f16(q) · K^T over positions 0..p1-1, causal softmax per row, O = f16(P) · V. Each output element
 // is a dot product in the GEMM's fixed k order, and masked positions contribute exact zeros, so a row's
@@ -421,14 +431,10 @@ void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const s
   for (int i = 0; i < n; i++)
     for (int d = 0; d < hs; d++) q[i * hs + d] = r16(qkv[static_cast<std::int64_t>(r0 + i) * 3 * C + h * hs + d]);
   const std::int64_t lo = static_cast<std::int64_t>(std::min(split, p1)) * hs;
-  for (std::int64_t j = 0; j < lo; j++) {
-    kf[j] = f16_to_f32(klo[j]);
-    vf[j] = f16_to_f32(vlo[j]);
-  }
-  for (std::int64_t j = lo; j < static_cast<std::int64_t>(p1) * hs; j++) {
-    kf[j] = f16_to_f32(kh[j]);
-    vf[j] = f16_to_f32(vh[j]);
-  }
+  halves_to_floats(kf, klo, 0, lo);
+  halves_to_floats(vf, vlo, 0, lo);
+  halves_to_floats(kf, kh, lo, static_cast<std::int64_t>(p1) * hs);
+  halves_to_floats(vf, vh, lo, static_cast<std::int64_t>(p1) * hs);
   // Blocks of kBlock rows: rows [b0, b1) attend to positions [0, p0 + b1) only, so the masked upper
   // triangle is mostly skipped. Bitwise the same as one product over all p1 positions: the score
   // elements are independent dot products, and the positions dropped from P·V are trailing exact zeros

@@ -118,7 +118,9 @@ export class NativeEndpoint implements Endpoint {
   async generate(req: GenRequest): Promise<GenResponse> {
     const { text, T } = await this.load();
     // As LlamaEndpoint: the prompt plus the answer must fit the trained context (2 = its BOS allowance).
-    const promptTokens = text.encode(req.prompt).length + 2;
+    // Encoded once: the prompt ids are the plain-text ids, after a BOS only if the GGUF asks for one.
+    const ids = text.encode(req.prompt);
+    const promptTokens = ids.length + 2;
     const room = T - promptTokens;
     if (room < 1) {
       throw new GenerationError(
@@ -129,7 +131,7 @@ export class NativeEndpoint implements Endpoint {
       );
     }
     // As LlamaCompletion: keep the last contextSize - contextShiftSize (= T/10) prompt tokens.
-    let prompt = text.encodePrompt(req.prompt);
+    let prompt = text.addBos ? [text.bosId, ...ids] : ids;
     const keep = T - Math.max(1, Math.floor(T / 10));
     if (prompt.length > keep) prompt = prompt.slice(-keep);
     if (prompt.length === 0) prompt = [text.eosId];
