@@ -318,81 +318,86 @@ inline void scores(float* s, const float* q, const std::uint16_t* k, int t0, int
 // accumulator chains side by side hides the latency of the f16 round trips, which bound the one-head loop.
 // q: the row's H queries (head stride HS), k/v: head 0's cache (head stride hstride), buf: >= 3*H*n floats.
 // Positions [0, split) are read from klo/vlo (a shared prompt prefix cached in another slot), the rest from k/v.
+// One head's scores and online-softmax scalars for n positions: s (scores), ms (rescale factor per
+// position, 1 = none), vs (value weight per position); returns the softmax sum S. q: the head's query.
+template <int HS>
+float head_softmax(const float* q, const std::uint16_t* kh, const std::uint16_t* kl, int split, int n, float scale,
+                   float* s, float* ms_h, float* vs_h) {
+  alignas(64) float qh[HS];
+  for (int i = 0; i < HS; i++) qh[i] = r16(q[i]);
+  const int m = std::min(split, n);
+  scores<HS>(s, qh, kl, 0, m, scale);
+  scores<HS>(s, qh, kh, m, n, scale);
+  // The scalar loop's online softmax, split into passes with its exact operations: the running max
+  // before each position (ms_h holds it for now), the exp arguments (Mold - M when a position raises
+  // the max, else s - M) and their exps 16 at a time, then the sum's chain of fused multiply-adds.
+  float M = -INFINITY;
+  for (int t = 0; t < n; t++) {
+    ms_h[t] = M;
+    M = s[t] > M ? s[t] : M;
+  }
+  int t = 0;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; t + 16 <= n; t += 16) {
+    const __m512 st = _mm512_loadu_ps(s + t);
+    const __m512 mp = _mm512_loadu_ps(ms_h + t);
+    const __mmask16 up = _mm512_cmp_ps_mask(st, mp, _CMP_GT_OQ);
+    const __m512 e = expf16(_mm512_mask_blend_ps(up, _mm512_sub_ps(st, mp), _mm512_sub_ps(mp, st)));
+    _mm512_storeu_ps(ms_h + t, _mm512_mask_blend_ps(up, one, e));
+    _mm512_storeu_ps(vs_h + t, _mm512_mask_blend_ps(up, e, one));
+  }
+  for (; t < n; t++) {
+    const float mp = ms_h[t];
+    const bool up = s[t] > mp;
+    const float e = std::exp(up ? mp - s[t] : s[t] - mp);
+    ms_h[t] = up ? e : 1.0f;
+    vs_h[t] = up ? 1.0f : e;
+  }
+  float S = 0.0f;
+  for (int u = 0; u < n; u++) S = S * ms_h[u] + vs_h[u];
+  return S;
+}
+
+// One position of one head's f16 value accumulator (NV vectors, floats that are exact f16 values):
+// scale_f16 then mad_f16 of decode_head, rounding through f16 after each. ms != 1 only where the scalar
+// loop took its `s > M` branch; where that branch gave ms = 1 (or ms = 0 at t = 0, on a zero
+// accumulator) its rescale left the accumulator unchanged.
+template <int NV>
+inline void acc_step(__m512* acc, const std::uint16_t* vt, float ms, float vs) {
+  if (ms != 1.0f) {
+    const __m512 mv = _mm512_set1_ps(ms);
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; j++) acc[j] = r16v(_mm512_mul_ps(acc[j], mv));
+  }
+  const __m512 wv = _mm512_set1_ps(vs);
+#pragma GCC unroll 16
+  for (int j = 0; j < NV; j++) {
+    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vt + 16 * j)));
+    acc[j] = r16v(_mm512_fmadd_ps(x, wv, acc[j]));
+  }
+}
+
 template <int HS, int H>
 void decode_heads(float* o, const float* q, const std::uint16_t* k, const std::uint16_t* v, const std::uint16_t* klo,
                   const std::uint16_t* vlo, int split, std::int64_t hstride, int n, float scale, float* buf) {
   constexpr int NV = HS / 16;
-  float* sc = buf;                                  // (H, n) scores
+  float* sc = buf;                                        // (H, n) scores
   float* msb = buf + static_cast<std::ptrdiff_t>(H) * n;  // rescale factor per position (1 = none)
   float* vsb = msb + static_cast<std::ptrdiff_t>(H) * n;  // value weight per position
   float S[H];
   for (int h = 0; h < H; h++) {
-    alignas(64) float qh[HS];
-    for (int i = 0; i < HS; i++) qh[i] = r16(q[h * HS + i]);
-    const std::uint16_t* kh = k + h * hstride;
-    const std::uint16_t* kl = klo + h * hstride;
-    float* s = sc + static_cast<std::ptrdiff_t>(h) * n;
-    const int m = std::min(split, n);
-    scores<HS>(s, qh, kl, 0, m, scale);
-    scores<HS>(s, qh, kh, m, n, scale);
-    float* ms_h = msb + static_cast<std::ptrdiff_t>(h) * n;
-    float* vs_h = vsb + static_cast<std::ptrdiff_t>(h) * n;
-    // The scalar loop's online softmax, split into passes with its exact operations: the running max
-    // before each position (ms_h holds it for now), the exp arguments (Mold - M when a position raises
-    // the max, else s - M) and their exps 16 at a time, then the sum's chain of fused multiply-adds.
-    float M = -INFINITY;
-    for (int t = 0; t < n; t++) {
-      ms_h[t] = M;
-      M = s[t] > M ? s[t] : M;
-    }
-    int t = 0;
-#if defined(__AVX512F__)
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (; t + 16 <= n; t += 16) {
-      const __m512 st = _mm512_loadu_ps(s + t);
-      const __m512 mp = _mm512_loadu_ps(ms_h + t);
-      const __mmask16 up = _mm512_cmp_ps_mask(st, mp, _CMP_GT_OQ);
-      const __m512 e = expf16(_mm512_mask_blend_ps(up, _mm512_sub_ps(st, mp), _mm512_sub_ps(mp, st)));
-      _mm512_storeu_ps(ms_h + t, _mm512_mask_blend_ps(up, one, e));
-      _mm512_storeu_ps(vs_h + t, _mm512_mask_blend_ps(up, e, one));
-    }
-#endif
-    for (; t < n; t++) {
-      const float mp = ms_h[t];
-      const bool up = s[t] > mp;
-      const float e = std::exp(up ? mp - s[t] : s[t] - mp);
-      ms_h[t] = up ? e : 1.0f;
-      vs_h[t] = up ? 1.0f : e;
-    }
-    float Sh = 0.0f;
-    for (int u = 0; u < n; u++) Sh = Sh * ms_h[u] + vs_h[u];
-    S[h] = Sh;
+    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(h) * n;
+    S[h] = head_softmax<HS>(q + h * HS, k + h * hstride, klo + h * hstride, split, n, scale, sc + off, msb + off,
+                            vsb + off);
   }
   __m512 acc[H][NV];
-#ifdef EXP_NO_ACC
-  n = 0;
-#endif
   for (int h = 0; h < H; h++)
     for (int j = 0; j < NV; j++) acc[h][j] = _mm512_setzero_ps();
   for (int t = 0; t < n; t++) {
 #pragma GCC unroll 4
     for (int h = 0; h < H; h++) {
-      const float ms = msb[static_cast<std::ptrdiff_t>(h) * n + t];
-      // ms != 1 only where the scalar loop took its `s > M` branch; where that branch gave ms = 1 (or
-      // ms = 0 at t = 0, on a zero accumulator) its rescale left the f16 accumulator unchanged.
-      const bool resc = ms != 1.0f;
-      const __m512 wv = _mm512_set1_ps(vsb[static_cast<std::ptrdiff_t>(h) * n + t]);
       const std::uint16_t* vt = (t < split ? vlo : v) + h * hstride + static_cast<std::int64_t>(t) * HS;
-      if (resc) {
-        const __m512 mv = _mm512_set1_ps(ms);
-#pragma GCC unroll 16
-        for (int j = 0; j < NV; j++) acc[h][j] = r16v(_mm512_mul_ps(acc[h][j], mv));
-      }
-#pragma GCC unroll 16
-      for (int j = 0; j < NV; j++) {
-        const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vt + 16 * j)));
-        acc[h][j] = r16v(_mm512_fmadd_ps(x, wv, acc[h][j]));
-      }
+      acc_step<NV>(acc[h], vt, msb[static_cast<std::ptrdiff_t>(h) * n + t], vsb[static_cast<std::ptrdiff_t>(h) * n + t]);
     }
   }
   for (int h = 0; h < H; h++) {
@@ -401,6 +406,7 @@ void decode_heads(float* o, const float* q, const std::uint16_t* k, const std::u
     for (int j = 0; j < NV; j++) _mm512_storeu_ps(o + h * HS + 16 * j, _mm512_mul_ps(acc[h][j], iv));
   }
 }
+
 #endif
 
 // dst[j] = f16_to_f32(src[j]) for j in [j0, j1), 16 at a time where possible (the same conversion).
@@ -577,7 +583,8 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
   parallel_for(chunks, std::max(1, threads), [&](int c) {
     thread_local std::vector<float> buf;
     const int r1 = std::min(first_prefill, (c + 1) * kRowsPerChunk);
-    for (int r = c * kRowsPerChunk; r < r1; r++) {
+    int r = c * kRowsPerChunk;
+    for (; r < r1; r++) {
       const int slot = slots[r];
       const int lo_slot = alias_len != nullptr ? alias_slot[slot] : slot;
       const int split = alias_len != nullptr ? alias_len[slot] : 0;
