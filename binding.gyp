@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "synthmix_kernels",
-      "sources": ["native/addon.cc", "native/decode.cc", "native/gemm.cc", "native/kernels.cc", "native/pool.cc"],
+      "sources": ["native/addon.cc", "native/decode.cc", "native/decode_engine.cc", "native/gemm.cc", "native/kernels.cc", "native/pool.cc"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags!": ["-O2"],
       "cflags_cc!": ["-O2", "-fno-exceptions"],

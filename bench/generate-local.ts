@@ -4,21 +4,26 @@
  *
  *   - llama c=1:  LlamaEndpoint with one sequence on one thread, what the demo used (reproducible bytes);
  *   - llama c=K:  LlamaEndpoint with K sequences in one context (node-llama-cpp batches their tokens into
- *                 one llama_decode: llama.cpp's batch API), the strongest node-llama-cpp configuration;
+ *                 one llama_decode: llama.cpp's batch API), K = 4 and 16 by default; the ratios are taken
+ *                 against the best node-llama-cpp row (per wall second and per CPU second separately);
  *   - native c=N: the native engine with N KV-cache slots.
  *
- * Every engine answers the same requests (HQ prompts over source paragraphs of the workspace's corpus, the
+ * Every engine answers the same requests (HQ prompts over 120-token source chunks of the workspace's corpus, the
  * demo's sampling: temperature 0.8, top-p default, max_tokens 128, seed 1). Output tokens are the
  * completion tokens the endpoints report. "same text" counts requests whose output equals llama c=1's.
  *
  *   npx tsx bench/generate.ts --local [--gguf synthmix-demo/generator/synthmix-demo.gguf] [--requests 256]
- *       [--threads 1] [--llama-concurrency 16] [--native-concurrency 64]
+ *       [--threads 1] [--llama-concurrency 4,16] [--native-concurrency 64]
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { LlamaEndpoint } from "../src/generate/backends/llama.js";
 import { NativeEndpoint } from "../src/generate/backends/native.js";
 import type { Endpoint, GenResponse, SamplingParams } from "../src/generate/backends/types.js";
+import { chunkText } from "../src/generate/chunk.js";
+import { loadGpt2Gguf } from "../src/generate/native/gguf-model.js";
+import { GgufText } from "../src/generate/native/text.js";
 import { HQ, renderPrompt } from "../src/generate/prompts/index.js";
 
 function argOf(argv: string[], name: string, dflt: string): string {
@@ -26,8 +31,14 @@ function argOf(argv: string[], name: string, dflt: string): string {
   return i > 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
 }
 
-/** Source paragraphs of ~600 characters from the workspace's corpus (the demo's chunk size, 120 tokens). */
-function paragraphs(gguf: string, n: number): string[] {
+/**
+ * Source chunks from the workspace's corpus as the demo cuts them: chunkText at the demo's chunk size
+ * (120 tokens of the workspace tokenizer, which is the generator's: counted with the GGUF's vocabulary),
+ * the first `n` chunks in corpus order.
+ */
+export async function paragraphs(gguf: string, n: number): Promise<string[]> {
+  const text = new GgufText((await loadGpt2Gguf(gguf)).vocab);
+  const count = (s: string) => text.encode(s).length;
   const corpusDir = join(dirname(dirname(gguf)), "corpus");
   const name = existsSync(corpusDir) ? readdirSync(corpusDir)[0] : undefined;
   const file = name ? join(corpusDir, name, "train.jsonl") : "";
@@ -37,12 +48,8 @@ function paragraphs(gguf: string, n: number): string[] {
   const out: string[] = [];
   for (const line of readFileSync(file, "utf8").split("\n")) {
     if (!line.trim()) continue;
-    const text = (JSON.parse(line) as { text: string }).text;
-    for (let i = 0; i + 600 <= text.length && out.length < n; i += 600) {
-      out.push(
-        text.slice(i, text.lastIndexOf(" ", i + 600) > i ? text.lastIndexOf(" ", i + 600) : i + 600).trim(),
-      );
-    }
+    const doc = (JSON.parse(line) as { text: string }).text;
+    for (const c of chunkText(doc, 120, count)) if (out.length < n) out.push(c);
     if (out.length >= n) break;
   }
   return out;
@@ -96,43 +103,49 @@ export async function benchLocal(argv: string[]): Promise<void> {
   }
   const n = Number(argOf(argv, "requests", "256"));
   const threads = Number(argOf(argv, "threads", "1"));
-  const lc = Number(argOf(argv, "llama-concurrency", "16"));
+  const lcs = argOf(argv, "llama-concurrency", "4,16").split(",").map(Number);
   const nc = Number(argOf(argv, "native-concurrency", "64"));
-  const prompts = paragraphs(gguf, n).map((text) => renderPrompt(HQ, { text }).prompt);
+  const prompts = (await paragraphs(gguf, n)).map((text) => renderPrompt(HQ, { text }).prompt);
   const params: SamplingParams = { temperature: 0.8, max_tokens: 128, seed: 1 };
   console.log(
     `model ${gguf}; ${prompts.length} requests (HQ prompts, temperature 0.8, max_tokens 128, seed 1); ` +
-      `threads ${threads}; node ${process.version}`,
+      `threads ${threads}; node ${process.version}; load average ${loadavg()[0].toFixed(1)}`,
   );
   const rows: Row[] = [];
-  rows.push(
-    await runEngine(
-      "llama c=1",
-      new LlamaEndpoint({ modelPath: gguf, threads, concurrency: 1 }),
-      prompts,
-      params,
-    ),
-  );
-  rows.push(
-    await runEngine(
-      `llama c=${lc}`,
-      new LlamaEndpoint({ modelPath: gguf, threads, concurrency: lc }),
-      prompts,
-      params,
-    ),
-  );
-  rows.push(
-    await runEngine(
-      `native c=${nc}`,
-      new NativeEndpoint({ modelPath: gguf, threads, concurrency: nc }),
-      prompts,
-      params,
-    ),
-  );
+  for (const c of [1, ...lcs.filter((c) => c > 1)]) {
+    const ep = new LlamaEndpoint({ modelPath: gguf, threads, concurrency: c });
+    rows.push(await runEngine(`llama c=${c}`, ep, prompts, params));
+  }
+  const nativeEp = new NativeEndpoint({ modelPath: gguf, threads, concurrency: nc });
+  const native = await runEngine(`native c=${nc}`, nativeEp, prompts, params);
+  rows.push(native);
+  printRows(rows);
   const base = rows[0];
-  const bestPeer = rows
-    .slice(0, 2)
-    .reduce((a, r) => (r.outTokens / r.seconds > a.outTokens / a.seconds ? r : a));
+  const rate = (r: Row) => r.outTokens / r.seconds;
+  const perCpu = (r: Row) => r.outTokens / r.cpuSeconds;
+  const peers = rows.slice(0, -1);
+  const bestWall = peers.reduce((a, r) => (rate(r) > rate(a) ? r : a));
+  const bestCpu = peers.reduce((a, r) => (perCpu(r) > perCpu(a) ? r : a));
+  console.log(
+    `ratio (wall) native / llama c=1: ${(rate(native) / rate(base)).toFixed(2)}x; ` +
+      `native / best node-llama-cpp (${bestWall.name}): ${(rate(native) / rate(bestWall)).toFixed(2)}x`,
+  );
+  console.log(
+    `ratio (per CPU second) native / llama c=1: ${(perCpu(native) / perCpu(base)).toFixed(2)}x; ` +
+      `native / best node-llama-cpp (${bestCpu.name}): ${(perCpu(native) / perCpu(bestCpu)).toFixed(2)}x`,
+  );
+  // Where the native engine's time went (its thread's CPU seconds per phase, warm-up included).
+  const prof = await nativeEp.profile();
+  const phases = Object.entries(prof).filter(([k]) => k !== "rows" && k !== "steps");
+  console.log(
+    `native engine: ${prof.steps} steps, ${prof.rows} rows (prompt rows computed: ${prof.rows - native.outTokens}); ` +
+      `CPU s per phase: ${phases.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ")}; ` +
+      `outside the engine (JS: scheduling, tokenising, detokenising) ~${(native.cpuSeconds - phases.reduce((a, [, v]) => a + v, 0)).toFixed(2)}`,
+  );
+}
+
+function printRows(rows: Row[]): void {
+  const base = rows[0];
   console.log(
     "| engine | wall s | CPU s | output tok/s (wall) | output tok per CPU s | prompt tok/s (wall) | same text as llama c=1 |",
   );
@@ -144,15 +157,4 @@ export async function benchLocal(argv: string[]): Promise<void> {
         `${(r.outTokens / r.cpuSeconds).toFixed(0)} | ${(r.promptTokens / r.seconds).toFixed(0)} | ${same}/${r.texts.length} |`,
     );
   }
-  const native = rows[2];
-  const rate = (r: Row) => r.outTokens / r.seconds;
-  const perCpu = (r: Row) => r.outTokens / r.cpuSeconds;
-  console.log(
-    `ratio (wall) native / llama c=1: ${(rate(native) / rate(base)).toFixed(2)}x; ` +
-      `native / best node-llama-cpp (${bestPeer.name}): ${(rate(native) / rate(bestPeer)).toFixed(2)}x`,
-  );
-  console.log(
-    `ratio (per CPU second) native / llama c=1: ${(perCpu(native) / perCpu(base)).toFixed(2)}x; ` +
-      `native / llama c=${lc}: ${(perCpu(native) / perCpu(rows[1])).toFixed(2)}x`,
-  );
 }

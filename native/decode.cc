@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "decode.h"
 #include "gemm.h"
 #include "pool.h"
 
@@ -98,13 +99,114 @@ const std::vector<float>& gelu_f16_table() {
 
 void gelu_f16_forward(float* out, const float* inp, std::int64_t n) {
   const float* t = gelu_f16_table().data();
-  for (std::int64_t i = 0; i < n; i++) {
+  std::int64_t i = 0;
+#if defined(__AVX512F__)
+  // 16 lanes: the same f16 conversion (round to nearest even) and table entries, gathered.
+  const __m512 lo = _mm512_set1_ps(-10.0f), hi = _mm512_set1_ps(10.0f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(inp + i);
+    const __m512i h = _mm512_cvtepu16_epi32(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m512 g = _mm512_i32gather_ps(h, t, 4);
+    g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GE_OQ), g, x);
+    g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LE_OQ), g, _mm512_setzero_ps());
+    _mm512_storeu_ps(out + i, g);
+  }
+#endif
+  for (; i < n; i++) {
     const float x = inp[i];
     out[i] = x <= -10.0f ? 0.0f : x >= 10.0f ? x : t[f32_to_f16(x)];
   }
 }
 
 inline float r16(float x) { return f16_to_f32(f32_to_f16(x)); }
+
+#if defined(__AVX512F__)
+// expf for 16 lanes, bitwise equal to glibc's expf (sysdeps/ieee754/flt-32/e_expf.c, the FMA variant
+// x86-64 glibc selects on this CPU class, which the scalar std::exp(float) calls here resolve to): the
+// same table (e_exp2f_data.c) and the same double-precision steps and fused multiply-adds, 8 lanes at a
+// time. Lanes outside its fast path (|x| >= 88, inf, NaN) go through std::exp itself. Why transcribe:
+// the online softmax needs one exp per cached position, and a call per lane cost a quarter of the
+// decode step; keeping glibc's exact results keeps the logits bit-identical to the scalar code.
+// expf16_mismatches (below, exported for the tests) compares it with std::exp over a range of inputs.
+alignas(64) constexpr std::uint64_t kExp2fTab[32] = {
+    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51, 0x3fef72b83c7d517b,
+    0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1, 0x3fef06fe0a31b715, 0x3feef1a7373aa9cb,
+    0x3feedea64c123422, 0x3feece086061892d, 0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429,
+    0x3feea47eb03a5585, 0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+    0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d, 0x3feee89f995ad3ad,
+    0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069, 0x3fef5818dcfba487, 0x3fef7c97337b9b5f,
+    0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
+
+inline __m256 expf8_fast(__m256 x) {
+  const __m512d inv_ln2_n = _mm512_set1_pd(0x1.71547652b82fep+5);
+  const __m512d shift = _mm512_set1_pd(0x1.8p+52);
+  const __m512d xd = _mm512_cvtps_pd(x);
+  const __m512d kd0 = _mm512_fmadd_pd(inv_ln2_n, xd, shift);
+  const __m512i ki = _mm512_castpd_si512(kd0);
+  const __m512d kd = _mm512_sub_pd(kd0, shift);
+  const __m512d r = _mm512_fmsub_pd(inv_ln2_n, xd, kd);
+  const __m512i idx = _mm512_and_si512(ki, _mm512_set1_epi64(31));
+  const __m512i* tab = reinterpret_cast<const __m512i*>(kExp2fTab);
+  const __m512i lo = _mm512_permutex2var_epi64(_mm512_load_si512(tab), idx, _mm512_load_si512(tab + 1));
+  const __m512i hi = _mm512_permutex2var_epi64(_mm512_load_si512(tab + 2), idx, _mm512_load_si512(tab + 3));
+  const __mmask8 upper = _mm512_test_epi64_mask(idx, _mm512_set1_epi64(16));
+  const __m512i t = _mm512_add_epi64(_mm512_mask_blend_epi64(upper, lo, hi), _mm512_slli_epi64(ki, 47));
+  const __m512d sc = _mm512_castsi512_pd(t);
+  const __m512d z = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.c6af84b912394p-20), _mm512_set1_pd(0x1.ebfce50fac4f3p-13));
+  const __m512d r2 = _mm512_mul_pd(r, r);
+  __m512d y = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.62e42ff0c52d6p-6), _mm512_set1_pd(1.0));
+  y = _mm512_fmadd_pd(z, r2, y);
+  return _mm512_cvtpd_ps(_mm512_mul_pd(y, sc));
+}
+
+inline __m512 expf16(__m512 x) {
+  const __m256 lo = expf8_fast(_mm512_castps512_ps256(x));
+  const __m256 hi = expf8_fast(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+  __m512 e = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+  // glibc's fast path: top 12 bits of |x| <= 0x42a.
+  const __m512i top = _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(x), 20), _mm512_set1_epi32(0x7ff));
+  __mmask16 slow = _mm512_cmpgt_epu32_mask(top, _mm512_set1_epi32(0x42a));
+  if (slow != 0) {
+    alignas(64) float xs[16];
+    alignas(64) float es[16];
+    _mm512_store_ps(xs, x);
+    _mm512_store_ps(es, e);
+    for (int i = 0; i < 16; i++)
+      if ((slow >> i) & 1) es[i] = std::exp(xs[i]);
+    e = _mm512_load_ps(es);
+  }
+  return e;
+}
+
+// out[i] = expf(in[i]) for i in [0, n), bitwise std::exp's.
+inline void expf_array(float* out, const float* in, int n) {
+  int i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, expf16(_mm512_loadu_ps(in + i)));
+  for (; i < n; i++) out[i] = std::exp(in[i]);
+}
+#else
+inline void expf_array(float* out, const float* in, int n) {
+  for (int i = 0; i < n; i++) out[i] = std::exp(in[i]);
+}
+#endif
+
+// Float bit patterns from, from + stride, ... (count of them) where expf_array and std::exp differ, NaN
+// inputs excepted (test hook: the tests sample it, and every pattern of [-104, 89] was checked once).
+std::int64_t expf16_mismatches(std::uint32_t from, std::uint32_t stride, std::int64_t count) {
+  std::vector<float> in(4096), out(4096);
+  std::int64_t bad = 0;
+  std::uint32_t b = from;
+  for (std::int64_t k0 = 0; k0 < count; k0 += 4096) {
+    const int n = static_cast<int>(std::min<std::int64_t>(4096, count - k0));
+    for (int i = 0; i < n; i++, b += stride) std::memcpy(&in[i], &b, 4);
+    expf_array(out.data(), in.data(), n);
+    for (int i = 0; i < n; i++) {
+      const float ref = std::exp(in[i]);
+      if (std::memcmp(&ref, &out[i], 4) != 0 && !std::isnan(in[i])) bad++;
+    }
+  }
+  return bad;
+}
 
 // q·k over n values with k in f16. Fixed evaluation order for a given build and n (one 16-lane vector
 // accumulator with AVX-512, else 16 scalar partial sums), so the result depends only on the two vectors.
@@ -187,12 +289,144 @@ void decode_head(float* o, const float* qh, const std::uint16_t* k, const std::u
   for (int i = 0; i < hs; i++) o[i] = f16_to_f32(acc[i]) * inv;
 }
 
+#if defined(__AVX512F__)
+inline __m512 r16v(__m512 x) {
+  return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+// s[t] = dot_f16(q, k_t) * scale for t in [t0, t1), four positions per iteration: four independent
+// dot-product chains in flight (each position's arithmetic is dot_f16's, unchanged).
+template <int HS>
+inline void scores(float* s, const float* q, const std::uint16_t* k, int t0, int t1, float scale) {
+  int t = t0;
+  for (; t + 4 <= t1; t += 4) {
+    const std::uint16_t* kt = k + static_cast<std::int64_t>(t) * HS;
+    const float a = dot_f16(q, kt, HS), b = dot_f16(q, kt + HS, HS);
+    const float c = dot_f16(q, kt + 2 * HS, HS), d = dot_f16(q, kt + 3 * HS, HS);
+    s[t] = a * scale;
+    s[t + 1] = b * scale;
+    s[t + 2] = c * scale;
+    s[t + 3] = d * scale;
+  }
+  for (; t < t1; t++) s[t] = dot_f16(q, k + static_cast<std::int64_t>(t) * HS, HS) * scale;
+}
+
+// decode_head for H heads of one row at once (HS = head size, a multiple of 16), bitwise the same: the
+// scores of all positions first (independent dot products), then the online-softmax scalars (they depend
+// on the scores only), then the f16 value accumulators, kept in registers as floats that are always
+// exactly f16 values (every step rounds through f16 as scale_f16 / mad_f16 do). Running the H heads'
+// accumulator chains side by side hides the latency of the f16 round trips, which bound the one-head loop.
+// q: the row's H queries (head stride HS), k/v: head 0's cache (head stride hstride), buf: >= 3*H*n floats.
+// Positions [0, split) are read from klo/vlo (a shared prompt prefix cached in another slot), the rest from k/v.
+// One head's scores and online-softmax scalars for n positions: s (scores), ms (rescale factor per
+// position, 1 = none), vs (value weight per position); returns the softmax sum S. q: the head's query.
+template <int HS>
+float head_softmax(const float* q, const std::uint16_t* kh, const std::uint16_t* kl, int split, int n, float scale,
+                   float* s, float* ms_h, float* vs_h) {
+  alignas(64) float qh[HS];
+  for (int i = 0; i < HS; i++) qh[i] = r16(q[i]);
+  const int m = std::min(split, n);
+  scores<HS>(s, qh, kl, 0, m, scale);
+  scores<HS>(s, qh, kh, m, n, scale);
+  // The scalar loop's online softmax, split into passes with its exact operations: the running max
+  // before each position (ms_h holds it for now), the exp arguments (Mold - M when a position raises
+  // the max, else s - M) and their exps 16 at a time, then the sum's chain of fused multiply-adds.
+  float M = -INFINITY;
+  for (int t = 0; t < n; t++) {
+    ms_h[t] = M;
+    M = s[t] > M ? s[t] : M;
+  }
+  int t = 0;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; t + 16 <= n; t += 16) {
+    const __m512 st = _mm512_loadu_ps(s + t);
+    const __m512 mp = _mm512_loadu_ps(ms_h + t);
+    const __mmask16 up = _mm512_cmp_ps_mask(st, mp, _CMP_GT_OQ);
+    const __m512 e = expf16(_mm512_mask_blend_ps(up, _mm512_sub_ps(st, mp), _mm512_sub_ps(mp, st)));
+    _mm512_storeu_ps(ms_h + t, _mm512_mask_blend_ps(up, one, e));
+    _mm512_storeu_ps(vs_h + t, _mm512_mask_blend_ps(up, e, one));
+  }
+  for (; t < n; t++) {
+    const float mp = ms_h[t];
+    const bool up = s[t] > mp;
+    const float e = std::exp(up ? mp - s[t] : s[t] - mp);
+    ms_h[t] = up ? e : 1.0f;
+    vs_h[t] = up ? 1.0f : e;
+  }
+  float S = 0.0f;
+  for (int u = 0; u < n; u++) S = S * ms_h[u] + vs_h[u];
+  return S;
+}
+
+// One position of one head's f16 value accumulator (NV vectors, floats that are exact f16 values):
+// scale_f16 then mad_f16 of decode_head, rounding through f16 after each. ms != 1 only where the scalar
+// loop took its `s > M` branch; where that branch gave ms = 1 (or ms = 0 at t = 0, on a zero
+// accumulator) its rescale left the accumulator unchanged.
+template <int NV>
+inline void acc_step(__m512* acc, const std::uint16_t* vt, float ms, float vs) {
+  if (ms != 1.0f) {
+    const __m512 mv = _mm512_set1_ps(ms);
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; j++) acc[j] = r16v(_mm512_mul_ps(acc[j], mv));
+  }
+  const __m512 wv = _mm512_set1_ps(vs);
+#pragma GCC unroll 16
+  for (int j = 0; j < NV; j++) {
+    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vt + 16 * j)));
+    acc[j] = r16v(_mm512_fmadd_ps(x, wv, acc[j]));
+  }
+}
+
+template <int HS, int H>
+void decode_heads(float* o, const float* q, const std::uint16_t* k, const std::uint16_t* v, const std::uint16_t* klo,
+                  const std::uint16_t* vlo, int split, std::int64_t hstride, int n, float scale, float* buf) {
+  constexpr int NV = HS / 16;
+  float* sc = buf;                                        // (H, n) scores
+  float* msb = buf + static_cast<std::ptrdiff_t>(H) * n;  // rescale factor per position (1 = none)
+  float* vsb = msb + static_cast<std::ptrdiff_t>(H) * n;  // value weight per position
+  float S[H];
+  for (int h = 0; h < H; h++) {
+    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(h) * n;
+    S[h] = head_softmax<HS>(q + h * HS, k + h * hstride, klo + h * hstride, split, n, scale, sc + off, msb + off,
+                            vsb + off);
+  }
+  __m512 acc[H][NV];
+  for (int h = 0; h < H; h++)
+    for (int j = 0; j < NV; j++) acc[h][j] = _mm512_setzero_ps();
+  for (int t = 0; t < n; t++) {
+#pragma GCC unroll 4
+    for (int h = 0; h < H; h++) {
+      const std::uint16_t* vt = (t < split ? vlo : v) + h * hstride + static_cast<std::int64_t>(t) * HS;
+      acc_step<NV>(acc[h], vt, msb[static_cast<std::ptrdiff_t>(h) * n + t], vsb[static_cast<std::ptrdiff_t>(h) * n + t]);
+    }
+  }
+  for (int h = 0; h < H; h++) {
+    const float inv = S[h] == 0.0f ? 0.0f : 1.0f / S[h];
+    const __m512 iv = _mm512_set1_ps(inv);
+    for (int j = 0; j < NV; j++) _mm512_storeu_ps(o + h * HS + 16 * j, _mm512_mul_ps(acc[h][j], iv));
+  }
+}
+
+#endif
+
+// dst[j] = f16_to_f32(src[j]) for j in [j0, j1), 16 at a time where possible (the same conversion).
+inline void halves_to_floats(float* dst, const std::uint16_t* src, std::int64_t j0, std::int64_t j1) {
+  std::int64_t j = j0;
+#if defined(__AVX512F__)
+  for (; j + 16 <= j1; j += 16)
+    _mm512_storeu_ps(dst + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j))));
+#endif
+  for (; j < j1; j++) dst[j] = f16_to_f32(src[j]);
+}
+
 // Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
 // S = f16(q) · K^T over positions 0..p1-1, causal softmax per row, O = f16(P) · V. Each output element
 // is a dot product in the GEMM's fixed k order, and masked positions contribute exact zeros, so a row's
 // result does not depend on how its prompt was chunked or what else is in the batch.
-void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const std::uint16_t* vh, int r0, int n,
-                  int p0, int C, int h, int hs, float scale, std::vector<float>& buf) {
+// Positions [0, split) of the cache are read from klo/vlo (a shared prefix in another slot), the rest from kh/vh.
+void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const std::uint16_t* vh,
+                  const std::uint16_t* klo, const std::uint16_t* vlo, int split, int r0, int n, int p0, int C, int h,
+                  int hs, float scale, std::vector<float>& buf) {
   const int p1 = p0 + n;
   buf.resize(static_cast<std::size_t>(n) * hs + 2 * static_cast<std::size_t>(p1) * hs +
              static_cast<std::size_t>(n) * p1);
@@ -202,32 +436,89 @@ void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const s
   float* sc = vf + static_cast<std::ptrdiff_t>(p1) * hs;
   for (int i = 0; i < n; i++)
     for (int d = 0; d < hs; d++) q[i * hs + d] = r16(qkv[static_cast<std::int64_t>(r0 + i) * 3 * C + h * hs + d]);
-  for (std::int64_t j = 0; j < static_cast<std::int64_t>(p1) * hs; j++) {
-    kf[j] = f16_to_f32(kh[j]);
-    vf[j] = f16_to_f32(vh[j]);
-  }
-  // S (n, p1) = Q (n, hs) · Kf^T: B(k, t) = kf[t*hs + k].
-  sgemm_serial(GemmArgs{n, p1, hs, q, hs, 1, kf, 1, hs, sc, p1, false, nullptr});
-  for (int i = 0; i < n; i++) {
-    float* row = sc + static_cast<std::ptrdiff_t>(i) * p1;
-    const int m = p0 + i + 1;
-    float maxv = -INFINITY;
-    for (int t = 0; t < m; t++) {
-      row[t] *= scale;
-      maxv = std::max(maxv, row[t]);
+  const std::int64_t lo = static_cast<std::int64_t>(std::min(split, p1)) * hs;
+  halves_to_floats(kf, klo, 0, lo);
+  halves_to_floats(vf, vlo, 0, lo);
+  halves_to_floats(kf, kh, lo, static_cast<std::int64_t>(p1) * hs);
+  halves_to_floats(vf, vh, lo, static_cast<std::int64_t>(p1) * hs);
+  // Blocks of kBlock rows: rows [b0, b1) attend to positions [0, p0 + b1) only, so the masked upper
+  // triangle is mostly skipped. Bitwise the same as one product over all p1 positions: the score
+  // elements are independent dot products, and the positions dropped from P·V are trailing exact zeros
+  // (the GEMM accumulates each element in k order within the same 256-deep k blocks).
+  constexpr int kBlock = 32;
+  for (int b0 = 0; b0 < n; b0 += kBlock) {
+    const int nb = std::min(kBlock, n - b0);
+    const int pe = p0 + b0 + nb;
+    // S (nb, pe) = Q (nb, hs) · Kf^T: B(k, t) = kf[t*hs + k].
+    sgemm_serial(GemmArgs{nb, pe, hs, q + static_cast<std::ptrdiff_t>(b0) * hs, hs, 1, kf, 1, hs, sc, pe, false,
+                          nullptr});
+    for (int i = 0; i < nb; i++) {
+      float* row = sc + static_cast<std::ptrdiff_t>(i) * pe;
+      const int m = p0 + b0 + i + 1;
+      float maxv = -INFINITY;
+      for (int t = 0; t < m; t++) {
+        row[t] *= scale;
+        maxv = std::max(maxv, row[t]);
+      }
+      for (int t = 0; t < m; t++) row[t] -= maxv;
+      expf_array(row, row, m);
+      float sum = 0.f;
+      for (int t = 0; t < m; t++) sum += row[t];
+      const float inv = 1.0f / sum;
+      for (int t = 0; t < m; t++) row[t] = r16(row[t] * inv);
+      std::fill(row + m, row + pe, 0.f);
     }
-    float sum = 0.f;
-    for (int t = 0; t < m; t++) {
-      row[t] = std::exp(row[t] - maxv);
-      sum += row[t];
-    }
-    const float inv = 1.0f / sum;
-    for (int t = 0; t < m; t++) row[t] = r16(row[t] * inv);
-    std::fill(row + m, row + p1, 0.f);
+    // O (nb, hs) = P (nb, pe) · Vf (pe, hs), written into out rows r0+b0.. at column h*hs.
+    sgemm_serial(GemmArgs{nb, hs, pe, sc, pe, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0 + b0) * C + h * hs, C,
+                          false, nullptr});
   }
-  // O (n, hs) = P (n, p1) · Vf (p1, hs), written into out rows r0.. at column h*hs.
-  sgemm_serial(GemmArgs{n, hs, p1, sc, p1, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0) * C + h * hs, C, false,
-                        nullptr});
+}
+
+// All heads of decode row r (n = its cached positions, slot its sequence, positions [0, split) read from
+// slot lo_slot: a shared prefix) into out row r.
+void decode_row(float* out, const float* qkv, const std::uint16_t* kc, const std::uint16_t* vc, int slot, int lo_slot,
+                int split, int n, int r, int C, int NH, int T, float scale, std::vector<float>& buf) {
+  const int hs = C / NH;
+  const std::int64_t hstride = static_cast<std::int64_t>(T) * hs;
+  const std::int64_t base = static_cast<std::int64_t>(slot) * NH * hstride;
+  const std::int64_t lo = static_cast<std::int64_t>(lo_slot) * NH * hstride;
+  const float* q = qkv + static_cast<std::int64_t>(r) * 3 * C;
+  float* o = out + static_cast<std::int64_t>(r) * C;
+#if defined(__AVX512F__)
+  // Two heads at a time (one when NH is odd) when the head size has a register-resident variant.
+  using Fn = void (*)(float*, const float*, const std::uint16_t*, const std::uint16_t*, const std::uint16_t*,
+                      const std::uint16_t*, int, std::int64_t, int, float, float*);
+  Fn fn = nullptr;
+  const int H = NH % 2 == 0 ? 2 : 1;
+  if (hs == 16) fn = H == 2 ? decode_heads<16, 2> : decode_heads<16, 1>;
+  if (hs == 32) fn = H == 2 ? decode_heads<32, 2> : decode_heads<32, 1>;
+  if (hs == 64) fn = H == 2 ? decode_heads<64, 2> : decode_heads<64, 1>;
+  if (hs == 128) fn = H == 2 ? decode_heads<128, 2> : decode_heads<128, 1>;
+  if (fn != nullptr) {
+    buf.resize(static_cast<std::size_t>(3 * H) * n);
+    for (int h = 0; h < NH; h += H) {
+      const std::int64_t ho = h * hstride;
+      fn(o + h * hs, q + h * hs, kc + base + ho, vc + base + ho, kc + lo + ho, vc + lo + ho, split, hstride, n, scale,
+         buf.data());
+    }
+    return;
+  }
+#endif
+  // One head at a time over a contiguous copy of the head's n cached positions.
+  buf.resize(static_cast<std::size_t>(hs));
+  float* qh = buf.data();
+  std::vector<std::uint16_t> acc(static_cast<std::size_t>(hs));
+  std::vector<std::uint16_t> kh(static_cast<std::size_t>(n) * hs), vh(static_cast<std::size_t>(n) * hs);
+  const std::int64_t m = static_cast<std::int64_t>(std::min(split, n)) * hs;
+  for (int h = 0; h < NH; h++) {
+    const std::int64_t ho = h * hstride;
+    std::copy(kc + lo + ho, kc + lo + ho + m, kh.begin());
+    std::copy(kc + base + ho + m, kc + base + ho + static_cast<std::int64_t>(n) * hs, kh.begin() + m);
+    std::copy(vc + lo + ho, vc + lo + ho + m, vh.begin());
+    std::copy(vc + base + ho + m, vc + base + ho + static_cast<std::int64_t>(n) * hs, vh.begin() + m);
+    for (int i = 0; i < hs; i++) qh[i] = r16(q[h * hs + i]);
+    decode_head(o + h * hs, qh, kh.data(), vh.data(), n, hs, scale, acc.data());
+  }
 }
 
 // out (R,C): causal attention of each row's query over its sequence's cached keys/values 0..pos, computed
@@ -237,7 +528,8 @@ void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const s
 // so rows of one prefill chunk see each other. Scale 1/sqrt(C/NH), softmax in float with expf.
 void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::uint16_t* vc,
                           const std::int32_t* slots, const std::int32_t* pos, int R, int C, int NH, int T,
-                          int threads, int first_prefill) {
+                          int threads, int first_prefill, const std::int32_t* alias_slot,
+                          const std::int32_t* alias_len) {
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   // Cache layout (slot, head, position, head channel): one head's keys are contiguous over positions.
@@ -245,7 +537,18 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
     const float* src = qkv + static_cast<std::int64_t>(r) * 3 * C;
     for (int h = 0; h < NH; h++) {
       const std::int64_t at = ((static_cast<std::int64_t>(slots[r]) * NH + h) * T + pos[r]) * hs;
-      for (int i = 0; i < hs; i++) {
+      int i = 0;
+#if defined(__AVX512F__)
+      // The same round-to-nearest-even conversion as f32_to_f16, 16 lanes at a time.
+      constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+      for (; i + 16 <= hs; i += 16) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(kc + at + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + C + h * hs + i), kRound));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(vc + at + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + 2 * C + h * hs + i), kRound));
+      }
+#endif
+      for (; i < hs; i++) {
         kc[at + i] = f32_to_f16(src[C + h * hs + i]);
         vc[at + i] = f32_to_f16(src[2 * C + h * hs + i]);
       }
@@ -266,26 +569,26 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
     thread_local std::vector<float> buf;
     const Group& g = groups[task / NH];
     const int h = task % NH;
-    const std::int64_t base = (static_cast<std::int64_t>(slots[g.r0]) * NH + h) * T * hs;
-    prefill_head(out, qkv, kc + base, vc + base, g.r0, g.n, g.p0, C, h, hs, scale, buf);
+    const int slot = slots[g.r0];
+    const int lo_slot = alias_len != nullptr ? alias_slot[slot] : slot;
+    const int split = alias_len != nullptr ? alias_len[slot] : 0;
+    const std::int64_t base = (static_cast<std::int64_t>(slot) * NH + h) * T * hs;
+    const std::int64_t lo = (static_cast<std::int64_t>(lo_slot) * NH + h) * T * hs;
+    prefill_head(out, qkv, kc + base, vc + base, kc + lo, vc + lo, split, g.r0, g.n, g.p0, C, h, hs, scale, buf);
   });
   // Decode rows [0, first_prefill): one query each. Chunks of rows with boundaries fixed by the row count
   // alone; each row's arithmetic is independent of its chunk.
   constexpr int kRowsPerChunk = 4;
   const int chunks = (first_prefill + kRowsPerChunk - 1) / kRowsPerChunk;
   parallel_for(chunks, std::max(1, threads), [&](int c) {
-    std::vector<float> qh(static_cast<std::size_t>(hs));
-    std::vector<std::uint16_t> acc(static_cast<std::size_t>(hs));
+    thread_local std::vector<float> buf;
     const int r1 = std::min(first_prefill, (c + 1) * kRowsPerChunk);
-    for (int r = c * kRowsPerChunk; r < r1; r++) {
-      const int n = pos[r] + 1;
-      for (int h = 0; h < NH; h++) {
-        const std::int64_t base = (static_cast<std::int64_t>(slots[r]) * NH + h) * T * hs;
-        const float* q = qkv + static_cast<std::int64_t>(r) * 3 * C + h * hs;
-        for (int i = 0; i < hs; i++) qh[i] = r16(q[i]);
-        decode_head(out + static_cast<std::int64_t>(r) * C + h * hs, qh.data(), kc + base, vc + base, n, hs, scale,
-                    acc.data());
-      }
+    int r = c * kRowsPerChunk;
+    for (; r < r1; r++) {
+      const int slot = slots[r];
+      const int lo_slot = alias_len != nullptr ? alias_slot[slot] : slot;
+      const int split = alias_len != nullptr ? alias_len[slot] : 0;
+      decode_row(out, qkv, kc, vc, slot, lo_slot, split, pos[r] + 1, r, C, NH, T, scale, buf);
     }
   });
 }
@@ -334,7 +637,8 @@ Napi::Value KvAttentionForward(const Napi::CallbackInfo& info) {
     if (pos[r] < 0 || pos[r] >= T) fail(info, "pos[" + std::to_string(r) + "] is outside [0, T)");
   }
   kv_attention_forward(out, qkv, kc, vc, slots, pos, static_cast<int>(R), static_cast<int>(C), static_cast<int>(NH),
-                       static_cast<int>(T), static_cast<int>(threads), static_cast<int>(first_prefill));
+                       static_cast<int>(T), static_cast<int>(threads), static_cast<int>(first_prefill), nullptr,
+                       nullptr);
   return info.Env().Undefined();
 }
 
@@ -348,11 +652,23 @@ Napi::Value GeluF16Forward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// decodeExpfMismatches(fromBits, stride, count): see expf16_mismatches.
+Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
+  const auto from = int_arg(info, 0, "fromBits", 0);  // < 2^31: callers pass the sign separately
+  const auto stride = int_arg(info, 1, "stride", 1);
+  const auto count = int_arg(info, 2, "count", 0);
+  const bool negative = info[3].ToBoolean().Value();
+  const std::uint32_t bits = static_cast<std::uint32_t>(from) | (negative ? 0x80000000u : 0u);
+  return Napi::Number::New(info.Env(), static_cast<double>(expf16_mismatches(bits, static_cast<std::uint32_t>(stride), count)));
+}
+
 }  // namespace
 
 void register_decode_kernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("decodeExpfMismatches", Napi::Function::New(env, DecodeExpfMismatches, "decodeExpfMismatches"));
   exports.Set("kvAttentionForward", Napi::Function::New(env, KvAttentionForward, "kvAttentionForward"));
   exports.Set("geluF16Forward", Napi::Function::New(env, GeluF16Forward, "geluF16Forward"));
+  register_decode_engine(env, exports);
 }
 
 }  // namespace sk

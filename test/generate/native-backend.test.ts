@@ -10,8 +10,10 @@ import { writeGpt2Gguf } from "../../src/generate/gguf.js";
 import { BatchedGpt2, decodeKernels } from "../../src/generate/native/decoder.js";
 import { loadGpt2Gguf } from "../../src/generate/native/gguf-model.js";
 import { LlamaChainSampler, llamaSamplerParams, Mt19937 } from "../../src/generate/native/sampler.js";
+import { SlotTable } from "../../src/generate/native/slots.js";
 import { GgufText } from "../../src/generate/native/text.js";
 import { parseGeneratorSpec } from "../../src/generate/spec.js";
+import { nativeAddon } from "../../src/train/kernels/native.js";
 import { Rng } from "../../src/util/rng.js";
 import { gpt2NextTokenLogits } from "./gpt2-reference.js";
 import { type TinyGpt2, tinyTokenizerJson } from "./tiny-gpt2.js";
@@ -24,14 +26,14 @@ const skip = available ? false : "native addon not built";
  * A random GPT-2 with moderate weights (so that logits are well conditioned, like a trained model's:
  * float rounding is not amplified into large logit differences) and the tiny byte-level BPE.
  */
-function writeModel(path: string, seed: number, ctx: number): TinyGpt2 {
+function writeModel(path: string, seed: number, ctx: number, nHead = 1): TinyGpt2 {
   const tok = tinyTokenizerJson();
   const vocabSize = 256 + 6 + 1;
   const d = 64;
   const nLayer = 2;
   // Head size 64 as in the demo's generator (s2): llama.cpp's automatic flash-attention choice, and so
   // its rounding, depends on the head size; the native engine reproduces the non-flash path it takes here.
-  const nHead = 1;
+  // nHead = 2 (head size 32) exercises the engine's two-heads-at-once decode attention.
   const rng = new Rng(seed);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   const set = (name: string, shape: number[], scale: number, offset = 0) => {
@@ -69,12 +71,15 @@ function writeModel(path: string, seed: number, ctx: number): TinyGpt2 {
 }
 
 const modelPath = join(dir, "m.gguf");
+const model2Path = join(dir, "m2.gguf");
 let model: TinyGpt2;
+let model2: TinyGpt2;
 type Llama = import("node-llama-cpp").Llama;
 let llama: Llama;
 
 before(async () => {
   model = writeModel(modelPath, 7, 128);
+  model2 = writeModel(model2Path, 9, 128, 2);
   const { getLlama } = await import("node-llama-cpp");
   llama = await getLlama({ gpu: false, build: "never", progressLogs: false });
 });
@@ -396,4 +401,237 @@ test("generator specs: native: and gguf:?engine= select the engine without chang
   assert.equal(parseGeneratorSpec("gguf:/m/x.gguf?engine=native").engine, "native");
   assert.equal(parseGeneratorSpec("gguf:/m/x.gguf").engine, undefined);
   assert.throws(() => parseGeneratorSpec("gguf:/m/x.gguf?engine=vllm"), /unknown option/);
+});
+
+/** Rows (token, slot, position) through `dec.forward`, logits of the listed rows (copied). */
+function rowsLogits(
+  dec: BatchedGpt2,
+  rows: [number, number, number][],
+  out: number[],
+  firstPrefill = rows.length,
+): Float32Array {
+  return dec
+    .forward(
+      Int32Array.from(rows, (r) => r[0]),
+      Int32Array.from(rows, (r) => r[1]),
+      Int32Array.from(rows, (r) => r[2]),
+      rows.length,
+      Int32Array.from(out),
+      out.length,
+      firstPrefill,
+    )
+    .slice();
+}
+
+test("decoder: decode rows (one query over the f16 cache) match a float64 forward, for 1 and 2 heads", {
+  skip,
+}, async () => {
+  for (const [path, m] of [
+    [modelPath, model],
+    [model2Path, model2],
+  ] as const) {
+    const { weights, vocab } = await loadGpt2Gguf(path);
+    const text = new GgufText(vocab);
+    const dec = new BatchedGpt2(weights, { slots: 3, maxRows: 128, threads: 1 });
+    for (const [i, s] of TEXTS.entries()) {
+      const tokens = text.encodePrompt(s);
+      const cut = 4;
+      // Prompt rows up to `cut`, then every later token as a decode row of its own step.
+      rowsLogits(
+        dec,
+        Array.from({ length: cut }, (_, p) => [tokens[p], i, p]),
+        [],
+        cut,
+      );
+      let got: Float32Array = new Float32Array(0);
+      for (let p = cut; p < tokens.length; p++) got = rowsLogits(dec, [[tokens[p], i, p]], [0], 1);
+      const ref = gpt2NextTokenLogits(m, tokens);
+      let d = 0;
+      for (let v = 0; v < m.vocabSize; v++) d = Math.max(d, Math.abs(got[v] - ref[v]));
+      assert.ok(d < 1e-2, `${path} text ${i}: max |decode rows - float64 reference| = ${d}`);
+    }
+  }
+});
+
+test("decoder: a shared prompt prefix (read from another slot) gives bitwise the logits of recomputing it", {
+  skip,
+}, async () => {
+  const { weights, vocab } = await loadGpt2Gguf(model2Path);
+  const text = new GgufText(vocab);
+  const a = text.encodePrompt(`${TEXTS[2]} first ending`);
+  const b = text.encodePrompt(`${TEXTS[2]} second, other ending`);
+  let n = 0;
+  while (a[n] === b[n]) n++;
+  assert.ok(n >= 8, `prefix of ${n} tokens`);
+  const ref = new BatchedGpt2(weights, { slots: 2, maxRows: 128, threads: 1 });
+  const solo = rowsLogits(
+    ref,
+    b.map((t, p) => [t, 1, p]),
+    [b.length - 1],
+  );
+  const dec = new BatchedGpt2(weights, { slots: 2, maxRows: 128, threads: 1 });
+  rowsLogits(
+    dec,
+    a.map((t, p) => [t, 0, p]),
+    [a.length - 1],
+  );
+  dec.sharePrefix(1, 0, n);
+  const shared = rowsLogits(
+    dec,
+    b.slice(n).map((t, p) => [t, 1, n + p]),
+    [b.length - n - 1],
+  );
+  assert.deepEqual(shared, solo);
+  // Decode rows over the shared prefix, against the same rows after a full recompute.
+  const next = [5, 17, 3];
+  for (const [k, t] of next.entries()) {
+    const p = b.length + k;
+    const x = rowsLogits(dec, [[t, 1, p]], [0], 1);
+    const y = rowsLogits(ref, [[t, 1, p]], [0], 1);
+    assert.deepEqual(x, y, `decode row ${k}`);
+  }
+  assert.throws(() => rowsLogits(dec, [[b[0], 1, 0]], [0]), /inside its shared prefix/);
+});
+
+test("native sampler: the same token as the JS reference sampler (llama.cpp's chain) on the same logits", {
+  skip,
+}, async () => {
+  const { weights } = await loadGpt2Gguf(modelPath);
+  const V = weights.vocabSize;
+  const dec = new BatchedGpt2(weights, { slots: 1, maxRows: 8, threads: 1 });
+  const rng = new Rng(21);
+  const settings = [
+    { temperature: 0.8 },
+    { temperature: 1.3, top_p: 0.5 },
+    { temperature: 0.5, top_p: 1 },
+    { temperature: 0 },
+    { temperature: 2, top_p: 0.99 },
+  ];
+  let draws = 0;
+  for (let trial = 0; trial < 300; trial++) {
+    // Logits like a model's (a few large, many small), with exact ties now and then.
+    const scale = 1 + rng.int(6);
+    const logits = Float32Array.from({ length: V }, () => Math.round(rng.normal() * scale * 64) / 64);
+    const p = llamaSamplerParams({ ...settings[trial % settings.length], seed: trial * 7919 });
+    const js = new LlamaChainSampler(p, V);
+    dec.setSampler(0, p);
+    // Several draws from one sampler: the RNG streams must stay in step too.
+    for (let k = 0; k < 8; k++) {
+      assert.equal(dec.sample(0, logits), js.sample(logits), `trial ${trial} draw ${k}`);
+      draws++;
+    }
+  }
+  assert.equal(draws, 2400);
+});
+
+test("native expf: bitwise std::exp (glibc) on sampled inputs over the softmax's range", { skip }, () => {
+  const addon = nativeAddon() as unknown as {
+    decodeExpfMismatches(fromBits: number, stride: number, count: number, negative: boolean): number;
+  };
+  // Negative floats from -0 to below -104 (underflow to 0) and -inf, every 97th bit pattern; all of
+  // [-1, 0] near zero densely; positives up to 89 (overflow past it).
+  assert.equal(addon.decodeExpfMismatches(0, 97, Math.floor(0x42d00000 / 97) + 2, true), 0);
+  assert.equal(addon.decodeExpfMismatches(0x3f000000, 1, 1 << 21, true), 0);
+  assert.equal(addon.decodeExpfMismatches(0x7f800000 - 4096, 1, 4097, true), 0);
+  assert.equal(addon.decodeExpfMismatches(0, 211, Math.floor(0x42b40000 / 211), false), 0);
+});
+
+test("slot table: prefixes are shared only from slots that hold them, and never overwritten while read", () => {
+  const t = new SlotTable(3);
+  const tmpl = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const p = (tail: number[]) => [...tmpl, ...tail];
+  const a = t.admit(p([20, 21]));
+  assert.deepEqual(a, { slot: 0, fed: 0, share: null });
+  // Shared before slot 0's prefill ran: the engine runs slot 0's prompt rows first.
+  const b = t.admit(p([30, 31, 32]));
+  assert.deepEqual(b, { slot: 1, fed: 10, share: { from: 0, n: 10 } });
+  // Slot 1 shares, so it is no source; slot 0 lends its template.
+  const c = t.admit(p([30, 31, 40]));
+  assert.deepEqual(c, { slot: 2, fed: 10, share: { from: 0, n: 10 } });
+  assert.equal(t.admit(p([50])), null);
+  t.release(0, 12);
+  // Slot 0 is idle but read by slots 1 and 2 up to position 10: a prompt that keeps those 10 tokens may
+  // continue in it, one that does not must wait.
+  assert.equal(t.admit([9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]), null);
+  assert.deepEqual(t.admit(p([20, 60])), { slot: 0, fed: 11, share: null });
+  t.release(1, 13);
+  t.release(2, 13);
+  // A free slot with nothing shared to lend gets a fresh prefill.
+  assert.deepEqual(t.admit([7, 7, 7, 7, 7, 7]), { slot: 1, fed: 0, share: null });
+  assert.equal(t.busy, 2);
+  // Aborted after 2 of its prompt tokens: only those stay cached for reuse.
+  t.release(1, 2);
+  assert.deepEqual(t.admit([7, 7, 7, 7, 8]), { slot: 1, fed: 2, share: null });
+});
+
+test("native endpoint: a request alone and among 63 others sharing its template gives identical text", {
+  skip,
+}, async () => {
+  const template = "Rewrite the text in a clear style. Text: ";
+  const tails = ["the cat sat on the mat", "then the other one ran", "the best are rather short"];
+  const prompts = Array.from({ length: 64 }, (_, i) => `${template}${tails[i % 3]} [${i}]`);
+  const params = { temperature: 0.9, max_tokens: 20, seed: 11 };
+  const ask = (ep: NativeEndpoint, i: number) =>
+    ep.generate({ id: `r${i}`, messages: [], prompt: prompts[i], params: { ...params, seed: 11 + i } });
+  // Each request alone in a one-slot endpoint (nothing to batch with or share from)...
+  const alone: string[] = [];
+  const one = new NativeEndpoint({ modelPath, concurrency: 1 });
+  try {
+    for (let i = 0; i < prompts.length; i++) {
+      alone.push((await ask(one, i)).text);
+      // A fresh endpoint every 16 requests, so some run on an empty cache too.
+      if (i % 16 === 15) await one.close();
+    }
+  } finally {
+    await one.close();
+  }
+  // ...and all 64 at once: continuous batching, prefill chunks of 200 rows, the template shared.
+  const ep = new NativeEndpoint({ modelPath, concurrency: 64, maxBatchTokens: 200 });
+  try {
+    const all = await Promise.all(prompts.map((_, i) => ask(ep, i)));
+    assert.deepEqual(
+      all.map((r) => r.text),
+      alone,
+    );
+    const distinct = new Set(alone).size;
+    assert.ok(distinct >= 4, `${distinct} distinct outputs`);
+    const prof = await ep.profile();
+    // The template was computed once and shared: far fewer rows than 64 full prompts plus outputs.
+    const promptTokens = all.reduce((a, r) => a + (r.usage?.prompt_tokens ?? 0), 0);
+    const outTokens = all.reduce((a, r) => a + (r.usage?.completion_tokens ?? 0), 0);
+    assert.ok(
+      prof.rows < promptTokens * 0.6 + outTokens,
+      `${prof.rows} rows for ${promptTokens} prompt tokens`,
+    );
+  } finally {
+    await ep.close();
+  }
+});
+
+test("native endpoint: a request aborted during its prefill still completes the prefix others read", {
+  skip,
+}, async () => {
+  const template = "Rewrite the text in a clear style, please, with care. Text: ";
+  const params = { temperature: 0.9, max_tokens: 12, seed: 3 };
+  const b = { id: "b", messages: [], prompt: `${template}the cat sat`, params };
+  const one = new NativeEndpoint({ modelPath, concurrency: 1 });
+  const alone = await one.generate(b).finally(() => one.close());
+  // Prefill chunks of 8 rows: A's prompt takes several steps, and B reads A's template meanwhile.
+  const ep = new NativeEndpoint({ modelPath, concurrency: 4, maxBatchTokens: 8 });
+  try {
+    const ac = new AbortController();
+    const a = ep.generate({
+      id: "a",
+      messages: [],
+      prompt: `${template}a hat ran`,
+      params,
+      signal: ac.signal,
+    });
+    const pb = ep.generate(b);
+    ac.abort();
+    await assert.rejects(a, (e: unknown) => e instanceof GenerationError);
+    assert.deepEqual(await pb, alone);
+  } finally {
+    await ep.close();
+  }
 });

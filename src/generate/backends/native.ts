@@ -2,7 +2,8 @@ import { existsSync } from "node:fs";
 import { SynthmixError } from "../../util/errors.js";
 import { BatchedGpt2 } from "../native/decoder.js";
 import { loadGpt2Gguf } from "../native/gguf-model.js";
-import { LlamaChainSampler, llamaSamplerParams } from "../native/sampler.js";
+import { llamaSamplerParams, type SamplerParams } from "../native/sampler.js";
+import { SlotTable } from "../native/slots.js";
 import { GgufText } from "../native/text.js";
 import { type Endpoint, GenerationError, type GenRequest, type GenResponse } from "./types.js";
 
@@ -21,10 +22,15 @@ interface Job {
   req: GenRequest;
   prompt: number[];
   maxTokens: number;
-  sampler: LlamaChainSampler;
+  sampler: SamplerParams;
   out: number[];
   /** Prompt tokens already in the KV cache. */
   fed: number;
+  /**
+   * Aborted during its prefill while other sequences read its prompt prefix: already rejected, but its
+   * prefill runs to the end (for them) before its slot is released.
+   */
+  zombie?: boolean;
   slot: number;
   resolve: (r: GenResponse) => void;
   reject: (e: unknown) => void;
@@ -35,6 +41,8 @@ interface Loaded {
   text: GgufText;
   T: number;
   V: number;
+  /** One step's rows and results, allocated once (a step runs per generated token of the batch). */
+  rows: { tokens: Int32Array; slots: Int32Array; pos: Int32Array; outRows: Int32Array; next: Int32Array };
 }
 
 /**
@@ -55,9 +63,8 @@ export class NativeEndpoint implements Endpoint {
   private state?: Promise<Loaded>;
   private readonly waiting: Job[] = [];
   private readonly active: Job[] = [];
-  private freeSlots: number[] = [];
-  /** Prompt tokens whose keys/values are valid in each slot (for reusing shared prompt prefixes). */
-  private slotTokens: number[][] = [];
+  /** KV-cache slots and the prompt prefixes they share. */
+  private slots = new SlotTable(1);
   private running = false;
 
   constructor(private readonly opts: NativeEndpointOptions) {
@@ -86,11 +93,22 @@ export class NativeEndpoint implements Endpoint {
         maxRows,
         threads: this.opts.threads ?? 1,
       });
-      this.freeSlots = Array.from({ length: this.concurrency }, (_, i) => this.concurrency - 1 - i);
-      this.slotTokens = Array.from({ length: this.concurrency }, () => []);
-      return { dec, text: new GgufText(vocab), T: weights.contextLength, V: weights.vocabSize };
+      this.slots = new SlotTable(this.concurrency);
+      const rows = {
+        tokens: new Int32Array(maxRows),
+        slots: new Int32Array(maxRows),
+        pos: new Int32Array(maxRows),
+        outRows: new Int32Array(this.concurrency),
+        next: new Int32Array(this.concurrency),
+      };
+      return { dec, text: new GgufText(vocab), T: weights.contextLength, V: weights.vocabSize, rows };
     })();
     return this.state;
+  }
+
+  /** The decode engine's per-phase CPU seconds (see BatchedGpt2.profile), for benchmarks. */
+  async profile(): Promise<Record<string, number>> {
+    return (await this.load()).dec.profile();
   }
 
   async modelInfo(): Promise<{ trainContextSize: number }> {
@@ -98,9 +116,11 @@ export class NativeEndpoint implements Endpoint {
   }
 
   async generate(req: GenRequest): Promise<GenResponse> {
-    const { text, T, V } = await this.load();
+    const { text, T } = await this.load();
     // As LlamaEndpoint: the prompt plus the answer must fit the trained context (2 = its BOS allowance).
-    const promptTokens = text.encode(req.prompt).length + 2;
+    // Encoded once: the prompt ids are the plain-text ids, after a BOS only if the GGUF asks for one.
+    const ids = text.encode(req.prompt);
+    const promptTokens = ids.length + 2;
     const room = T - promptTokens;
     if (room < 1) {
       throw new GenerationError(
@@ -111,7 +131,7 @@ export class NativeEndpoint implements Endpoint {
       );
     }
     // As LlamaCompletion: keep the last contextSize - contextShiftSize (= T/10) prompt tokens.
-    let prompt = text.encodePrompt(req.prompt);
+    let prompt = text.addBos ? [text.bosId, ...ids] : ids;
     const keep = T - Math.max(1, Math.floor(T / 10));
     if (prompt.length > keep) prompt = prompt.slice(-keep);
     if (prompt.length === 0) prompt = [text.eosId];
@@ -121,7 +141,7 @@ export class NativeEndpoint implements Endpoint {
         req,
         prompt,
         maxTokens,
-        sampler: new LlamaChainSampler(llamaSamplerParams(req.params), V),
+        sampler: llamaSamplerParams(req.params),
         out: [],
         fed: 0,
         slot: -1,
@@ -159,100 +179,90 @@ export class NativeEndpoint implements Endpoint {
     }
   }
 
+  /**
+   * Admits waiting requests while a slot is available. A prompt's longest prefix cached in any slot is
+   * not recomputed: the request either continues in that slot or reads the prefix from it (SlotTable).
+   */
   private admit(st: Loaded): void {
-    while (this.waiting.length > 0 && this.freeSlots.length > 0) {
-      const job = this.waiting.shift() as Job;
-      job.slot = this.freeSlots.pop() as number;
-      this.reusePrefix(st, job);
+    while (this.waiting.length > 0) {
+      const job = this.waiting[0];
+      const a = this.slots.admit(job.prompt);
+      if (!a) break;
+      this.waiting.shift();
+      job.slot = a.slot;
+      job.fed = a.fed;
+      st.dec.sharePrefix(a.slot, a.share ? a.share.from : a.slot, a.share ? a.share.n : 0);
+      st.dec.setSampler(a.slot, job.sampler);
       this.active.push(job);
     }
-  }
-
-  /**
-   * Prompts of one style share their template text: copy the longest cached common prefix (from any
-   * slot) instead of recomputing it. The last prompt token is always run, for its logits.
-   */
-  private reusePrefix(st: Loaded, job: Job): void {
-    let best = 0;
-    let from = -1;
-    for (let s = 0; s < this.slotTokens.length; s++) {
-      const toks = this.slotTokens[s];
-      const n = Math.min(toks.length, job.prompt.length - 1);
-      let k = 0;
-      while (k < n && toks[k] === job.prompt[k]) k++;
-      if (k > best) {
-        best = k;
-        from = s;
-      }
-    }
-    if (best >= 8) {
-      st.dec.copyPrefix(from, job.slot, best);
-      job.fed = best;
-    }
-    this.slotTokens[job.slot] = job.prompt.slice(0, job.fed);
   }
 
   private dropAborted(): void {
     for (let i = this.active.length - 1; i >= 0; i--) {
       const j = this.active[i];
-      if (j.req.signal?.aborted) this.finish(i, null, j.req.signal.reason);
+      if (j.zombie || !j.req.signal?.aborted) continue;
+      if (j.fed < j.prompt.length && this.slots.readers(j.slot) > 0) {
+        j.zombie = true;
+        j.reject(this.abortError(j, j.req.signal.reason));
+      } else {
+        this.finish(i, null, j.req.signal.reason);
+      }
     }
+  }
+
+  private abortError(j: Job, error: unknown): GenerationError {
+    return new GenerationError(`${this.label} (request ${j.req.id}): ${String(error ?? "aborted")}`, false, {
+      endpoint: this.label,
+    });
   }
 
   private finish(i: number, res: GenResponse | null, error?: unknown): void {
     const [j] = this.active.splice(i, 1);
-    this.freeSlots.push(j.slot);
+    this.slots.release(j.slot, j.fed);
     if (res) j.resolve(res);
-    else
-      j.reject(
-        new GenerationError(`${this.label} (request ${j.req.id}): ${String(error ?? "aborted")}`, false, {
-          endpoint: this.label,
-        }),
-      );
+    else if (!j.zombie) j.reject(this.abortError(j, error));
   }
 
-  /** One forward: a decode row per generating sequence, then prefill chunks within the row budget. */
+  /**
+   * One forward: a decode row per generating sequence, then prefill chunks within the row budget; the
+   * engine samples every sequence that needs a token with its slot's sampler.
+   */
   private step(st: Loaded): void {
     const maxRows = st.dec.opts.maxRows;
-    const tokens = new Int32Array(maxRows);
-    const slots = new Int32Array(maxRows);
-    const pos = new Int32Array(maxRows);
-    const outRows = new Int32Array(this.active.length);
+    const { tokens, slots, pos, outRows, next } = st.rows;
     const outJobs: Job[] = [];
     let R = 0;
-    const add = (j: Job, tok: number, p: number) => {
-      tokens[R] = tok;
-      slots[R] = j.slot;
-      pos[R] = p;
-      R++;
-    };
     for (const j of this.active) {
       if (j.fed < j.prompt.length) continue;
-      add(j, j.out[j.out.length - 1], j.prompt.length + j.out.length - 1);
-      outRows[outJobs.length] = R - 1;
+      tokens[R] = j.out[j.out.length - 1];
+      slots[R] = j.slot;
+      pos[R] = j.prompt.length + j.out.length - 1;
+      outRows[outJobs.length] = R++;
       outJobs.push(j);
     }
     const firstPrefill = R;
     for (const j of this.active) {
       if (j.fed >= j.prompt.length || R >= maxRows) continue;
       const n = Math.min(j.prompt.length - j.fed, maxRows - R);
-      for (let t = 0; t < n; t++) add(j, j.prompt[j.fed + t], j.fed + t);
+      for (let t = 0; t < n; t++) {
+        tokens[R] = j.prompt[j.fed + t];
+        slots[R] = j.slot;
+        pos[R] = j.fed + t;
+        R++;
+      }
       j.fed += n;
-      this.slotTokens[j.slot] = j.prompt.slice(0, j.fed);
-      if (j.fed === j.prompt.length) {
+      if (j.fed === j.prompt.length && !j.zombie) {
         outRows[outJobs.length] = R - 1;
         outJobs.push(j);
       }
     }
-    const logits = st.dec.forward(tokens, slots, pos, R, outRows, outJobs.length, firstPrefill);
-    const V = st.V;
-    outJobs.forEach((j, i) => {
-      j.out.push(j.sampler.sample(logits.subarray(i * V, (i + 1) * V)));
-    });
+    st.dec.step(tokens, slots, pos, R, outRows, outJobs.length, next, firstPrefill);
+    for (let i = 0; i < outJobs.length; i++) outJobs[i].out.push(next[i]);
     for (let i = this.active.length - 1; i >= 0; i--) {
       const j = this.active[i];
+      if (j.zombie && j.fed === j.prompt.length) this.finish(i, null);
       const last = j.out[j.out.length - 1];
-      if (j.out.length === 0) continue;
+      if (j.zombie || j.out.length === 0) continue;
       if (last === st.text.eosId) {
         const ids = j.out.slice(0, -1);
         this.finish(i, this.response(st, j, ids, "stop"));

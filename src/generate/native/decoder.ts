@@ -1,37 +1,60 @@
-import { loadNativeKernels, nativeAddon, nativeLoadError } from "../../train/kernels/native.js";
-import type { Kernels } from "../../train/kernels/types.js";
+import { nativeAddon, nativeLoadError } from "../../train/kernels/native.js";
 import { SynthmixError } from "../../util/errors.js";
 import type { Gpt2Weights } from "./gguf-model.js";
+import type { SamplerParams } from "./sampler.js";
 
-/** The decode kernels of native/decode.cc (exported by the same addon as the training kernels). */
-export interface DecodeAddon {
-  kvAttentionForward(
-    out: Float32Array,
-    qkv: Float32Array,
-    kc: Uint16Array,
-    vc: Uint16Array,
+/** native/decode_engine.cc: the forward over a ragged batch of rows plus per-slot sampling, in C++. */
+export interface DecodeEngine {
+  step(
+    tokens: Int32Array,
     slots: Int32Array,
     pos: Int32Array,
     R: number,
-    C: number,
-    NH: number,
-    T: number,
-    S: number,
-    threads: number,
     firstPrefill: number,
+    outRows: Int32Array,
+    nOut: number,
+    next: Int32Array,
   ): void;
-  geluF16Forward(out: Float32Array, inp: Float32Array, N: number): void;
+  forward(
+    tokens: Int32Array,
+    slots: Int32Array,
+    pos: Int32Array,
+    R: number,
+    firstPrefill: number,
+    outRows: Int32Array,
+    nOut: number,
+    logits: Float32Array,
+  ): void;
+  setSampler(slot: number, temperature: number, topP: number, topK: number, seed: number): void;
+  sample(slot: number, logits: Float32Array): number;
+  sharePrefix(to: number, from: number, n: number): void;
+  profile(): Record<string, number>;
 }
 
-/** The native kernels plus the decode kernels, or a reason why they are unavailable. */
-export function decodeKernels(): { kernels: Kernels; decode: DecodeAddon } | { error: string } {
-  const kernels = loadNativeKernels();
-  const addon = nativeAddon() as unknown as Partial<DecodeAddon> | null;
-  if (!kernels || !addon) return { error: nativeLoadError() ?? "native kernels not loaded" };
-  if (typeof addon.kvAttentionForward !== "function" || typeof addon.geluF16Forward !== "function") {
-    return { error: "the native addon has no decode kernels (rebuild it: npx node-gyp rebuild)" };
+type DecodeEngineClass = new (
+  config: {
+    nLayer: number;
+    C: number;
+    NH: number;
+    F: number;
+    T: number;
+    V: number;
+    slots: number;
+    maxRows: number;
+    threads: number;
+    llamaGelu: boolean;
+  },
+  weights: Float32Array[],
+) => DecodeEngine;
+
+/** The native decode engine's constructor, or a reason why it is unavailable. */
+export function decodeKernels(): { Engine: DecodeEngineClass } | { error: string } {
+  const addon = nativeAddon() as unknown as { DecodeEngine?: DecodeEngineClass } | null;
+  if (!addon) return { error: nativeLoadError() ?? "native kernels not loaded" };
+  if (typeof addon.DecodeEngine !== "function") {
+    return { error: "the native addon has no decode engine (rebuild it: npx node-gyp rebuild)" };
   }
-  return { kernels, decode: addon as DecodeAddon };
+  return { Engine: addon.DecodeEngine };
 }
 
 export interface DecoderOptions {
@@ -50,30 +73,18 @@ export interface DecoderOptions {
 /**
  * GPT-2 forward over a ragged batch of rows (token, sequence slot, position) with a per-slot KV cache,
  * like llama_decode over a llama_batch: prefill chunks and single decode steps of many sequences go
- * through the same GEMMs. Logits are computed only for the rows that ask for them. Each row's result is
- * bitwise independent of the other rows (row-wise kernels, GEMM with a fixed k order per element,
- * attention per row), so outputs never depend on how requests happened to be batched.
+ * through the same GEMMs (native/decode_engine.cc; weights packed once). Logits are computed only for the
+ * rows that ask for them, and `step` samples them in native code with each slot's own seeded sampler
+ * (the llama.cpp chain of sampler.ts, transcribed). Each row's result is bitwise independent of the other
+ * rows (row-wise kernels, GEMM with a fixed k order per element, attention per row), so outputs never
+ * depend on how requests happened to be batched.
  */
 export class BatchedGpt2 {
   readonly V: number;
   readonly T: number;
   readonly C: number;
-  private readonly k: Kernels;
-  private readonly d: DecodeAddon;
-  /** f16 KV cache per layer (slot, position, channel), as llama.cpp's default cache type. */
-  private readonly kc: Uint16Array[];
-  private readonly vc: Uint16Array[];
-  private readonly x: Float32Array; // residual stream (R, C)
-  private readonly ln: Float32Array; // (R, C)
-  private readonly mean: Float32Array;
-  private readonly rstd: Float32Array;
-  private readonly qkv: Float32Array; // (R, 3C)
-  private readonly atty: Float32Array; // (R, C)
-  private readonly tmp: Float32Array; // (R, C)
-  private readonly fch: Float32Array; // (R, F)
-  private readonly fchGelu: Float32Array; // (R, F)
-  private readonly sel: Float32Array; // (R, C) rows that need logits
-  private readonly logits: Float32Array; // (R, V)
+  private readonly engine: DecodeEngine;
+  private readonly logits: Float32Array;
 
   constructor(
     readonly w: Gpt2Weights,
@@ -92,47 +103,59 @@ export class BatchedGpt2 {
         { hint: "use engine=llama for this model" },
       );
     }
-    this.k = dk.kernels;
-    this.d = dk.decode;
     this.V = w.vocabSize;
     this.T = w.contextLength;
     this.C = w.dModel;
-    const { slots, maxRows: R } = opts;
-    const C = this.C;
-    const cache = slots * this.T * C;
-    this.kc = w.layers.map(() => new Uint16Array(cache));
-    this.vc = w.layers.map(() => new Uint16Array(cache));
-    this.x = new Float32Array(R * C);
-    this.ln = new Float32Array(R * C);
-    this.mean = new Float32Array(R);
-    this.rstd = new Float32Array(R);
-    this.qkv = new Float32Array(R * 3 * C);
-    this.atty = new Float32Array(R * C);
-    this.tmp = new Float32Array(R * C);
-    this.fch = new Float32Array(R * w.dFf);
-    this.fchGelu = new Float32Array(R * w.dFf);
-    this.sel = new Float32Array(R * C);
-    this.logits = new Float32Array(R * this.V);
+    const weights = [w.wte, w.wpe, w.output, w.lnfW, w.lnfB];
+    for (const l of w.layers) {
+      weights.push(l.ln1W, l.ln1B, l.qkvW, l.qkvB, l.projW, l.projB);
+      weights.push(l.ln2W, l.ln2B, l.fcW, l.fcB, l.fcProjW, l.fcProjB);
+    }
+    this.engine = new dk.Engine(
+      {
+        nLayer: w.nLayer,
+        C: w.dModel,
+        NH: w.nHead,
+        F: w.dFf,
+        T: w.contextLength,
+        V: w.vocabSize,
+        slots: opts.slots,
+        maxRows: opts.maxRows,
+        threads: opts.threads,
+        llamaGelu: opts.llamaGelu ?? true,
+      },
+      weights,
+    );
+    this.logits = new Float32Array(opts.maxRows * this.V);
   }
 
   /**
-   * Copies the cached keys/values of positions [0, n) from one slot to another (a shared prompt prefix).
-   * A position's keys/values depend only on the tokens up to it and are computed row-independently, so
-   * the copy is bit-identical to recomputing them.
+   * From now on, positions [0, n) of slot `to` are read from slot `from`'s cache (a prompt prefix both
+   * sequences share; n = 0 ends the sharing). `from` must hold those keys/values itself and keep them
+   * while `to` reads them (src/generate/native/slots.ts keeps this invariant). A position's keys/values
+   * depend only on the tokens up to it and are computed row-independently, so this is bit-identical to
+   * recomputing them.
    */
-  copyPrefix(from: number, to: number, n: number): void {
-    if (from === to || n <= 0) return;
-    const { nHead: NH, dModel: C } = this.w;
-    const hs = C / NH;
-    const T = this.T;
-    for (let l = 0; l < this.kc.length; l++) {
-      for (let h = 0; h < NH; h++) {
-        const src = (from * NH + h) * T * hs;
-        const dst = (to * NH + h) * T * hs;
-        this.kc[l].copyWithin(dst, src, src + n * hs);
-        this.vc[l].copyWithin(dst, src, src + n * hs);
-      }
-    }
+  sharePrefix(to: number, from: number, n: number): void {
+    this.engine.sharePrefix(to, from, n);
+  }
+
+  /**
+   * CPU seconds of the engine's calling thread per phase (embed, layernorm, gemm, attention, gelu,
+   * residual, head, sample) since it was made, plus the rows and steps run.
+   */
+  profile(): Record<string, number> {
+    return this.engine.profile();
+  }
+
+  /** A fresh sampler (its own RNG stream from the seed) for the request that takes `slot`. */
+  setSampler(slot: number, p: SamplerParams): void {
+    this.engine.setSampler(slot, p.temperature, p.topP, p.topK, p.seed);
+  }
+
+  /** One draw of the slot's sampler from given logits (length V); for tests of the native sampler. */
+  sample(slot: number, logits: Float32Array): number {
+    return this.engine.sample(slot, logits);
   }
 
   /**
@@ -140,9 +163,23 @@ export class BatchedGpt2 {
    * must be consecutive positions in order, and its earlier positions must already be cached. Rows from
    * `firstPrefill` on are prompt tokens (attention through GEMMs per prompt chunk), rows before it are
    * generated tokens (one query each): a position always takes the same path, so results stay
-   * independent of batching. Returns the logits (nOut, V) of the rows listed in `out` (valid until the
-   * next call).
+   * independent of batching. Writes into next[i] the token that the sampler of row out[i]'s slot draws
+   * from that row's logits.
    */
+  step(
+    tokens: Int32Array,
+    slots: Int32Array,
+    pos: Int32Array,
+    R: number,
+    out: Int32Array,
+    nOut: number,
+    next: Int32Array,
+    firstPrefill = R,
+  ): void {
+    this.engine.step(tokens, slots, pos, R, firstPrefill, out, nOut, next);
+  }
+
+  /** As `step`, but returns the logits (nOut, V) of the rows listed in `out` (valid until the next call). */
   forward(
     tokens: Int32Array,
     slots: Int32Array,
@@ -152,76 +189,8 @@ export class BatchedGpt2 {
     nOut: number,
     firstPrefill = R,
   ): Float32Array {
-    // The GEMMs and row kernels run on the kernels' global thread count: use the decoder's own (else a
-    // 1-thread decoder still wakes a second pool thread for every GEMM), then restore it for the trainer.
-    const addon = nativeAddon();
-    const before = addon?.getThreads() ?? this.opts.threads;
-    addon?.setThreads(this.opts.threads);
-    try {
-      return this.forwardRows(tokens, slots, pos, R, out, nOut, firstPrefill);
-    } finally {
-      addon?.setThreads(before);
-    }
-  }
-
-  private forwardRows(
-    tokens: Int32Array,
-    slots: Int32Array,
-    pos: Int32Array,
-    R: number,
-    out: Int32Array,
-    nOut: number,
-    firstPrefill: number,
-  ): Float32Array {
-    const { w, k, d, C, V, T } = this;
-    if (R > this.opts.maxRows) throw new Error(`batch of ${R} rows exceeds maxRows ${this.opts.maxRows}`);
-    const F = w.dFf;
-    const x = this.x;
-    for (let r = 0; r < R; r++) {
-      const tok = tokens[r];
-      const p = pos[r];
-      if (tok < 0 || tok >= V) throw new Error(`token ${tok} outside the vocabulary (${V})`);
-      if (p < 0 || p >= T) throw new Error(`position ${p} outside the context (${T})`);
-      const e = tok * C;
-      const q = p * C;
-      const o = r * C;
-      for (let c = 0; c < C; c++) x[o + c] = w.wte[e + c] + w.wpe[q + c];
-    }
-    for (let l = 0; l < w.nLayer; l++) {
-      const lw = w.layers[l];
-      k.layernormForward(this.ln, this.mean, this.rstd, x, lw.ln1W, lw.ln1B, R, C);
-      k.matmulForward(this.qkv, this.ln, lw.qkvW, lw.qkvB, R, C, 3 * C);
-      d.kvAttentionForward(
-        this.atty,
-        this.qkv,
-        this.kc[l],
-        this.vc[l],
-        slots,
-        pos,
-        R,
-        C,
-        w.nHead,
-        T,
-        this.opts.slots,
-        this.opts.threads,
-        firstPrefill,
-      );
-      k.matmulForward(this.tmp, this.atty, lw.projW, lw.projB, R, C, C);
-      k.residualForward(x, x, this.tmp, R * C);
-      k.layernormForward(this.ln, this.mean, this.rstd, x, lw.ln2W, lw.ln2B, R, C);
-      k.matmulForward(this.fch, this.ln, lw.fcW, lw.fcB, R, C, F);
-      if (this.opts.llamaGelu ?? true) d.geluF16Forward(this.fchGelu, this.fch, R * F);
-      else k.geluForward(this.fchGelu, this.fch, R * F);
-      k.matmulForward(this.tmp, this.fchGelu, lw.fcProjW, lw.fcProjB, R, F, C);
-      k.residualForward(x, x, this.tmp, R * C);
-    }
-    for (let i = 0; i < nOut; i++) {
-      const r = out[i];
-      this.sel.set(x.subarray(r * C, (r + 1) * C), i * C);
-    }
-    if (nOut === 0) return this.logits.subarray(0, 0);
-    k.layernormForward(this.ln, this.mean, this.rstd, this.sel, w.lnfW, w.lnfB, nOut, C);
-    k.matmulForward(this.logits, this.ln, w.output, null, nOut, C, V);
-    return this.logits.subarray(0, nOut * V);
+    const logits = this.logits.subarray(0, nOut * this.V);
+    this.engine.forward(tokens, slots, pos, R, firstPrefill, out, nOut, logits);
+    return logits;
   }
 }

@@ -1,0 +1,23 @@
+// The decoder's kernels (native/decode.cc), shared with its engine (native/decode_engine.cc).
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+
+namespace sk {
+
+// Causal attention of a ragged batch of rows over per-slot f16 KV caches (see decode.cc). With alias
+// tables (length S, else both null), positions [0, alias_len[s]) of slot s are read from slot
+// alias_slot[s] (a prompt prefix shared without copying); rows never write below alias_len.
+void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::uint16_t* vc,
+                          const std::int32_t* slots, const std::int32_t* pos, int R, int C, int NH, int T,
+                          int threads, int first_prefill, const std::int32_t* alias_slot = nullptr,
+                          const std::int32_t* alias_len = nullptr);
+
+// GELU through ggml's f16 table (llama.cpp's CPU GELU).
+void gelu_f16_forward(float* out, const float* inp, std::int64_t n);
+
+// Registers the DecodeEngine class (native/decode_engine.cc).
+void register_decode_engine(Napi::Env env, Napi::Object exports);
+
+}  // namespace sk

@@ -1,0 +1,527 @@
+// The native engine's decode step (src/generate/native/decoder.ts): a GPT-2 forward over a ragged batch
+// of rows (token, KV-cache slot, position) and the sampling of every sequence that needs a next token, in
+// one call, so that JS only schedules (which rows go into a step) and never touches logits.
+//
+// The forward is the one BatchedGpt2 ran from JS, kernel for kernel (layernorm, GEMMs, the KV-cache
+// attention and f16 GELU of decode.cc, residuals), with the weights packed once for the GEMM micro-kernel
+// instead of on every call: same arithmetic per element, so the same logits bit for bit.
+//
+// The sampler is LlamaChainSampler (src/generate/native/sampler.ts, llama.cpp's chain as node-llama-cpp
+// builds it) transcribed operation for operation: float32 steps in float, the dist sampler's sums in
+// double, expf as exp in double rounded to float (what the JS reference does with Math.fround(Math.exp)),
+// one std::mt19937 per slot, reseeded when a request takes the slot. test/generate/native-backend.test.ts
+// checks it token for token against the JS sampler and llama.cpp's.
+#include <napi.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "decode.h"
+#include "gemm.h"
+#include "kernels.h"
+#include "pool.h"
+
+namespace sk {
+namespace {
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+
+// out (R, N) = inp (R, K) · Wᵀ + bias, W (N, K) row-major, with W packed once for the micro-kernel.
+class Linear {
+ public:
+  Linear(const float* w, const float* bias, int N, int K) : N_(N), K_(K), w_(w, w + static_cast<std::size_t>(N) * K) {
+    if (bias != nullptr) bias_.assign(bias, bias + N);
+    const GemmArgs g = args(nullptr, nullptr, 1);
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 64, std::max<std::size_t>(1, packed_b_floats(g)) * sizeof(float)) != 0) throw std::bad_alloc();
+    packed_.reset(static_cast<float*>(mem));
+    pack_b_full(g, packed_.get(), 1);
+  }
+
+  void forward(float* out, const float* inp, int R, int threads) const {
+    if (R <= 0) return;
+    const GemmArgs g = args(inp, out, R);
+    // Fixed row blocks (multiples of the micro-kernel's 14 rows); every element's arithmetic is the same
+    // whichever block or thread computes it.
+    const int block = threads <= 1 ? R : std::max(28, ((R + threads - 1) / threads + 13) / 14 * 14);
+    const int blocks = (R + block - 1) / block;
+    if (blocks <= 1) {
+      sgemm_rows(g, 0, R, packed_.get());
+      return;
+    }
+    parallel_for(blocks, threads, [&](int b) { sgemm_rows(g, b * block, std::min(R, (b + 1) * block), packed_.get()); });
+  }
+
+ private:
+  GemmArgs args(const float* inp, float* out, int R) const {
+    return GemmArgs{R, N_, K_, inp, K_, 1, w_.data(), 1, K_, out, N_, false, bias_.empty() ? nullptr : bias_.data()};
+  }
+  int N_, K_;
+  std::vector<float> w_, bias_;
+  std::unique_ptr<float, FreeDeleter> packed_;
+};
+
+struct Layer {
+  std::vector<float> ln1w, ln1b, ln2w, ln2b;
+  std::unique_ptr<Linear> qkv, proj, fc, fcproj;
+};
+
+// One request's sampler state (see the file comment and sampler.ts for the procedure).
+class ChainSampler {
+ public:
+  void reset(double temperature, double top_p, int top_k, std::uint32_t seed, int V) {
+    rng_.seed(seed);
+    temperature_ = temperature;
+    top_p_ = top_p;
+    temp_f_ = static_cast<float>(temperature);
+    top_p_f_ = static_cast<float>(top_p);
+    k_ = std::min(std::max(top_k <= 0 ? V : top_k, 1), V);
+    ids_.resize(k_);
+    vals_.resize(k_);
+    probs_.resize(k_);
+  }
+
+  int sample(const float* logits, int V) {
+    if (!(temperature_ > 0)) return argmax(logits, V);
+    const int n = top_k(logits, V);
+    const int size = top_p_ >= 0 && top_p_ <= 1 ? nucleus(n) : n;
+    return ids_[dist(size)];
+  }
+
+ private:
+  static int argmax(const float* x, int V) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+      if (x[i] > x[best]) best = i;
+    return best;
+  }
+
+  static float expf_ref(float x) { return static_cast<float>(std::exp(static_cast<double>(x))); }
+
+  // The k largest logits in descending order, ties by lower id (insertion, as topK in sampler.ts),
+  // over the logits that can be among them: at least k disjoint groups of logits each have a maximum,
+  // and the k-th largest of those maxima (tau) is a lower bound of the k-th largest logit, so logits
+  // below tau are never in the result and are skipped (the same result; most of the V are below tau).
+  int top_k(const float* logits, int V) {
+#if defined(__AVX512F__)
+    constexpr int kGroups = 3;  // accumulators of 16 lanes: 48 disjoint groups
+    const int full = V / 16;
+    if (k_ <= 16 * kGroups && full >= 2 * kGroups) {
+      __m512 acc[kGroups];
+      for (int g = 0; g < kGroups; g++) acc[g] = _mm512_set1_ps(-INFINITY);
+      __mmask16 nan = 0;
+      for (int b = 0; b < full; b++) {
+        const __m512 x = _mm512_loadu_ps(logits + 16 * b);
+        nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        acc[b % kGroups] = _mm512_max_ps(acc[b % kGroups], x);
+      }
+      if (nan == 0) {
+        alignas(64) float maxima[16 * kGroups];
+        for (int g = 0; g < kGroups; g++) _mm512_store_ps(maxima + 16 * g, acc[g]);
+        std::nth_element(maxima, maxima + (k_ - 1), maxima + 16 * kGroups, [](float a, float b) { return a > b; });
+        return top_k_from(logits, V, maxima[k_ - 1]);
+      }
+    }
+#endif
+    return top_k_from(logits, V, -INFINITY);
+  }
+
+  // Insertion over the logits >= tau (all of them when tau is -inf), in id order.
+  int top_k_from(const float* logits, int V, float tau) {
+    const int k = k_;
+    float* vals = vals_.data();
+    int* ids = ids_.data();
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+      const float v = logits[i];
+      if (v < tau || (n == k && !(v > vals[k - 1]))) continue;
+      int j = n < k ? n++ : k - 1;
+      while (j > 0 && vals[j - 1] < v) {
+        vals[j] = vals[j - 1];
+        ids[j] = ids[j - 1];
+        j--;
+      }
+      vals[j] = v;
+      ids[j] = i;
+    }
+    return n;
+  }
+
+  int nucleus(int n) {
+    if (top_p_f_ >= 1.0f) return n;
+    const float max = vals_[0];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+      probs_[i] = expf_ref(vals_[i] - max);
+      sum = sum + probs_[i];
+    }
+    float cum = 0.0f;
+    for (int i = 0; i < n; i++) {
+      const float p = probs_[i] / sum;
+      cum = cum + p;
+      if (cum >= top_p_f_) return i + 1;
+    }
+    return n;
+  }
+
+  // libstdc++'s generate_canonical<double, 53>(mt19937): two draws, clamped below 1.
+  double canonical() {
+    const double r1 = static_cast<double>(rng_());
+    const double r2 = static_cast<double>(rng_());
+    const double v = (r1 + r2 * 4294967296.0) / 18446744073709551616.0;
+    return v >= 1.0 ? 1.0 - 1.0 / 9007199254740992.0 : v;
+  }
+
+  int dist(int n) {
+    const double u = canonical();
+    if (n == 1) return 0;
+    for (int i = 0; i < n; i++) vals_[i] = vals_[i] / temp_f_;
+    const float max = vals_[0];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+      probs_[i] = expf_ref(vals_[i] - max);
+      sum += probs_[i];
+    }
+    const double target = sum * u;
+    double run = 0.0;
+    for (int i = 0; i < n; i++) {
+      run += probs_[i];
+      if (run >= target) return i;
+    }
+    return n - 1;
+  }
+
+  std::mt19937 rng_;
+  double temperature_ = 0, top_p_ = 1;
+  float temp_f_ = 0, top_p_f_ = 1;
+  int k_ = 1;
+  std::vector<int> ids_;
+  std::vector<float> vals_, probs_;
+};
+
+// Per-phase CPU time of the engine's calling thread (for `profile()`; a clock read costs ~20 ns, a
+// phase is a kernel over a whole batch, so the timers cost nothing measurable).
+enum Phase { kEmbed, kNorm, kGemm, kAttention, kGelu, kResidual, kHead, kSample, kPhases };
+const char* const kPhaseNames[kPhases] = {"embed", "layernorm", "gemm", "attention", "gelu", "residual", "head", "sample"};
+
+double thread_cpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+[[noreturn]] void fail(const Napi::Env& env, const std::string& msg) {
+  throw Napi::RangeError::New(env, "decode engine: " + msg);
+}
+
+int int_of(const Napi::Env& env, const Napi::Value& v, const char* name, std::int64_t min,
+           std::int64_t max = 2147483647) {
+  if (!v.IsNumber()) fail(env, std::string(name) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (d != std::floor(d) || d < static_cast<double>(min) || d > static_cast<double>(max))
+    fail(env, std::string(name) + " must be an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return static_cast<int>(d);
+}
+
+template <typename T, napi_typedarray_type KIND>
+T* typed(const Napi::Env& env, const Napi::Value& v, const char* name, std::int64_t need) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != KIND)
+    throw Napi::TypeError::New(env, std::string("decode engine: ") + name + " has the wrong array type");
+  auto ta = v.As<Napi::TypedArrayOf<T>>();
+  if (static_cast<std::int64_t>(ta.ElementLength()) < need)
+    fail(env, std::string(name) + " has " + std::to_string(ta.ElementLength()) + " elements, need " + std::to_string(need));
+  return ta.Data();
+}
+
+std::vector<float> floats(const Napi::Env& env, const Napi::Value& v, const char* name, std::int64_t n) {
+  const float* p = typed<float, napi_float32_array>(env, v, name, n);
+  if (static_cast<std::int64_t>(v.As<Napi::Float32Array>().ElementLength()) != n)
+    fail(env, std::string(name) + " must have exactly " + std::to_string(n) + " elements");
+  return std::vector<float>(p, p + n);
+}
+
+class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DecodeEngine",
+                       {InstanceMethod("step", &DecodeEngine::Step), InstanceMethod("forward", &DecodeEngine::Forward),
+                        InstanceMethod("setSampler", &DecodeEngine::SetSampler),
+                        InstanceMethod("sample", &DecodeEngine::Sample),
+                        InstanceMethod("sharePrefix", &DecodeEngine::SharePrefix),
+                        InstanceMethod("profile", &DecodeEngine::Profile)});
+  }
+
+  // new DecodeEngine({nLayer, C, NH, F, T, V, slots, maxRows, threads, llamaGelu}, weights: Float32Array[]):
+  // weights = [wte (V,C), wpe (T,C), output (V,C), lnfW, lnfB, then per layer ln1W, ln1B, qkvW (3C,C), qkvB,
+  // projW (C,C), projB, ln2W, ln2B, fcW (F,C), fcB, fcProjW (C,F), fcProjB].
+  explicit DecodeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DecodeEngine>(info) {
+    const Napi::Env env = info.Env();
+    if (!info[0].IsObject() || !info[1].IsArray()) fail(env, "expected (config, weights[])");
+    const Napi::Object cfg = info[0].As<Napi::Object>();
+    L_ = int_of(env, cfg.Get("nLayer"), "nLayer", 1);
+    C_ = int_of(env, cfg.Get("C"), "C", 1);
+    NH_ = int_of(env, cfg.Get("NH"), "NH", 1);
+    F_ = int_of(env, cfg.Get("F"), "F", 1);
+    T_ = int_of(env, cfg.Get("T"), "T", 1);
+    V_ = int_of(env, cfg.Get("V"), "V", 1);
+    S_ = int_of(env, cfg.Get("slots"), "slots", 1);
+    maxRows_ = int_of(env, cfg.Get("maxRows"), "maxRows", 1);
+    threads_ = int_of(env, cfg.Get("threads"), "threads", 1, 256);
+    llamaGelu_ = cfg.Get("llamaGelu").ToBoolean().Value();
+    if (C_ % NH_ != 0) fail(env, "C is not divisible by NH");
+    const Napi::Array w = info[1].As<Napi::Array>();
+    if (w.Length() != static_cast<std::uint32_t>(5 + 12 * L_))
+      fail(env, "expected " + std::to_string(5 + 12 * L_) + " weight arrays, got " + std::to_string(w.Length()));
+    const std::int64_t C = C_, F = F_;
+    wte_ = floats(env, w.Get(0u), "wte", V_ * C);
+    wpe_ = floats(env, w.Get(1u), "wpe", T_ * C);
+    const std::vector<float> output = floats(env, w.Get(2u), "output", V_ * C);
+    head_ = std::make_unique<Linear>(output.data(), nullptr, V_, C_);
+    lnfw_ = floats(env, w.Get(3u), "lnfW", C);
+    lnfb_ = floats(env, w.Get(4u), "lnfB", C);
+    for (int l = 0; l < L_; l++) {
+      const std::uint32_t o = 5 + 12 * l;
+      auto get = [&](std::uint32_t i, const char* name, std::int64_t n) { return floats(env, w.Get(o + i), name, n); };
+      Layer ly;
+      ly.ln1w = get(0, "ln1W", C);
+      ly.ln1b = get(1, "ln1B", C);
+      const auto qkvw = get(2, "qkvW", 3 * C * C), qkvb = get(3, "qkvB", 3 * C);
+      const auto projw = get(4, "projW", C * C), projb = get(5, "projB", C);
+      ly.ln2w = get(6, "ln2W", C);
+      ly.ln2b = get(7, "ln2B", C);
+      const auto fcw = get(8, "fcW", F * C), fcb = get(9, "fcB", F);
+      const auto fcpw = get(10, "fcProjW", C * F), fcpb = get(11, "fcProjB", C);
+      ly.qkv = std::make_unique<Linear>(qkvw.data(), qkvb.data(), 3 * C_, C_);
+      ly.proj = std::make_unique<Linear>(projw.data(), projb.data(), C_, C_);
+      ly.fc = std::make_unique<Linear>(fcw.data(), fcb.data(), F_, C_);
+      ly.fcproj = std::make_unique<Linear>(fcpw.data(), fcpb.data(), C_, F_);
+      layers_.push_back(std::move(ly));
+    }
+    const std::size_t R = maxRows_;
+    const std::size_t cache = static_cast<std::size_t>(S_) * T_ * C_;
+    kc_.assign(L_, std::vector<std::uint16_t>(cache));
+    vc_.assign(L_, std::vector<std::uint16_t>(cache));
+    x_.resize(R * C_);
+    ln_.resize(R * C_);
+    mean_.resize(R);
+    rstd_.resize(R);
+    qkv_.resize(R * 3 * C_);
+    atty_.resize(R * C_);
+    tmp_.resize(R * C_);
+    fch_.resize(R * F_);
+    fchg_.resize(R * F_);
+    sel_.resize(R * C_);
+    logits_.resize(R * static_cast<std::size_t>(V_));
+    alias_slot_.resize(S_);
+    for (int i = 0; i < S_; i++) alias_slot_[i] = i;
+    alias_len_.assign(S_, 0);
+    samplers_.resize(S_);
+    for (auto& s : samplers_) s.reset(0, 1, 40, 0, V_);
+  }
+
+ private:
+  struct Rows {
+    const std::int32_t *tokens, *slots, *pos, *out;
+    int R, first_prefill, n_out;
+  };
+
+  // (tokens, slots, pos, R, firstPrefill, outRows, nOut) from info[0..6], checked.
+  Rows rows(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    Rows r{};
+    r.R = int_of(env, info[3], "R", 0, maxRows_);
+    r.first_prefill = int_of(env, info[4], "firstPrefill", 0, r.R);
+    r.n_out = int_of(env, info[6], "nOut", 0, r.R);
+    r.tokens = typed<std::int32_t, napi_int32_array>(env, info[0], "tokens", r.R);
+    r.slots = typed<std::int32_t, napi_int32_array>(env, info[1], "slots", r.R);
+    r.pos = typed<std::int32_t, napi_int32_array>(env, info[2], "pos", r.R);
+    r.out = typed<std::int32_t, napi_int32_array>(env, info[5], "outRows", r.n_out);
+    for (int i = 0; i < r.R; i++) {
+      if (r.tokens[i] < 0 || r.tokens[i] >= V_)
+        fail(env, "token " + std::to_string(r.tokens[i]) + " outside the vocabulary (" + std::to_string(V_) + ")");
+      if (r.pos[i] < 0 || r.pos[i] >= T_)
+        fail(env, "position " + std::to_string(r.pos[i]) + " outside the context (" + std::to_string(T_) + ")");
+      if (r.slots[i] < 0 || r.slots[i] >= S_) fail(env, "slot " + std::to_string(r.slots[i]) + " outside [0, slots)");
+      if (r.pos[i] < alias_len_[r.slots[i]])
+        fail(env, "position " + std::to_string(r.pos[i]) + " of slot " + std::to_string(r.slots[i]) +
+                      " is inside its shared prefix");
+    }
+    for (int i = 0; i < r.n_out; i++)
+      if (r.out[i] < 0 || r.out[i] >= r.R) fail(env, "outRows[" + std::to_string(i) + "] outside [0, R)");
+    return r;
+  }
+
+  // Runs the forward; logits of the out rows land in logits_ (n_out, V).
+  void run(const Rows& r) {
+    // The row kernels run on the kernels' global thread count: the engine's own, restored afterwards
+    // for the trainer (a 1-thread engine must not wake a second pool thread for every kernel).
+    const int before = get_threads();
+    set_threads(threads_);
+    try {
+      forward_rows(r);
+    } catch (...) {
+      set_threads(before);
+      throw;
+    }
+    set_threads(before);
+  }
+
+  // Adds the CPU time since the last mark to phase p.
+  void mark(Phase p) {
+    const double now = thread_cpu();
+    prof_[p] += now - last_;
+    last_ = now;
+  }
+
+  void forward_rows(const Rows& r) {
+    const int R = r.R, C = C_, F = F_;
+    float* x = x_.data();
+    last_ = thread_cpu();
+    for (int i = 0; i < R; i++) {
+      const float* e = wte_.data() + static_cast<std::int64_t>(r.tokens[i]) * C;
+      const float* p = wpe_.data() + static_cast<std::int64_t>(r.pos[i]) * C;
+      float* o = x + static_cast<std::int64_t>(i) * C;
+      for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+    }
+    mark(kEmbed);
+    const std::int64_t RC = static_cast<std::int64_t>(R) * C;
+    for (int l = 0; l < L_; l++) {
+      const Layer& ly = layers_[l];
+      layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln1w.data(), ly.ln1b.data(), R, C);
+      mark(kNorm);
+      ly.qkv->forward(qkv_.data(), ln_.data(), R, threads_);
+      mark(kGemm);
+      kv_attention_forward(atty_.data(), qkv_.data(), kc_[l].data(), vc_[l].data(), r.slots, r.pos, R, C, NH_, T_,
+                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data());
+      mark(kAttention);
+      ly.proj->forward(tmp_.data(), atty_.data(), R, threads_);
+      mark(kGemm);
+      residual_forward(x, x, tmp_.data(), RC);
+      mark(kResidual);
+      layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln2w.data(), ly.ln2b.data(), R, C);
+      mark(kNorm);
+      ly.fc->forward(fch_.data(), ln_.data(), R, threads_);
+      mark(kGemm);
+      if (llamaGelu_)
+        gelu_f16_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+      else
+        gelu_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+      mark(kGelu);
+      ly.fcproj->forward(tmp_.data(), fchg_.data(), R, threads_);
+      mark(kGemm);
+      residual_forward(x, x, tmp_.data(), RC);
+      mark(kResidual);
+    }
+    if (r.n_out == 0) return;
+    for (int i = 0; i < r.n_out; i++)
+      std::memcpy(sel_.data() + static_cast<std::int64_t>(i) * C, x + static_cast<std::int64_t>(r.out[i]) * C,
+                  sizeof(float) * C);
+    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), sel_.data(), lnfw_.data(), lnfb_.data(), r.n_out, C);
+    head_->forward(logits_.data(), ln_.data(), r.n_out, threads_);
+    mark(kHead);
+  }
+
+  // profile(): CPU seconds of the calling thread per phase since the engine was made (worker threads of
+  // a multi-threaded engine are not included), and the rows run.
+  Napi::Value Profile(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    for (int p = 0; p < kPhases; p++) o.Set(kPhaseNames[p], prof_[p]);
+    o.Set("rows", static_cast<double>(rows_run_));
+    o.Set("steps", static_cast<double>(steps_run_));
+    return o;
+  }
+
+  // step(tokens, slots, pos, R, firstPrefill, outRows, nOut, next: Int32Array): the forward, then each out
+  // row's next token drawn by the sampler of its slot.
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    const Rows r = rows(info);
+    std::int32_t* next = typed<std::int32_t, napi_int32_array>(info.Env(), info[7], "next", r.n_out);
+    run(r);
+    for (int i = 0; i < r.n_out; i++)
+      next[i] = samplers_[r.slots[r.out[i]]].sample(logits_.data() + static_cast<std::int64_t>(i) * V_, V_);
+    mark(kSample);
+    rows_run_ += r.R;
+    steps_run_++;
+    return info.Env().Undefined();
+  }
+
+  // forward(tokens, slots, pos, R, firstPrefill, outRows, nOut, logits: Float32Array (nOut, V)).
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    const Rows r = rows(info);
+    float* out = typed<float, napi_float32_array>(info.Env(), info[7], "logits", static_cast<std::int64_t>(r.n_out) * V_);
+    run(r);
+    std::memcpy(out, logits_.data(), sizeof(float) * r.n_out * V_);
+    return info.Env().Undefined();
+  }
+
+  // setSampler(slot, temperature, topP, topK, seed): a fresh sampler (new RNG stream) for the slot's request.
+  Napi::Value SetSampler(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const int slot = int_of(env, info[0], "slot", 0, S_ - 1);
+    if (!info[1].IsNumber() || !info[2].IsNumber()) fail(env, "temperature and topP must be numbers");
+    const int top_k = int_of(env, info[3], "topK", -2147483647);
+    const std::int64_t seed = static_cast<std::int64_t>(info[4].As<Napi::Number>().DoubleValue());
+    if (!info[4].IsNumber() || seed < 0 || seed > 4294967295LL) fail(env, "seed must be an integer in [0, 2^32)");
+    samplers_[slot].reset(info[1].As<Napi::Number>().DoubleValue(), info[2].As<Napi::Number>().DoubleValue(), top_k,
+                          static_cast<std::uint32_t>(seed), V_);
+    return env.Undefined();
+  }
+
+  // sample(slot, logits: Float32Array (V)): one draw of the slot's sampler from given logits (for tests).
+  Napi::Value Sample(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const int slot = int_of(env, info[0], "slot", 0, S_ - 1);
+    const float* logits = typed<float, napi_float32_array>(env, info[1], "logits", V_);
+    return Napi::Number::New(env, samplers_[slot].sample(logits, V_));
+  }
+
+  // sharePrefix(to, from, n): positions [0, n) of slot `to` are read from slot `from`'s cache from now on
+  // (a prompt prefix both sequences share; n = 0 ends the sharing). `from` must hold its own keys/values
+  // there (it shares nothing itself), and the caller must not let `from` overwrite them meanwhile.
+  // Bit-identical to recomputing them: a position's keys/values depend only on the tokens up to it.
+  Napi::Value SharePrefix(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const int to = int_of(env, info[0], "to", 0, S_ - 1), from = int_of(env, info[1], "from", 0, S_ - 1);
+    const int n = int_of(env, info[2], "n", 0, T_);
+    if (n > 0 && from != to && alias_len_[from] > 0)
+      fail(env, "slot " + std::to_string(from) + " shares its own prefix from another slot");
+    alias_slot_[to] = n > 0 ? from : to;
+    alias_len_[to] = from == to ? 0 : n;
+    return env.Undefined();
+  }
+
+  int L_ = 0, C_ = 0, NH_ = 0, F_ = 0, T_ = 0, V_ = 0, S_ = 0, maxRows_ = 0, threads_ = 1;
+  bool llamaGelu_ = true;
+  std::vector<float> wte_, wpe_, lnfw_, lnfb_;
+  std::unique_ptr<Linear> head_;
+  std::vector<Layer> layers_;
+  std::vector<std::vector<std::uint16_t>> kc_, vc_;
+  std::vector<float> x_, ln_, mean_, rstd_, qkv_, atty_, tmp_, fch_, fchg_, sel_, logits_;
+  std::vector<ChainSampler> samplers_;
+  std::vector<std::int32_t> alias_slot_, alias_len_;  // per slot: positions [0, len) live in slot alias_slot
+  double prof_[kPhases] = {};
+  double last_ = 0;
+  std::int64_t rows_run_ = 0, steps_run_ = 0;
+};
+
+}  // namespace
+
+void register_decode_engine(Napi::Env env, Napi::Object exports) {
+  exports.Set("DecodeEngine", DecodeEngine::Define(env));
+}
+
+}  // namespace sk
