@@ -1,11 +1,10 @@
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import type { Doc } from "../corpus/types.js";
+import { readDocTexts } from "../corpus/docs.js";
 import { prepareSyntheticSource } from "../generate/journal.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { BadRecordError, SynthmixError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
+import { SynthmixError } from "../util/errors.js";
 import { dtypeForVocab, type TokenDtype } from "../util/tokenfile.js";
 import { TokenWriter } from "./tokenio.js";
 import type { MixTokenizer } from "./tokenizer.js";
@@ -72,16 +71,11 @@ export async function* streamSourceTexts(
   counter: { skippedEmpty: number; documents: number } = { skippedEmpty: 0, documents: 0 },
 ): AsyncGenerator<string> {
   for (const f of files) {
-    for await (const { value, line } of readJsonl<Doc>(f)) {
-      if (value === null || typeof value !== "object" || typeof value.text !== "string") {
-        throw new BadRecordError(f, line, 'not a document record (needs a string "text" field)', {
-          hint: 'each line must be a JSON object like {"id": ..., "text": ..., "source": ...}',
-        });
-      }
-      if (value.text.trim() === "") counter.skippedEmpty++;
+    for await (const { text } of readDocTexts(f)) {
+      if (text.trim() === "") counter.skippedEmpty++;
       else {
         counter.documents++;
-        yield value.text;
+        yield text;
       }
     }
   }

@@ -53,16 +53,22 @@ export async function* readJsonl<T = unknown>(
 
 /** Read a whole (small) JSONL file, dropping a torn final line left by a killed writer. */
 export async function readJsonlTolerant<T = unknown>(path: string): Promise<T[]> {
+  // The caller types the records (T): metrics.jsonl and journals are validated by their stage's reader.
+  return (await readJsonlTolerantLines(path)).map((l) => l.value as T);
+}
+
+/** readJsonlTolerant with each value's 1-based line number (for messages naming file:line). */
+export async function readJsonlTolerantLines(path: string): Promise<JsonlLine[]> {
   const { readFileSync, existsSync } = await import("node:fs");
   if (!existsSync(path)) return [];
   const text = readFileSync(path, "utf8");
   const lines = text.split("\n");
-  const out: T[] = [];
+  const out: JsonlLine[] = [];
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i];
     if (l.trim() === "") continue;
     try {
-      out.push(JSON.parse(l) as T);
+      out.push({ value: JSON.parse(l), line: i + 1 });
     } catch (e) {
       // Only the last non-empty line may be torn (a kill mid-write); anything earlier is corruption.
       const rest = lines.slice(i + 1).some((x) => x.trim() !== "");
