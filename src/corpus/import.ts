@@ -1,12 +1,4 @@
-import {
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
@@ -25,7 +17,7 @@ import {
 } from "./read.js";
 import { planCutoffs, splitScore, type TestBy, testSetKey } from "./split.js";
 import type { Doc } from "./types.js";
-import { type CorpusStats, corpusDir, type SplitStats } from "./workspace.js";
+import { type CorpusStats, corpusDir, readStatsFile, type SplitStats } from "./workspace.js";
 import { LineWriter } from "./writer.js";
 
 export interface ImportOptions extends CleanOptions, Omit<ReadOptions, "onBadRecord"> {
@@ -181,7 +173,7 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
 /** The stats of a complete import with the same config hash (marked `reused`), if there is one. */
 function completeImport(statsPath: string, configHash: string): CorpusStats | undefined {
   if (!existsSync(statsPath)) return undefined;
-  const prev = JSON.parse(readFileSync(statsPath, "utf8")) as CorpusStats;
+  const prev = readStatsFile(statsPath);
   return prev.configHash === configHash ? { ...prev, reused: true } : undefined;
 }
 
@@ -280,6 +272,7 @@ async function route(
   });
   for await (const line of rl) {
     if (line === "") continue;
+    // Cast: this staging file was written by stage() above from validated Docs, moments ago, in this call.
     const doc = JSON.parse(line) as Doc;
     const key = testSetKey(doc, testBy);
     if (splitScore(seed, doc.id) <= (cutoffs.get(key) ?? -1)) {
