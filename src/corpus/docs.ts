@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { BadRecordError } from "../util/errors.js";
+import { parseJsonRecord } from "../util/json.js";
 import { readJsonl, readJsonlTolerantLines } from "../util/jsonl.js";
 import { type Doc, DocSchema, DocTextSchema } from "./types.js";
 
@@ -31,13 +32,12 @@ function check<T>(
   line: number,
   hint: string | undefined,
 ): T | BadRecordError {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
-  return new BadRecordError(path, line, `not a document record: ${where}${issue.message}`, {
-    hint: hint ?? DOC_HINT,
-  });
+  try {
+    return parseJsonRecord(path, line, value, schema, { what: "a document record", hint: hint ?? DOC_HINT });
+  } catch (e) {
+    if (e instanceof BadRecordError) return e;
+    throw e;
+  }
 }
 
 /** Validate one parsed line as a Doc; throws a BadRecordError naming `path:line`. */

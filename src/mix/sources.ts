@@ -6,6 +6,7 @@ import { prepareSyntheticSource } from "../generate/journal.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { dtypeForVocab, type TokenDtype } from "../util/tokenfile.js";
+import { readSourceCacheIndex, type SourceCacheIndex } from "./manifest.js";
 import { TokenWriter } from "./tokenio.js";
 import type { MixTokenizer } from "./tokenizer.js";
 
@@ -106,18 +107,6 @@ export interface TokenizedSource {
   files: string[];
 }
 
-interface CacheIndex {
-  version: 1;
-  source: string;
-  files: string[];
-  contentSha256: string;
-  tokenizerSha256: string;
-  dtype: TokenDtype;
-  documents: number;
-  tokens: number;
-  skippedEmpty: number;
-}
-
 /** A Uint32Array that grows by doubling (document lengths while streaming). */
 class GrowableU32 {
   private buf = new Uint32Array(1024);
@@ -162,7 +151,7 @@ export async function loadTokenizedSource(
   };
   const binPath = `${base}.bin`;
   if (existsSync(`${base}.json`)) {
-    const idx = JSON.parse(readFileSync(`${base}.json`, "utf8")) as CacheIndex;
+    const idx = readSourceCacheIndex(`${base}.json`);
     const lensBuf = readFileSync(`${base}.lens.bin`);
     const lengths = new Uint32Array(lensBuf.byteLength / 4);
     new Uint8Array(lengths.buffer).set(lensBuf);
@@ -207,7 +196,7 @@ export async function loadTokenizedSource(
   writer.commit();
   const lengths = lens.toArray();
   writeFileAtomic(`${base}.lens.bin`, new Uint8Array(lengths.buffer, 0, lengths.byteLength));
-  const idx: CacheIndex = {
+  const idx: SourceCacheIndex = {
     version: 1,
     source: name,
     files: files.map((f) => relative(workspace, f)),

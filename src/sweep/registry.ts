@@ -2,18 +2,18 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { type MetricRecord, RunConfigSchema } from "../train/schema.js";
+import { type FinalMetric, parseMetricRecord, RunConfigSchema } from "../train/schema.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { readJsonFile } from "../util/json.js";
-import { readJsonlTolerant } from "../util/jsonl.js";
+import { readJsonlTolerantLines } from "../util/jsonl.js";
 import { liveHolder, readLockHolder, tryLock } from "../util/lock.js";
 import { processAlive } from "../util/process.js";
 import type { PlannedRun } from "./plan.js";
 
 export const RunStateSchema = z.enum(["pending", "running", "done", "failed"]);
 export type RunState = z.infer<typeof RunStateSchema>;
-export type FinalMetric = Extract<MetricRecord, { type: "final" }>;
+export type { FinalMetric };
 
 /** The Slurm job of a run (executor "slurm"): current task id, its last seen state, and history. */
 const SlurmJobRecordSchema = z.object({
@@ -154,11 +154,12 @@ export function registerRun(workspace: string, run: PlannedRun): RunStatus {
 export async function readProgress(
   dir: string,
 ): Promise<{ tokens: number; loss?: number; final?: FinalMetric }> {
-  const recs = await readJsonlTolerant<MetricRecord>(join(dir, "metrics.jsonl"));
+  const path = join(dir, "metrics.jsonl");
   let tokens = 0;
   let loss: number | undefined;
   let final: FinalMetric | undefined;
-  for (const r of recs) {
+  for (const { value, line } of await readJsonlTolerantLines(path)) {
+    const r = parseMetricRecord(path, line, value);
     if (r.type === "train") {
       tokens = r.tokens;
       loss = r.loss;
