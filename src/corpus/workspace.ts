@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { SynthmixError } from "../util/errors.js";
 import { checkId } from "../util/ids.js";
-import { readJsonFile } from "../util/json.js";
+import { jsonFileReader } from "../util/json.js";
 import { readDocLines } from "./docs.js";
 import type { Doc } from "./types.js";
 
@@ -40,13 +40,11 @@ export const CorpusStatsSchema = z.object({
 export type CorpusStats = z.infer<typeof CorpusStatsSchema>;
 
 /** Read and validate a corpus's stats.json (the corpus stage's one reader of it). */
-export function readStatsFile(path: string): CorpusStats {
-  return readJsonFile(path, CorpusStatsSchema, {
-    code: "BAD_CORPUS_STATS",
-    what: "corpus stats (stats.json)",
-    hint: "the corpus folder is damaged or from another version: import it again (synthmix corpus import)",
-  });
-}
+export const readStatsFile: (path: string) => CorpusStats = jsonFileReader(CorpusStatsSchema, {
+  code: "BAD_CORPUS_STATS",
+  what: "corpus stats (stats.json)",
+  hint: "the corpus folder is damaged or from another version: import it again (synthmix corpus import)",
+});
 
 export function corpusDir(ws: string, name: string): string {
   return join(ws, "corpus", checkId(name, "corpus name"));

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { readJsonFile } from "../util/json.js";
+import { jsonFileReader, readJsonFile } from "../util/json.js";
 
 /**
  * The mix stage's artifacts, each with one schema and one read/write pair (the stages after it,
@@ -88,14 +88,19 @@ export function readMixtureManifest(dir: string): MixtureManifest {
   return readManifest(join(dir, "manifest.json"), MixtureManifestSchema, "mixture manifest");
 }
 
-/** The manifest if the folder holds a readable, valid one (for skip checks), else undefined. */
-export function tryReadMixtureManifest(dir: string): MixtureManifest | undefined {
+/** `read(dir)` if the folder holds a readable, valid manifest (for skip checks), else undefined. */
+function tryRead<T>(dir: string, read: (dir: string) => T): T | undefined {
   if (!existsSync(join(dir, "manifest.json"))) return undefined;
   try {
-    return readMixtureManifest(dir);
+    return read(dir);
   } catch {
     return undefined;
   }
+}
+
+/** The manifest if the folder holds a readable, valid one (for skip checks), else undefined. */
+export function tryReadMixtureManifest(dir: string): MixtureManifest | undefined {
+  return tryRead(dir, readMixtureManifest);
 }
 
 export function writeMixtureManifest(dir: string, manifest: MixtureManifest): void {
@@ -108,12 +113,7 @@ export function readTestSetManifest(dir: string): TestSetManifest {
 }
 
 export function tryReadTestSetManifest(dir: string): TestSetManifest | undefined {
-  if (!existsSync(join(dir, "manifest.json"))) return undefined;
-  try {
-    return readTestSetManifest(dir);
-  } catch {
-    return undefined;
-  }
+  return tryRead(dir, readTestSetManifest);
 }
 
 export function writeTestSetManifest(dir: string, manifest: TestSetManifest): void {
@@ -139,10 +139,11 @@ export const SourceCacheIndexSchema = z.object({
 export type SourceCacheIndex = z.infer<typeof SourceCacheIndexSchema>;
 
 /** Read and validate a source cache index (mix's one reader of it). */
-export function readSourceCacheIndex(path: string): SourceCacheIndex {
-  return readJsonFile(path, SourceCacheIndexSchema, {
+export const readSourceCacheIndex: (path: string) => SourceCacheIndex = jsonFileReader(
+  SourceCacheIndexSchema,
+  {
     code: "BAD_SOURCE_CACHE",
     what: "a token cache index",
     hint: "the token cache is damaged: delete it (tokens/sources/ is a cache; the next mix build rebuilds it)",
-  });
-}
+  },
+);

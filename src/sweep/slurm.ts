@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
@@ -11,9 +11,9 @@ import type { SweepExecution } from "./local.js";
 import type { PlannedRun } from "./plan.js";
 import {
   type FinalMetric,
+  listStatuses,
   type RunStatus,
   readProgress,
-  readStatus,
   runDir,
   runsDir,
   writeStatus,
@@ -405,12 +405,7 @@ class SlurmSweep {
 
 /** Runs of a workspace whose status says a Slurm task is training them. */
 export function slurmRunning(workspace: string): RunStatus[] {
-  const dir = runsDir(workspace);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .sort()
-    .map((id) => readStatus(workspace, id))
-    .filter((s): s is RunStatus => s?.status === "running" && s.slurm !== undefined);
+  return listStatuses(workspace).filter((s) => s.status === "running" && s.slurm !== undefined);
 }
 
 /** Live Slurm states of the workspace's running runs (read-only: for `sweep status`). */

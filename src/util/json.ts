@@ -33,6 +33,14 @@ export function readJsonFile<S extends z.ZodType>(path: string, schema: S, a: Js
   return parseJsonValue(path, raw, schema, a);
 }
 
+/** The reader of one artifact kind: `readJsonFile` bound to its schema and its stage's code and hint. */
+export function jsonFileReader<S extends z.ZodType>(
+  schema: S,
+  a: JsonArtifact,
+): (path: string) => z.infer<S> {
+  return (path) => readJsonFile(path, schema, a);
+}
+
 /** Validate an already parsed value (e.g. after a version check) the way readJsonFile does. */
 export function parseJsonValue<S extends z.ZodType>(
   path: string,

@@ -54,7 +54,8 @@ export async function* readJsonl(
 
 /** Read a whole (small) JSONL file, dropping a torn final line left by a killed writer. */
 export async function readJsonlTolerant<T = unknown>(path: string): Promise<T[]> {
-  // The caller types the records (T): metrics.jsonl and journals are validated by their stage's reader.
+  // Cast: the caller's T is trusted, not checked (only generate's own request journal uses it; see
+  // readJsonlTolerantLines + a schema for files another program may write).
   return (await readJsonlTolerantLines(path)).map((l) => l.value as T);
 }
 

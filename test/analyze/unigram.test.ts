@@ -115,7 +115,7 @@ function fixtureWorkspace(): string {
         totalTokens: ids.length,
         seed: 1,
         tokenizerSha256: "abc",
-        sources: [],
+        sources: [{ name: id, targetShare: 1, tokens: ids.length, documents: 1, epochs: 1 }],
         createdBy: "test",
       }),
     );
