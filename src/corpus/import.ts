@@ -62,7 +62,7 @@ export function defaultCorpusName(from: string | SourceSpec): string {
 }
 
 /** The options that determine the output; their hash decides whether a rerun can reuse it. */
-function importConfig(opts: ImportOptions): Record<string, unknown> {
+function importConfig(opts: ImportOptions) {
   const src = resolveSource(opts.from);
   let fingerprint: Record<string, unknown> | undefined;
   if (src.kind !== "brown" && statSync(src.path).isDirectory()) {
@@ -129,11 +129,11 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
     opts.progress instanceof Progress
       ? opts.progress
       : new Progress(`corpus ${name}`, { unit: "docs", mode: opts.progress ? undefined : "silent" });
-  if ((config.from as { kind: string }).kind === "brown") progress.setTotal(opts.maxDocs ?? 500);
+  if (config.from.kind === "brown") progress.setTotal(opts.maxDocs ?? 500);
   const tmp = freshTmpDir(dir, name);
   try {
-    const seed = (config.seed as number) ?? 1;
-    const testBy = config.testBy as TestBy;
+    const seed = config.seed ?? 1;
+    const testBy = config.testBy;
     // Pass 1: read and clean into one staging file, collecting split scores per test set.
     const staged = await stage(opts, { name, seed, testBy, progress, tmp });
     // Pass 2: route each kept document to train or its test set.

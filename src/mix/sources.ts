@@ -55,7 +55,7 @@ export async function hashSourceFiles(files: string[]): Promise<string> {
   const h = createHash("sha256");
   for (const f of files) {
     h.update(`${f.split("/").pop()}\u0000`);
-    for await (const chunk of createReadStream(f)) h.update(chunk as Buffer);
+    for await (const chunk of createReadStream(f)) h.update(chunk as Buffer); // no encoding: Buffers
     h.update("\u0000");
   }
   const digest = h.digest("hex");

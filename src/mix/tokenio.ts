@@ -26,6 +26,7 @@ export class TokenWriter {
     let i = 0;
     while (i < ids.length) {
       const n = Math.min(ids.length - i, this.buf.length - this.used);
+      // Casts: a typed-array view (checked by its subarray method) is copied in one set().
       if ("subarray" in ids && typeof (ids as Uint16Array).subarray === "function") {
         this.buf.set((ids as Uint16Array).subarray(i, i + n), this.used);
       } else {

@@ -33,7 +33,7 @@ export const StudyStateSchema = z.object({
 export type StudyState = z.infer<typeof StudyStateSchema>;
 
 export function chainKeys(sections: Record<StageName, unknown>): Record<StageName, string> {
-  const keys = {} as Record<StageName, string>;
+  const keys = {} as Record<StageName, string>; // filled for every stage by the loop below
   let prev = "";
   for (const stage of STAGES) {
     prev = stableHash({ prev, stage, section: sections[stage] ?? null });
