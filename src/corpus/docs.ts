@@ -25,26 +25,13 @@ export interface DocReadOptions {
 const DOC_HINT = 'each line must be a JSON object like {"id": "...", "text": "...", "source": "..."}';
 
 /** Check a line against DocSchema, or DocTextSchema (only a string `text`, for plain `{"text"}` files). */
-function check<T>(
-  schema: z.ZodType<T>,
-  value: unknown,
-  path: string,
-  line: number,
-  hint: string | undefined,
-): T | BadRecordError {
-  try {
-    return parseJsonRecord(path, line, value, schema, { what: "a document record", hint: hint ?? DOC_HINT });
-  } catch (e) {
-    if (e instanceof BadRecordError) return e;
-    throw e;
-  }
+function check<T>(schema: z.ZodType<T>, value: unknown, path: string, line: number, hint?: string): T {
+  return parseJsonRecord(path, line, value, schema, { what: "a document record", hint: hint ?? DOC_HINT });
 }
 
 /** Validate one parsed line as a Doc; throws a BadRecordError naming `path:line`. */
 export function parseDocRecord(value: unknown, path: string, line: number, hint?: string): Doc {
-  const r = check(DocSchema, value, path, line, hint);
-  if (r instanceof BadRecordError) throw r;
-  return r;
+  return check(DocSchema, value, path, line, hint);
 }
 
 /** Parse and validate one line of text (for readers that hold lines already, e.g. a file's head). */
@@ -66,10 +53,15 @@ async function* readChecked<T>(
   opts: DocReadOptions,
 ): AsyncGenerator<DocLine<T>> {
   for await (const { value, line } of readJsonl(path, opts.onBad)) {
-    const r = check(schema, value, path, line, opts.hint);
-    if (!(r instanceof BadRecordError)) yield { doc: r, line };
-    else if (opts.onBad) opts.onBad(r);
-    else throw r;
+    let doc: T;
+    try {
+      doc = check(schema, value, path, line, opts.hint);
+    } catch (e) {
+      if (!(opts.onBad && e instanceof BadRecordError)) throw e;
+      opts.onBad(e);
+      continue;
+    }
+    yield { doc, line };
   }
 }
 
