@@ -84,6 +84,29 @@ def save_safetensors(path, model, cfg):
     os.replace(path + ".tmp", path)
 
 
+def window_starts(n, T, sampling, rng):
+    """Start positions of the training windows, one per call, with synthmix's two modes (train/data.ts):
+    "epoch" cuts the data into non-overlapping windows (a random offset per epoch) and visits each once per
+    epoch in a shuffled order; "random" draws uniformly with replacement. The order is this script's own
+    (Python's random, not synthmix's Rng): the same semantics, not the same bytes."""
+    if sampling == "random":
+        return lambda: rng.randrange(n - T)
+    if sampling != "epoch":
+        raise SystemExit(f"config.sampling: unknown mode {sampling!r} (epoch | random)")
+    max_off = min(T - 1, n - 1 - T)
+    windows = (n - 1 - max_off - T) // T + 1
+    state = {"order": [], "offset": 0}
+
+    def draw():
+        if not state["order"]:
+            state["offset"] = rng.randrange(max_off + 1)
+            state["order"] = list(range(windows))
+            rng.shuffle(state["order"])
+        return state["offset"] + state["order"].pop() * T
+
+    return draw
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
@@ -130,6 +153,7 @@ def main():
         model.train()
         return losses
 
+    draw = window_starts(len(data), T, cfg.get("sampling", "epoch"), rng)
     for step in range(total):
         lr = lr_at(step, total, o)
         for g in opt.param_groups:
@@ -140,7 +164,7 @@ def main():
         while left > 0:
             n = min(B * T, left)
             rows = -(-n // T)
-            starts = [rng.randrange(len(data) - T) for _ in range(rows)]
+            starts = [draw() for _ in range(rows)]
             x = np.stack([data[s : s + T] for s in starts])
             y = np.stack([data[s + 1 : s + T + 1] for s in starts]).reshape(-1)
             y[n:] = -1

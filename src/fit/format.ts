@@ -1,5 +1,6 @@
 import { fmtNum } from "../util/progress.js";
 import type { Estimate } from "./results.js";
+import { speedupStatus } from "./speedup.js";
 import type { FitRowsResult } from "./workspace.js";
 
 function g(x: number | null | undefined, digits = 4): string {
@@ -86,13 +87,7 @@ export function formatFitSummary(res: FitRowsResult): string {
           e.N === null ? "all" : fmtNum(e.N),
           g(e.atLargestNatural?.targetLoss),
           fmtEstimate(e.atLargestNatural?.speedup, 3),
-          !e.atLargestNatural
-            ? "not reachable"
-            : e.atLargestNatural.extrapolated
-              ? "extrapolated"
-              : e.supported
-                ? "ok"
-                : "laws not identified",
+          speedupStatus(e),
         ]),
       ),
     );

@@ -271,8 +271,31 @@ export const SpeedupEntrySchema = MixtureKeySchema.extend({
     .nullable(),
   /** Warnings of the two laws (mixture and baseline) plus EXTRAPOLATED; a headline needs none of the first. */
   warnings: z.array(FitWarningSchema),
-  /** Both laws identified and valid, so the speed-up may be stated when not extrapolated. */
+  /** The headline reading may be stated (not extrapolated; `basis` says on what grounds). */
   supported: z.boolean(),
+  /**
+   * Why it may be stated: `laws-identified` (both laws without warnings, every parameter identified) or
+   * `interpolation` (only the floor E is unidentified; the reading lies between both laws' points at
+   * this N, both follow those points and the interval is finite); null when it may not.
+   */
+  basis: z.enum(["laws-identified", "interpolation"]).nullable().optional(),
+  /**
+   * When the headline reading is extrapolated or not reachable: a bound read from the runs instead (speedup < value when
+   * the mixture's mean loss at its largest budget `atD` is still above L* by `gapSe` standard errors,
+   * > value when at its smallest budget it is already below). Null when the runs do not settle it.
+   */
+  bound: z
+    .object({
+      side: z.enum(["below", "above"]),
+      value: z.number(),
+      atD: z.number(),
+      loss: z.number(),
+      /** L*: the mean loss of the natural run with the largest D at this N. */
+      targetLoss: z.number(),
+      gapSe: z.number(),
+    })
+    .nullable()
+    .optional(),
 });
 export type SpeedupEntry = z.infer<typeof SpeedupEntrySchema>;
 

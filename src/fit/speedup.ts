@@ -37,8 +37,95 @@ export interface SpeedupInput {
   /** The natural run with the largest D at this N (mean loss over its seeds), if any. */
   largestNatural: { D: number; loss: number } | null;
   /** The two fits (their D ranges and warnings decide `extrapolated` and `supported`). */
-  naturalFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params">;
-  mixtureFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params">;
+  /** Observed mean losses at this N (natural's largest run, each mixture budget) and the seed noise. */
+  observed?: ObservedCells;
+  naturalFit?: Pick<MixtureFit, "key" | "range" | "warnings" | "params"> & {
+    quality?: Pick<MixtureFit["quality"], "sigmaLog" | "rmseLog" | "residuals">;
+  };
+  mixtureFit?: SpeedupInput["naturalFit"];
+}
+
+/** Mean loss of the runs of one (mixture, N, D) cell. */
+export interface ObservedCell {
+  D: number;
+  loss: number;
+  runs: number;
+}
+
+export interface ObservedCells {
+  natural: ObservedCell;
+  mixture: ObservedCell[];
+  /** Run-to-run noise of log loss (seed replicates, else the fits' residuals); null: unknown. */
+  sigmaLog: number | null;
+}
+
+/** How a bound reads in a sentence: "< 1.00× (slower than natural, from the runs: ...)". */
+export function describeBound(b: NonNullable<SpeedupEntry["bound"]>): string {
+  // "< 4x" says only that it is not 4x faster; "slower" needs the bound at or below 1 (and vice versa).
+  const dir =
+    b.side === "below"
+      ? b.value <= 1
+        ? "slower than natural"
+        : `at most ${b.value.toFixed(2)}× natural`
+      : b.value >= 1
+        ? "faster than natural"
+        : `at least ${b.value.toFixed(2)}× natural`;
+  const where = b.side === "below" ? "still above" : "already below";
+  return `${b.side === "below" ? "<" : ">"} ${b.value.toFixed(2)}× (${dir}, from the runs: at D = ${b.atD.toPrecision(3)} its loss ${b.loss.toFixed(3)} is ${where} L* = ${b.targetLoss.toFixed(3)} by ${b.gapSe.toFixed(1)} se)`;
+}
+
+/** The status of an entry's headline reading, in a table cell. */
+export function speedupStatus(e: SpeedupEntry): string {
+  const a = e.atLargestNatural;
+  const runs = e.bound
+    ? `; from the runs ${e.bound.side === "below" ? "<" : ">"} ${e.bound.value.toFixed(2)}×`
+    : "";
+  if (!a) return `not reachable${runs}`;
+  if (a.extrapolated) return `extrapolated${runs}`;
+  if (!e.supported) return "laws not identified";
+  return e.basis === "interpolation" ? "ok (interpolated; E not identified)" : "ok";
+}
+
+/** One-sided 97.5% normal quantile: a bound is stated when the observed gap exceeds this many se. */
+const BOUND_Z = 1.96;
+
+/**
+ * A bound on the speed-up read from the runs themselves, for when the law would have to be read beyond
+ * its points. If the mixture's loss at its largest budget is still significantly above L*, it needs
+ * more than that budget to reach L*, so speedup < D_natural / D_mix,max; if its loss at its smallest
+ * budget is already significantly below L*, speedup > D_natural / D_mix,min. Both assume only that loss
+ * falls with D (a mixture whose law is INVALID_LAW gets no bound).
+ */
+export function observedBound(inp: SpeedupInput): SpeedupEntry["bound"] {
+  const o = inp.observed;
+  if (!o || o.sigmaLog === null || o.mixture.length === 0) return null;
+  if (inp.mixtureFit?.warnings.some((w) => w.code === "INVALID_LAW")) return null;
+  const byD = [...o.mixture].sort((a, b) => a.D - b.D);
+  const gap = (c: ObservedCell) => {
+    const se = o.sigmaLog! * Math.sqrt(1 / c.runs + 1 / o.natural.runs);
+    return (Math.log(c.loss) - Math.log(o.natural.loss)) / Math.max(se, 1e-12);
+  };
+  const last = byD[byD.length - 1];
+  const first = byD[0];
+  if (gap(last) > BOUND_Z)
+    return {
+      side: "below",
+      value: o.natural.D / last.D,
+      atD: last.D,
+      loss: last.loss,
+      targetLoss: o.natural.loss,
+      gapSe: gap(last),
+    };
+  if (-gap(first) > BOUND_Z)
+    return {
+      side: "above",
+      value: o.natural.D / first.D,
+      atD: first.D,
+      loss: first.loss,
+      targetLoss: o.natural.loss,
+      gapSe: -gap(first),
+    };
+  return null;
 }
 
 /**
@@ -57,10 +144,53 @@ function extrapolated(inp: SpeedupInput, dn: number, dm: number): boolean {
   return outside(dm, inp.mixtureFit) || outside(dn, inp.naturalFit, NATURAL_MARGIN);
 }
 
-/** Warnings inherited from the two laws, and whether both are identified and valid. */
-function support(inp: SpeedupInput): { warnings: FitWarning[]; supported: boolean } {
+/**
+ * Warnings that concern only the floor: the profile interval of E runs to a bound or spans most of its
+ * range. They forbid reading a law beyond its points (where the floor decides D(L*)), but not between
+ * them: the points fix E + A/N^alpha at each N, which is all an interpolation at that N uses.
+ */
+const FLOOR_ONLY_WARNINGS = new Set(["E_AT_BOUND", "E_NOT_IDENTIFIED"]);
+/** Parameters whose individual values an interpolation at a fixed N does not need (only their sum at N). */
+const FLOOR_PARAMS = new Set(["E", "A", "alpha"]);
+/** A law follows its points at N when their RMS log-residual is at most this multiple of the fit's sigma. */
+const LOCAL_FIT_FACTOR = 2;
+
+type Law = NonNullable<SpeedupInput["naturalFit"]>;
+
+/** RMS log-residual of the law's points at model size N (all points when N is null or the form has none). */
+function localRms(f: Law, N: number | null): number | null {
+  const res = f.quality?.residuals ?? [];
+  const at = N === null ? res : res.filter((r) => r.N === null || r.N === N);
+  if (at.length === 0) return null;
+  return Math.sqrt(at.reduce((s, r) => s + r.logResidual ** 2, 0) / at.length);
+}
+
+/** Why a law cannot carry an interpolated reading at N, or null when it can. */
+function interpolationBlocker(f: Law, N: number | null): string | null {
+  const blocking = f.warnings.filter((w) => !FLOOR_ONLY_WARNINGS.has(w.code));
+  if (blocking.length) return [...new Set(blocking.map((w) => w.code))].join(", ");
+  const shape = Object.entries(f.params).filter(([k, e]) => !e.identified && !FLOOR_PARAMS.has(k));
+  if (shape.length) return `${shape.map(([k]) => k).join(", ")} not identified`;
+  const sigma = f.quality?.sigmaLog ?? f.quality?.rmseLog ?? null;
+  const local = localRms(f, N);
+  if (sigma !== null && local !== null && local > LOCAL_FIT_FACTOR * Math.max(sigma, 1e-4))
+    return `its points at N = ${N} deviate from it (RMS log-residual ${local.toPrecision(2)} > ${LOCAL_FIT_FACTOR} x sigma ${sigma.toPrecision(2)})`;
+  return null;
+}
+
+/**
+ * Warnings inherited from the two laws, and on what basis the headline reading (at the largest natural
+ * run) may be stated: `laws-identified` when both laws have no warning and every parameter is identified;
+ * `interpolation` when the floor alone is unidentified but the reading lies inside both laws' D ranges,
+ * both follow their points at this N and the bootstrap interval is finite; otherwise null (not supported).
+ */
+function support(
+  inp: SpeedupInput,
+  reading: SpeedupEntry["atLargestNatural"],
+): { warnings: FitWarning[]; basis: SpeedupEntry["basis"] } {
   const warnings: FitWarning[] = [];
-  let supported = true;
+  let identified = true;
+  const blockers: string[] = [];
   for (const [who, f] of [
     ["natural", inp.naturalFit],
     ["mixture", inp.mixtureFit],
@@ -69,15 +199,22 @@ function support(inp: SpeedupInput): { warnings: FitWarning[]; supported: boolea
     for (const w of f.warnings)
       warnings.push({ code: w.code, message: `${who} law (${f.key}): ${w.message}` });
     const unidentified = Object.entries(f.params).filter(([, e]) => !e.identified);
-    if (f.warnings.length || unidentified.length) supported = false;
+    if (f.warnings.length || unidentified.length) identified = false;
     if (unidentified.length && !f.warnings.length) {
       warnings.push({
         code: "UNIDENTIFIED",
         message: `${who} law (${f.key}): ${unidentified.map(([k, e]) => `${k} not identified (${e.reason ?? "no interval"})`).join(", ")}`,
       });
     }
+    const b = interpolationBlocker(f, inp.N);
+    if (b) blockers.push(`${who} law: ${b}`);
   }
-  return { warnings, supported };
+  if (identified) return { warnings, basis: "laws-identified" };
+  const s = reading?.speedup;
+  const finite = !!s && s.lo !== null && s.hi !== null && Number.isFinite(s.hi) && s.lo > 0;
+  const inside = !!reading && !reading.extrapolated;
+  if (blockers.length === 0 && finite && inside) return { warnings, basis: "interpolation" };
+  return { warnings, basis: null };
 }
 
 function bootSpeedups(inp: SpeedupInput, target: number): number[] {
@@ -142,7 +279,7 @@ export function speedupEntry(inp: SpeedupInput): SpeedupEntry {
       };
     }
   }
-  const { warnings, supported } = support(inp);
+  const { warnings, basis } = support(inp, atLargestNatural);
   if (atLargestNatural?.extrapolated) {
     const mixSide = outside(atLargestNatural.dMix, inp.mixtureFit);
     const r = (mixSide ? inp.mixtureFit : inp.naturalFit)?.range.D;
@@ -160,7 +297,10 @@ export function speedupEntry(inp: SpeedupInput): SpeedupEntry {
     curve,
     atLargestNatural,
     warnings,
-    supported,
+    supported: basis !== null,
+    basis,
+    // Where the law cannot give the reading between its points (beyond them, or never reaching L*).
+    bound: !atLargestNatural || atLargestNatural.extrapolated ? observedBound(inp) : null,
   };
 }
 

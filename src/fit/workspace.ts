@@ -29,7 +29,13 @@ import type {
   SpeedupsFile,
 } from "./results.js";
 import { writeBestRatioFile, writeFitsFile, writeSpeedupsFile } from "./results.js";
-import { type LawParams, speedupEntry, targetRange } from "./speedup.js";
+import {
+  type LawParams,
+  type ObservedCell,
+  type ObservedCells,
+  speedupEntry,
+  targetRange,
+} from "./speedup.js";
 
 /** Options of `fitRows`/`fitWorkspace`: the stage schema (defaults in src/fit/options.ts), a Form object, progress. */
 export type FitRowsOptions = Omit<FitStageInput, "form" | "workers"> & {
@@ -323,7 +329,13 @@ function computeSpeedups(
     const atMax = rs.filter((r) => r.tokens === maxD);
     const maxN = Math.max(...atMax.map((r) => r.nonEmbeddingParams));
     const pick = atMax.filter((r) => r.nonEmbeddingParams === maxN);
-    return { D: maxD, loss: pick.reduce((s, r) => s + r.loss, 0) / pick.length };
+    return { D: maxD, loss: pick.reduce((s, r) => s + r.loss, 0) / pick.length, runs: pick.length };
+  };
+  const sigmaLog = seedNoise(rows) ?? pooledSigma(done);
+  const observedAt = (mixRows: RunResultRow[], N: number | null): ObservedCells | undefined => {
+    const nat = largestAt(N);
+    if (N === null || !nat) return undefined;
+    return { natural: nat, mixture: cellsAt(mixRows, N), sigmaLog };
   };
   const targetsFor = (N: number | null) => {
     const rs = N === null ? naturalRows : naturalRows.filter((r) => r.nonEmbeddingParams === N);
@@ -348,6 +360,7 @@ function computeSpeedups(
             mixtureBoot: bootNatural(mix.outcome, form),
             targets: targetsFor(N),
             largestNatural: largestAt(N),
+            observed: observedAt(mix.group.rows, N),
             naturalFit: fitOf(nat),
             mixtureFit: fitOf(mix),
           }),
@@ -368,6 +381,7 @@ function computeSpeedups(
           mixtureBoot: bootNatural(mix.outcome, form),
           targets: targetsFor(mix.fixedN),
           largestNatural: largestAt(mix.fixedN),
+          observed: observedAt(mix.group.rows, mix.fixedN),
           naturalFit: fitOf(nat),
           mixtureFit: fitOf(mix),
         }),
@@ -377,7 +391,14 @@ function computeSpeedups(
   return { ...base, entries };
 }
 
-/** Run-to-run noise for the best-ratio bootstrap: RMS log-residual pooled over all fits. */
+/** Mean loss per budget D of the rows at model size N. */
+function cellsAt(rows: RunResultRow[], N: number): ObservedCell[] {
+  const byD = new Map<number, number[]>();
+  for (const r of rows)
+    if (r.nonEmbeddingParams === N) byD.set(r.tokens, [...(byD.get(r.tokens) ?? []), r.loss]);
+  return [...byD].map(([D, ls]) => ({ D, loss: ls.reduce((a, b) => a + b, 0) / ls.length, runs: ls.length }));
+}
+
 /** Run-to-run noise from the fits: pooled log-residuals with their degrees of freedom, sqrt(SSR / sum(n - p)). */
 function pooledSigma(done: DoneFit[]): number {
   let ss = 0;

@@ -1,5 +1,6 @@
 import { basename } from "node:path";
 import type { MixtureFit } from "../fit/results.js";
+import { describeBound } from "../fit/speedup.js";
 import { fmt, fmtEst, mixtureLabel, mixtureOrder, si } from "./charts/common.js";
 import { pickEFits } from "./charts/scaling.js";
 import type { ReportInputs } from "./inputs.js";
@@ -73,22 +74,26 @@ function ratioFindings(inp: ReportInputs): string[] {
 }
 
 function speedupFindings(inp: ReportInputs): string[] {
-  const sp = (inp.speedups?.entries ?? []).filter((e) => e.atLargestNatural);
+  const sp = (inp.speedups?.entries ?? []).filter((e) => e.atLargestNatural || e.bound);
   if (sp.length === 0) return [];
   const maxN = Math.max(...sp.map((e) => e.N ?? 0));
   const at = sp.filter((e) => (e.N ?? 0) === maxN).sort(mixtureOrder);
   const multiGen = new Set(at.map((e) => e.generator)).size > 1;
-  const L = at[0].atLargestNatural!.targetLoss;
+  const L = at[0].atLargestNatural?.targetLoss ?? at[0].bound!.targetLoss;
   const parts = at.map((e) => {
-    const a = e.atLargestNatural!;
+    const a = e.atLargestNatural;
     const label = mixtureLabel(e, multiGen);
+    if ((!a || a.extrapolated) && e.bound) return `${label} ${describeBound(e.bound)}`;
+    if (!a)
+      return `${label}: not resolved (its law never reaches L*, and its runs do not settle the direction)`;
     if (a.extrapolated)
       return `${label}: not resolved (extrapolated beyond the fitted D range; ${fmtEst(a.speedup, 2)}×)`;
     if (!e.supported)
       return `${label}: not resolved (the laws are not identified: ${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`;
     const s = a.speedup;
     const sep = s.lo !== null && s.hi !== null && (s.lo > 1 || s.hi < 1);
-    return `${label} ${fmtEst(s, 2)}×${sep ? (s.lo! > 1 ? " (faster than natural)" : " (slower than natural)") : " (interval includes 1: not resolved)"}`;
+    const basis = e.basis === "interpolation" ? ", read between the runs; E not identified" : "";
+    return `${label} ${fmtEst(s, 2)}×${sep ? (s.lo! > 1 ? ` (faster than natural${basis})` : ` (slower than natural${basis})`) : ` (interval includes 1: not resolved${basis})`}`;
   });
   return [
     `Data speed-up over natural text at the loss of the largest natural run (L* = ${fmt(L)}${maxN ? `, N = ${si(maxN)}` : ""}): ${parts.join("; ")}.`,

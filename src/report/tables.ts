@@ -1,5 +1,6 @@
 import type { UnigramFile } from "../analyze/results.js";
 import type { FitsFile, SpeedupsFile } from "../fit/results.js";
+import { speedupStatus } from "../fit/speedup.js";
 import type { RunResultRow } from "../sweep/results.js";
 import { fmt, fmtEst, mixtureLabel, mixtureOrder, si } from "./charts/common.js";
 import { multiGenerator, pickEFits } from "./charts/scaling.js";
@@ -214,7 +215,7 @@ export function runsTable(runs: RunResultRow[] | undefined): Table | { skipped: 
 
 /** Speed-ups at the loss of the largest natural run, per mixture and N. */
 export function speedupTable(file: SpeedupsFile | undefined): Table | { skipped: string } {
-  const rows = (file?.entries ?? []).filter((e) => e.atLargestNatural);
+  const rows = (file?.entries ?? []).filter((e) => e.atLargestNatural || e.bound);
   if (rows.length === 0)
     return { skipped: "no speed-up at the largest natural loss (results/speedups.json)" };
   const multiGen = new Set(rows.map((e) => e.generator)).size > 1;
@@ -227,16 +228,16 @@ export function speedupTable(file: SpeedupsFile | undefined): Table | { skipped:
     rows: [...rows]
       .sort((a, b) => mixtureOrder(a, b) || (a.N ?? 0) - (b.N ?? 0))
       .map((e) => {
-        const a = e.atLargestNatural!;
+        const a = e.atLargestNatural;
         return [
           mixtureLabel(e, multiGen),
           e.N === null ? "all" : si(e.N),
-          fmt(a.targetLoss),
-          si(a.dNatural),
-          si(a.dMix),
-          fmtEst(a.speedup, 2),
+          fmt(a?.targetLoss ?? e.bound!.targetLoss),
+          a ? si(a.dNatural) : "–",
+          a ? si(a.dMix) : "never",
+          a ? fmtEst(a.speedup, 2) : "–",
           {
-            text: a.extrapolated ? "EXTRAPOLATED" : e.supported ? "ok" : "laws not identified",
+            text: speedupStatus(e),
             title: e.warnings.map((w) => `${w.code}: ${w.message}`).join("\n") || undefined,
           },
         ];

@@ -273,6 +273,7 @@ function planRun(
     ...(t.evalEvery !== undefined && { evalEvery: t.evalEvery }),
     ...(t.evalTokens !== undefined && { evalTokens: t.evalTokens }),
     ...(t.checkpointEvery !== undefined && { checkpointEvery: t.checkpointEvery }),
+    ...(t.sampling !== undefined && { sampling: t.sampling }),
   });
   return {
     id,

@@ -79,35 +79,97 @@ export function loadTestData(dir: string, vocabSize: number): TestDomain[] {
   });
 }
 
+/** How training windows are drawn: each window once per epoch (default), or uniformly with replacement. */
+export type Sampling = "epoch" | "random";
+
 /**
- * Fills one micro-batch with `rows` random windows: row r gets tokens[s..s+T) as input and
- * tokens[s+1..s+T] as targets, s uniform in [0, n-T-1]. The windows of optimizer step `step` come from
- * an Rng seeded by (run seed, step), so a resumed run draws exactly the batches it would have drawn.
- * Only the first `validTargets` targets are kept (the rest are -1 = ignored): that is how the last
- * step trains on exactly the remaining token budget.
+ * Draws the training windows: row r of a micro-batch gets tokens[s..s+T) as input and tokens[s+1..s+T]
+ * as targets. Only the first `validTargets` targets are kept (the rest are -1 = ignored): that is how
+ * the last step trains on exactly the remaining token budget. Every draw is a function of (run seed,
+ * step, row) alone, so a resumed run and every WSD branch draw exactly the batches of the same steps.
+ *
+ * - `epoch`: the file is cut into non-overlapping windows s = o_e + kT (o_e a random offset per epoch
+ *   e), visited in a random order per epoch, so a budget of one epoch reads each token once, as the
+ *   mixture manifest's `epochs` says, and seeds differ only in order, not in which text they see.
+ * - `random`: s uniform in [0, n-T-1] for every row (nanoGPT's get_batch): at "one epoch" about 37% of
+ *   the windows are drawn more than once and 37% never, and which ones depends on the seed.
  */
 export class BatchSampler {
+  private epoch = -1;
+  private order: Uint32Array = new Uint32Array(0);
+  private offset = 0;
+  /** Largest per-epoch offset, and windows per epoch W (the same in every epoch: fixed by that offset). */
+  private readonly maxOffset: number;
+  private readonly windows: number;
+
   constructor(
     private readonly data: TokenArray,
     private readonly T: number,
     private readonly seed: number,
-  ) {}
-
-  rngForStep(step: number): Rng {
-    return new Rng(deriveSeed(this.seed, "batch", step));
+    /** Rows per optimizer step (batchSize x gradAccum): row g of the run is row g % this of step g / this. */
+    private readonly rowsPerStep: number,
+    private readonly sampling: Sampling = "epoch",
+  ) {
+    if (data.length < T + 1)
+      throw new SynthmixError(
+        "DATA_TOO_SHORT",
+        `training data holds ${data.length} tokens, fewer than one window of ${T + 1}`,
+      );
+    this.maxOffset = Math.min(T - 1, data.length - 1 - T);
+    this.windows = Math.floor((data.length - 1 - this.maxOffset - T) / T) + 1;
   }
 
-  fill(rng: Rng, x: Int32Array, y: Int32Array, rows: number, validTargets: number): void {
+  /**
+   * Fills rows [firstRow, firstRow + rows) of optimizer step `step` (firstRow = micro-batch x batchSize).
+   */
+  fill(
+    step: number,
+    firstRow: number,
+    x: Int32Array,
+    y: Int32Array,
+    rows: number,
+    validTargets: number,
+  ): void {
     const T = this.T;
-    const maxStart = this.data.length - T - 1;
+    const rng = this.sampling === "random" ? this.rowRng(step, firstRow) : null;
     for (let r = 0; r < rows; r++) {
-      const s = rng.int(maxStart + 1);
+      const s = rng ? rng.int(this.data.length - T) : this.epochStart(step * this.rowsPerStep + firstRow + r);
       for (let t = 0; t < T; t++) {
         const i = r * T + t;
         x[i] = this.data[s + t];
         y[i] = i < validTargets ? this.data[s + t + 1] : -1;
       }
     }
+  }
+
+  /** The step's stream, advanced past the rows of earlier micro-batches (one draw per row). */
+  private rowRng(step: number, firstRow: number): Rng {
+    const rng = new Rng(deriveSeed(this.seed, "batch", step));
+    for (let i = 0; i < firstRow; i++) rng.int(this.data.length - this.T);
+    return rng;
+  }
+
+  /** Start of the run's g-th window: epoch e = g / W, position g % W of that epoch's order. */
+  private epochStart(g: number): number {
+    const W = this.windows;
+    const e = Math.floor(g / W);
+    if (e !== this.epoch) this.startEpoch(e, W);
+    return this.offset + this.order[g - e * W] * this.T;
+  }
+
+  private startEpoch(e: number, W: number): void {
+    const rng = new Rng(deriveSeed(this.seed, "epoch", e));
+    this.offset = rng.int(this.maxOffset + 1);
+    const order = new Uint32Array(W);
+    for (let i = 0; i < W; i++) order[i] = i;
+    for (let i = W - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      const tmp = order[i];
+      order[i] = order[j];
+      order[j] = tmp;
+    }
+    this.order = order;
+    this.epoch = e;
   }
 }
 

@@ -52,6 +52,12 @@ export const RunConfigSchema = z.object({
   gradAccum: z.number().int().positive().default(1),
   optimizer: OptimizerConfigSchema.default(OptimizerConfigSchema.parse({})),
   seed: z.number().int().default(1234),
+  /**
+   * Training windows: `epoch` cuts the data into non-overlapping windows and visits each once per epoch
+   * in a seeded order (a one-epoch budget reads every token once); `random` draws windows uniformly with
+   * replacement (nanoGPT), which at one epoch repeats ~37% of them and skips ~37%. See train/data.ts.
+   */
+  sampling: z.enum(["epoch", "random"]).default("epoch"),
   /** Evaluate every this many optimizer steps (0: only at the end), on `evalTokens` tokens per domain. */
   evalEvery: z.number().int().min(0).default(0),
   evalTokens: z.number().int().positive().default(32768),

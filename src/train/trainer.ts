@@ -283,14 +283,13 @@ function accumulateGradients(
   y: Int32Array,
 ): number {
   const { B, T } = model;
-  const rng = sampler.rngForStep(step);
   model.zeroGrad();
   let lossSum = 0;
   for (let micro = 0; micro < gradAccum; micro++) {
     const microTokens = Math.min(B * T, stepTokens - micro * B * T);
     if (microTokens <= 0) break;
     const rows = Math.ceil(microTokens / T);
-    sampler.fill(rng, x, y, rows, microTokens);
+    sampler.fill(step, micro * B, x, y, rows, microTokens);
     model.forward(x, y, { B: rows, lossScale: 1 / stepTokens });
     lossSum += model.lossSum();
     model.backward();
@@ -387,7 +386,7 @@ async function trainImpl(
     metrics.append(m);
     opts.onMetric?.(m);
   };
-  const sampler = new BatchSampler(train.tokens, T, cfg.seed);
+  const sampler = new BatchSampler(train.tokens, T, cfg.seed, B * cfg.gradAccum, cfg.sampling);
   const x = new Int32Array(B * T);
   const y = new Int32Array(B * T);
   const sessionStart = performance.now();

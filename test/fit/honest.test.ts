@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { fitScalingLaw, type Point } from "../../src/fit/fit.js";
 import { getForm } from "../../src/fit/forms.js";
 import { predictWithIntervals } from "../../src/fit/predict.js";
+import { describeBound } from "../../src/fit/speedup.js";
 import { fitRows } from "../../src/fit/workspace.js";
 import { findings } from "../../src/report/summary.js";
 import type { RunResultRow } from "../../src/sweep/results.js";
@@ -208,4 +209,70 @@ test("degenerate workspace: warnings reach fits.json and the summary states no f
   assert.match(text, /hq-100 vs natural: not resolved on this grid/);
   assert.match(text, /hq-100 repeats hq-g 10×/);
   assert.doesNotMatch(text, /lower irreducible loss|higher irreducible loss|faster than natural/);
+});
+
+test("an unidentified floor still supports a speed-up read between the runs; beyond them only the runs bound it", () => {
+  // Pure power laws (true E = 0), so both fits put E at its bound; hq-33 reaches any loss with
+  // (20/18)^(1/0.2) = 1.69x fewer tokens, inside the fitted D range; qa-33 would need 2.5x more tokens
+  // than the largest run, an extrapolation.
+  const Ds = [1e5, 2e5, 4e5, 8e5, 1.6e6];
+  const rng = new Rng(7);
+  const rows: RunResultRow[] = [];
+  const laws = [
+    { mixture: "natural", synthetic: "none", ratio: 0, generator: "", B: 20 },
+    { mixture: "hq-33", synthetic: "hq", ratio: 0.33, generator: "g", B: 18 },
+    { mixture: "qa-33", synthetic: "qa", ratio: 0.33, generator: "g", B: 24 },
+  ];
+  for (const law of laws)
+    for (const D of Ds)
+      for (const seed of [1, 2]) {
+        const loss = law.B * D ** -0.2 * Math.exp(0.002 * rng.normal());
+        const { B: _b, ...key } = law;
+        rows.push(row({ ...key, runId: `${law.mixture}-${D}-${seed}`, tokens: D, seed, loss }));
+      }
+  const res = fitRows(rows, { form: "data", bootstrap: 200, seed: 1 });
+  const codes = (f: { warnings: { code: string }[] }) => f.warnings.map((w) => w.code);
+  for (const f of res.fits.fits) assert.ok(codes(f).includes("E_AT_BOUND"), `${f.key}: ${codes(f).join()}`);
+  const hq = res.speedups.entries.find((e) => e.key === "hq:0.33:g")!;
+  assert.equal(hq.supported, true, hq.warnings.map((w) => w.message).join("\n"));
+  assert.equal(hq.basis, "interpolation");
+  const s = hq.atLargestNatural!.speedup;
+  assert.equal(hq.atLargestNatural!.extrapolated, false);
+  assert.ok(s.lo! < 1.69 && 1.69 < s.hi!, `[${s.lo}, ${s.hi}] misses the true 1.69`);
+  const qa = res.speedups.entries.find((e) => e.key === "qa:0.33:g")!;
+  assert.equal(qa.atLargestNatural!.extrapolated, true);
+  assert.equal(qa.supported, false);
+  assert.equal(qa.basis, null);
+  // ... but its own runs settle the direction: at 1.6M tokens its loss is still far above L*.
+  assert.equal(qa.bound?.side, "below");
+  assert.equal(qa.bound?.value, 1);
+  assert.ok(qa.bound!.gapSe > 10);
+  assert.equal(hq.bound, null, "an interpolated reading needs no bound");
+  const text = findings({
+    workspace: "ws",
+    fits: res.fits,
+    speedups: res.speedups,
+    bestRatio: res.bestRatio,
+    missing: [],
+  }).join("\n");
+  assert.match(text, /hq-33 [^;]*× \(faster than natural, read between the runs; E not identified\)/);
+  assert.match(text, /qa-33 < 1\.00× \(slower than natural, from the runs: at D = 1\.60e\+6 its loss/);
+});
+
+test("a bound says a direction only when it implies one", () => {
+  const b = { atD: 3e5, loss: 4.29, targetLoss: 3.8, gapSe: 7.3 };
+  assert.match(
+    describeBound({ ...b, side: "below", value: 1 }),
+    /^< 1\.00× \(slower than natural, from the runs/,
+  );
+  const weak = describeBound({ ...b, side: "below", value: 4 });
+  assert.match(
+    weak,
+    /^< 4\.00× \(at most 4\.00× natural, from the runs: at D = 3\.00e\+5 its loss 4\.290 is still above L\* = 3\.800 by 7\.3 se\)/,
+  );
+  assert.doesNotMatch(weak, /slower/);
+  assert.match(
+    describeBound({ ...b, loss: 3.5, side: "above", value: 0.5 }),
+    /at least 0\.50× natural.*already below/,
+  );
 });

@@ -45,6 +45,7 @@ const config: RunConfig = {
   tokens: 640,
   batchSize: 4,
   gradAccum: 1,
+  sampling: "epoch",
   optimizer: {
     lr: 3e-3,
     minLrRatio: 0.1,

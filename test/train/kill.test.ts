@@ -30,6 +30,7 @@ test("a training process killed with SIGKILL resumes to the uninterrupted loss c
     tokens: 64 * 200,
     batchSize: 4,
     gradAccum: 1,
+    sampling: "epoch",
     optimizer: {
       lr: 3e-3,
       minLrRatio: 0.1,

@@ -64,6 +64,7 @@ function config(over: Partial<RunConfig> = {}): RunConfig {
     tokens: 16 * 4 * 12,
     batchSize: 4,
     gradAccum: 1,
+    sampling: "epoch",
     optimizer: {
       lr: 3e-3,
       minLrRatio: 0.1,

@@ -56,6 +56,7 @@ function config(tokens: number, over: Partial<RunConfig> = {}): RunConfig {
     tokens,
     batchSize: 4,
     gradAccum: 1,
+    sampling: "epoch",
     optimizer: {
       lr: 3e-3,
       minLrRatio: 0.1,

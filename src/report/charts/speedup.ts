@@ -48,8 +48,11 @@ function speedupValues(entries: SpeedupEntry[], multiGen: boolean): Value[] {
 }
 
 function markStatus(e: SpeedupEntry): string {
-  if (e.atLargestNatural?.extrapolated) return "extrapolated";
-  if (e.supported) return "supported";
+  if (e.atLargestNatural?.extrapolated)
+    return e.bound
+      ? `extrapolated (runs: ${e.bound.side === "below" ? "<" : ">"} ${e.bound.value.toFixed(2)}×)`
+      : "extrapolated";
+  if (e.supported) return e.basis === "interpolation" ? "supported (interpolated)" : "supported";
   return `not identified (${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`;
 }
 
