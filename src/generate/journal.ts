@@ -14,31 +14,39 @@ import { loadConfigFile } from "../config/load.js";
 import { readDocsTolerant } from "../corpus/docs.js";
 import { JsonlAppender, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
-import { readJsonlTolerant } from "../util/jsonl.js";
+import { parseJsonRecord } from "../util/json.js";
+import { readJsonlTolerantLines } from "../util/jsonl.js";
 import { type HeldLock, liveHolder, readLockHolder, tryLock } from "../util/lock.js";
 import { readExactly } from "../util/readexact.js";
-import type { GenUsage } from "./backends/types.js";
 import { diffIdentity, identityHash } from "./options.js";
 
-/** One completed request: the raw answer as the server sent it (acceptance is applied at assembly). */
-export interface JournalRec {
-  key: string;
-  doc: string;
-  chunk: number;
-  chunks: number;
-  parent: string;
-  /** Raw answer text. Old journals (before raw answers were kept) have `text` or `rejected` instead. */
-  raw?: string;
-  text?: string;
-  rejected?: string;
-  finish_reason?: string;
-  usage?: GenUsage;
-  latency_ms: number;
-  endpoint: string;
-  attempts: number;
+/**
+ * One completed request of `chunks/part-*.jsonl`: the raw answer as the server sent it (acceptance is
+ * applied at assembly). Every journal ever written has these fields; old ones (before raw answers were
+ * kept) have `text` or `rejected` instead of `raw`.
+ */
+export const JournalRecSchema = z.object({
+  key: z.string(),
+  doc: z.string(),
+  chunk: z.number().int(),
+  chunks: z.number().int(),
+  parent: z.string(),
+  raw: z.string().optional(),
+  text: z.string().optional(),
+  rejected: z.string().optional(),
+  // An OpenAI-compatible server may send `"finish_reason": null`, which was journaled as is.
+  finish_reason: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? undefined),
+  usage: z.object({ prompt_tokens: z.number(), completion_tokens: z.number() }).optional(),
+  latency_ms: z.number(),
+  endpoint: z.string(),
+  attempts: z.number().int(),
   /** 0 for the first answer of a key; n for the n-th re-ask after an empty (or truncated) answer. */
-  try?: number;
-}
+  try: z.number().int().optional(),
+});
+export type JournalRec = z.infer<typeof JournalRecSchema>;
 
 /** Which slice of the sources this process generates; 0/1 is the whole run. */
 export interface Shard {
@@ -212,8 +220,11 @@ function parses(line: string): boolean {
 export async function readJournal(dir: string): Promise<Map<string, JournalRec[]>> {
   const out = new Map<string, JournalRec[]>();
   for (const f of partFiles(dir)) {
-    for (const r of await readJsonlTolerant<JournalRec>(f)) {
-      if (!r?.key) continue;
+    for (const { value, line } of await readJsonlTolerantLines(f)) {
+      const r = parseJsonRecord(f, line, value, JournalRecSchema, {
+        what: "a generation journal record",
+        hint: "the journal is damaged: remove the line (its request is sent again on the rerun)",
+      });
       const arr = out.get(r.key) ?? [];
       arr.push(r);
       out.set(r.key, arr);

@@ -52,11 +52,12 @@ export async function* readJsonl(
   }
 }
 
-/** Read a whole (small) JSONL file, dropping a torn final line left by a killed writer. */
-export async function readJsonlTolerant<T = unknown>(path: string): Promise<T[]> {
-  // Cast: the caller's T is trusted, not checked (only generate's own request journal uses it; see
-  // readJsonlTolerantLines + a schema for files another program may write).
-  return (await readJsonlTolerantLines(path)).map((l) => l.value as T);
+/**
+ * Read a whole (small) JSONL file, dropping a torn final line left by a killed writer. Values are unknown:
+ * validate them with the owning stage's schema (readJsonlTolerantLines gives the line numbers for that).
+ */
+export async function readJsonlTolerant(path: string): Promise<unknown[]> {
+  return (await readJsonlTolerantLines(path)).map((l) => l.value);
 }
 
 /** readJsonlTolerant with each value's 1-based line number (for messages naming file:line). */
