@@ -5,7 +5,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { readCorpusStats } from "../../src/corpus/workspace.js";
-import { acquireLock, liveLocks, prepareSyntheticSource } from "../../src/generate/journal.js";
+import { acquireLock, liveLocks, prepareSyntheticSource, readJournal } from "../../src/generate/journal.js";
 import { readSourceCacheIndex } from "../../src/mix/manifest.js";
 import { TokenReader } from "../../src/mix/tokenio.js";
 import { StudyStateFile } from "../../src/study/state.js";
@@ -190,3 +190,30 @@ function mkChunks(dir: string): string {
   mkdirSync(join(dir, "chunks"), { recursive: true });
   return dir;
 }
+
+test("generation journal: records checked against JournalRecSchema (null finish_reason kept as absent); a damaged one names file:line", async () => {
+  const dir = tmp();
+  const rec = {
+    key: "k1",
+    doc: "d",
+    chunk: 0,
+    chunks: 1,
+    parent: "d",
+    raw: "answer",
+    finish_reason: null,
+    latency_ms: 3,
+    endpoint: "e",
+    attempts: 1,
+    try: 0,
+  };
+  writeFileSync(join(dir, "part-000.jsonl"), `${JSON.stringify(rec)}\n{"key": "k2", "do`);
+  const j = await readJournal(dir);
+  assert.deepEqual([...j.keys()], ["k1"]);
+  assert.equal(j.get("k1")?.[0].finish_reason, undefined);
+  // Before: a record without its chunk fields was taken as an answer and broke the assembly later.
+  writeFileSync(
+    join(dir, "part-000.jsonl"),
+    `${JSON.stringify({ key: "k2", raw: "x" })}\n${JSON.stringify(rec)}\n`,
+  );
+  await assert.rejects(readJournal(dir), /part-000\.jsonl:1: not a generation journal record: doc: /);
+});
