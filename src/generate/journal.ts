@@ -279,7 +279,9 @@ function liveLock(dir: string, file: string): (LockInfo & { file: string }) | un
   const path = join(dir, file);
   const holder = shard === undefined ? undefined : readLockHolder(path);
   if (!holder || shard === undefined || liveHolder(path, holder) === undefined) return undefined;
-  return { pid: holder.pid, host: holder.host, shard, started: holder.since, file: path };
+  // host "" is an unreadable lock file (util/lock.ts judges it by its mtime).
+  const host = holder.host || "an unknown host";
+  return { pid: holder.pid, host, shard, started: holder.since, file: path };
 }
 
 /** Live generate locks in `dir` (stale ones are skipped: their holder is gone or stopped its heartbeat). */
