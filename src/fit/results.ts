@@ -281,7 +281,7 @@ export const SpeedupEntrySchema = MixtureKeySchema.extend({
   basis: z.enum(["laws-identified", "interpolation"]).nullable().optional(),
   /**
    * When the headline reading is extrapolated or not reachable: a bound read from the runs instead (speedup < value when
-   * the mixture's mean loss at its largest budget `atD` is still above L* by `gapSe` standard errors,
+   * the mixture's mean loss at its largest budget `atD` is still above L* by `gapSe` standard errors (seed noise at this N, else pooled),
    * > value when at its smallest budget it is already below). Null when the runs do not settle it.
    */
   bound: z

@@ -335,7 +335,10 @@ function computeSpeedups(
   const observedAt = (mixRows: RunResultRow[], N: number | null): ObservedCells | undefined => {
     const nat = largestAt(N);
     if (N === null || !nat) return undefined;
-    return { natural: nat, mixture: cellsAt(mixRows, N), sigmaLog };
+    // Seed noise at this N when it has replicates: it varies with model size (a saturated small model
+    // repeats to ~0.2%, a model in a learning transition to ~2%), so the pooled value misjudges both.
+    const atN = seedNoise(rows.filter((r) => r.nonEmbeddingParams === N));
+    return { natural: nat, mixture: cellsAt(mixRows, N), sigmaLog: atN ?? sigmaLog };
   };
   const targetsFor = (N: number | null) => {
     const rs = N === null ? naturalRows : naturalRows.filter((r) => r.nonEmbeddingParams === N);
