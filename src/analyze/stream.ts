@@ -1,5 +1,6 @@
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, statSync } from "node:fs";
 import { SynthmixError } from "../util/errors.js";
+import { readExactly } from "../util/readexact.js";
 import { Rng } from "../util/rng.js";
 import type { TokenDtype } from "../util/tokenfile.js";
 import type { UnigramCounts } from "./unigram.js";
@@ -43,7 +44,7 @@ export function countTokenFile(
   try {
     for (let start = 0; start < n; start += CHUNK_TOKENS) {
       const len = Math.min(CHUNK_TOKENS, n - start);
-      readFully(fd, bytes, len * width, start * width, path);
+      readExactly(fd, bytes.subarray(0, len * width), start * width, path, "BAD_TOKEN_FILE");
       for (let i = 0; i < len; i++) {
         const id = buf[i];
         if (id >= vocabSize) throw badId(path, start + i, id, vocabSize);
@@ -110,16 +111,6 @@ function gapA(need: number, left: number, rng: Rng): number {
     quot = (quot * top) / rest;
   }
   return skip;
-}
-
-function readFully(fd: number, bytes: Uint8Array, len: number, pos: number, path: string): void {
-  let off = 0;
-  while (off < len) {
-    const got = readSync(fd, bytes, off, len - off, pos + off);
-    if (got === 0)
-      throw new SynthmixError("BAD_TOKEN_FILE", `${path}: shorter than its size said (changed while read?)`);
-    off += got;
-  }
 }
 
 function withTypes(counts: Float64Array, vocabSize: number, total: number): UnigramCounts {

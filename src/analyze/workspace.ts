@@ -1,7 +1,14 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { MixtureManifest, TestSetManifest } from "../mix/manifest.js";
-import type { RunResultRow } from "../sweep/results.js";
+import {
+  type MixtureManifest,
+  readMixtureManifest,
+  readSourceCacheIndex,
+  readTestSetManifest,
+  type TestSetManifest,
+} from "../mix/manifest.js";
+import { readStatus } from "../sweep/registry.js";
+import { type RunResultRow, readRunResults } from "../sweep/results.js";
 import { SynthmixError } from "../util/errors.js";
 import { deriveSeed, Rng } from "../util/rng.js";
 import { readTokens, type TokenDtype } from "../util/tokenfile.js";
@@ -53,15 +60,6 @@ export interface AnalyzeOptions {
   write?: boolean;
 }
 
-function readJson<T>(path: string): T {
-  try {
-    // Manifests of the mix stage; their schema is owned there (shape checked where fields are used).
-    return JSON.parse(readFileSync(path, "utf8")) as T;
-  } catch (e) {
-    throw new SynthmixError("BAD_MANIFEST", `${path}: cannot read JSON (${(e as Error).message})`);
-  }
-}
-
 /** The workspace tokenizer's `tokenString`, or undefined when there is none or it does not load. */
 async function loadTokenString(ws: string): Promise<((id: number) => string) | undefined> {
   const path = join(ws, "tokenizer", "tokenizer.json");
@@ -74,13 +72,6 @@ async function loadTokenString(ws: string): Promise<((id: number) => string) | u
   } catch {
     return undefined;
   }
-}
-
-interface SourceCache {
-  source: string;
-  dtype: TokenDtype;
-  tokens: number;
-  tokenizerSha256: string;
 }
 
 type Ids = Uint16Array | Uint32Array;
@@ -123,7 +114,7 @@ function loadTests(ws: string): { tm: TestSetManifest; tests: { meta: UnigramTes
       hint: "build the tokenized test sets first (synthmix mix)",
     });
   }
-  const tm = readJson<TestSetManifest>(testManifestPath);
+  const tm = readTestSetManifest(testDir);
   const tests = tm.domains.map((d) => {
     const path = join(testDir, d.file);
     const ids = readTokens(path, tm.dtype);
@@ -139,7 +130,7 @@ function loadSourceCaches(ws: string, tm: TestSetManifest): LoadedSource[] {
   if (!existsSync(srcDir)) return out;
   for (const name of readdirSync(srcDir).sort()) {
     if (!name.endsWith(".json")) continue;
-    const idx = readJson<SourceCache>(join(srcDir, name));
+    const idx = readSourceCacheIndex(join(srcDir, name));
     // Caches made with another tokenizer are stale leftovers: their ids mean other tokens.
     if (idx.tokenizerSha256 && tm.tokenizerSha256 && idx.tokenizerSha256 !== tm.tokenizerSha256) continue;
     const bin = join(srcDir, name.replace(/\.json$/, ".bin"));
@@ -168,7 +159,7 @@ function loadMixtures(ws: string, vocab: number): LoadedSource[] {
   for (const id of readdirSync(mixDir).sort()) {
     const mpath = join(mixDir, id, "manifest.json");
     if (!existsSync(mpath) || id.startsWith("generator-")) continue;
-    const m = readJson<MixtureManifest>(mpath);
+    const m = readMixtureManifest(join(mixDir, id));
     if (m.vocabSize !== vocab) {
       throw new SynthmixError(
         "VOCAB_MISMATCH",
@@ -343,7 +334,7 @@ function splitsFor(
 export function largestRuns(ws: string): string[] {
   const path = join(ws, "results", "runs.json");
   if (!existsSync(path)) return [];
-  const rows = readJson<{ rows?: RunResultRow[] }>(path).rows ?? [];
+  const rows = readRunResults(ws).rows;
   const best = new Map<string, RunResultRow>();
   for (const r of rows) {
     if (r.domain !== "all") continue;
@@ -379,8 +370,7 @@ function runSplits(
         hint: "name a run under <ws>/runs/ (synthmix sweep status lists them)",
       });
     }
-    const status = readJson<{ mixture?: { id?: string } }>(statusPath);
-    const mixId = status.mixture?.id ?? "";
+    const mixId = readStatus(ws, id)?.mixture.id ?? "";
     const src = sources.find((s) => s.mixtureIds.includes(mixId));
     if (!src) {
       throw new SynthmixError(

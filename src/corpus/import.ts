@@ -1,12 +1,4 @@
-import {
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fsyncDir, replaceDir, writeJsonAtomic } from "../util/atomic.js";
@@ -25,7 +17,7 @@ import {
 } from "./read.js";
 import { planCutoffs, splitScore, type TestBy, testSetKey } from "./split.js";
 import type { Doc } from "./types.js";
-import { type CorpusStats, corpusDir, type SplitStats } from "./workspace.js";
+import { type CorpusStats, corpusDir, readStatsFile, type SplitStats } from "./workspace.js";
 import { LineWriter } from "./writer.js";
 
 export interface ImportOptions extends CleanOptions, Omit<ReadOptions, "onBadRecord"> {
@@ -70,7 +62,7 @@ export function defaultCorpusName(from: string | SourceSpec): string {
 }
 
 /** The options that determine the output; their hash decides whether a rerun can reuse it. */
-function importConfig(opts: ImportOptions): Record<string, unknown> {
+function importConfig(opts: ImportOptions) {
   const src = resolveSource(opts.from);
   let fingerprint: Record<string, unknown> | undefined;
   if (src.kind !== "brown" && statSync(src.path).isDirectory()) {
@@ -137,11 +129,11 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
     opts.progress instanceof Progress
       ? opts.progress
       : new Progress(`corpus ${name}`, { unit: "docs", mode: opts.progress ? undefined : "silent" });
-  if ((config.from as { kind: string }).kind === "brown") progress.setTotal(opts.maxDocs ?? 500);
+  if (config.from.kind === "brown") progress.setTotal(opts.maxDocs ?? 500);
   const tmp = freshTmpDir(dir, name);
   try {
-    const seed = (config.seed as number) ?? 1;
-    const testBy = config.testBy as TestBy;
+    const seed = config.seed ?? 1;
+    const testBy = config.testBy;
     // Pass 1: read and clean into one staging file, collecting split scores per test set.
     const staged = await stage(opts, { name, seed, testBy, progress, tmp });
     // Pass 2: route each kept document to train or its test set.
@@ -181,7 +173,7 @@ export async function importCorpus(opts: ImportOptions): Promise<CorpusStats> {
 /** The stats of a complete import with the same config hash (marked `reused`), if there is one. */
 function completeImport(statsPath: string, configHash: string): CorpusStats | undefined {
   if (!existsSync(statsPath)) return undefined;
-  const prev = JSON.parse(readFileSync(statsPath, "utf8")) as CorpusStats;
+  const prev = readStatsFile(statsPath);
   return prev.configHash === configHash ? { ...prev, reused: true } : undefined;
 }
 
@@ -280,6 +272,7 @@ async function route(
   });
   for await (const line of rl) {
     if (line === "") continue;
+    // Cast: this staging file was written by stage() above from validated Docs, moments ago, in this call.
     const doc = JSON.parse(line) as Doc;
     const key = testSetKey(doc, testBy);
     if (splitScore(seed, doc.id) <= (cutoffs.get(key) ?? -1)) {

@@ -1,6 +1,7 @@
 // The corpus stage: read documents from many formats, clean them, split train/test, write the workspace.
 export * from "./clean.js";
 export { type CorpusConfig, corpusConfigSchema, toImportOptions } from "./config.js";
+export * from "./docs.js";
 export { defaultCorpusName, formatCorpusSummary, type ImportOptions, importCorpus } from "./import.js";
 export * from "./minhash.js";
 export * from "./read.js";

@@ -1,6 +1,7 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { AtomicFile } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
+import { readExactly } from "../util/readexact.js";
 import type { TokenDtype } from "../util/tokenfile.js";
 
 /**
@@ -95,21 +96,12 @@ export function parseLlmcHeader(bytes: Uint8Array, where = "llm.c shard"): LlmcH
   return { layout, magic, version, tokens, dtype: LLMC_LAYOUTS[layout].dtype };
 }
 
-function readExactly(fd: number, bytes: Uint8Array, position: number, where: string): void {
-  let off = 0;
-  while (off < bytes.length) {
-    const got = readSync(fd, bytes, off, bytes.length - off, position + off);
-    if (got === 0) throw new SynthmixError("LLMC_TRUNCATED", `${where}: unexpected end of file`);
-    off += got;
-  }
-}
-
 /** Read a whole shard, checking what llm.c checks: header, and a file size of exactly header + tokens. */
 export function readLlmcShard(path: string): LlmcHeader & { ids: Uint16Array | Uint32Array } {
   const fd = openSync(path, "r");
   try {
     const head = new Uint8Array(Math.min(LLMC_HEADER_BYTES, fstatSync(fd).size));
-    readExactly(fd, head, 0, path);
+    readExactly(fd, head, 0, path, "LLMC_TRUNCATED");
     const h = parseLlmcHeader(head, path);
     const width = h.dtype === "uint16" ? 2 : 4;
     const size = fstatSync(fd).size;
@@ -122,7 +114,7 @@ export function readLlmcShard(path: string): LlmcHeader & { ids: Uint16Array | U
       );
     }
     const ids = h.dtype === "uint16" ? new Uint16Array(h.tokens) : new Uint32Array(h.tokens);
-    readExactly(fd, new Uint8Array(ids.buffer), LLMC_HEADER_BYTES, path);
+    readExactly(fd, new Uint8Array(ids.buffer), LLMC_HEADER_BYTES, path, "LLMC_TRUNCATED");
     return { ...h, ids };
   } finally {
     closeSync(fd);
@@ -296,7 +288,7 @@ function copyShard(
     for (let done = 0; done < n; ) {
       const m = Math.min(COPY_CHUNK, n - done);
       const ids = dtype === "uint16" ? new Uint16Array(m) : new Uint32Array(m);
-      readExactly(fd, new Uint8Array(ids.buffer), position + done * width, where);
+      readExactly(fd, new Uint8Array(ids.buffer), position + done * width, where, "LLMC_TRUNCATED");
       w.write(ids);
       done += m;
     }

@@ -6,42 +6,47 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
-  readSync,
   statfsSync,
-  unlinkSync,
-  writeSync,
 } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { loadConfigFile } from "../config/load.js";
-import type { Doc } from "../corpus/types.js";
+import { readDocsTolerant } from "../corpus/docs.js";
 import { JsonlAppender, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
-import { readJsonlTolerant } from "../util/jsonl.js";
-import type { GenUsage } from "./backends/types.js";
+import { parseJsonRecord } from "../util/json.js";
+import { readJsonlTolerantLines } from "../util/jsonl.js";
+import { type HeldLock, liveHolder, readLockHolder, tryLock } from "../util/lock.js";
+import { readExactly } from "../util/readexact.js";
 import { diffIdentity, identityHash } from "./options.js";
 
-/** One completed request: the raw answer as the server sent it (acceptance is applied at assembly). */
-export interface JournalRec {
-  key: string;
-  doc: string;
-  chunk: number;
-  chunks: number;
-  parent: string;
-  /** Raw answer text. Old journals (before raw answers were kept) have `text` or `rejected` instead. */
-  raw?: string;
-  text?: string;
-  rejected?: string;
-  finish_reason?: string;
-  usage?: GenUsage;
-  latency_ms: number;
-  endpoint: string;
-  attempts: number;
+/**
+ * One completed request of `chunks/part-*.jsonl`: the raw answer as the server sent it (acceptance is
+ * applied at assembly). Every journal ever written has these fields; old ones (before raw answers were
+ * kept) have `text` or `rejected` instead of `raw`.
+ */
+export const JournalRecSchema = z.object({
+  key: z.string(),
+  doc: z.string(),
+  chunk: z.number().int(),
+  chunks: z.number().int(),
+  parent: z.string(),
+  raw: z.string().optional(),
+  text: z.string().optional(),
+  rejected: z.string().optional(),
+  // An OpenAI-compatible server may send `"finish_reason": null`, which was journaled as is.
+  finish_reason: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? undefined),
+  usage: z.object({ prompt_tokens: z.number(), completion_tokens: z.number() }).optional(),
+  latency_ms: z.number(),
+  endpoint: z.string(),
+  attempts: z.number().int(),
   /** 0 for the first answer of a key; n for the n-th re-ask after an empty (or truncated) answer. */
-  try?: number;
-}
+  try: z.number().int().optional(),
+});
+export type JournalRec = z.infer<typeof JournalRecSchema>;
 
 /** Which slice of the sources this process generates; 0/1 is the whole run. */
 export interface Shard {
@@ -179,7 +184,7 @@ export function repairJsonlTail(path: string): number {
     const window = Math.min(size, 4 << 20);
     const start = size - window;
     const buf = Buffer.alloc(window);
-    readSync(fd, buf, 0, window, start);
+    readExactly(fd, buf, start, path);
     const lastNl = buf.lastIndexOf(10);
     // No newline in the window: the whole file is one torn line, or (a >4 MB line) cannot be judged.
     let keep = lastNl < 0 ? (start === 0 ? 0 : size) : start + lastNl + 1;
@@ -215,8 +220,11 @@ function parses(line: string): boolean {
 export async function readJournal(dir: string): Promise<Map<string, JournalRec[]>> {
   const out = new Map<string, JournalRec[]>();
   for (const f of partFiles(dir)) {
-    for (const r of await readJsonlTolerant<JournalRec>(f)) {
-      if (!r?.key) continue;
+    for (const { value, line } of await readJsonlTolerantLines(f)) {
+      const r = parseJsonRecord(f, line, value, JournalRecSchema, {
+        what: "a generation journal record",
+        hint: "the journal is damaged: remove the line (its request is sent again on the rerun)",
+      });
       const arr = out.get(r.key) ?? [];
       arr.push(r);
       out.set(r.key, arr);
@@ -230,9 +238,9 @@ export async function readJournal(dir: string): Promise<Map<string, JournalRec[]
 export async function readWritten(dir: string): Promise<Map<string, number>> {
   const written = new Map<string, number>();
   for (const f of partFiles(dir)) {
-    for (const r of await readJsonlTolerant<Doc>(f)) {
-      const p = r?.meta?.parent as string | undefined;
-      if (p) written.set(p, (written.get(p) ?? 0) + 1);
+    for (const { doc } of await readDocsTolerant(f)) {
+      const p = doc.meta?.parent;
+      if (typeof p === "string" && p) written.set(p, (written.get(p) ?? 0) + 1);
     }
   }
   return written;
@@ -241,48 +249,48 @@ export async function readWritten(dir: string): Promise<Map<string, number>> {
 // ---------------------------------------------------------------------------------------------
 // One writer per folder (per shard)
 
-/** `<out>/.generate[-sNNNNofNNNN].lock`: who holds the folder (or shard). */
-const LockInfoSchema = z.object({
-  pid: z.number(),
-  host: z.string(),
-  shard: z.string(),
-  started: z.string().optional(),
-});
-type LockInfo = z.infer<typeof LockInfoSchema>;
+/**
+ * `<out>/.generate[-sNNNNofNNNN].lock`: who writes the folder (or one shard of it). The lock is the
+ * shared host-aware lock of util/lock.ts (O_EXCL create, heartbeat, stale only when that can be known),
+ * so a folder on a cluster filesystem is guarded like a sweep; the shard is the file's name.
+ */
+export interface LockInfo {
+  pid: number;
+  host: string;
+  /** "i/n" (0/1 for a whole-folder run). */
+  shard: string;
+  started?: string;
+}
 
 function lockName(s: Shard): string {
   return s.count <= 1 ? ".generate.lock" : `.generate-${shardTag(s)}.lock`;
 }
 
-/** The lock's holder; undefined when absent or unreadable (a torn lock is no lock: it is taken over). */
-function readLock(path: string): LockInfo | undefined {
-  try {
-    const r = LockInfoSchema.safeParse(JSON.parse(readFileSync(path, "utf8")));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
-  }
+/** The shard a lock file's name stands for ("0/1" for `.generate.lock`), undefined for other files. */
+function lockShard(file: string): string | undefined {
+  if (file === ".generate.lock") return "0/1";
+  const m = /^\.generate-s(\d{4})of(\d{4})\.lock$/.exec(file);
+  return m ? `${Number(m[1])}/${Number(m[2])}` : undefined;
 }
 
-function alive(l: LockInfo): boolean {
-  // A lock from another host cannot be checked from here: treat it as held.
-  if (l.host !== hostname()) return true;
-  if (l.pid === process.pid) return false;
-  try {
-    process.kill(l.pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+/** The live holder of a lock file, or undefined when it is absent, stale or not a generate lock. */
+function liveLock(dir: string, file: string): (LockInfo & { file: string }) | undefined {
+  const shard = lockShard(file);
+  const path = join(dir, file);
+  const holder = shard === undefined ? undefined : readLockHolder(path);
+  if (!holder || shard === undefined || liveHolder(path, holder) === undefined) return undefined;
+  // host "" is an unreadable lock file (util/lock.ts judges it by its mtime).
+  const host = holder.host || "an unknown host";
+  return { pid: holder.pid, host, shard, started: holder.since, file: path };
 }
 
-/** Live generate locks in `dir` (stale ones, whose process is gone, are skipped). */
+/** Live generate locks in `dir` (stale ones are skipped: their holder is gone or stopped its heartbeat). */
 export function liveLocks(dir: string): (LockInfo & { file: string })[] {
   if (!existsSync(dir)) return [];
   const out: (LockInfo & { file: string })[] = [];
-  for (const f of readdirSync(dir).filter((x) => /^\.generate.*\.lock$/.test(x))) {
-    const l = readLock(join(dir, f));
-    if (l && alive(l)) out.push({ ...l, file: join(dir, f) });
+  for (const f of readdirSync(dir).sort()) {
+    const l = liveLock(dir, f);
+    if (l) out.push(l);
   }
   return out;
 }
@@ -292,52 +300,30 @@ function lockedError(dir: string, l: LockInfo): SynthmixError {
     "GENERATE_LOCKED",
     `another generate (pid ${l.pid} on ${l.host}, shard ${l.shard}, since ${l.started ?? "an unknown time"}) is writing ${dir}`,
     {
-      hint: `wait for it, or stop it (kill ${l.pid}) and rerun; a rerun resumes. A lock left by a crashed process on another host can be removed by hand`,
+      hint: `wait for it, or stop it (kill ${l.pid}) and rerun; a rerun resumes. A lock left by a crashed process on another host is taken over once its heartbeat is 10 minutes old`,
     },
   );
 }
 
 /**
- * Take the folder lock for `shard`: created with O_EXCL so two processes starting together cannot both
- * win; a lock whose process is gone (same host) is taken over, as `sweep` does. A whole-folder run
- * conflicts with every shard; shards conflict only with the same shard or another shard count.
+ * Take the folder lock for `shard`: two processes starting together cannot both win, and a stale lock
+ * is broken (util/lock.ts). A whole-folder run conflicts with every shard; shards conflict only with the
+ * same shard or another shard count.
  */
 export function acquireLock(dir: string, shard: Shard): () => void {
-  const path = join(dir, lockName(shard));
-  const info: LockInfo = {
-    pid: process.pid,
-    host: hostname(),
-    shard: `${shard.index}/${shard.count}`,
-    started: new Date().toISOString(),
-  };
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fd = openSync(path, "wx");
-      try {
-        writeSync(fd, `${JSON.stringify(info)}\n`);
-      } finally {
-        closeSync(fd);
-      }
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw fsError(e, path, "create the lock");
-      const held = readLock(path);
-      if (held && alive(held)) throw lockedError(dir, held);
-      if (attempt > 0) throw lockedError(dir, held ?? { ...info, pid: 0 });
-      try {
-        unlinkSync(path); // stale: its process is gone
-      } catch {
-        // Someone else took it over first; the next create decides.
-      }
-    }
+  const file = lockName(shard);
+  const path = join(dir, file);
+  let held: HeldLock | null;
+  try {
+    held = tryLock(path) ?? tryLock(path); // the first attempt may only break a stale lock
+  } catch (e) {
+    throw fsError(e, path, "create the lock");
   }
-  const release = () => {
-    try {
-      if (readLock(path)?.pid === process.pid) unlinkSync(path);
-    } catch {
-      // Already gone.
-    }
-  };
+  if (!held) {
+    const info = liveLock(dir, file);
+    throw lockedError(dir, info ?? { pid: 0, host: "?", shard: `${shard.index}/${shard.count}` });
+  }
+  const release = () => held.release();
   for (const other of liveLocks(dir)) {
     if (other.file === path) continue;
     const [, n] = other.shard.split("/").map(Number);

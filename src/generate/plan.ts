@@ -1,9 +1,9 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { readDocLines } from "../corpus/docs.js";
 import type { Doc } from "../corpus/types.js";
-import { BadRecordError, SynthmixError } from "../util/errors.js";
+import { SynthmixError } from "../util/errors.js";
 import { sha256, stableHash } from "../util/hash.js";
-import { readJsonl, readJsonlTolerant } from "../util/jsonl.js";
 import { deriveSeed, Rng } from "../util/rng.js";
 import type { SamplingParams } from "./backends/types.js";
 import { type CountTokens, chunkText } from "./chunk.js";
@@ -51,30 +51,22 @@ export async function loadSources(
       hint: `import a corpus first (synthmix corpus ...) so that corpus/${corpusName}/train.jsonl exists`,
     });
   }
-  // Ids held out for evaluation must never be rephrased, even if a split file was edited by hand.
+  // Ids held out for evaluation must never be rephrased, even if a split file was edited by hand; a
+  // corrupt line there is an error (a skipped one could leak a held-out document into the sources).
   const testIds = new Set<string>();
   const testDir = join(dir, "test");
   if (existsSync(testDir)) {
     for (const f of readdirSync(testDir).filter((x) => x.endsWith(".jsonl"))) {
-      for (const r of await readJsonlTolerant<{ id?: string }>(join(testDir, f))) if (r.id) testIds.add(r.id);
+      for await (const { doc } of readDocLines(join(testDir, f))) testIds.add(doc.id);
     }
   }
   let bad = 0;
   const onBad = skipBadRecords ? () => void bad++ : undefined;
   const docs: Doc[] = [];
-  for await (const { value, line } of readJsonl<Doc>(path, onBad)) {
-    const v = value as Partial<Doc> | null;
-    if (!v || typeof v !== "object" || typeof v.id !== "string" || typeof v.text !== "string") {
-      if (onBad) {
-        onBad();
-        continue;
-      }
-      throw new BadRecordError(path, line, "record needs string fields id and text", {
-        hint: "fix the record or pass --skip-bad-records to skip and count such records",
-      });
-    }
-    if (testIds.has(v.id) || v.text.trim() === "") continue;
-    docs.push(v as Doc);
+  const hint = "fix the record or pass --skip-bad-records to skip and count such records";
+  for await (const { doc } of readDocLines(path, { onBad, hint })) {
+    if (testIds.has(doc.id) || doc.text.trim() === "") continue;
+    docs.push(doc);
   }
   return { docs, bad };
 }

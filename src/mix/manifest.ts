@@ -2,13 +2,14 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { readJsonFile } from "../util/json.js";
+import { jsonFileReader, readJsonFile } from "../util/json.js";
 
 /**
- * The mix stage's two artifacts, each with one schema and one read/write pair (the stages after it,
+ * The mix stage's artifacts, each with one schema and one read/write pair (the stages after it,
  * e.g. the trainer and the study, read them through these):
  * - `mixtures/<id>/manifest.json`: what a token shard holds and how it was made;
- * - `tokens/test/manifest.json`: the held-out test sets, tokenized once and shared by every run.
+ * - `tokens/test/manifest.json`: the held-out test sets, tokenized once and shared by every run;
+ * - `tokens/sources/<name>-<key>.json`: the index of a tokenized source (the token cache).
  * Objects are loose: a field added by a newer writer survives a read/modify/write by an older one.
  */
 const Dtype = z.enum(["uint16", "uint32"]);
@@ -87,14 +88,19 @@ export function readMixtureManifest(dir: string): MixtureManifest {
   return readManifest(join(dir, "manifest.json"), MixtureManifestSchema, "mixture manifest");
 }
 
-/** The manifest if the folder holds a readable, valid one (for skip checks), else undefined. */
-export function tryReadMixtureManifest(dir: string): MixtureManifest | undefined {
+/** `read(dir)` if the folder holds a readable, valid manifest (for skip checks), else undefined. */
+function tryRead<T>(dir: string, read: (dir: string) => T): T | undefined {
   if (!existsSync(join(dir, "manifest.json"))) return undefined;
   try {
-    return readMixtureManifest(dir);
+    return read(dir);
   } catch {
     return undefined;
   }
+}
+
+/** The manifest if the folder holds a readable, valid one (for skip checks), else undefined. */
+export function tryReadMixtureManifest(dir: string): MixtureManifest | undefined {
+  return tryRead(dir, readMixtureManifest);
 }
 
 export function writeMixtureManifest(dir: string, manifest: MixtureManifest): void {
@@ -107,14 +113,37 @@ export function readTestSetManifest(dir: string): TestSetManifest {
 }
 
 export function tryReadTestSetManifest(dir: string): TestSetManifest | undefined {
-  if (!existsSync(join(dir, "manifest.json"))) return undefined;
-  try {
-    return readTestSetManifest(dir);
-  } catch {
-    return undefined;
-  }
+  return tryRead(dir, readTestSetManifest);
 }
 
 export function writeTestSetManifest(dir: string, manifest: TestSetManifest): void {
   writeJsonAtomic(join(dir, "manifest.json"), TestSetManifestSchema.parse(manifest));
 }
+
+/**
+ * `<ws>/tokens/sources/<name>-<key>.json`: the index of a tokenized source's cache, written last (its
+ * presence marks the `.bin` and `.lens.bin` next to it complete). Exported for the stages after mix that
+ * read the caches (analyze), so none re-declares it.
+ */
+export const SourceCacheIndexSchema = z.object({
+  version: z.literal(1),
+  source: z.string(),
+  files: z.array(z.string()),
+  contentSha256: z.string(),
+  tokenizerSha256: z.string(),
+  dtype: Dtype,
+  documents: Count,
+  tokens: Count,
+  skippedEmpty: Count,
+});
+export type SourceCacheIndex = z.infer<typeof SourceCacheIndexSchema>;
+
+/** Read and validate a source cache index (mix's one reader of it). */
+export const readSourceCacheIndex: (path: string) => SourceCacheIndex = jsonFileReader(
+  SourceCacheIndexSchema,
+  {
+    code: "BAD_SOURCE_CACHE",
+    what: "a token cache index",
+    hint: "the token cache is damaged: delete it (tokens/sources/ is a cache; the next mix build rebuilds it)",
+  },
+);

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import type { Doc } from "../corpus/types.js";
+import { readDocTexts } from "../corpus/docs.js";
 import { prepareSyntheticSource } from "../generate/journal.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { BadRecordError, SynthmixError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
+import { SynthmixError } from "../util/errors.js";
 import { dtypeForVocab, type TokenDtype } from "../util/tokenfile.js";
+import { readSourceCacheIndex, type SourceCacheIndex } from "./manifest.js";
 import { TokenWriter } from "./tokenio.js";
 import type { MixTokenizer } from "./tokenizer.js";
 
@@ -55,7 +55,7 @@ export async function hashSourceFiles(files: string[]): Promise<string> {
   const h = createHash("sha256");
   for (const f of files) {
     h.update(`${f.split("/").pop()}\u0000`);
-    for await (const chunk of createReadStream(f)) h.update(chunk as Buffer);
+    for await (const chunk of createReadStream(f)) h.update(chunk as Buffer); // no encoding: Buffers
     h.update("\u0000");
   }
   const digest = h.digest("hex");
@@ -72,16 +72,11 @@ export async function* streamSourceTexts(
   counter: { skippedEmpty: number; documents: number } = { skippedEmpty: 0, documents: 0 },
 ): AsyncGenerator<string> {
   for (const f of files) {
-    for await (const { value, line } of readJsonl<Doc>(f)) {
-      if (value === null || typeof value !== "object" || typeof value.text !== "string") {
-        throw new BadRecordError(f, line, 'not a document record (needs a string "text" field)', {
-          hint: 'each line must be a JSON object like {"id": ..., "text": ..., "source": ...}',
-        });
-      }
-      if (value.text.trim() === "") counter.skippedEmpty++;
+    for await (const { text } of readDocTexts(f)) {
+      if (text.trim() === "") counter.skippedEmpty++;
       else {
         counter.documents++;
-        yield value.text;
+        yield text;
       }
     }
   }
@@ -110,18 +105,6 @@ export interface TokenizedSource {
   offsets: Float64Array;
   contentSha256: string;
   files: string[];
-}
-
-interface CacheIndex {
-  version: 1;
-  source: string;
-  files: string[];
-  contentSha256: string;
-  tokenizerSha256: string;
-  dtype: TokenDtype;
-  documents: number;
-  tokens: number;
-  skippedEmpty: number;
 }
 
 /** A Uint32Array that grows by doubling (document lengths while streaming). */
@@ -168,7 +151,7 @@ export async function loadTokenizedSource(
   };
   const binPath = `${base}.bin`;
   if (existsSync(`${base}.json`)) {
-    const idx = JSON.parse(readFileSync(`${base}.json`, "utf8")) as CacheIndex;
+    const idx = readSourceCacheIndex(`${base}.json`);
     const lensBuf = readFileSync(`${base}.lens.bin`);
     const lengths = new Uint32Array(lensBuf.byteLength / 4);
     new Uint8Array(lengths.buffer).set(lensBuf);
@@ -213,7 +196,7 @@ export async function loadTokenizedSource(
   writer.commit();
   const lengths = lens.toArray();
   writeFileAtomic(`${base}.lens.bin`, new Uint8Array(lengths.buffer, 0, lengths.byteLength));
-  const idx: CacheIndex = {
+  const idx: SourceCacheIndex = {
     version: 1,
     source: name,
     files: files.map((f) => relative(workspace, f)),

@@ -1,5 +1,6 @@
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { AtomicFile } from "../util/atomic.js";
+import { readExactly } from "../util/readexact.js";
 import type { TokenDtype } from "../util/tokenfile.js";
 
 const CHUNK = 1 << 20; // tokens buffered before a write: 2-4 MB whatever the file size
@@ -25,6 +26,7 @@ export class TokenWriter {
     let i = 0;
     while (i < ids.length) {
       const n = Math.min(ids.length - i, this.buf.length - this.used);
+      // Casts: a typed-array view (checked by its subarray method) is copied in one set().
       if ("subarray" in ids && typeof (ids as Uint16Array).subarray === "function") {
         this.buf.set((ids as Uint16Array).subarray(i, i + n), this.used);
       } else {
@@ -70,13 +72,7 @@ export class TokenReader {
   read(start: number, n: number): Uint16Array | Uint32Array {
     const out = this.dtype === "uint16" ? new Uint16Array(n) : new Uint32Array(n);
     const bytes = new Uint8Array(out.buffer);
-    let off = 0;
-    while (off < bytes.length) {
-      const got = readSync(this.fd, bytes, off, bytes.length - off, start * this.width + off);
-      if (got === 0)
-        throw new Error(`${this.path}: unexpected end of file at token ${start + off / this.width}`);
-      off += got;
-    }
+    readExactly(this.fd, bytes, start * this.width, this.path, "BAD_TOKEN_FILE");
     return out;
   }
   close(): void {

@@ -1,7 +1,9 @@
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { parseDocLine } from "../corpus/docs.js";
 import { listCorpora, readCorpusSplit } from "../corpus/workspace.js";
 import { partFiles } from "../generate/journal.js";
+import { readExactly } from "../util/readexact.js";
 import type { Table } from "./tables.js";
 
 /** One generated document next to the natural document it was generated from. */
@@ -17,16 +19,21 @@ export interface GeneratorSample {
 const HEAD_BYTES = 256 * 1024;
 const EXCERPT_CHARS = 480;
 
-/** The complete JSONL lines within the first HEAD_BYTES of a file: a sample never reads a whole part. */
-function headLines(path: string): string[] {
+/**
+ * The complete JSONL lines (with their 1-based numbers) within the first HEAD_BYTES of a file: a sample
+ * never reads a whole part. The last piece is dropped when the read filled the buffer (it may be cut at
+ * the window) and, for a whole file, when it lacks its newline (a tail torn by a killed writer, which is
+ * the generate stage's to repair).
+ */
+function headLines(path: string): { text: string; line: number }[] {
   const fd = openSync(path, "r");
   try {
-    const buf = Buffer.alloc(Math.min(HEAD_BYTES, statSync(path).size));
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    const text = buf.subarray(0, n).toString("utf8");
-    const lines = text.split("\n");
-    if (n === buf.length) lines.pop(); // possibly cut mid-line
-    return lines.filter((l) => l.trim() !== "");
+    const size = statSync(path).size;
+    const buf = Buffer.alloc(Math.min(HEAD_BYTES, size));
+    readExactly(fd, buf, 0, path);
+    const lines = buf.toString("utf8").split("\n");
+    lines.pop(); // "" after a final newline, or a piece cut by the window or a kill
+    return lines.map((text, i) => ({ text, line: i + 1 })).filter((l) => l.text.trim() !== "");
   } finally {
     closeSync(fd);
   }
@@ -35,18 +42,10 @@ function headLines(path: string): string[] {
 function firstDocs(dir: string, perFolder: number): { id: string; text: string; parent?: string }[] {
   const out: { id: string; text: string; parent?: string }[] = [];
   for (const file of partFiles(dir)) {
-    for (const line of headLines(file)) {
-      try {
-        const d = JSON.parse(line) as { id?: unknown; text?: unknown; meta?: { parent?: unknown } };
-        if (typeof d.id !== "string" || typeof d.text !== "string") continue;
-        out.push({
-          id: d.id,
-          text: d.text,
-          parent: typeof d.meta?.parent === "string" ? d.meta.parent : undefined,
-        });
-      } catch {
-        // A torn line is the generate stage's to repair; a sample just skips it.
-      }
+    for (const { text, line } of headLines(file)) {
+      const d = parseDocLine(text, file, line);
+      const parent = d.meta?.parent;
+      out.push({ id: d.id, text: d.text, parent: typeof parent === "string" ? parent : undefined });
       if (out.length >= perFolder) return out;
     }
   }

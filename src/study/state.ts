@@ -1,7 +1,9 @@
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { stableHash } from "../util/hash.js";
+import { readJsonFile } from "../util/json.js";
 
 /**
  * Which stages of a study are complete, and for which configuration. Each stage's key hashes its own
@@ -20,18 +22,18 @@ export const STAGE_ARTIFACTS: Record<StageName, string[]> = {
   sweep: ["mixtures", "tokens", "runs", "results", "report"],
 };
 
-interface StageRecord {
-  key: string;
-  complete: boolean;
-}
+const StageRecordSchema = z.object({ key: z.string(), complete: z.boolean() });
+type StageRecord = z.infer<typeof StageRecordSchema>;
 
-export interface StudyState {
-  version: 1;
-  stages: Partial<Record<StageName, StageRecord>>;
-}
+/** `<ws>/study-state.json`: per stage, the key of its last run and whether it completed. */
+export const StudyStateSchema = z.object({
+  version: z.literal(1),
+  stages: z.partialRecord(z.enum(STAGES), StageRecordSchema),
+});
+export type StudyState = z.infer<typeof StudyStateSchema>;
 
 export function chainKeys(sections: Record<StageName, unknown>): Record<StageName, string> {
-  const keys = {} as Record<StageName, string>;
+  const keys = {} as Record<StageName, string>; // filled for every stage by the loop below
   let prev = "";
   for (const stage of STAGES) {
     prev = stableHash({ prev, stage, section: sections[stage] ?? null });
@@ -46,7 +48,11 @@ export class StudyStateFile {
   constructor(readonly workspace: string) {
     this.path = join(workspace, "study-state.json");
     this.state = existsSync(this.path)
-      ? (JSON.parse(readFileSync(this.path, "utf8")) as StudyState)
+      ? readJsonFile(this.path, StudyStateSchema, {
+          code: "BAD_STUDY_STATE",
+          what: "the study state (study-state.json)",
+          hint: `delete ${this.path} and rerun: each stage runs again, reusing complete outputs whose own resume keys match`,
+        })
       : { version: 1, stages: {} };
   }
 

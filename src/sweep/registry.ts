@@ -1,64 +1,77 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { MetricRecord, RunConfig } from "../train/schema.js";
+import { z } from "zod";
+import { type FinalMetric, parseMetricRecord, RunConfigSchema } from "../train/schema.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
-import { readJsonlTolerant } from "../util/jsonl.js";
+import { readJsonFile } from "../util/json.js";
+import { readJsonlTolerantLines } from "../util/jsonl.js";
 import { liveHolder, readLockHolder, tryLock } from "../util/lock.js";
 import { processAlive } from "../util/process.js";
 import type { PlannedRun } from "./plan.js";
 
-export type RunState = "pending" | "running" | "done" | "failed";
-export type FinalMetric = Extract<MetricRecord, { type: "final" }>;
+export const RunStateSchema = z.enum(["pending", "running", "done", "failed"]);
+export type RunState = z.infer<typeof RunStateSchema>;
+export type { FinalMetric };
+
+/** The Slurm job of a run (executor "slurm"): current task id, its last seen state, and history. */
+const SlurmJobRecordSchema = z.object({
+  /** The array task training the run now (or last): "<array job id>_<task index>". */
+  jobId: z.string(),
+  /** Last state seen in squeue (PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, ...). */
+  state: z.string(),
+  /** Resource class the job was submitted with. */
+  class: z.string(),
+  submittedAt: z.string(),
+  /** Every task id submitted for this run, oldest first (retries append). */
+  history: z.array(z.string()),
+});
+export type SlurmJobRecord = z.infer<typeof SlurmJobRecordSchema>;
 
 /** `<ws>/runs/<id>/status.json`: one run's registry entry, rewritten atomically on every change. */
-export interface RunStatus {
-  id: string;
-  status: RunState;
-  modelName: string;
-  nonEmbeddingParams: number;
-  totalParams: number;
-  tokens: number;
-  seed: number;
-  mixture: { id: string; label: string; synthetic: string; ratio: number; generator: string };
-  threads: number;
-  backend: "internal" | "external";
+export const RunStatusSchema = z.object({
+  id: z.string(),
+  status: RunStateSchema,
+  modelName: z.string(),
+  nonEmbeddingParams: z.number(),
+  totalParams: z.number(),
+  tokens: z.number(),
+  seed: z.number(),
+  mixture: z.object({
+    id: z.string(),
+    label: z.string(),
+    synthetic: z.string(),
+    ratio: z.number(),
+    generator: z.string(),
+  }),
+  threads: z.number(),
+  backend: z.enum(["internal", "external"]),
   /** Planned training FLOPs (6ND + attention); the final record's value once done. */
-  flops: number;
+  flops: z.number(),
   /** Training attempts started, over all sweep invocations. */
-  attempts: number;
-  error?: string;
-  final?: {
-    loss: number;
-    losses: Record<string, number>;
-    step: number;
-    tokens: number;
-    tokensPerSec: number;
-    wallSec: number;
-    flops: number;
-  };
-  /** The Slurm job of this run (executor "slurm"): current task id, its last seen state, and history. */
-  slurm?: SlurmJobRecord;
+  attempts: z.number(),
+  error: z.string().optional(),
+  final: z
+    .object({
+      loss: z.number(),
+      losses: z.record(z.string(), z.number()),
+      step: z.number(),
+      tokens: z.number(),
+      tokensPerSec: z.number(),
+      wallSec: z.number(),
+      flops: z.number(),
+    })
+    .optional(),
+  slurm: SlurmJobRecordSchema.optional(),
   /** Process id of the child training this run while status is "running". */
-  pid?: number;
-  startedAt?: string;
-  finishedAt?: string;
-  updatedAt: string;
-  config: RunConfig;
-}
-
-export interface SlurmJobRecord {
-  /** The array task training the run now (or last): "<array job id>_<task index>". */
-  jobId: string;
-  /** Last state seen in squeue (PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, ...). */
-  state: string;
-  /** Resource class the job was submitted with. */
-  class: string;
-  submittedAt: string;
-  /** Every task id submitted for this run, oldest first (retries append). */
-  history: string[];
-}
+  pid: z.number().optional(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  updatedAt: z.string(),
+  config: RunConfigSchema,
+});
+export type RunStatus = z.infer<typeof RunStatusSchema>;
 
 export function runsDir(workspace: string): string {
   return join(workspace, "runs");
@@ -71,7 +84,11 @@ export function runDir(workspace: string, id: string): string {
 export function readStatus(workspace: string, id: string): RunStatus | undefined {
   const p = join(runDir(workspace, id), "status.json");
   if (!existsSync(p)) return undefined;
-  return JSON.parse(readFileSync(p, "utf8")) as RunStatus;
+  return readJsonFile(p, RunStatusSchema, {
+    code: "BAD_RUN_STATUS",
+    what: "a run status (status.json)",
+    hint: `the run's registry entry is damaged: delete ${p} and rerun the sweep: the run is registered again and trained (resuming from its checkpoint, if any)`,
+  });
 }
 
 export function writeStatus(workspace: string, status: RunStatus): void {
@@ -137,11 +154,12 @@ export function registerRun(workspace: string, run: PlannedRun): RunStatus {
 export async function readProgress(
   dir: string,
 ): Promise<{ tokens: number; loss?: number; final?: FinalMetric }> {
-  const recs = await readJsonlTolerant<MetricRecord>(join(dir, "metrics.jsonl"));
+  const path = join(dir, "metrics.jsonl");
   let tokens = 0;
   let loss: number | undefined;
   let final: FinalMetric | undefined;
-  for (const r of recs) {
+  for (const { value, line } of await readJsonlTolerantLines(path)) {
+    const r = parseMetricRecord(path, line, value);
     if (r.type === "train") {
       tokens = r.tokens;
       loss = r.loss;

@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 import { writeFileAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
 import { stableHash } from "../util/hash.js";
@@ -11,9 +12,9 @@ import type { SweepExecution } from "./local.js";
 import type { PlannedRun } from "./plan.js";
 import {
   type FinalMetric,
+  listStatuses,
   type RunStatus,
   readProgress,
-  readStatus,
   runDir,
   runsDir,
   writeStatus,
@@ -194,13 +195,16 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
+/** `<run>/.slurm-exit`, written by the job script when the trainer exits (a message detail only). */
+const SlurmExitSchema = z.object({ job: z.string(), code: z.number() });
+
 /** Why a task ended without a final record: Slurm state, exit code (from .slurm-exit) and log tail. */
 function failureText(workspace: string, id: string, jobId: string, state: string | undefined): string {
   const dir = runDir(workspace, id);
   let code = "";
   try {
-    const ex = JSON.parse(readFileSync(join(dir, ".slurm-exit"), "utf8")) as { job: string; code: number };
-    if (ex.job === jobId) code = `, exit code ${ex.code}`;
+    const ex = SlurmExitSchema.safeParse(JSON.parse(readFileSync(join(dir, ".slurm-exit"), "utf8")));
+    if (ex.success && ex.data.job === jobId) code = `, exit code ${ex.data.code}`;
   } catch {
     // No exit file: the task was killed before the trainer ended (or never started).
   }
@@ -405,12 +409,7 @@ class SlurmSweep {
 
 /** Runs of a workspace whose status says a Slurm task is training them. */
 export function slurmRunning(workspace: string): RunStatus[] {
-  const dir = runsDir(workspace);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .sort()
-    .map((id) => readStatus(workspace, id))
-    .filter((s): s is RunStatus => s?.status === "running" && s.slurm !== undefined);
+  return listStatuses(workspace).filter((s) => s.status === "running" && s.slurm !== undefined);
 }
 
 /** Live Slurm states of the workspace's running runs (read-only: for `sweep status`). */

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
-import { BadRecordError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
+import { readDocTexts } from "../corpus/docs.js";
+
+const TEXT_HINT = 'each JSONL line must be an object with a "text" string, or pass --skip-bad-records';
 
 export interface TextSourceStats {
   documents: number;
@@ -24,18 +25,7 @@ export async function* readTexts(
     : undefined;
   for (const path of paths) {
     if (/\.jsonl(\.gz)?$/.test(path)) {
-      for await (const { value, line } of readJsonl<{ text?: unknown }>(path, onBad)) {
-        const text = value?.text;
-        if (typeof text !== "string") {
-          const err = new BadRecordError(path, line, 'the record has no string "text" field', {
-            hint: 'each JSONL line must be an object with a "text" string, or pass --skip-bad-records',
-          });
-          if (onBad) {
-            onBad();
-            continue;
-          }
-          throw err;
-        }
+      for await (const { text } of readDocTexts(path, { onBad, hint: TEXT_HINT })) {
         stats.documents++;
         stats.chars += text.length;
         yield text;

@@ -1,12 +1,14 @@
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 import { linkFileAtomic, replaceDir, writeJsonAtomic } from "../util/atomic.js";
 import { SynthmixError } from "../util/errors.js";
+import { parseJsonValue, readJsonFile } from "../util/json.js";
 import { hfGpt2Config } from "./hf-config.js";
 import type { GPT } from "./model.js";
 import type { AdamW } from "./optim.js";
 import { type NamedTensor, readSafetensors, writeSafetensors } from "./safetensors.js";
-import type { MetricRecord, ModelConfig } from "./schema.js";
+import { FinalMetricSchema, type ModelConfig, ModelConfigSchema } from "./schema.js";
 
 /**
  * Checkpoints. A resumable checkpoint is the folder `<run>/checkpoint/`:
@@ -23,17 +25,18 @@ import type { MetricRecord, ModelConfig } from "./schema.js";
  * therefore transposed on write and on read; embeddings, biases and LayerNorm parameters are not.
  * The output projection is tied to `wte.weight` (HF's `lm_head.weight` is the same tensor).
  */
-export interface CheckpointState {
-  step: number;
-  tokens: number;
-  metricsOffset: number;
-  elapsedSec: number;
-  lastLoss: number;
+export const CheckpointStateSchema = z.object({
+  step: z.number().int().min(0),
+  tokens: z.number().min(0),
+  metricsOffset: z.number().int().min(0),
+  elapsedSec: z.number(),
+  lastLoss: z.number(),
   /** Batches are drawn from Rng(deriveSeed(seed, "batch", step)): the state is the next step. */
-  rng: { seed: number; stream: "batch"; nextStep: number };
+  rng: z.object({ seed: z.number(), stream: z.literal("batch"), nextStep: z.number().int().min(0) }),
   /** Set when the run finished: the final record, so a rerun returns it without work. */
-  final?: Extract<MetricRecord, { type: "final" }>;
-}
+  final: FinalMetricSchema.optional(),
+});
+export type CheckpointState = z.infer<typeof CheckpointStateSchema>;
 
 export function modelTensors(model: GPT): NamedTensor[] {
   return model.specs.map((s) => {
@@ -61,7 +64,19 @@ export function readModelConfig(path: string): ModelConfig {
   if (!metadata.synthmix_config) {
     throw new SynthmixError("BAD_CHECKPOINT", `${path}: no synthmix_config in the safetensors metadata`);
   }
-  return JSON.parse(metadata.synthmix_config) as ModelConfig;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(metadata.synthmix_config);
+  } catch (e) {
+    throw new SynthmixError(
+      "BAD_CHECKPOINT",
+      `${path}: synthmix_config is not JSON (${(e as Error).message})`,
+    );
+  }
+  return parseJsonValue(`${path} (synthmix_config)`, raw, ModelConfigSchema, {
+    code: "BAD_CHECKPOINT",
+    what: "a model config",
+  });
 }
 
 export function loadModelWeights(path: string, model: GPT): void {
@@ -125,7 +140,12 @@ export function findCheckpoint(runDir: string): string | null {
 }
 
 export function loadCheckpointState(dir: string): CheckpointState {
-  return JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as CheckpointState;
+  const path = join(dir, "state.json");
+  return readJsonFile(path, CheckpointStateSchema, {
+    code: "BAD_CHECKPOINT",
+    what: "a checkpoint state (state.json)",
+    hint: `the checkpoint is damaged: delete ${dir}; the run then resumes from an older checkpoint if one is left, else from step 0`,
+  });
 }
 
 export function loadCheckpoint(dir: string, model: GPT, opt: AdamW): CheckpointState {

@@ -1,11 +1,16 @@
 import { type StdioOptions, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { BadRecordError, SynthmixError } from "../util/errors.js";
 import { fillPlaceholders, shellQuote } from "../util/placeholders.js";
-import { type MetricRecord, type RunConfig, RunConfigSchema } from "./schema.js";
+import {
+  type MetricRecord,
+  MetricRecordSchema,
+  parseMetricRecord,
+  type RunConfig,
+  RunConfigSchema,
+} from "./schema.js";
 
 /**
  * External trainer contract (docs/train.md): synthmix writes `<run>/config.json` (RunConfig, data
@@ -13,39 +18,8 @@ import { type MetricRecord, type RunConfig, RunConfigSchema } from "./schema.js"
  * the shell-quoted absolute paths (`{id}`, `{threads}` too; unknown placeholders are refused), and expects `<run>/metrics.jsonl` in the MetricRecord schema ending with
  * one `final` record (and, optionally, `<run>/model.safetensors`). Exit code 0 = success.
  */
-const num = z.number().finite();
-export const MetricRecordSchema = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("train"),
-    step: z.number().int(),
-    tokens: num,
-    loss: num,
-    lr: num,
-    gradNorm: num,
-    tokensPerSec: num,
-    elapsedSec: num,
-  }),
-  z.object({
-    type: z.literal("eval"),
-    step: z.number().int(),
-    tokens: num,
-    domain: z.string(),
-    loss: num,
-    evalTokens: num,
-  }),
-  z.object({
-    type: z.literal("final"),
-    step: z.number().int(),
-    tokens: num,
-    loss: num,
-    losses: z.record(z.string(), num),
-    nonEmbeddingParams: num,
-    totalParams: num,
-    flops: num,
-    tokensPerSec: num,
-    elapsedSec: num,
-  }),
-]);
+/** The metrics.jsonl schema lives in schema.ts with the other contracts; re-exported for existing imports. */
+export { MetricRecordSchema };
 
 /** Parses and validates a metrics.jsonl; errors name the file and line. */
 export function readMetrics(path: string): MetricRecord[] {
@@ -59,14 +33,7 @@ export function readMetrics(path: string): MetricRecord[] {
     } catch (err) {
       throw new BadRecordError(path, i + 1, `not JSON (${(err as Error).message})`);
     }
-    const r = MetricRecordSchema.safeParse(value);
-    if (!r.success) {
-      const issue = r.error.issues[0];
-      throw new BadRecordError(path, i + 1, `${issue.path.join(".") || "record"}: ${issue.message}`, {
-        hint: "external trainers must write the MetricRecord schema (docs/train.md)",
-      });
-    }
-    out.push(r.data as MetricRecord);
+    out.push(parseMetricRecord(path, i + 1, value));
   });
   return out;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseJsonRecord } from "../util/json.js";
 
 /**
  * `runs/<id>/config.json`: everything a trainer (ours or an external one) needs to run one training run.
@@ -73,30 +74,52 @@ export const RunConfigSchema = z.object({
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 
-/** One line of `runs/<id>/metrics.jsonl`. External trainers write the same schema. */
-export type MetricRecord =
-  | {
-      type: "train";
-      step: number;
-      tokens: number;
-      loss: number;
-      lr: number;
-      gradNorm: number;
-      tokensPerSec: number;
-      elapsedSec: number;
-    }
-  | { type: "eval"; step: number; tokens: number; domain: string; loss: number; evalTokens: number }
-  | {
-      type: "final";
-      step: number;
-      tokens: number;
-      /** Mean over domains of the final eval loss (nats/token). */
-      loss: number;
-      losses: Record<string, number>;
-      nonEmbeddingParams: number;
-      totalParams: number;
-      /** Training FLOPs: 6*N*D plus attention, N = non-embedding parameters (see train/flops). */
-      flops: number;
-      tokensPerSec: number;
-      elapsedSec: number;
-    };
+/**
+ * One line of `runs/<id>/metrics.jsonl`: the one contract of the file, for our trainer (which writes it),
+ * external trainers (docs/train.md) and every reader (sweep, study, checkpoints).
+ */
+const num = z.number().finite();
+export const MetricRecordSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("train"),
+    step: z.number().int(),
+    tokens: num,
+    loss: num,
+    lr: num,
+    gradNorm: num,
+    tokensPerSec: num,
+    elapsedSec: num,
+  }),
+  z.object({
+    type: z.literal("eval"),
+    step: z.number().int(),
+    tokens: num,
+    domain: z.string(),
+    loss: num,
+    evalTokens: num,
+  }),
+  z.object({
+    type: z.literal("final"),
+    step: z.number().int(),
+    tokens: num,
+    loss: num,
+    losses: z.record(z.string(), num),
+    nonEmbeddingParams: num,
+    totalParams: num,
+    flops: num,
+    tokensPerSec: num,
+    elapsedSec: num,
+  }),
+]);
+export type MetricRecord = z.infer<typeof MetricRecordSchema>;
+/** Validate one metrics.jsonl line; a bad one is a BadRecordError naming `path:line` and the field. */
+export function parseMetricRecord(path: string, line: number, value: unknown): MetricRecord {
+  return parseJsonRecord(path, line, value, MetricRecordSchema, {
+    what: "a metrics record",
+    hint: "trainers (ours and external ones) must write the MetricRecord schema (docs/train.md)",
+  });
+}
+
+/** The `final` record: a finished run's result. */
+export const FinalMetricSchema = MetricRecordSchema.options[2];
+export type FinalMetric = z.infer<typeof FinalMetricSchema>;

@@ -12,7 +12,7 @@ export function stableHash(value: unknown, length = 16): string {
 export function stableStringify(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`;
-  const obj = value as Record<string, unknown>;
+  const obj = value as Record<string, unknown>; // a non-null, non-array object (checked above)
   const keys = Object.keys(obj)
     .filter((k) => obj[k] !== undefined)
     .sort();

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { z } from "zod";
-import { SynthmixError } from "./errors.js";
+import { BadRecordError, SynthmixError } from "./errors.js";
 
 /** How a stage names a bad artifact: its error code, what the file is, and how to fix it. */
 export interface JsonArtifact {
@@ -33,6 +33,14 @@ export function readJsonFile<S extends z.ZodType>(path: string, schema: S, a: Js
   return parseJsonValue(path, raw, schema, a);
 }
 
+/** The reader of one artifact kind: `readJsonFile` bound to its schema and its stage's code and hint. */
+export function jsonFileReader<S extends z.ZodType>(
+  schema: S,
+  a: JsonArtifact,
+): (path: string) => z.infer<S> {
+  return (path) => readJsonFile(path, schema, a);
+}
+
 /** Validate an already parsed value (e.g. after a version check) the way readJsonFile does. */
 export function parseJsonValue<S extends z.ZodType>(
   path: string,
@@ -41,13 +49,30 @@ export function parseJsonValue<S extends z.ZodType>(
   a: JsonArtifact,
 ): z.infer<S> {
   const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new SynthmixError(
-      a.code,
-      `${path}: not ${a.what}: ${issue.path.join(".") || "(root)"}: ${issue.message}`,
-      { hint: a.hint },
-    );
-  }
+  if (!r.success)
+    throw new SynthmixError(a.code, `${path}: not ${a.what}: ${firstIssue(r.error)}`, { hint: a.hint });
+  return r.data;
+}
+
+/** The first problem zod found, as `key.path: message` (`(root)` for the value itself). */
+export function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return `${issue.path.join(".") || "(root)"}: ${issue.message}`;
+}
+
+/**
+ * Validate one record of a line-oriented artifact (JSONL): a bad one is a BadRecordError naming
+ * `path:line`, what the line should have been, and the first bad field.
+ */
+export function parseJsonRecord<S extends z.ZodType>(
+  path: string,
+  line: number,
+  raw: unknown,
+  schema: S,
+  a: { what: string; hint?: string },
+): z.infer<S> {
+  const r = schema.safeParse(raw);
+  if (!r.success)
+    throw new BadRecordError(path, line, `not ${a.what}: ${firstIssue(r.error)}`, { hint: a.hint });
   return r.data;
 }

@@ -11,12 +11,13 @@ export interface JsonlLine<T = unknown> {
 /**
  * Stream a JSONL file (optionally .gz) line by line with 1-based line numbers. A line that is not valid
  * JSON throws a BadRecordError naming file and line, or, when `onBad` is given, is reported there and
- * skipped. Blank lines are ignored.
+ * skipped. Blank lines are ignored. Values are unknown: the stage that owns the file validates them
+ * (e.g. corpus/docs.ts for Doc lines).
  */
-export async function* readJsonl<T = unknown>(
+export async function* readJsonl(
   path: string,
   onBad?: (err: BadRecordError) => void,
-): AsyncGenerator<JsonlLine<T>> {
+): AsyncGenerator<JsonlLine> {
   const raw = createReadStream(path);
   const input = path.endsWith(".gz") ? raw.pipe(createGunzip()) : raw;
   const rl = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
@@ -25,9 +26,9 @@ export async function* readJsonl<T = unknown>(
     for await (const text of rl) {
       line++;
       if (text.trim() === "") continue;
-      let value: T;
+      let value: unknown;
       try {
-        value = JSON.parse(text) as T;
+        value = JSON.parse(text);
       } catch (e) {
         const err = new BadRecordError(path, line, `malformed JSON (${(e as Error).message})`, {
           hint: "fix or remove the line, or pass --skip-bad-records to skip and count such lines",
@@ -51,18 +52,26 @@ export async function* readJsonl<T = unknown>(
   }
 }
 
-/** Read a whole (small) JSONL file, dropping a torn final line left by a killed writer. */
-export async function readJsonlTolerant<T = unknown>(path: string): Promise<T[]> {
+/**
+ * Read a whole (small) JSONL file, dropping a torn final line left by a killed writer. Values are unknown:
+ * validate them with the owning stage's schema (readJsonlTolerantLines gives the line numbers for that).
+ */
+export async function readJsonlTolerant(path: string): Promise<unknown[]> {
+  return (await readJsonlTolerantLines(path)).map((l) => l.value);
+}
+
+/** readJsonlTolerant with each value's 1-based line number (for messages naming file:line). */
+export async function readJsonlTolerantLines(path: string): Promise<JsonlLine[]> {
   const { readFileSync, existsSync } = await import("node:fs");
   if (!existsSync(path)) return [];
   const text = readFileSync(path, "utf8");
   const lines = text.split("\n");
-  const out: T[] = [];
+  const out: JsonlLine[] = [];
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i];
     if (l.trim() === "") continue;
     try {
-      out.push(JSON.parse(l) as T);
+      out.push({ value: JSON.parse(l), line: i + 1 });
     } catch (e) {
       // Only the last non-empty line may be torn (a kill mid-write); anything earlier is corruption.
       const rest = lines.slice(i + 1).some((x) => x.trim() !== "");

@@ -10,6 +10,7 @@ import {
   writeSync,
 } from "node:fs";
 import { hostname } from "node:os";
+import { z } from "zod";
 import { processAlive } from "./process.js";
 
 /**
@@ -35,12 +36,13 @@ export interface LockOptions {
   staleMs?: number;
 }
 
-export interface LockHolder {
-  host: string;
-  pid: number;
-  since?: string;
-  token?: string;
-}
+const LockHolderSchema = z.object({
+  host: z.string(),
+  pid: z.number(),
+  since: z.string().optional(),
+  token: z.string().optional(),
+});
+export type LockHolder = z.infer<typeof LockHolderSchema>;
 
 export interface HeldLock {
   /** Remove the lock if it is still ours (idempotent). */
@@ -62,8 +64,8 @@ export function readLockHolder(path: string): LockHolder | undefined {
   }
   if (/^\d+$/.test(text)) return { host: hostname(), pid: Number(text) }; // the old pid-only format
   try {
-    const v = JSON.parse(text) as Partial<LockHolder>;
-    if (typeof v.host === "string" && typeof v.pid === "number") return v as LockHolder;
+    const r = LockHolderSchema.safeParse(JSON.parse(text));
+    if (r.success) return r.data;
   } catch {
     // A half-written file (a holder killed between create and write): judged by its mtime below.
   }

@@ -115,7 +115,7 @@ function fixtureWorkspace(): string {
         totalTokens: ids.length,
         seed: 1,
         tokenizerSha256: "abc",
-        sources: [],
+        sources: [{ name: id, targetShare: 1, tokens: ids.length, documents: 1, epochs: 1 }],
         createdBy: "test",
       }),
     );
@@ -124,7 +124,17 @@ function fixtureWorkspace(): string {
   writeFileSync(join(ws, "tokens", "sources", "hq-0123.bin"), encodeTokens([5, 5, 4], "uint16"));
   writeFileSync(
     join(ws, "tokens", "sources", "hq-0123.json"),
-    JSON.stringify({ source: "hq", dtype: "uint16", tokens: 3, tokenizerSha256: "abc" }),
+    JSON.stringify({
+      version: 1,
+      source: "hq",
+      files: ["synthetic/hq-gen"],
+      contentSha256: "c",
+      tokenizerSha256: "abc",
+      dtype: "uint16",
+      documents: 1,
+      tokens: 3,
+      skippedEmpty: 0,
+    }),
   );
   return ws;
 }

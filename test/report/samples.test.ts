@@ -9,7 +9,23 @@ function workspace(): string {
   const ws = mkdtempSync(join(tmpdir(), "synthmix-samples-"));
   const corpus = join(ws, "corpus", "brown");
   mkdirSync(corpus, { recursive: true });
-  writeFileSync(join(corpus, "stats.json"), "{}\n");
+  const split = { docs: 2, chars: 0, words: 0, byDomain: {} };
+  const stats = {
+    version: 1,
+    name: "brown",
+    configHash: "h",
+    config: {},
+    seed: 1,
+    read: 2,
+    badRecords: 0,
+    badRecordSamples: [],
+    dropped: {},
+    train: split,
+    test: {},
+    createdAt: "2026-01-01T00:00:00Z",
+    elapsedSec: 0,
+  };
+  writeFileSync(join(corpus, "stats.json"), `${JSON.stringify(stats)}\n`);
   const docs = [
     { id: "a1", text: "The jury said the election was conducted well." },
     { id: "b2", text: "A second natural document." },
@@ -60,4 +76,18 @@ test("generator samples: a workspace without synthetic data skips the table with
   const ws = mkdtempSync(join(tmpdir(), "synthmix-samples-"));
   assert.deepEqual(await readGeneratorSamples(ws), []);
   assert.deepEqual(samplesTable([]), { skipped: "no synthetic documents in the workspace" });
+});
+
+test("generator samples: a corrupt document line names file:line instead of being skipped", async () => {
+  const ws = workspace();
+  const part = join(ws, "synthetic", "hq-gen", "part-000.jsonl");
+  writeFileSync(part, `${JSON.stringify({ id: "x", text: "fine" })}\n{"id": 3, "text": "a"}\n`);
+  await assert.rejects(readGeneratorSamples(ws, 2), /part-000\.jsonl:2: not a document record: id: /);
+  // A corrupt stats.json of a corpus is named too (it used to be read back unchecked).
+  writeFileSync(part, `${JSON.stringify({ id: "x", text: "fine", meta: { parent: "a1" } })}\n`);
+  writeFileSync(join(ws, "corpus", "brown", "stats.json"), "{}\n");
+  await assert.rejects(
+    readGeneratorSamples(ws, 2),
+    /brown\/stats\.json: not corpus stats \(stats\.json\): version/,
+  );
 });

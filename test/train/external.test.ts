@@ -96,7 +96,7 @@ test("runExternal rejects a failing command and metrics that break the schema, n
     runExternal(join(root, "bad"), config, fake(`JSON.stringify({type:"train",step:1})+"\\n"`), {
       stdio: "ignore",
     }),
-    /metrics\.jsonl:1: tokens/,
+    /metrics\.jsonl:1: not a metrics record: tokens/,
   );
   await assert.rejects(
     runExternal(join(root, "nofinal"), config, fake(`""`), { stdio: "ignore" }),

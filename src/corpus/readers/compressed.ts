@@ -18,6 +18,7 @@ export async function* readDecompressed(path: string): AsyncGenerator<Uint8Array
   const kind = compressionOf(path);
   const raw = createReadStream(path, { highWaterMark: 1 << 20 });
   try {
+    // Casts: a byte stream (no encoding set) yields Buffers, which are Uint8Arrays.
     if (kind === "gzip") {
       for await (const c of raw.pipe(createGunzip())) yield c as Uint8Array;
       return;

@@ -71,6 +71,7 @@ export async function* readJsonlDocs(path: string, opts: ReadOptions = {}): Asyn
         badRecord(opts, new BadRecordError(path, line, "expected a JSON object per line"));
         continue;
       }
+      // Cast: checked just above to be a non-null, non-array object.
       const doc = recordToDoc(value as Record<string, unknown>, path, line, opts);
       if ("error" in doc) {
         badRecord(

@@ -110,6 +110,7 @@ async function nextRecord(parser: WARCParser, src: WarcSource, n: number): Promi
 /** The record's raw block, read by us so a short read (truncation) shows as an unfilled limit. */
 async function readBlock(record: WARCRecord, path: string, n: number): Promise<Uint8Array> {
   const expected = record.warcContentLength;
+  // Cast: warcio types `reader` as its base class; a record read from a file always holds a LimitReader.
   const limitReader = record.reader as LimitReader;
   let raw: Uint8Array;
   try {
