@@ -149,8 +149,9 @@ function loadSourceCaches(ws: string, tm: TestSetManifest): LoadedSource[] {
 
 /**
  * Mixture shards. Mixtures of the same sources and shares at different totals D are nested samples of
- * one distribution: only the largest of each family is analyzed, labelled without its size suffix. The
- * study's own generator-training shard is not a training source of the sweep.
+ * one distribution: only the largest of each family is analyzed, labelled without its size suffix. A
+ * shard whose manifest marks it `generatorTraining` (the study's generator data) is not a training
+ * source of the sweep.
  */
 function loadMixtures(ws: string, vocab: number): LoadedSource[] {
   const mixDir = join(ws, "mixtures");
@@ -158,8 +159,9 @@ function loadMixtures(ws: string, vocab: number): LoadedSource[] {
   const families = new Map<string, { id: string; m: MixtureManifest; ids: string[] }>();
   for (const id of readdirSync(mixDir).sort()) {
     const mpath = join(mixDir, id, "manifest.json");
-    if (!existsSync(mpath) || id.startsWith("generator-")) continue;
+    if (!existsSync(mpath)) continue;
     const m = readMixtureManifest(join(mixDir, id));
+    if (m.generatorTraining) continue;
     if (m.vocabSize !== vocab) {
       throw new SynthmixError(
         "VOCAB_MISMATCH",

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, relative, resolve } from "node:path";
 import { parseCount } from "../mix/count.js";
-import type { MixtureManifest } from "../mix/manifest.js";
+import { readTrainManifest } from "../train/data.js";
 import { exportGguf } from "../train/export.js";
 import { getKernels } from "../train/kernels/index.js";
 import { countParams, modelConfigFor } from "../train/ladder.js";
@@ -29,7 +29,12 @@ function readJson<T>(path: string): T {
 function configFromFlags(o: Record<string, string | undefined>, out: string): RunConfig {
   if (!o.data) throw new SynthmixError("CLI", "--data <mixture folder> is required (or --config)");
   if (!o.tokens) throw new SynthmixError("CLI", "--tokens <n> is required (or --config)");
-  const manifest = readJson<MixtureManifest>(join(o.data, "manifest.json"));
+  const manifest = readTrainManifest(o.data);
+  if (manifest.vocabSize === undefined)
+    throw new SynthmixError(
+      "CLI",
+      `${o.data}/manifest.json has no vocabSize (the model's vocabulary comes from it)`,
+    );
   const context = num("--context", o.context) ?? 128;
   const model = modelConfigFor(o.model ?? "s1", manifest.vocabSize, context);
   const rel = (p: string) => relative(out, resolve(p)) || ".";

@@ -14,7 +14,11 @@ export type TokenArray = Uint16Array | Uint32Array;
  * written by other tools with only these fields.
  */
 const Dtype = z.enum(["uint16", "uint32"]);
-const TrainManifestSchema = z.looseObject({ file: z.string().min(1).optional(), dtype: Dtype });
+const TrainManifestSchema = z.looseObject({
+  file: z.string().min(1).optional(),
+  dtype: Dtype,
+  vocabSize: z.number().int().positive().optional(),
+});
 const TestManifestSchema = z.looseObject({
   dtype: Dtype,
   domains: z.array(z.looseObject({ name: z.string().min(1), file: z.string().min(1) })).min(1),
@@ -28,6 +32,11 @@ function readManifest<S extends z.ZodType>(dir: string, what: string, schema: S)
     });
   }
   return readJsonFile(path, schema, { code: "BAD_MANIFEST", what: `a ${what} manifest` });
+}
+
+/** The fields of `<dir>/manifest.json` the trainer reads (any token folder, not only synthmix mixtures). */
+export function readTrainManifest(dir: string): z.infer<typeof TrainManifestSchema> {
+  return readManifest(dir, "data.train", TrainManifestSchema);
 }
 
 export interface TrainData {
