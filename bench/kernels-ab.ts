@@ -20,6 +20,7 @@ import { GPT } from "../src/train/model.js";
 import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
+import { BENCH_MODELS } from "./models.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -35,13 +36,7 @@ const steps = Number(arg("steps", "80"));
 const V = Number(arg("vocab", "512"));
 const B = Number(arg("batch", "8"));
 const only = arg("only", "");
-const models = [
-  { name: "l1d16", nLayer: 1, dModel: 16, nHead: 2 },
-  { name: "l1d32", nLayer: 1, dModel: 32, nHead: 2 },
-  { name: "l1d64", nLayer: 1, dModel: 64, nHead: 2 },
-  { name: "l2d96", nLayer: 2, dModel: 96, nHead: 2 },
-  { name: "l3d128", nLayer: 3, dModel: 128, nHead: 2 },
-].filter((m) => only === "" || only.split(",").includes(m.name));
+const models = BENCH_MODELS.filter((m) => only === "" || only.split(",").includes(m.name));
 
 const loaded = nativeAddon();
 if (!loaded) throw new Error("native addon not built (npm ci)");

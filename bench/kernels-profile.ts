@@ -19,6 +19,7 @@ import { GPT } from "../src/train/model.js";
 import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
+import { BENCH_MODELS } from "./models.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -32,13 +33,7 @@ const B = Number(arg("batch", "8"));
 // The demo's evaluation schedule: 3 domains x evalTokens every evalEvery steps.
 const evalTokens = Number(arg("eval-tokens", "16384"));
 const evalEvery = Number(arg("eval-every", "600"));
-const models = [
-  { name: "l1d16", nLayer: 1, dModel: 16, nHead: 2 },
-  { name: "l1d32", nLayer: 1, dModel: 32, nHead: 2 },
-  { name: "l1d64", nLayer: 1, dModel: 64, nHead: 2 },
-  { name: "l2d96", nLayer: 2, dModel: 96, nHead: 2 },
-  { name: "l3d128", nLayer: 3, dModel: 128, nHead: 2 },
-].filter((m) => arg("only", m.name) === m.name);
+const models = BENCH_MODELS.filter((m) => arg("only", m.name) === m.name);
 
 const clock =
   threads === 1

@@ -105,26 +105,18 @@ export function observedBound(inp: SpeedupInput): SpeedupEntry["bound"] {
     const se = o.sigmaLog! * Math.sqrt(1 / c.runs + 1 / o.natural.runs);
     return (Math.log(c.loss) - Math.log(o.natural.loss)) / Math.max(se, 1e-12);
   };
+  const bound = (side: "below" | "above", c: ObservedCell, gapSe: number) => ({
+    side,
+    value: o.natural.D / c.D,
+    atD: c.D,
+    loss: c.loss,
+    targetLoss: o.natural.loss,
+    gapSe,
+  });
   const last = byD[byD.length - 1];
   const first = byD[0];
-  if (gap(last) > BOUND_Z)
-    return {
-      side: "below",
-      value: o.natural.D / last.D,
-      atD: last.D,
-      loss: last.loss,
-      targetLoss: o.natural.loss,
-      gapSe: gap(last),
-    };
-  if (-gap(first) > BOUND_Z)
-    return {
-      side: "above",
-      value: o.natural.D / first.D,
-      atD: first.D,
-      loss: first.loss,
-      targetLoss: o.natural.loss,
-      gapSe: -gap(first),
-    };
+  if (gap(last) > BOUND_Z) return bound("below", last, gap(last));
+  if (-gap(first) > BOUND_Z) return bound("above", first, -gap(first));
   return null;
 }
 
