@@ -161,5 +161,5 @@ export function readRunResults(workspace: string): RunResults {
     hint: "`synthmix sweep collect` or `sweep run` rewrites it from runs/*/status.json",
     unreadableCode: "NO_RESULTS",
     unreadableHint: "run `synthmix sweep run` first (it writes results/runs.json)",
-  }) as RunResults;
+  });
 }

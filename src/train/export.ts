@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type HfTokenizerJson, writeGpt2Gguf } from "../formats/gguf.js";
+import { Tokenizer } from "../tokenizer/index.js";
 import { SynthmixError } from "../util/errors.js";
 import { readModelConfig } from "./checkpoint.js";
 import { readSafetensors } from "./safetensors.js";
@@ -23,6 +24,9 @@ export function exportGguf(
     });
   }
   const config = readModelConfig(weights);
+  // Tokenizer.fromFile validates the file (a named error on a broken or unsupported one); the writer
+  // embeds the file's own JSON, so the cast below is of an object that has just passed that check.
+  Tokenizer.fromFile(tokenizerPath);
   const tokenizerJson = JSON.parse(readFileSync(tokenizerPath, "utf8")) as HfTokenizerJson;
   writeGpt2Gguf(outPath, {
     config,

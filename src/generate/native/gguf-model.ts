@@ -1,5 +1,6 @@
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { SynthmixError } from "../../util/errors.js";
+import { readExactly } from "../../util/readexact.js";
 
 /**
  * Loads a GPT-2 GGUF (architecture "gpt2", as synthmix's writeGpt2Gguf exports it) into float32 arrays for
@@ -95,14 +96,7 @@ function readTensor(path: string, fd: number, t: TensorInfo, shape: number[]): F
     throw bad(path, `tensor ${t.name} has ggml type ${t.ggmlType}; the native engine reads f32 and f16 only`);
   }
   const buf = Buffer.alloc(n * bytesPer);
-  let off = 0;
-  const start = Number(t.fileOffset);
-  while (off < buf.length) {
-    const got = readSync(fd, buf, off, buf.length - off, start + off);
-    if (got <= 0)
-      throw bad(path, `file ends inside tensor ${t.name}`, "the file is truncated; export it again");
-    off += got;
-  }
+  readExactly(fd, buf, Number(t.fileOffset), `${path} (tensor ${t.name})`, "NATIVE_GGUF");
   const out = new Float32Array(n);
   if (bytesPer === 4) for (let i = 0; i < n; i++) out[i] = buf.readFloatLE(i * 4);
   else for (let i = 0; i < n; i++) out[i] = f16ToF32(buf.readUInt16LE(i * 2));
