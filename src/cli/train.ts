@@ -16,10 +16,11 @@ function num(what: string, v: string | undefined): number | undefined {
   return v === undefined ? undefined : parseNumber(what, v);
 }
 
-function readJson<T>(path: string): T {
+/** A JSON file as an unknown value, for a schema to check (errors name the file). */
+function readJson(path: string): unknown {
   if (!existsSync(path)) throw new SynthmixError("CLI", `${path} not found`);
   try {
-    return JSON.parse(readFileSync(path, "utf8")) as T;
+    return JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
     throw new SynthmixError("CLI", `${path}: ${(err as Error).message}`);
   }

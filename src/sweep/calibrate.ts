@@ -1,23 +1,28 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 import { getKernels } from "../train/kernels/index.js";
 import { GPT } from "../train/model.js";
 import { AdamW, clipGradNorm } from "../train/optim.js";
-import type { ModelConfig } from "../train/schema.js";
+import { type ModelConfig, ModelConfigSchema } from "../train/schema.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { stableHash } from "../util/hash.js";
+import { readJsonFile } from "../util/json.js";
 import { Rng } from "../util/rng.js";
 
-export interface ThreadMeasurement {
-  model: ModelConfig;
-  batchSize: number;
+const ThreadMeasurementSchema = z.object({
+  model: ModelConfigSchema,
+  batchSize: z.number(),
   /** Training tokens/s at 1 thread and at `cores` threads. */
-  tokPerSec1: number;
-  tokPerSecAll: number;
-  cores: number;
-  speedup: number;
-  threads: number;
-}
+  tokPerSec1: z.number(),
+  tokPerSecAll: z.number(),
+  cores: z.number(),
+  speedup: z.number(),
+  threads: z.number(),
+});
+export type ThreadMeasurement = z.infer<typeof ThreadMeasurementSchema>;
+/** `<ws>/runs/.threads.json`: measurements by model key, reused across sweeps. */
+const ThreadCacheSchema = z.record(z.string(), ThreadMeasurementSchema);
 
 /**
  * Tokens/s of the training step (forward, backward, clip, AdamW) of `cfg` on random tokens with the
@@ -67,7 +72,11 @@ export function threadsByMeasurement(
 ): Map<string, number> {
   const path = join(workspace, "runs", ".threads.json");
   const cache: Record<string, ThreadMeasurement> = existsSync(path)
-    ? JSON.parse(readFileSync(path, "utf8"))
+    ? readJsonFile(path, ThreadCacheSchema, {
+        code: "BAD_THREAD_CACHE",
+        what: "the thread measurements",
+        hint: "delete it: the sweep measures again",
+      })
     : {};
   const out = new Map<string, number>();
   let changed = false;
