@@ -12,7 +12,6 @@
  * time, so the numbers hold up on a loaded machine; with 2 threads by the wall clock.
  */
 import { getKernels } from "../src/train/kernels/index.js";
-import { nativeAddon } from "../src/train/kernels/native.js";
 import type { Kernels } from "../src/train/kernels/types.js";
 import { executedFlopsPerToken } from "../src/train/ladder.js";
 import { GPT } from "../src/train/model.js";
@@ -20,6 +19,7 @@ import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
 import { BENCH_MODELS } from "./models.js";
+import { sgemmRate } from "./sgemm.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -43,25 +43,8 @@ const clock =
       }
     : () => performance.now();
 
-/** Best-of-8 SGEMM rate (2048x256x1024, out = inp·Wᵀ) on the same clock. */
-function sgemmRate(): number {
-  const addon = nativeAddon();
-  if (!addon) throw new Error("native addon not built (npm ci)");
-  addon.setThreads(threads);
-  const [BT, C, OC] = [2048, 256, 1024];
-  const inp = new Float32Array(BT * C).fill(0.01);
-  const w = new Float32Array(OC * C).fill(0.02);
-  const out = new Float32Array(BT * OC);
-  let best = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < 8; i++) {
-    const t0 = clock();
-    addon.matmulForward(out, inp, w, null, BT, C, OC);
-    best = Math.min(best, clock() - t0);
-  }
-  return (2 * BT * C * OC) / (best / 1000) / 1e9;
-}
 // --no-sgemm: skip it (e.g. under valgrind, where only the instruction counts of the steps matter)
-const sgemm = args.includes("--no-sgemm") ? Number.NaN : sgemmRate();
+const sgemm = args.includes("--no-sgemm") ? Number.NaN : sgemmRate(threads, { reps: 8, clock });
 console.log(
   `SGEMM ${threads} thread(s): ${sgemm.toFixed(1)} GFLOP/s (${threads === 1 ? "CPU time" : "wall clock"})`,
 );

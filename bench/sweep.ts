@@ -45,9 +45,9 @@ import { planSweep } from "../src/sweep/plan.js";
 import { listStatuses, type RunStatus, runDir } from "../src/sweep/registry.js";
 import { runSweep } from "../src/sweep/scheduler.js";
 import { resolveSpec, type SweepSpecInput } from "../src/sweep/spec.js";
-import { nativeAddon } from "../src/train/kernels/native.js";
 import { executedFlopsPerToken } from "../src/train/ladder.js";
 import { Rng } from "../src/util/rng.js";
+import { sgemmRate } from "./sgemm.js";
 import { wordTokenizer } from "./word-tokenizer.js";
 
 const args = process.argv.slice(2);
@@ -92,25 +92,6 @@ function docs(n: number, seed: number): string[] {
 function writeJsonl(path: string, texts: string[], tag: string) {
   mkdirSync(join(path, ".."), { recursive: true });
   writeFileSync(path, `${texts.map((text, i) => JSON.stringify({ id: `${tag}${i}`, text })).join("\n")}\n`);
-}
-
-/** Best-of-n 2-thread (and 1-thread) SGEMM GFLOP/s of our kernels on a large square-ish product. */
-function sgemmRate(threads: number): number {
-  const addon = nativeAddon();
-  if (!addon) throw new Error("native addon not built (npm ci)");
-  addon.setThreads(threads);
-  const [BT, C, OC] = [2048, 256, 1024];
-  const inp = new Float32Array(BT * C).fill(0.01);
-  const w = new Float32Array(OC * C).fill(0.02);
-  const out = new Float32Array(BT * OC);
-  let best = 0;
-  for (let i = 0; i < 12; i++) {
-    const t0 = performance.now();
-    addon.matmulForward(out, inp, w, null, BT, C, OC);
-    const dt = (performance.now() - t0) / 1000;
-    best = Math.max(best, (2 * BT * C * OC) / dt / 1e9);
-  }
-  return best;
 }
 
 function makeWorkspace(): string {
