@@ -13,9 +13,9 @@ import {
   splitLossByBlindSpots,
 } from "../../src/analyze/unigram.js";
 import { analyzeWorkspace } from "../../src/analyze/workspace.js";
-import { buildProgram } from "../../src/cli/main.js";
 import { Rng } from "../../src/util/rng.js";
 import { encodeTokens } from "../../src/util/tokenfile.js";
+import { runCliCaptured } from "../helpers/capture.js";
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -168,17 +168,7 @@ test("analyzeWorkspace compares every source and mixture with every test domain 
 
 test("CLI: synthmix analyze unigram ws/ prints a table and writes results/unigram.json", async () => {
   const ws = fixtureWorkspace();
-  let printed = "";
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string) => {
-    printed += s;
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await buildProgram().parseAsync(["node", "synthmix", "analyze", "unigram", ws, "--k", "1", "--top", "3"]);
-  } finally {
-    process.stdout.write = write;
-  }
+  const printed = (await runCliCaptured("analyze", "unigram", ws, "--k", "1", "--top", "3")).stdout;
   assert.match(printed, /KL\(test\|\|src\)/);
   const written = JSON.parse(readFileSync(join(ws, "results", "unigram.json"), "utf8")) as UnigramFile;
   assert.equal(written.smoothingK, 1);

@@ -3,7 +3,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { buildProgram } from "../../src/cli/main.js";
 import { readPointRows } from "../../src/fit/points.js";
 import {
   bestRatioEntry,
@@ -18,6 +17,7 @@ import { lossAt, tokensForLoss } from "../../src/fit/speedup.js";
 import { fitRows } from "../../src/fit/workspace.js";
 import { rowsToCsv } from "../../src/sweep/results.js";
 import { SynthmixError } from "../../src/util/errors.js";
+import { runCliCaptured } from "../helpers/capture.js";
 import { bOfRatio, syntheticRows, TRUE } from "./synthetic.js";
 
 test("tokensForLoss inverts the data and joint laws", () => {
@@ -117,38 +117,24 @@ test("CLI: synthmix fit --points writes fits, speed-ups and best ratios", async 
   const parsed = readPointRows(join(dir, "pts.csv"), { group: "grp", n: "n_params", d: "toks" });
   assert.equal(parsed.length, rows.length);
   const out = join(dir, "res");
-  const log = console.log;
-  const write = process.stdout.write.bind(process.stdout);
-  let printed = "";
-  process.stdout.write = ((s: string) => {
-    printed += s;
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await buildProgram().parseAsync([
-      "node",
-      "synthmix",
-      "fit",
-      "--points",
-      join(dir, "pts.csv"),
-      "--form",
-      "joint",
-      "--bootstrap",
-      "20",
-      "--group-col",
-      "grp",
-      "--n-col",
-      "n_params",
-      "--d-col",
-      "toks",
-      "--out",
-      out,
-      "--no-quality",
-    ]);
-  } finally {
-    process.stdout.write = write;
-    console.log = log;
-  }
+  const { stdout: printed } = await runCliCaptured(
+    "fit",
+    "--points",
+    join(dir, "pts.csv"),
+    "--form",
+    "joint",
+    "--bootstrap",
+    "20",
+    "--group-col",
+    "grp",
+    "--n-col",
+    "n_params",
+    "--d-col",
+    "toks",
+    "--out",
+    out,
+    "--no-quality",
+  );
   assert.match(printed, /speed-up/);
   const fits = JSON.parse(readFileSync(join(out, "fits.json"), "utf8")) as FitsFile;
   assert.equal(fits.settings.form, "joint");
@@ -222,32 +208,20 @@ test("CLI: fit --points <sweep export> --predict G --json returns prediction int
   writeFileSync(join(dir, "runs.csv"), rowsToCsv(rows));
   writeFileSync(join(dir, "g.csv"), "N,D\n1e6,6.4e7\n3e5,4e6\n");
   const run = async (extra: string[]) => {
-    let printed = "";
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string) => {
-      printed += s;
-      return true;
-    }) as typeof process.stdout.write;
-    try {
-      await buildProgram().parseAsync([
-        "node",
-        "synthmix",
-        "fit",
-        "--points",
-        join(dir, "runs.csv"),
-        "--form",
-        "joint",
-        "--bootstrap",
-        "60",
-        "--out",
-        join(dir, "res"),
-        "--no-quality",
-        ...extra,
-      ]);
-    } finally {
-      process.stdout.write = write;
-    }
-    return printed;
+    const r = await runCliCaptured(
+      "fit",
+      "--points",
+      join(dir, "runs.csv"),
+      "--form",
+      "joint",
+      "--bootstrap",
+      "60",
+      "--out",
+      join(dir, "res"),
+      "--no-quality",
+      ...extra,
+    );
+    return r.stdout;
   };
   const out = JSON.parse(await run(["--predict", join(dir, "g.csv"), "--json"])) as {
     fits: FitsFile;

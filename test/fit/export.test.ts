@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "csv-parse/sync";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
-import { buildProgram } from "../../src/cli/main.js";
 import {
   type Cell,
   exportFitResults,
@@ -16,6 +15,7 @@ import {
 } from "../../src/fit/export.js";
 import { readBestRatioFile, readFitsFile, readSpeedupsFile } from "../../src/fit/results.js";
 import { fitRows, writeFitResults } from "../../src/fit/workspace.js";
+import { runCliCaptured } from "../helpers/capture.js";
 import { syntheticRows } from "./synthetic.js";
 
 /** A real (small) fit: per-N data laws with intervals, warnings, speed-ups, best-ratio cells and a failure. */
@@ -184,20 +184,7 @@ test("fit export: NaN, null, booleans and strings with commas, quotes and newlin
 });
 
 async function cli(...args: string[]): Promise<string> {
-  let printed = "";
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string) => {
-    printed += s;
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await buildProgram()
-      .exitOverride()
-      .parseAsync(["node", "synthmix", ...args]);
-  } finally {
-    process.stdout.write = write;
-  }
-  return printed;
+  return (await runCliCaptured(...args)).stdout;
 }
 
 test("fit export CLI: --json prints only the written paths; a missing artifact is a clean error and writes nothing", async () => {
