@@ -59,6 +59,11 @@ export interface ObservedCells {
   sigmaLog: number | null;
 }
 
+/** A bound in short: "< 1.00×". */
+export function boundText(b: NonNullable<SpeedupEntry["bound"]>): string {
+  return `${b.side === "below" ? "<" : ">"} ${b.value.toFixed(2)}×`;
+}
+
 /** How a bound reads in a sentence: "< 1.00× (slower than natural, from the runs: ...)". */
 export function describeBound(b: NonNullable<SpeedupEntry["bound"]>): string {
   // "< 4x" says only that it is not 4x faster; "slower" needs the bound at or below 1 (and vice versa).
@@ -71,15 +76,13 @@ export function describeBound(b: NonNullable<SpeedupEntry["bound"]>): string {
         ? "faster than natural"
         : `at least ${b.value.toFixed(2)}× natural`;
   const where = b.side === "below" ? "still above" : "already below";
-  return `${b.side === "below" ? "<" : ">"} ${b.value.toFixed(2)}× (${dir}, from the runs: at D = ${b.atD.toPrecision(3)} its loss ${b.loss.toFixed(3)} is ${where} L* = ${b.targetLoss.toFixed(3)} by ${b.gapSe.toFixed(1)} se)`;
+  return `${boundText(b)} (${dir}, from the runs: at D = ${b.atD.toPrecision(3)} its loss ${b.loss.toFixed(3)} is ${where} L* = ${b.targetLoss.toFixed(3)} by ${b.gapSe.toFixed(1)} se)`;
 }
 
 /** The status of an entry's headline reading, in a table cell. */
 export function speedupStatus(e: SpeedupEntry): string {
   const a = e.atLargestNatural;
-  const runs = e.bound
-    ? `; from the runs ${e.bound.side === "below" ? "<" : ">"} ${e.bound.value.toFixed(2)}×`
-    : "";
+  const runs = e.bound ? `; from the runs ${boundText(e.bound)}` : "";
   if (!a) return `not reachable${runs}`;
   if (a.extrapolated) return `extrapolated${runs}`;
   if (!e.supported) return "laws not identified";

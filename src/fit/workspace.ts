@@ -332,12 +332,14 @@ function computeSpeedups(
     return { D: maxD, loss: pick.reduce((s, r) => s + r.loss, 0) / pick.length, runs: pick.length };
   };
   const sigmaLog = seedNoise(rows) ?? pooledSigma(done);
+  const noiseAt = new Map<number, number | null>();
   const observedAt = (mixRows: RunResultRow[], N: number | null): ObservedCells | undefined => {
     const nat = largestAt(N);
     if (N === null || !nat) return undefined;
     // Seed noise at this N when it has replicates: it varies with model size (a saturated small model
     // repeats to ~0.2%, a model in a learning transition to ~2%), so the pooled value misjudges both.
-    const atN = seedNoise(rows.filter((r) => r.nonEmbeddingParams === N));
+    if (!noiseAt.has(N)) noiseAt.set(N, seedNoise(rows.filter((r) => r.nonEmbeddingParams === N)));
+    const atN = noiseAt.get(N);
     return { natural: nat, mixture: cellsAt(mixRows, N), sigmaLog: atN ?? sigmaLog };
   };
   const targetsFor = (N: number | null) => {

@@ -1,8 +1,10 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 import { type HfTokenizerJson, writeGpt2Gguf } from "../formats/gguf.js";
-import { Tokenizer } from "../tokenizer/index.js";
+import { fromHfJson } from "../tokenizer/hf.js";
 import { SynthmixError } from "../util/errors.js";
+import { readJsonFile } from "../util/json.js";
 import { readModelConfig } from "./checkpoint.js";
 import { readSafetensors } from "./safetensors.js";
 
@@ -24,10 +26,11 @@ export function exportGguf(
     });
   }
   const config = readModelConfig(weights);
-  // Tokenizer.fromFile validates the file (a named error on a broken or unsupported one); the writer
-  // embeds the file's own JSON, so the cast below is of an object that has just passed that check.
-  Tokenizer.fromFile(tokenizerPath);
-  const tokenizerJson = JSON.parse(readFileSync(tokenizerPath, "utf8")) as HfTokenizerJson;
+  // fromHfJson validates the file (a named error on a broken or unsupported one); the writer embeds
+  // the file's own JSON, so the cast below is of an object that has just passed that check.
+  const raw = readJsonFile(tokenizerPath, z.unknown(), { code: "TOKENIZER_READ", what: "a tokenizer" });
+  fromHfJson(raw, tokenizerPath);
+  const tokenizerJson = raw as HfTokenizerJson;
   writeGpt2Gguf(outPath, {
     config,
     tensors: readSafetensors(weights).tensors,

@@ -1,5 +1,6 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { FitsFile, SpeedupsFile } from "../../fit/results.js";
+import { boundText } from "../../fit/speedup.js";
 import { logDomain, logTicks } from "./axes.js";
 import { type ChartResult, CONFIG, colorScale, mixtureLabel, mixtureOrder, si } from "./common.js";
 
@@ -49,9 +50,7 @@ function speedupValues(entries: SpeedupEntry[], multiGen: boolean): Value[] {
 
 function markStatus(e: SpeedupEntry): string {
   if (e.atLargestNatural?.extrapolated)
-    return e.bound
-      ? `extrapolated (runs: ${e.bound.side === "below" ? "<" : ">"} ${e.bound.value.toFixed(2)}×)`
-      : "extrapolated";
+    return e.bound ? `extrapolated (runs: ${boundText(e.bound)})` : "extrapolated";
   if (e.supported) return e.basis === "interpolation" ? "supported (interpolated)" : "supported";
   return `not identified (${[...new Set(e.warnings.map((w) => w.code))].join(", ")})`;
 }
