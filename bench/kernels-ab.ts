@@ -1,7 +1,8 @@
 /**
  * Paired A/B of two builds of the native kernel addon on the demo models' training step:
  * `npx tsx bench/kernels-ab.ts --base /path/to/other/build/Release/synthmix_kernels.node
- *  [--steps 80] [--only l2d96,l1d64] [--vocab 512] [--batch 8]`.
+ *  [--steps 80] [--only l2d96,l1d64] [--vocab 512] [--batch 8]` (the demo grid's models), or with
+ * `--train-models` the small and ref shapes of bench/train.ts (their own vocabulary, context and batch).
  *
  * Why: on the shared 2-core machine the load moves by 2x within minutes, so two benchmark runs one after
  * the other (even on CPU time) differ by +-10%, more than most kernel changes gain. Here both addons are
@@ -20,7 +21,7 @@ import { GPT } from "../src/train/model.js";
 import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
-import { BENCH_MODELS } from "./models.js";
+import { BENCH_MODELS, TRAIN_BENCH_MODELS } from "./models.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -36,7 +37,14 @@ const steps = Number(arg("steps", "80"));
 const V = Number(arg("vocab", "512"));
 const B = Number(arg("batch", "8"));
 const only = arg("only", "");
-const models = BENCH_MODELS.filter((m) => only === "" || only.split(",").includes(m.name));
+const picked = (name: string) => only === "" || only.split(",").includes(name);
+const models: { name: string; cfg: ModelConfig; B: number }[] = args.includes("--train-models")
+  ? TRAIN_BENCH_MODELS.filter((m) => picked(m.name))
+  : BENCH_MODELS.filter((m) => picked(m.name)).map((m) => ({
+      name: m.name,
+      cfg: { vocabSize: V, contextLength: 64, ...m },
+      B,
+    }));
 
 const loaded = nativeAddon();
 if (!loaded) throw new Error("native addon not built (npm ci)");
@@ -63,14 +71,14 @@ interface Side {
   evalMs: number;
 }
 
-function side(cfg: ModelConfig, k: Kernels): Side {
+function side(cfg: ModelConfig, B: number, k: Kernels): Side {
   const model = new GPT(cfg, k, B, cfg.contextLength);
   model.init(0);
   const opt = new AdamW(model, k, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
   const rng = new Rng(1);
   const n = B * cfg.contextLength;
-  const x = Int32Array.from({ length: n }, () => rng.int(V));
-  const y = Int32Array.from({ length: n }, () => rng.int(V));
+  const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocabSize));
+  const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocabSize));
   const s: Side = {
     model,
     step: () => {
@@ -89,10 +97,9 @@ function side(cfg: ModelConfig, k: Kernels): Side {
 }
 
 console.log(`A/B, 1 thread, CPU time, ${steps} alternating steps each; base = ${basePath}`);
-for (const m of models) {
-  const cfg: ModelConfig = { vocabSize: V, contextLength: 64, ...m };
-  const a = side(cfg, kernelsOf(base, "base"));
-  const b = side(cfg, kernelsOf(ours, "ours"));
+for (const { name, cfg, B: batch } of models) {
+  const a = side(cfg, batch, kernelsOf(base, "base"));
+  const b = side(cfg, batch, kernelsOf(ours, "ours"));
   for (let i = 0; i < steps; i++) {
     for (const s of [a, b]) {
       let t0 = cpuMs();
@@ -107,6 +114,6 @@ for (const m of models) {
   for (let i = 0; i < a.model.params.length; i++)
     maxDiff = Math.max(maxDiff, Math.abs(a.model.params[i] - b.model.params[i]));
   console.log(
-    `${m.name}: base ${(a.stepMs / steps).toFixed(3)} ms/step, ours ${(b.stepMs / steps).toFixed(3)} ms/step: **${(a.stepMs / b.stepMs).toFixed(3)}x**; eval forward ${(a.evalMs / steps).toFixed(3)} vs ${(b.evalMs / steps).toFixed(3)} ms (${(a.evalMs / b.evalMs).toFixed(3)}x); max |param difference| ${maxDiff.toExponential(1)}`,
+    `${name}: base ${(a.stepMs / steps).toFixed(3)} ms/step, ours ${(b.stepMs / steps).toFixed(3)} ms/step: **${(a.stepMs / b.stepMs).toFixed(3)}x**; eval forward ${(a.evalMs / steps).toFixed(3)} vs ${(b.evalMs / steps).toFixed(3)} ms (${(a.evalMs / b.evalMs).toFixed(3)}x); max |param difference| ${maxDiff.toExponential(1)}`,
   );
 }

@@ -20,6 +20,7 @@ import { GPT } from "../src/train/model.js";
 import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
+import { TRAIN_BENCH_MODELS } from "./models.js";
 import { sgemmRate } from "./sgemm.js";
 
 const args = process.argv.slice(2);
@@ -34,20 +35,13 @@ interface Case {
   B: number;
   steps: number;
 }
-const cases: Case[] = [
-  {
-    name: "small",
-    cfg: { vocabSize: 1024, contextLength: 64, dModel: 64, nLayer: 2, nHead: 2 },
-    B: 32,
-    steps: Number(arg("steps-small", "20")),
-  },
-  {
-    name: "ref",
-    cfg: { vocabSize: 4096, contextLength: 128, dModel: 256, nLayer: 4, nHead: 4 },
-    B: 16,
-    steps: Number(arg("steps-ref", "10")),
-  },
-].filter((c) => arg("only", c.name) === c.name);
+const defaultSteps: Record<string, number> = {
+  small: Number(arg("steps-small", "20")),
+  ref: Number(arg("steps-ref", "10")),
+};
+const cases: Case[] = TRAIN_BENCH_MODELS.map((m) => ({ ...m, steps: defaultSteps[m.name] })).filter(
+  (c) => arg("only", c.name) === c.name,
+);
 
 const repeats = Number(arg("repeats", "2"));
 const kernels = getKernels(arg("kernels", "native") === "reference" ? "reference" : "native");

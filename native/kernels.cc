@@ -481,16 +481,28 @@ inline float ce_row_inplace(float* x, int tgt, int V, float scale, bool grad) {
   return std::log(sum) - (xt - mx);
 }
 
-AlignedBuf g_head_wte_t, g_head_wte, g_head_tile;
+AlignedBuf g_head_wte_t, g_head_wte, g_head_tile, g_head_lnf;
+thread_local AlignedBuf g_head_eval_tile;  // forward-only: one sub-block of logits per thread
+
+// Row counts of the output head's two blockings; both depend only on V (never on the thread count), so
+// every sum, dwte's included, is the same for any number of threads.
+// - sub-blocks of head_sub_rows rows: logits, cross-entropy and dlnf of a sub-block while its (rows, V)
+//   slice of logits is in L2;
+// - blocks of head_block_rows rows: their dlogits are kept (a tile of up to 4M floats) so that dwte is
+//   one GEMM with K = block rows per block. With K = one sub-block (14-56 rows), as before, the (V, C)
+//   dwte was read and written once per 14-56 rows: the head of the V4096 model took 1.37x longer at 2
+//   threads (bench/kernels-ab.ts --train-models).
+int head_sub_rows(int V) { return std::max(14, std::min(56, (131072 / std::max(V, 1)) / 14 * 14)); }
+int head_block_rows(int V) {
+  const int sub = head_sub_rows(V);
+  return std::max(126, (4194304 / std::max(V, 1)) / sub * sub);
+}
 
 }  // namespace
 
 void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* lnf, const float* wte,
                           const int32_t* targets, int BT, int C, int V, float dloss_scale) {
   const bool grad = dlnf != nullptr;
-  // Rows are processed in blocks of R whose (R, V) logits tile stays in L2; R depends only on V (never
-  // on the thread count), so the blockwise sums of dwte are the same for any number of threads.
-  const int R = std::max(14, std::min(56, (131072 / std::max(V, 1)) / 14 * 14));
   const int nt = threads();
   const bool par = nt > 1 && 2.0 * BT * V * C >= min_parallel_work();
   // logits = lnf · wteᵀ: B(k,n) = wte[n*C + k]; dlnf = dlogits · wte: B(k,n) = wte[k*C + n].
@@ -503,22 +515,27 @@ void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* 
     pbk = g_head_wte.get(packed_b_floats(bwd));
     pack_b_full(bwd, pbk, par ? nt : 1);
   }
-  float* tile = g_head_tile.get(static_cast<std::size_t>(R) * V);
-  // With several threads a block's rows are split into sub-blocks of 14 (one AVX-512 tile height).
-  const int sub = par ? 14 : R;
+  const int sub = head_sub_rows(V);
+  // Without gradients there is no dwte and nothing to keep: one block of sub-blocks.
+  const int all = (BT + sub - 1) / sub * sub;
+  const int R = grad ? std::min(head_block_rows(V), all) : all;
+  float* tile = grad ? g_head_tile.get(static_cast<std::size_t>(R) * V) : nullptr;
   for (int b0 = 0; b0 < BT; b0 += R) {
     const int rb = std::min(R, BT - b0);
     const int nsub = (rb + sub - 1) / sub;
     auto rows = [&](int s) {
       const int r0 = s * sub;
       const int r1 = std::min(rb, r0 + sub);
+      // With gradients the sub-block's dlogits stay at its rows of the block tile (dwte reads them);
+      // without, each thread reuses its own sub-block tile.
+      float* t = grad ? tile + static_cast<std::int64_t>(r0) * V : g_head_eval_tile.get(static_cast<std::size_t>(sub) * V);
       GemmArgs f = fwd;
-      f.M = rb;
-      f.A = lnf + static_cast<std::int64_t>(b0) * C;
-      f.C = tile;
-      sgemm_rows(f, r0, r1, pf);
+      f.M = r1 - r0;
+      f.A = lnf + static_cast<std::int64_t>(b0 + r0) * C;
+      f.C = t;
+      sgemm_rows(f, 0, r1 - r0, pf);
       for (int r = r0; r < r1; r++) {
-        float* x = tile + static_cast<std::int64_t>(r) * V;
+        float* x = t + static_cast<std::int64_t>(r - r0) * V;
         const int tgt = targets[b0 + r];
         if (tgt < 0) {
           losses[b0 + r] = 0.f;
@@ -529,10 +546,10 @@ void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* 
       }
       if (!grad) return;
       GemmArgs d = bwd;
-      d.M = rb;
-      d.A = tile;
-      d.C = dlnf + static_cast<std::int64_t>(b0) * C;
-      sgemm_rows(d, r0, r1, pbk);
+      d.M = r1 - r0;
+      d.A = t;
+      d.C = dlnf + static_cast<std::int64_t>(b0 + r0) * C;
+      sgemm_rows(d, 0, r1 - r0, pbk);
     };
     if (par)
       parallel_for(nsub, nt, rows);
@@ -541,9 +558,11 @@ void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* 
     if (!grad) continue;
     // dwte (=, then +=) dlogitsᵀ · lnf over this block: A(m,k) = tile[k*V + m], B(k,n) = lnf[(b0+k)*C + n].
     const GemmArgs w{V, C, rb, tile, 1, V, lnf + static_cast<std::int64_t>(b0) * C, C, 1, dwte, C, b0 > 0, nullptr};
-    const int wchunk = par ? 256 : V;
+    float* pl = g_head_lnf.get(packed_b_floats(w));
+    pack_b_full(w, pl, par ? nt : 1);
+    const int wchunk = par ? 128 : V;
     const int nw = (V + wchunk - 1) / wchunk;
-    auto cols = [&](int c) { sgemm_rows(w, c * wchunk, std::min(V, (c + 1) * wchunk), nullptr); };
+    auto cols = [&](int c) { sgemm_rows(w, c * wchunk, std::min(V, (c + 1) * wchunk), pl); };
     if (par)
       parallel_for(nw, nt, cols);
     else

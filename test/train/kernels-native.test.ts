@@ -187,7 +187,7 @@ function cases(): Case[] {
 }
 
 /**
- * The fused output head: several row blocks (BT > 56), odd C and V, ignored targets; and the loss-only
+ * The fused output head: several row sub-blocks (BT > 56) and dlogits blocks (V = 40000), odd C and V, ignored targets; and the loss-only
  * path. Prefilled garbage in dlnf/dwte checks that both are written, not accumulated.
  */
 function headCases(): Case[] {
@@ -198,6 +198,7 @@ function headCases(): Case[] {
     [130, 16, 300],
     [70, 65, 2048],
     [120, 40, 9000],
+    [300, 8, 40000], // dwte accumulated over 3 blocks of kept dlogits (126 + 126 + 48 rows)
   ]) {
     const lnf = rnd(BT * C, 2);
     const wte = rnd(V * C, 0.5);
