@@ -6,6 +6,7 @@
 #include "pool.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -403,9 +404,17 @@ void sgemm(const GemmArgs& g, int threads) {
   else
 #endif
     pack_all_b<P_NR>(g, pb, threads);
-  const int rows = mr * 12;
-  const int chunks = (g.M + rows - 1) / rows;
-  parallel_for(chunks, threads, [&](int c) { run_block(g, c * rows, std::min(g.M, (c + 1) * rows), 0, g.N, pb); });
+  // Chunks of at most 12 row tiles (one MC block), as many as a multiple of the thread count and with
+  // equal numbers of tiles (+-1), so the threads finish together: fixed 12-tile chunks left 2 threads
+  // 76-87% busy on M = 256-2048 (e.g. 7 + 6 chunks for M = 2048).
+  const int tiles = (g.M + mr - 1) / mr;
+  int chunks = (tiles + 11) / 12;
+  chunks = std::min(tiles, (chunks + threads - 1) / threads * threads);
+  parallel_for(chunks, threads, [&](int c) {
+    const int m0 = mr * static_cast<int>(static_cast<std::int64_t>(c) * tiles / chunks);
+    const int m1 = std::min(g.M, mr * static_cast<int>(static_cast<std::int64_t>(c + 1) * tiles / chunks));
+    run_block(g, m0, m1, 0, g.N, pb);
+  });
 }
 
 std::size_t packed_b_floats(const GemmArgs& g) {
