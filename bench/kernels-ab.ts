@@ -2,7 +2,9 @@
  * Paired A/B of two builds of the native kernel addon on the demo models' training step:
  * `npx tsx bench/kernels-ab.ts --base /path/to/other/build/Release/synthmix_kernels.node
  *  [--steps 80] [--only l2d96,l1d64] [--vocab 512] [--batch 8]` (the demo grid's models), or with
- * `--train-models` the small and ref shapes of bench/train.ts (their own vocabulary, context and batch).
+ * `--train-models` the small and ref shapes of bench/train.ts (their own vocabulary, context and batch);
+ * `--threads 2` runs both addons on 2 threads and times by the wall clock (CPU time would count the
+ * pool's spinning), so it needs a quiet machine.
  *
  * Why: on the shared 2-core machine the load moves by 2x within minutes, so two benchmark runs one after
  * the other (even on CPU time) differ by +-10%, more than most kernel changes gain. Here both addons are
@@ -53,15 +55,19 @@ const ours: Addon = loaded;
 const base = createRequire(import.meta.url)(basePath) as Addon;
 
 /** The addon's functions as `Kernels` (the same mapping as src/train/kernels/native.ts). */
+const threads = Number(arg("threads", "1"));
 function kernelsOf(addon: Addon, name: string): Kernels {
-  addon.setThreads(1);
+  addon.setThreads(threads);
   return { ...(addon as unknown as Kernels), name };
 }
 
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
+const cpuMs =
+  threads === 1
+    ? () => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1000;
+      }
+    : () => performance.now();
 
 interface Side {
   model: GPT;
@@ -96,7 +102,9 @@ function side(cfg: ModelConfig, B: number, k: Kernels): Side {
   return s;
 }
 
-console.log(`A/B, 1 thread, CPU time, ${steps} alternating steps each; base = ${basePath}`);
+console.log(
+  `A/B, ${threads} thread(s), ${threads === 1 ? "CPU time" : "wall clock"}, ${steps} alternating steps each; base = ${basePath}`,
+);
 for (const { name, cfg, B: batch } of models) {
   const a = side(cfg, batch, kernelsOf(base, "base"));
   const b = side(cfg, batch, kernelsOf(ours, "ours"));
