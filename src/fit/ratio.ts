@@ -20,6 +20,11 @@ export function chi2Quantile95(df: number): number {
  * and differ only in seed; null when the grid has no seed replicates.
  */
 export function seedNoise(rows: RunResultRow[]): number | null {
+  return seedNoiseWithDf(rows)?.sigmaLog ?? null;
+}
+
+/** seedNoise with its degrees of freedom (sum over cells of replicates - 1). */
+export function seedNoiseWithDf(rows: RunResultRow[]): { sigmaLog: number; df: number } | null {
   const groups = new Map<string, number[]>();
   for (const r of rows) {
     const k = `${r.synthetic}\u0000${r.ratio}\u0000${r.generator}\u0000${r.nonEmbeddingParams}\u0000${r.tokens}`;
@@ -33,7 +38,7 @@ export function seedNoise(rows: RunResultRow[]): number | null {
     for (const l of ls) ss += (l - m) ** 2;
     df += ls.length - 1;
   }
-  return df > 0 ? Math.sqrt(ss / df) : null;
+  return df > 0 ? { sigmaLog: Math.sqrt(ss / df), df } : null;
 }
 
 export interface RatioPoint {

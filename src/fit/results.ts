@@ -281,7 +281,7 @@ export const SpeedupEntrySchema = MixtureKeySchema.extend({
   basis: z.enum(["laws-identified", "interpolation"]).nullable().optional(),
   /**
    * When the headline reading is extrapolated or not reachable: a bound read from the runs instead (speedup < value when
-   * the mixture's mean loss at its largest budget `atD` is still above L* by `gapSe` standard errors (seed noise at this N, else pooled),
+   * the mixture's mean loss at its largest budget `atD` is still above L* by `gapSe` > `threshold` standard errors (seed noise at this N, else pooled),
    * > value when at its smallest budget it is already below). Null when the runs do not settle it.
    */
   bound: z
@@ -293,6 +293,11 @@ export const SpeedupEntrySchema = MixtureKeySchema.extend({
       /** L*: the mean loss of the natural run with the largest D at this N. */
       targetLoss: z.number(),
       gapSe: z.number(),
+      /** The se multiple the gap had to exceed (Bonferroni over `tests` one-sided tests, t with `df`). */
+      threshold: z.number().optional(),
+      tests: z.number().int().optional(),
+      /** Degrees of freedom of the noise estimate; null: normal quantiles. */
+      df: z.number().nullable().optional(),
     })
     .nullable()
     .optional(),

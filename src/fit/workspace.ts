@@ -15,7 +15,7 @@ import {
 } from "./groups.js";
 import { type FitStageInput, type FitStageOptions, FitStageSchema } from "./options.js";
 import { FitPool, fitScalingLawParallel } from "./pool.js";
-import { bestRatioEntry, bestRatioTrends, type RatioCell, seedNoise } from "./ratio.js";
+import { bestRatioEntry, bestRatioTrends, type RatioCell, seedNoise, seedNoiseWithDf } from "./ratio.js";
 import type {
   BestRatioEntry,
   BestRatioFile,
@@ -33,6 +33,7 @@ import {
   type LawParams,
   type ObservedCell,
   type ObservedCells,
+  type SpeedupInput,
   speedupEntry,
   targetRange,
 } from "./speedup.js";
@@ -321,7 +322,6 @@ function computeSpeedups(
   if (natFits.length === 0)
     return { ...base, note: "no natural-only mixture was fitted, so there is no baseline" };
   const naturalRows = rows.filter(isNatural);
-  const entries: SpeedupEntry[] = [];
   const largestAt = (N: number | null) => {
     const rs = N === null ? naturalRows : naturalRows.filter((r) => r.nonEmbeddingParams === N);
     if (rs.length === 0) return null;
@@ -331,68 +331,76 @@ function computeSpeedups(
     const pick = atMax.filter((r) => r.nonEmbeddingParams === maxN);
     return { D: maxD, loss: pick.reduce((s, r) => s + r.loss, 0) / pick.length, runs: pick.length };
   };
-  const sigmaLog = seedNoise(rows) ?? pooledSigma(done);
-  const noiseAt = new Map<number, number | null>();
+  const pooled = seedNoiseWithDf(rows) ?? pooledSigmaWithDf(done);
+  const noiseAt = new Map<number, { sigmaLog: number; df: number } | null>();
   const observedAt = (mixRows: RunResultRow[], N: number | null): ObservedCells | undefined => {
     const nat = largestAt(N);
     if (N === null || !nat) return undefined;
     // Seed noise at this N when it has replicates: it varies with model size (a saturated small model
     // repeats to ~0.2%, a model in a learning transition to ~2%), so the pooled value misjudges both.
-    if (!noiseAt.has(N)) noiseAt.set(N, seedNoise(rows.filter((r) => r.nonEmbeddingParams === N)));
-    const atN = noiseAt.get(N);
-    return { natural: nat, mixture: cellsAt(mixRows, N), sigmaLog: atN ?? sigmaLog };
+    if (!noiseAt.has(N)) noiseAt.set(N, seedNoiseWithDf(rows.filter((r) => r.nonEmbeddingParams === N)));
+    const noise = noiseAt.get(N) ?? pooled;
+    // `tests` is set below, once the family of bounds (every entry of this file) is known.
+    return {
+      natural: nat,
+      mixture: cellsAt(mixRows, N),
+      sigmaLog: noise?.sigmaLog ?? null,
+      df: noise?.df ?? null,
+      tests: 2,
+    };
   };
   const targetsFor = (N: number | null) => {
     const rs = N === null ? naturalRows : naturalRows.filter((r) => r.nonEmbeddingParams === N);
     const ls = rs.map((r) => r.loss);
     return ls.length ? targetRange(Math.min(...ls), Math.max(...ls), curvePoints) : [];
   };
+  const inputs: SpeedupInput[] = [];
   for (const mix of done) {
     if (mix.group.key === "none:0:") continue;
     if (form.name === "joint") {
       const nat = natFits[0];
       const Ns = [...new Set(mix.group.rows.map((r) => r.nonEmbeddingParams))].sort((a, b) => a - b);
       for (const N of Ns) {
-        entries.push(
-          speedupEntry({
-            mix: mix.group,
-            baseline: nat.group.key,
-            N,
-            method: "joint-at-N",
-            natural: nat.outcome.natural,
-            mixture: mix.outcome.natural,
-            naturalBoot: bootNatural(nat.outcome, form),
-            mixtureBoot: bootNatural(mix.outcome, form),
-            targets: targetsFor(N),
-            largestNatural: largestAt(N),
-            observed: observedAt(mix.group.rows, N),
-            naturalFit: fitOf(nat),
-            mixtureFit: fitOf(mix),
-          }),
-        );
-      }
-    } else {
-      const nat = natFits.find((n) => n.fixedN === mix.fixedN);
-      if (!nat) continue;
-      entries.push(
-        speedupEntry({
+        inputs.push({
           mix: mix.group,
           baseline: nat.group.key,
-          N: mix.fixedN,
-          method: mix.fixedN === null ? "data-fit-pooled" : "data-fit-per-N",
+          N,
+          method: "joint-at-N",
           natural: nat.outcome.natural,
           mixture: mix.outcome.natural,
           naturalBoot: bootNatural(nat.outcome, form),
           mixtureBoot: bootNatural(mix.outcome, form),
-          targets: targetsFor(mix.fixedN),
-          largestNatural: largestAt(mix.fixedN),
-          observed: observedAt(mix.group.rows, mix.fixedN),
+          targets: targetsFor(N),
+          largestNatural: largestAt(N),
+          observed: observedAt(mix.group.rows, N),
           naturalFit: fitOf(nat),
           mixtureFit: fitOf(mix),
-        }),
-      );
+        });
+      }
+    } else {
+      const nat = natFits.find((n) => n.fixedN === mix.fixedN);
+      if (!nat) continue;
+      inputs.push({
+        mix: mix.group,
+        baseline: nat.group.key,
+        N: mix.fixedN,
+        method: mix.fixedN === null ? "data-fit-pooled" : "data-fit-per-N",
+        natural: nat.outcome.natural,
+        mixture: mix.outcome.natural,
+        naturalBoot: bootNatural(nat.outcome, form),
+        mixtureBoot: bootNatural(mix.outcome, form),
+        targets: targetsFor(mix.fixedN),
+        largestNatural: largestAt(mix.fixedN),
+        observed: observedAt(mix.group.rows, mix.fixedN),
+        naturalFit: fitOf(nat),
+        mixtureFit: fitOf(mix),
+      });
     }
   }
+  // Every entry tests two one-sided bounds; the family's error rate is held at 5% over all of them.
+  const tests = 2 * inputs.filter((i) => i.observed).length;
+  for (const i of inputs) if (i.observed) i.observed.tests = tests;
+  const entries: SpeedupEntry[] = inputs.map((i) => speedupEntry(i));
   return { ...base, entries };
 }
 
@@ -406,6 +414,11 @@ function cellsAt(rows: RunResultRow[], N: number): ObservedCell[] {
 
 /** Run-to-run noise from the fits: pooled log-residuals with their degrees of freedom, sqrt(SSR / sum(n - p)). */
 function pooledSigma(done: DoneFit[]): number {
+  return pooledSigmaWithDf(done)?.sigmaLog ?? 0;
+}
+
+/** pooledSigma with its degrees of freedom; null when no fit has residual degrees of freedom. */
+function pooledSigmaWithDf(done: DoneFit[]): { sigmaLog: number; df: number } | null {
   let ss = 0;
   let df = 0;
   for (const d of done) {
@@ -414,7 +427,7 @@ function pooledSigma(done: DoneFit[]): number {
     for (const r of rs) ss += r.logResidual ** 2;
     df += rs.length - d.outcome.theta.length;
   }
-  return df > 0 ? Math.sqrt(ss / df) : 0;
+  return df > 0 ? { sigmaLog: Math.sqrt(ss / df), df } : null;
 }
 
 /**

@@ -4,15 +4,17 @@
  * shapes carry their warning code, and the report states no finding from them.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { fitScalingLaw, type Point } from "../../src/fit/fit.js";
 import { getForm } from "../../src/fit/forms.js";
 import { predictWithIntervals } from "../../src/fit/predict.js";
-import { describeBound } from "../../src/fit/speedup.js";
+import { boundThreshold, describeBound, observedBound, type SpeedupInput } from "../../src/fit/speedup.js";
 import { fitRows } from "../../src/fit/workspace.js";
 import { findings } from "../../src/report/summary.js";
 import type { RunResultRow } from "../../src/sweep/results.js";
 import { Rng } from "../../src/util/rng.js";
+import { optionalTool, pythonModules } from "../helpers/optional.js";
 
 const TRUTH = { B: 400, beta: 0.3, E: 2.5 };
 const law = (D: number) => TRUTH.E + TRUTH.B / D ** TRUTH.beta;
@@ -275,4 +277,60 @@ test("a bound says a direction only when it implies one", () => {
     describeBound({ ...b, loss: 3.5, side: "above", value: 0.5 }),
     /at least 0\.50× natural.*already below/,
   );
+});
+
+const scipy = optionalTool("python3-scipy", pythonModules("scipy"), "apt-get install -y python3-scipy");
+
+test("the bound threshold is scipy's one-sided Bonferroni quantile (t with the noise's df, else normal)", {
+  skip: scipy.skip,
+}, () => {
+  scipy.require();
+  const cases: [number, number | null][] = [
+    [2, null],
+    [2, 3],
+    [12, 9],
+    [40, 1],
+    [40, null],
+    [330, 165],
+  ];
+  const py = `import json,sys
+from scipy.stats import t, norm
+cs = json.load(sys.stdin)
+print(json.dumps([float(norm.ppf(1 - 0.05 / n) if df is None else t.ppf(1 - 0.05 / n, df)) for n, df in cs]))`;
+  const r = spawnSync("/usr/bin/python3", ["-c", py], { input: JSON.stringify(cases), encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const ref = JSON.parse(r.stdout) as number[];
+  cases.forEach(([n, df], i) => {
+    const ours = boundThreshold(n, df);
+    assert.ok(Math.abs(ours / ref[i] - 1) < 1e-9, `tests ${n}, df ${df}: ours ${ours}, scipy ${ref[i]}`);
+  });
+  assert.ok(Math.abs(boundThreshold(2, null) - 1.959964) < 1e-6, "one entry, known noise: the old 1.96");
+});
+
+test("a gap that is significant alone is not a bound in a family of many entries", () => {
+  const sigmaLog = 0.01;
+  const se = sigmaLog * Math.sqrt(1 / 2 + 1 / 2);
+  const input = (tests: number, df: number | null): SpeedupInput =>
+    ({
+      observed: {
+        natural: { D: 1e6, loss: 4, runs: 2 },
+        // still above L* at its largest budget by 2.6 se
+        mixture: [
+          { D: 5e5, loss: 4.3, runs: 2 },
+          { D: 1e6, loss: 4 * Math.exp(2.6 * se), runs: 2 },
+        ],
+        sigmaLog,
+        df,
+        tests,
+      },
+    }) as unknown as SpeedupInput;
+  const alone = observedBound(input(2, null));
+  assert.equal(alone?.side, "below");
+  assert.ok(Math.abs(alone!.gapSe - 2.6) < 1e-9);
+  assert.ok(Math.abs(alone!.threshold! - 1.96) < 1e-3);
+  // 20 entries x 2 sides: the threshold is 3.23 (normal), so 2.6 se settles nothing.
+  assert.equal(observedBound(input(40, null)), null);
+  // Few degrees of freedom in the noise estimate widen it too: t with 2 df at one entry needs 4.30.
+  assert.equal(observedBound(input(2, 2)), null);
+  assert.match(describeBound(alone!), /by 2\.6 se, > 1\.96 needed: 2 tests at 5% family-wise, normal\)$/);
 });
