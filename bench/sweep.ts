@@ -20,6 +20,12 @@
  * status.json: training steps, evaluations (during training and final) and time outside the trainer's
  * clock (worker start, data and model set-up, final checkpoint).
  *
+ * The wall-clock ratio is the goal, but on a machine shared with other work it also counts the cores
+ * the others took (and the 2-thread SGEMM sample moves with the load). So the bench also prints a
+ * CPU-time ratio: training FLOPs over the CPU seconds of the training workers (reaped children, from
+ * /proc/self/stat) plus this process, divided by the 1-thread SGEMM timed by CPU time; it measures the
+ * sweep's own overheads, and it equals the wall ratio when both cores are the sweep's alone.
+ *
  * Peer (`--torch`, default on): bench/peers/sweep_torch.py trains the same runs (same shapes, budgets,
  * schedule, eval windows) in ONE PyTorch process looping over the runs (no per-run start-up at all),
  * torch threads 1, OPENBLAS_NUM_THREADS=2, OPENBLAS_CORETYPE=SkylakeX, and its ratio is computed
