@@ -319,3 +319,15 @@ test("a model's own lr overrides the grid's, enters its run id, and leaves other
     assert.deepEqual(r.model, twin.model, "lr is not part of the architecture");
   }
 });
+
+test("train.checkpointSec reaches each run's config and leaves its run id alone", () => {
+  const ws = makeWorkspace();
+  const a = planSweep(resolveSpec(gridSpec(), ws).spec, ws, 257);
+  const b = planSweep(resolveSpec(gridSpec({ train: { checkpointSec: 2.5 } }), ws).spec, ws, 257);
+  assert.deepEqual(
+    b.map((r) => r.id),
+    a.map((r) => r.id),
+  );
+  for (const r of b) assert.equal(r.config.checkpointSec, 2.5);
+  for (const r of a) assert.equal(r.config.checkpointSec, undefined);
+});
