@@ -78,8 +78,9 @@ export function resolveDataPath(runDir: string, p: string): string {
 
 /**
  * Identity of a run for resume: every field that changes the loss curve (not `threads`, nor the
- * checkpoint cadence), data paths resolved. A WSD trunk (`trunk` true) is extended by whichever branch needs it further, so its length
- * and id are not part of it (its loss curve up to any step does not depend on them).
+ * checkpoint cadence), data paths resolved. A WSD trunk (`trunk` true) is extended by whichever branch
+ * needs it further, so its length and id are not part of it (its loss curve up to any step does not
+ * depend on them).
  */
 function runIdentity(runDir: string, c: RunConfig, trunk = false): string {
   // `wsd` (trunk folder, ladder) does not change the loss curve: a branch equals a standalone WSD run.
