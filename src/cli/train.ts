@@ -84,7 +84,7 @@ export function register(program: Command): void {
     .option("--seed <n>", "seed for init and batch sampling (default 1234)")
     .option("--eval-every <n>", "evaluate every n steps (default 0: only at the end)")
     .option("--eval-tokens <n>", "tokens per test domain (default 32768)")
-    .option("--checkpoint-every <n>", "checkpoint every n steps (default 50)")
+    .option("--checkpoint-every <n>", "checkpoint every n steps (default: every 10 s of training)")
     .option("--threads <n>", "kernel threads (default 2)")
     .option("--kernels <which>", "native | reference", "native")
     .option("--json", `${JSON_HELP}: {runDir, id, loss, losses, tokensPerSec, ...}`)

@@ -241,6 +241,8 @@ function planRun(
   const backend = ext && (!ext.models || ext.models.includes(name)) ? "external" : "internal";
   // A per-model LR replaces the grid's; the identity then holds the LR the run trains with.
   const t = lr === undefined ? spec.train : { ...spec.train, optimizer: { ...spec.train.optimizer, lr } };
+  // checkpointSec changes no result, so it is not in the id (checkpointEvery is, for ids made before).
+  const { checkpointSec: _cs, ...tIdentity } = t;
   const identity = {
     model: cfg,
     modelName: name,
@@ -254,7 +256,7 @@ function planRun(
       })),
       allowRepeat: spec.allowRepeat,
     },
-    train: t,
+    train: tIdentity,
   };
   const id = `${name}-${mixture.label}${mixture.generator ? `-${mixture.generator}` : ""}-d${countLabel(tokens)}-s${seed}-${stableHash(identity, 8)}`;
   const config = RunConfigSchema.parse({
@@ -273,6 +275,7 @@ function planRun(
     ...(t.evalEvery !== undefined && { evalEvery: t.evalEvery }),
     ...(t.evalTokens !== undefined && { evalTokens: t.evalTokens }),
     ...(t.checkpointEvery !== undefined && { checkpointEvery: t.checkpointEvery }),
+    ...(t.checkpointSec !== undefined && { checkpointSec: t.checkpointSec }),
     ...(t.sampling !== undefined && { sampling: t.sampling }),
   });
   return {

@@ -170,6 +170,7 @@ export const SweepSpecSchema = z
         evalEvery: z.number().int().min(0).optional(),
         evalTokens: z.number().int().positive().optional(),
         checkpointEvery: z.number().int().min(0).optional(),
+        checkpointSec: z.number().positive().optional(),
         sampling: z.enum(["epoch", "random"]).optional(),
       })
       .default({}),

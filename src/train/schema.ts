@@ -61,8 +61,15 @@ export const RunConfigSchema = z.object({
   /** Evaluate every this many optimizer steps (0: only at the end), on `evalTokens` tokens per domain. */
   evalEvery: z.number().int().min(0).default(0),
   evalTokens: z.number().int().positive().default(32768),
-  /** Save a resumable checkpoint every this many steps (0: only at the end). */
-  checkpointEvery: z.number().int().min(0).default(50),
+  /**
+   * Checkpoint cadence (neither changes a result: a resume is bit-exact from any step). Given
+   * `checkpointEvery`, a resumable checkpoint every this many steps (0: only at the end); without it,
+   * at the first step at least `checkpointSec` (default 10) seconds of training after the last one (docs/train.md,
+   * Checkpoint cadence: a checkpoint costs 8-25 ms CPU plus an fsync stall on the demo's models, which
+   * at the former 50 steps was ~10% of a sweep's training time).
+   */
+  checkpointEvery: z.number().int().min(0).optional(),
+  checkpointSec: z.number().positive().optional(),
   /**
    * WSD ladder (optimizer.schedule "wsd"): start from the shared constant-LR trunk `trunk` (a folder,
    * relative to the run folder or absolute) at this run's cooldown start and train only the cooldown.

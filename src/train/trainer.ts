@@ -49,6 +49,16 @@ import {
   tryLock,
 } from "./wsd.js";
 
+/**
+ * Default checkpoint cadence without `checkpointEvery`, in seconds of training: a checkpoint costs
+ * 8-25 ms of CPU on the demo's models plus an fsync stall of 15-270 ms on this shared disk, so 10 s
+ * costs ~0.3-3% and a kill -9 loses at most 10 s of a run (docs/train.md, Checkpoint cadence).
+ */
+export const CHECKPOINT_SEC = 10;
+
+/** The longest the training loop runs without returning to the event loop (abort latency). */
+const YIELD_MS = 20;
+
 export type FinalRecord = Extract<MetricRecord, { type: "final" }>;
 
 export interface TrainOptions {
@@ -67,13 +77,14 @@ export function resolveDataPath(runDir: string, p: string): string {
 }
 
 /**
- * Identity of a run for resume: every field that changes the loss curve (not `threads`), data paths
- * resolved. A WSD trunk (`trunk` true) is extended by whichever branch needs it further, so its length
- * and id are not part of it (its loss curve up to any step does not depend on them).
+ * Identity of a run for resume: every field that changes the loss curve (not `threads`, nor the
+ * checkpoint cadence), data paths resolved. A WSD trunk (`trunk` true) is extended by whichever branch
+ * needs it further, so its length and id are not part of it (its loss curve up to any step does not
+ * depend on them).
  */
 function runIdentity(runDir: string, c: RunConfig, trunk = false): string {
   // `wsd` (trunk folder, ladder) does not change the loss curve: a branch equals a standalone WSD run.
-  const { threads: _t, wsd: _w, data, ...rest } = c;
+  const { threads: _t, wsd: _w, checkpointEvery: _ce, checkpointSec: _cs, data, ...rest } = c;
   const test = data.test === undefined ? undefined : resolveDataPath(runDir, data.test);
   const ident: Record<string, unknown> = {
     ...rest,
@@ -169,9 +180,17 @@ async function trunkSnapshot(runDir: string, cfg: RunConfig, opts: TrainOptions)
   }
 }
 
-/** An append-only metrics.jsonl whose byte length is recorded in each checkpoint. */
+/**
+ * An append-only metrics.jsonl whose byte length is recorded in each checkpoint. Lines are buffered and
+ * written at most every FLUSH_SEC (and at every sync/close): one write(2) per step was ~3% of a small
+ * model's step (bench/trainer-loop.ts). A kill loses only lines after the last checkpoint, which a resume
+ * truncates away and writes again anyway; readers of a live run (sweep status) lag by at most FLUSH_SEC.
+ */
 class MetricsFile {
+  private static readonly FLUSH_SEC = 1;
   private fd: number;
+  private pending: string[] = [];
+  private lastFlush = performance.now();
   constructor(
     readonly path: string,
     offset: number,
@@ -180,15 +199,24 @@ class MetricsFile {
     this.fd = openSync(path, "a");
   }
   append(m: MetricRecord): void {
-    writeSync(this.fd, `${JSON.stringify(m)}\n`);
+    this.pending.push(`${JSON.stringify(m)}\n`);
+    if (performance.now() - this.lastFlush >= MetricsFile.FLUSH_SEC * 1000) this.flush();
   }
-  /** fsync and return the length in bytes (the offset a resume truncates to). */
+  private flush(): void {
+    this.lastFlush = performance.now();
+    if (this.pending.length === 0) return;
+    writeSync(this.fd, this.pending.join(""));
+    this.pending = [];
+  }
+  /** Write, fsync and return the length in bytes (the offset a resume truncates to). */
   sync(): number {
+    this.flush();
     fsyncSync(this.fd);
     return statSync(this.path).size;
   }
   close(): void {
     if (this.fd >= 0) {
+      this.flush();
       fsyncSync(this.fd);
       closeSync(this.fd);
       this.fd = -1;
@@ -412,12 +440,20 @@ async function trainImpl(
     }
     return losses;
   };
+  let lastCheckpointSec = elapsedBefore;
   const checkpoint = () => {
     state.metricsOffset = metrics.sync();
     state.elapsedSec = elapsed();
     state.rng.nextStep = state.step;
     saveCheckpoint(runDir, model, opt, state);
+    lastCheckpointSec = elapsed();
   };
+  // Given checkpointEvery: every that many steps; else every checkpointSec of the trainer clock.
+  const checkpointDue = (step: number) =>
+    cfg.checkpointEvery !== undefined
+      ? cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0
+      : elapsed() - lastCheckpointSec >= (cfg.checkpointSec ?? CHECKPOINT_SEC);
+  let lastYield = performance.now();
 
   try {
     while (state.step < totalSteps) {
@@ -458,13 +494,17 @@ async function trainImpl(
       // A trunk's last step is not a run's last step: evaluate there as a standalone run would.
       if ((trunk !== null || !last) && cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0)
         runEval(state.step);
-      if (!last && cfg.checkpointEvery > 0 && state.step % cfg.checkpointEvery === 0) checkpoint();
+      if (!last && checkpointDue(state.step)) checkpoint();
       if (trunk?.snapshots.includes(state.step)) {
         checkpoint();
         saveSnapshot(runDir, state);
       }
-      // Let timers and abort signals run between steps.
-      await new Promise<void>((r) => setImmediate(r));
+      // Let timers, IPC messages and abort signals run between steps: every YIELD_MS, not every step (a
+      // turn of the event loop per step was ~3% of a small model's step, bench/trainer-loop.ts).
+      if (performance.now() - lastYield >= YIELD_MS) {
+        await new Promise<void>((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
     }
 
     if (trunk !== null) {

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 import type { RunExecutor } from "../../src/sweep/executors.js";
 import { planSweep } from "../../src/sweep/plan.js";
+import { distIsFresh } from "../../src/sweep/pool.js";
 import type { FinalMetric } from "../../src/sweep/registry.js";
 import { listStatuses, readStatus } from "../../src/sweep/registry.js";
 import { mixtureEpochs, resultRows, rowsToCsv } from "../../src/sweep/results.js";
@@ -317,5 +319,38 @@ test("a model's own lr overrides the grid's, enters its run id, and leaves other
       assert.equal(r.id, twin.id);
     }
     assert.deepEqual(r.model, twin.model, "lr is not part of the architecture");
+  }
+});
+
+test("train.checkpointSec reaches each run's config and leaves its run id alone", () => {
+  const ws = makeWorkspace();
+  const a = planSweep(resolveSpec(gridSpec(), ws).spec, ws, 257);
+  const b = planSweep(resolveSpec(gridSpec({ train: { checkpointSec: 2.5 } }), ws).spec, ws, 257);
+  assert.deepEqual(
+    b.map((r) => r.id),
+    a.map((r) => r.id),
+  );
+  for (const r of b) assert.equal(r.config.checkpointSec, 2.5);
+  for (const r of a) assert.equal(r.config.checkpointSec, undefined);
+});
+
+test("the pool starts the compiled worker only when dist/ is newer than every source file", () => {
+  const root = mkdtempSync(join(tmpdir(), "synthmix-dist-"));
+  try {
+    mkdirSync(join(root, "src", "train"), { recursive: true });
+    mkdirSync(join(root, "dist", "train"), { recursive: true });
+    writeFileSync(join(root, "src", "train", "a.ts"), "");
+    writeFileSync(join(root, "src", "b.ts"), "");
+    assert.equal(distIsFresh(root), false, "no dist/*.js");
+    writeFileSync(join(root, "dist", "train", "a.js"), "");
+    writeFileSync(join(root, "dist", "b.js"), "");
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(root, "src", "train", "a.ts"), old, old);
+    utimesSync(join(root, "src", "b.ts"), old, old);
+    assert.equal(distIsFresh(root), true);
+    writeFileSync(join(root, "src", "train", "a.ts"), "// edited after the build");
+    assert.equal(distIsFresh(root), false, "a source edited after the build");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });

@@ -286,3 +286,30 @@ test("reported wall time counts each second once, however many checkpoints were 
   assert.ok(final.elapsedSec > 0);
   assert.ok(Math.abs(final.tokensPerSec - final.tokens / final.elapsedSec) / final.tokensPerSec < 0.05);
 });
+
+test("without checkpointEvery the cadence is by time (checkpointSec); a changed cadence still resumes", async () => {
+  const crashAt = (dir: string, cfg: RunConfig, step: number) =>
+    assert.rejects(
+      trainRun(dir, cfg, {
+        ...opts,
+        onMetric: (m) => {
+          if (m.type === "train" && m.step === step) throw new Error("simulated kill");
+        },
+      }),
+      /simulated kill/,
+    );
+  const { checkpointEvery: _, ...byTime } = config();
+  // A cadence shorter than any step: a checkpoint after every step (the crash comes before step 8's).
+  const often = join(root, "cadence-often");
+  await crashAt(often, { ...byTime, checkpointSec: 1e-9 }, 8);
+  assert.equal(JSON.parse(readFileSync(join(often, "checkpoint", "state.json"), "utf8")).step, 7);
+  // The default (10 s): none in a run this short.
+  const rare = join(root, "cadence-default");
+  await crashAt(rare, byTime, 8);
+  assert.equal(existsSync(join(rare, "checkpoint")), false);
+  // Resuming with another cadence (steps instead of time) is the same run, and the same curve.
+  await trainRun(often, config({ checkpointEvery: 5 }), opts);
+  await trainRun(rare, byTime, opts);
+  assert.deepEqual(curve(readMetrics(often)), curve(readMetrics(straight)));
+  assert.deepEqual(curve(readMetrics(rare)), curve(readMetrics(straight)));
+});
