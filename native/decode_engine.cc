@@ -215,14 +215,11 @@ class ChainSampler {
 
 // Per-phase CPU time of the engine's calling thread (for `profile()`; a clock read costs ~20 ns, a
 // phase is a kernel over a whole batch, so the timers cost nothing measurable).
-enum Phase { kEmbed, kNorm, kGemm, kAttention, kGelu, kResidual, kHead, kSample, kPhases };
-const char* const kPhaseNames[kPhases] = {"embed", "layernorm", "gemm", "attention", "gelu", "residual", "head", "sample"};
+enum Phase { kEmbed, kNorm, kGemm, kAttnPrefill, kAttnDecode, kGelu, kResidual, kHead, kSample, kPhases };
+const char* const kPhaseNames[kPhases] = {"embed",    "layernorm", "gemm", "attention (prompt rows)", "attention (decode rows)",
+                                          "gelu",     "residual",  "head", "sample"};
 
-double thread_cpu() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
+double thread_cpu() { return thread_cpu_seconds(); }
 
 [[noreturn]] void fail(const Napi::Env& env, const std::string& msg) {
   throw Napi::RangeError::New(env, "decode engine: " + msg);
@@ -405,9 +402,12 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
       mark(kNorm);
       ly.qkv->forward(qkv_.data(), ln_.data(), R, threads_);
       mark(kGemm);
+      // The call adds its prompt rows' CPU time to kAttnPrefill; the rest of it is the decode rows'.
+      const double prefill_before = prof_[kAttnPrefill];
       kv_attention_forward(atty_.data(), qkv_.data(), kc_[l].data(), vc_[l].data(), r.slots, r.pos, R, C, NH_, T_,
-                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data());
-      mark(kAttention);
+                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data(), &prof_[kAttnPrefill]);
+      mark(kAttnDecode);
+      prof_[kAttnDecode] -= prof_[kAttnPrefill] - prefill_before;
       ly.proj->forward(tmp_.data(), atty_.data(), R, threads_);
       mark(kGemm);
       residual_forward(x, x, tmp_.data(), RC);
@@ -442,6 +442,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     for (int p = 0; p < kPhases; p++) o.Set(kPhaseNames[p], prof_[p]);
     o.Set("rows", static_cast<double>(rows_run_));
     o.Set("steps", static_cast<double>(steps_run_));
+    o.Set("decodePositions", static_cast<double>(decode_positions_));
     return o;
   }
 
@@ -451,11 +452,18 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     const Rows r = rows(info);
     std::int32_t* next = typed<std::int32_t, napi_int32_array>(info.Env(), info[7], "next", r.n_out);
     run(r);
-    for (int i = 0; i < r.n_out; i++)
-      next[i] = samplers_[r.slots[r.out[i]]].sample(logits_.data() + static_cast<std::int64_t>(i) * V_, V_);
+    // Each out row is a different sequence with its own sampler (slot), so rows can be drawn on any
+    // thread in any order: chunks of 8 rows on the engine's threads, the same tokens either way.
+    constexpr int kRowsPerTask = 8;
+    parallel_for((r.n_out + kRowsPerTask - 1) / kRowsPerTask, threads_, [&](int c) {
+      const int i1 = std::min(r.n_out, (c + 1) * kRowsPerTask);
+      for (int i = c * kRowsPerTask; i < i1; i++)
+        next[i] = samplers_[r.slots[r.out[i]]].sample(logits_.data() + static_cast<std::int64_t>(i) * V_, V_);
+    });
     mark(kSample);
     rows_run_ += r.R;
     steps_run_++;
+    for (int i = 0; i < r.first_prefill; i++) decode_positions_ += static_cast<std::int64_t>(r.pos[i] + 1) * NH_ * L_;
     return info.Env().Undefined();
   }
 
@@ -516,6 +524,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   double prof_[kPhases] = {};
   double last_ = 0;
   std::int64_t rows_run_ = 0, steps_run_ = 0;
+  std::int64_t decode_positions_ = 0;  // cached positions x heads x layers attended by decode rows
 };
 
 }  // namespace
