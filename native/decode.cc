@@ -15,6 +15,7 @@
 #if defined(__F16C__)
 #include <immintrin.h>
 #endif
+#include <random>
 #include <string>
 #include <vector>
 
@@ -722,6 +723,56 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
   });
 }
 
+// Test hook: decode rows through kv_attention_forward (paired rows, registers, 16-position score blocks)
+// against decode_head (one head, one position at a time: dot_f16, scale_f16, mad_f16, the direct
+// transcription of llama.cpp's single-token flash attention) on random caches, R rows of random lengths
+// in S = R slots, every other slot reading a prefix of random length from slot 0. Returns the number of
+// output floats that differ bitwise.
+std::int64_t decode_attention_mismatches(std::uint32_t seed, int R, int C, int NH, int T) {
+  const int hs = C / NH;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const std::size_t cache = static_cast<std::size_t>(R) * T * C;
+  std::vector<std::uint16_t> kc(cache), vc(cache);
+  for (std::size_t i = 0; i < cache; i++) {
+    kc[i] = f32_to_f16(nd(rng));
+    vc[i] = f32_to_f16(nd(rng));
+  }
+  std::vector<float> qkv(static_cast<std::size_t>(R) * 3 * C), out(static_cast<std::size_t>(R) * C);
+  // Large queries make sharp softmaxes, so the running max moves (the accumulator's rescale path) often.
+  for (auto& x : qkv) x = 2.0f * nd(rng);
+  std::vector<std::int32_t> slots(R), pos(R), alias_slot(R), alias_len(R);
+  for (int r = 0; r < R; r++) {
+    slots[r] = r;
+    pos[r] = static_cast<std::int32_t>(rng() % static_cast<std::uint32_t>(T));
+    alias_slot[r] = r % 2 == 1 ? 0 : r;
+    alias_len[r] = r % 2 == 1 ? static_cast<std::int32_t>(rng() % static_cast<std::uint32_t>(pos[r] + 1)) : 0;
+  }
+  kv_attention_forward(out.data(), qkv.data(), kc.data(), vc.data(), slots.data(), pos.data(), R, C, NH, T, 1, R,
+                       alias_slot.data(), alias_len.data());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  std::int64_t bad = 0;
+  std::vector<float> q(hs), o(hs);
+  std::vector<std::uint16_t> acc(hs);
+  for (int r = 0; r < R; r++) {
+    const int n = pos[r] + 1;
+    std::vector<std::uint16_t> kh(static_cast<std::size_t>(n) * hs), vh(static_cast<std::size_t>(n) * hs);
+    for (int h = 0; h < NH; h++) {
+      for (int t = 0; t < n; t++) {
+        const int src = t < alias_len[r] ? alias_slot[r] : r;
+        const std::size_t at = ((static_cast<std::size_t>(src) * NH + h) * T + t) * hs;
+        std::copy(kc.begin() + at, kc.begin() + at + hs, kh.begin() + static_cast<std::ptrdiff_t>(t) * hs);
+        std::copy(vc.begin() + at, vc.begin() + at + hs, vh.begin() + static_cast<std::ptrdiff_t>(t) * hs);
+      }
+      for (int i = 0; i < hs; i++) q[i] = r16(qkv[static_cast<std::size_t>(r) * 3 * C + h * hs + i]);
+      decode_head(o.data(), q.data(), kh.data(), vh.data(), n, hs, scale, acc.data());
+      const float* got = out.data() + static_cast<std::size_t>(r) * C + h * hs;
+      for (int i = 0; i < hs; i++) bad += std::memcmp(&got[i], &o[i], 4) != 0;
+    }
+  }
+  return bad;
+}
+
 namespace {
 
 [[noreturn]] void fail(const Napi::CallbackInfo& info, const std::string& msg) {
@@ -781,6 +832,16 @@ Napi::Value GeluF16Forward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// decodeAttentionMismatches(seed, R, C, NH, T): see decode_attention_mismatches.
+Napi::Value DecodeAttentionMismatches(const Napi::CallbackInfo& info) {
+  const auto seed = int_arg(info, 0, "seed", 0), R = int_arg(info, 1, "R", 1), C = int_arg(info, 2, "C", 1);
+  const auto NH = int_arg(info, 3, "NH", 1), T = int_arg(info, 4, "T", 1);
+  if (C % NH != 0) fail(info, "C is not divisible by NH");
+  return Napi::Number::New(info.Env(), static_cast<double>(decode_attention_mismatches(
+                                           static_cast<std::uint32_t>(seed), static_cast<int>(R), static_cast<int>(C),
+                                           static_cast<int>(NH), static_cast<int>(T))));
+}
+
 // decodeExpfMismatches(fromBits, stride, count): see expf16_mismatches.
 Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
   const auto from = int_arg(info, 0, "fromBits", 0);  // < 2^31: callers pass the sign separately
@@ -794,6 +855,8 @@ Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void register_decode_kernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("decodeAttentionMismatches",
+              Napi::Function::New(env, DecodeAttentionMismatches, "decodeAttentionMismatches"));
   exports.Set("decodeExpfMismatches", Napi::Function::New(env, DecodeExpfMismatches, "decodeExpfMismatches"));
   exports.Set("kvAttentionForward", Napi::Function::New(env, KvAttentionForward, "kvAttentionForward"));
   exports.Set("geluF16Forward", Napi::Function::New(env, GeluF16Forward, "geluF16Forward"));
