@@ -13,7 +13,12 @@
  * completion tokens the endpoints report. "same text" counts requests whose output equals llama c=1's.
  *
  *   npx tsx bench/generate.ts --local [--gguf synthmix-demo/generator/synthmix-demo.gguf] [--requests 256]
- *       [--threads 1] [--llama-concurrency 4,16] [--native-concurrency 64]
+ *       [--threads 1] [--llama-threads <--threads>] [--llama-concurrency 4,16] [--native-concurrency 64]
+ *
+ * --threads is the native engine's thread count; --llama-threads lists node-llama-cpp's (each with every
+ * concurrency; default the same as the native engine's), so a 2-thread native row can be compared with
+ * node-llama-cpp on 1 and 2 threads (`--threads 2 --llama-threads 1,2`). The llama rows are named
+ * `llama c=K` on one thread and `llama c=K t=2` otherwise.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -104,6 +109,7 @@ export async function benchLocal(argv: string[]): Promise<void> {
   }
   const n = Number(argOf(argv, "requests", "256"));
   const threads = Number(argOf(argv, "threads", "1"));
+  const llamaThreads = argOf(argv, "llama-threads", String(threads)).split(",").map(Number);
   const lcs = argOf(argv, "llama-concurrency", "4,16").split(",").map(Number);
   const nc = Number(argOf(argv, "native-concurrency", "64"));
   const prompts = (await paragraphs(gguf, n)).map((text) => renderPrompt(HQ, { text }).prompt);
@@ -117,12 +123,19 @@ export async function benchLocal(argv: string[]): Promise<void> {
     return;
   }
   const rows: Row[] = [];
-  for (const c of [1, ...lcs.filter((c) => c > 1)]) {
-    const ep = new LlamaEndpoint({ modelPath: gguf, threads, concurrency: c });
-    rows.push(await runEngine(`llama c=${c}`, ep, prompts, params));
+  for (const t of llamaThreads) {
+    for (const c of [1, ...lcs.filter((c) => c > 1)]) {
+      const ep = new LlamaEndpoint({ modelPath: gguf, threads: t, concurrency: c });
+      rows.push(await runEngine(`llama c=${c}${t === 1 ? "" : ` t=${t}`}`, ep, prompts, params));
+    }
   }
   const nativeEp = new NativeEndpoint({ modelPath: gguf, threads, concurrency: nc });
-  const native = await runEngine(`native c=${nc}`, nativeEp, prompts, params);
+  const native = await runEngine(
+    `native c=${nc}${threads === 1 ? "" : ` t=${threads}`}`,
+    nativeEp,
+    prompts,
+    params,
+  );
   rows.push(native);
   printRows(rows);
   const base = rows[0];
@@ -145,7 +158,10 @@ export async function benchLocal(argv: string[]): Promise<void> {
   console.log(
     `native engine: ${prof.steps} steps, ${prof.rows} rows (prompt rows computed: ${prof.rows - native.outTokens}); ` +
       `CPU s per phase: ${phases.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ")}; ` +
-      `outside the engine (JS: scheduling, tokenising, detokenising) ~${(native.cpuSeconds - phases.reduce((a, [, v]) => a + v, 0)).toFixed(2)}`,
+      (threads === 1
+        ? `outside the engine (JS: scheduling, tokenising, detokenising) ~${(native.cpuSeconds - phases.reduce((a, [, v]) => a + v, 0)).toFixed(2)}`
+        : "(the calling thread only; its workers are not included)") +
+      `; native texts ${textsHash(native.texts)}`,
   );
 }
 

@@ -416,10 +416,16 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
       mark(kNorm);
       ly.fc->forward(fch_.data(), ln_.data(), R, threads_);
       mark(kGemm);
-      if (llamaGelu_)
-        gelu_f16_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
-      else
+      if (llamaGelu_) {
+        // Elementwise: chunks of rows on the engine's threads give the same values.
+        constexpr int kGeluRows = 32;
+        parallel_for((R + kGeluRows - 1) / kGeluRows, threads_, [&](int c) {
+          const std::int64_t r0 = static_cast<std::int64_t>(c) * kGeluRows, r1 = std::min<std::int64_t>(R, r0 + kGeluRows);
+          gelu_f16_forward(fchg_.data() + r0 * F, fch_.data() + r0 * F, (r1 - r0) * F);
+        });
+      } else {
         gelu_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+      }
       mark(kGelu);
       ly.fcproj->forward(tmp_.data(), fchg_.data(), R, threads_);
       mark(kGemm);
