@@ -519,6 +519,67 @@ inline void halves_to_floats(float* dst, const std::uint16_t* src, std::int64_t 
   for (; j < j1; j++) dst[j] = f16_to_f32(src[j]);
 }
 
+// Row i of the nb rows of sc (stride pe) becomes softmax(scale * its first m0 + i scores), each
+// probability rounded to f16, zeros after: the per-row loop below (scale, max, subtract, expf, sum in
+// position order, normalise), vectorised where that changes no bit (elementwise steps; the max is exact
+// in any order, and only a zero's sign could differ, which no later step sees: x - (+0) and x - (-0)
+// agree for x != 0 and expf(+-0) = 1) and with four rows' sums, each a serial chain, side by side.
+void causal_softmax_rows(float* sc, int pe, int nb, int m0, float scale) {
+  auto prepare = [&](float* row, int m) {
+    float maxv = -INFINITY;
+    int t = 0;
+#if defined(__AVX512F__)
+    const __m512 sv = _mm512_set1_ps(scale);
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    for (; t + 16 <= m; t += 16) {
+      const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(row + t), sv);
+      _mm512_storeu_ps(row + t, x);
+      mv = _mm512_max_ps(mv, x);
+    }
+    maxv = _mm512_reduce_max_ps(mv);
+#endif
+    for (; t < m; t++) {
+      row[t] *= scale;
+      maxv = std::max(maxv, row[t]);
+    }
+    for (t = 0; t < m; t++) row[t] -= maxv;
+    expf_array(row, row, m);
+  };
+  auto finish = [&](float* row, int m, float sum) {
+    const float inv = 1.0f / sum;
+    int t = 0;
+#if defined(__AVX512F__)
+    const __m512 iv = _mm512_set1_ps(inv);
+    for (; t + 16 <= m; t += 16) _mm512_storeu_ps(row + t, r16v(_mm512_mul_ps(_mm512_loadu_ps(row + t), iv)));
+#endif
+    for (; t < m; t++) row[t] = r16(row[t] * inv);
+    std::fill(row + m, row + pe, 0.f);
+  };
+  constexpr int G = 4;
+  for (int i0 = 0; i0 < nb; i0 += G) {
+    const int g = std::min(G, nb - i0);
+    float* rows[G];
+    float sum[G] = {};
+    for (int c = 0; c < g; c++) {
+      rows[c] = sc + static_cast<std::ptrdiff_t>(i0 + c) * pe;
+      prepare(rows[c], m0 + i0 + c);
+    }
+    const int common = m0 + i0;  // the shortest of the group's rows
+    if (g == G) {
+      for (int t = 0; t < common; t++)
+#pragma GCC unroll 4
+        for (int c = 0; c < G; c++) sum[c] += rows[c][t];
+    } else {
+      for (int c = 0; c < g; c++)
+        for (int t = 0; t < common; t++) sum[c] += rows[c][t];
+    }
+    for (int c = 0; c < g; c++) {
+      for (int t = common; t < m0 + i0 + c; t++) sum[c] += rows[c][t];
+      finish(rows[c], m0 + i0 + c, sum[c]);
+    }
+  }
+}
+
 // Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
 // S = f16(q) · K^T over positions 0..p1-1, causal softmax per row, O = f16(P) · V. Each output element
 // is a dot product in the GEMM's fixed k order, and masked positions contribute exact zeros, so a row's
@@ -552,22 +613,7 @@ void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const s
     // S (nb, pe) = Q (nb, hs) · Kf^T: B(k, t) = kf[t*hs + k].
     sgemm_serial(GemmArgs{nb, pe, hs, q + static_cast<std::ptrdiff_t>(b0) * hs, hs, 1, kf, 1, hs, sc, pe, false,
                           nullptr});
-    for (int i = 0; i < nb; i++) {
-      float* row = sc + static_cast<std::ptrdiff_t>(i) * pe;
-      const int m = p0 + b0 + i + 1;
-      float maxv = -INFINITY;
-      for (int t = 0; t < m; t++) {
-        row[t] *= scale;
-        maxv = std::max(maxv, row[t]);
-      }
-      for (int t = 0; t < m; t++) row[t] -= maxv;
-      expf_array(row, row, m);
-      float sum = 0.f;
-      for (int t = 0; t < m; t++) sum += row[t];
-      const float inv = 1.0f / sum;
-      for (int t = 0; t < m; t++) row[t] = r16(row[t] * inv);
-      std::fill(row + m, row + pe, 0.f);
-    }
+    causal_softmax_rows(sc, pe, nb, p0 + b0 + 1, scale);
     // O (nb, hs) = P (nb, pe) · Vf (pe, hs), written into out rows r0+b0.. at column h*hs.
     sgemm_serial(GemmArgs{nb, hs, pe, sc, pe, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0 + b0) * C + h * hs, C,
                           false, nullptr});
