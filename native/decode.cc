@@ -353,8 +353,8 @@ inline void scores(float* s, const float* q, const std::uint16_t* k, int t0, int
   for (; t < t1; t++) s[t] = dot_f16(q, k + static_cast<std::int64_t>(t) * HS, HS) * scale;
 }
 
-// One head's scores for n positions (s), then where each position stands in the scalar loop's online
-// softmax: ms_h[t] = the running max before position t. q: the head's query (not yet f16-rounded).
+// One head's scores for n positions (s): positions [0, split) from kl (a shared prefix in another slot),
+// the rest from kh. q: the head's query (not yet f16-rounded).
 template <int HS>
 void head_scores(const float* q, const std::uint16_t* kh, const std::uint16_t* kl, int split, int n, float scale,
                  float* s) {
