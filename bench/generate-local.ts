@@ -13,8 +13,14 @@
  * completion tokens the endpoints report. "same text" counts requests whose output equals llama c=1's.
  *
  *   npx tsx bench/generate.ts --local [--gguf synthmix-demo/generator/synthmix-demo.gguf] [--requests 256]
- *       [--threads 1] [--llama-concurrency 4,16] [--native-concurrency 64]
+ *       [--threads 1] [--llama-threads <--threads>] [--llama-concurrency 4,16] [--native-concurrency 64]
+ *
+ * --threads is the native engine's thread count; --llama-threads lists node-llama-cpp's (each with every
+ * concurrency; default the same as the native engine's), so a 2-thread native row can be compared with
+ * node-llama-cpp on 1 and 2 threads (`--threads 2 --llama-threads 1,2`). The llama rows are named
+ * `llama c=K` on one thread and `llama c=K t=2` otherwise.
  */
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -103,6 +109,7 @@ export async function benchLocal(argv: string[]): Promise<void> {
   }
   const n = Number(argOf(argv, "requests", "256"));
   const threads = Number(argOf(argv, "threads", "1"));
+  const llamaThreads = argOf(argv, "llama-threads", String(threads)).split(",").map(Number);
   const lcs = argOf(argv, "llama-concurrency", "4,16").split(",").map(Number);
   const nc = Number(argOf(argv, "native-concurrency", "64"));
   const prompts = (await paragraphs(gguf, n)).map((text) => renderPrompt(HQ, { text }).prompt);
@@ -111,13 +118,24 @@ export async function benchLocal(argv: string[]): Promise<void> {
     `model ${gguf}; ${prompts.length} requests (HQ prompts, temperature 0.8, max_tokens 128, seed 1); ` +
       `threads ${threads}; node ${process.version}; load average ${loadavg()[0].toFixed(1)}`,
   );
+  if (argv.includes("--native-only")) {
+    await nativeOnly(argv, gguf, prompts, params);
+    return;
+  }
   const rows: Row[] = [];
-  for (const c of [1, ...lcs.filter((c) => c > 1)]) {
-    const ep = new LlamaEndpoint({ modelPath: gguf, threads, concurrency: c });
-    rows.push(await runEngine(`llama c=${c}`, ep, prompts, params));
+  for (const t of llamaThreads) {
+    for (const c of [1, ...lcs.filter((c) => c > 1)]) {
+      const ep = new LlamaEndpoint({ modelPath: gguf, threads: t, concurrency: c });
+      rows.push(await runEngine(`llama c=${c}${t === 1 ? "" : ` t=${t}`}`, ep, prompts, params));
+    }
   }
   const nativeEp = new NativeEndpoint({ modelPath: gguf, threads, concurrency: nc });
-  const native = await runEngine(`native c=${nc}`, nativeEp, prompts, params);
+  const native = await runEngine(
+    `native c=${nc}${threads === 1 ? "" : ` t=${threads}`}`,
+    nativeEp,
+    prompts,
+    params,
+  );
   rows.push(native);
   printRows(rows);
   const base = rows[0];
@@ -136,11 +154,58 @@ export async function benchLocal(argv: string[]): Promise<void> {
   );
   // Where the native engine's time went (its thread's CPU seconds per phase, warm-up included).
   const prof = await nativeEp.profile();
-  const phases = Object.entries(prof).filter(([k]) => k !== "rows" && k !== "steps");
+  const phases = Object.entries(prof).filter(([k]) => !["rows", "steps", "decodePositions"].includes(k));
   console.log(
     `native engine: ${prof.steps} steps, ${prof.rows} rows (prompt rows computed: ${prof.rows - native.outTokens}); ` +
       `CPU s per phase: ${phases.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ")}; ` +
-      `outside the engine (JS: scheduling, tokenising, detokenising) ~${(native.cpuSeconds - phases.reduce((a, [, v]) => a + v, 0)).toFixed(2)}`,
+      (threads === 1
+        ? `outside the engine (JS: scheduling, tokenising, detokenising) ~${(native.cpuSeconds - phases.reduce((a, [, v]) => a + v, 0)).toFixed(2)}`
+        : "(the calling thread only; its workers are not included)") +
+      `; native texts ${textsHash(native.texts)}`,
+  );
+}
+
+/** sha256 over the texts in request order (each followed by a NUL): equal hashes = byte-identical outputs. */
+function textsHash(texts: string[]): string {
+  const h = createHash("sha256");
+  for (const t of texts) h.update(t).update("\0");
+  return h.digest("hex").slice(0, 16);
+}
+
+/**
+ * --native-only [--native-concurrency 16,64] [--native-threads 1,2]: the native engine alone at each
+ * concurrency and thread count, with a hash of its 256 texts (to check that a change keeps every output
+ * byte) and its CPU time; for iterating on the engine, not a comparison.
+ */
+async function nativeOnly(
+  argv: string[],
+  gguf: string,
+  prompts: string[],
+  params: SamplingParams,
+): Promise<void> {
+  const ncs = argOf(argv, "native-concurrency", "64").split(",").map(Number);
+  const nts = argOf(argv, "native-threads", argOf(argv, "threads", "1"))
+    .split(",")
+    .map(Number);
+  const rows: Row[] = [];
+  for (const c of ncs) {
+    for (const t of nts) {
+      const ep = new NativeEndpoint({ modelPath: gguf, threads: t, concurrency: c });
+      const row = await runEngine(`native c=${c} t=${t}`, ep, prompts, params);
+      rows.push(row);
+      const prof = await ep.profile();
+      const phases = Object.entries(prof).filter(([k]) => !["rows", "steps", "decodePositions"].includes(k));
+      console.log(
+        `${row.name}: wall ${row.seconds.toFixed(3)} s, CPU ${row.cpuSeconds.toFixed(3)} s, ` +
+          `${row.outTokens} output tokens, texts ${textsHash(row.texts)}; ` +
+          phases.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ") +
+          `; decode rows ${((prof["attention (decode rows)"] / prof.decodePositions) * 1e9).toFixed(2)} ns per cached position and head`,
+      );
+    }
+  }
+  const hashes = new Set(rows.map((r) => textsHash(r.texts)));
+  console.log(
+    hashes.size === 1 ? "all runs: the same texts" : `texts DIFFER between runs (${hashes.size} hashes)`,
   );
 }
 

@@ -11,9 +11,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #if defined(__F16C__)
 #include <immintrin.h>
 #endif
+#include <random>
 #include <string>
 #include <vector>
 
@@ -119,6 +121,12 @@ void gelu_f16_forward(float* out, const float* inp, std::int64_t n) {
 }
 
 inline float r16(float x) { return f16_to_f32(f32_to_f16(x)); }
+
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 #if defined(__AVX512F__)
 // expf for 16 lanes, bitwise equal to glibc's expf (sysdeps/ieee754/flt-32/e_expf.c, the FMA variant
@@ -294,48 +302,74 @@ inline __m512 r16v(__m512 x) {
   return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
-// s[t] = dot_f16(q, k_t) * scale for t in [t0, t1), four positions per iteration: four independent
-// dot-product chains in flight (each position's arithmetic is dot_f16's, unchanged).
+// _mm512_reduce_add_ps of 16 vectors at once: lane p of the result is reduce_add(a[p]), bitwise. GCC's
+// reduce_add_ps adds lanes j and j+8, then j and j+4 (of those 8), then j and j^2 (of those 4), then the
+// last two; each round below performs exactly those additions (float addition is commutative bitwise),
+// for 16 vectors together through shuffles, so the horizontal part costs ~3 instructions per vector
+// instead of ~8.
+inline __m512 reduce_add16(const __m512* a) {
+  __m512 b[8], c[4], d[2];
+  for (int p = 0; p < 8; p++)  // lanes j + j+8: position p in the low half of b[p], p+8 in the high half
+    b[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a[p], a[p + 8], 0x44), _mm512_shuffle_f32x4(a[p], a[p + 8], 0xEE));
+  const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+  const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+  for (int p = 0; p < 4; p++)  // lanes j + j+4: quadrant q of c[p] is position p + 4q
+    c[p] = _mm512_add_ps(_mm512_permutex2var_ps(b[p], lo, b[p + 4]), _mm512_permutex2var_ps(b[p], hi, b[p + 4]));
+  for (int p = 0; p < 2; p++)  // lanes j + j^2: quadrant q of d[p] is positions p + 4q (0, 1), p + 2 + 4q (2, 3)
+    d[p] = _mm512_add_ps(_mm512_shuffle_ps(c[p], c[p + 2], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(c[p], c[p + 2], _MM_SHUFFLE(3, 2, 3, 2)));
+  // The last pair: quadrant q holds positions 4q, 4q+2, 4q+1, 4q+3; put them in order.
+  const __m512 e = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15), e);
+}
+
+// s[t] = dot_f16(q, k_t) * scale for t in [t0, t1), bitwise: 16 positions per iteration, each with
+// dot_f16's own accumulation (one 16-lane fma chain over the head's channels, from zero), their 16
+// horizontal sums through reduce_add16.
 template <int HS>
 inline void scores(float* s, const float* q, const std::uint16_t* k, int t0, int t1, float scale) {
+  constexpr int NV = HS / 16;
+  __m512 qv[NV];
+  for (int j = 0; j < NV; j++) qv[j] = _mm512_loadu_ps(q + 16 * j);
+  const __m512 sv = _mm512_set1_ps(scale);
   int t = t0;
-  for (; t + 4 <= t1; t += 4) {
+  for (; t + 16 <= t1; t += 16) {
     const std::uint16_t* kt = k + static_cast<std::int64_t>(t) * HS;
-    const float a = dot_f16(q, kt, HS), b = dot_f16(q, kt + HS, HS);
-    const float c = dot_f16(q, kt + 2 * HS, HS), d = dot_f16(q, kt + 3 * HS, HS);
-    s[t] = a * scale;
-    s[t + 1] = b * scale;
-    s[t + 2] = c * scale;
-    s[t + 3] = d * scale;
+    __m512 a[16];
+#pragma GCC unroll 16
+    for (int p = 0; p < 16; p++) {
+      // The cache streams from L3/memory: ask for the block after next (HS * 2 bytes per position).
+      for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(kt + (p + 32) * HS) + l, _MM_HINT_T0);
+      a[p] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; j++) {
+        const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kt + p * HS + 16 * j)));
+        a[p] = _mm512_fmadd_ps(qv[j], kv, a[p]);
+      }
+    }
+    _mm512_storeu_ps(s + t, _mm512_mul_ps(reduce_add16(a), sv));
   }
   for (; t < t1; t++) s[t] = dot_f16(q, k + static_cast<std::int64_t>(t) * HS, HS) * scale;
 }
 
-// decode_head for H heads of one row at once (HS = head size, a multiple of 16), bitwise the same: the
-// scores of all positions first (independent dot products), then the online-softmax scalars (they depend
-// on the scores only), then the f16 value accumulators, kept in registers as floats that are always
-// exactly f16 values (every step rounds through f16 as scale_f16 / mad_f16 do). Running the H heads'
-// accumulator chains side by side hides the latency of the f16 round trips, which bound the one-head loop.
-// q: the row's H queries (head stride HS), k/v: head 0's cache (head stride hstride), buf: >= 3*H*n floats.
-// Positions [0, split) are read from klo/vlo (a shared prompt prefix cached in another slot), the rest from k/v.
-// One head's scores and online-softmax scalars for n positions: s (scores), ms (rescale factor per
-// position, 1 = none), vs (value weight per position); returns the softmax sum S. q: the head's query.
+// One head's scores for n positions (s): positions [0, split) from kl (a shared prefix in another slot),
+// the rest from kh. q: the head's query (not yet f16-rounded).
 template <int HS>
-float head_softmax(const float* q, const std::uint16_t* kh, const std::uint16_t* kl, int split, int n, float scale,
-                   float* s, float* ms_h, float* vs_h) {
+void head_scores(const float* q, const std::uint16_t* kh, const std::uint16_t* kl, int split, int n, float scale,
+                 float* s) {
   alignas(64) float qh[HS];
   for (int i = 0; i < HS; i++) qh[i] = r16(q[i]);
   const int m = std::min(split, n);
   scores<HS>(s, qh, kl, 0, m, scale);
   scores<HS>(s, qh, kh, m, n, scale);
-  // The scalar loop's online softmax, split into passes with its exact operations: the running max
-  // before each position (ms_h holds it for now), the exp arguments (Mold - M when a position raises
-  // the max, else s - M) and their exps 16 at a time, then the sum's chain of fused multiply-adds.
-  float M = -INFINITY;
-  for (int t = 0; t < n; t++) {
-    ms_h[t] = M;
-    M = s[t] > M ? s[t] : M;
-  }
+}
+
+// The scalar loop's online softmax, split into passes with its exact operations: given the running max
+// before each position in ms_h (see decode_heads), the exp arguments (Mold - M when a position raises the
+// max, else s - M) and their exps 16 at a time: ms_h becomes the rescale factor per position (1 = none),
+// vs_h the value weight.
+inline void head_exps(const float* s, float* ms_h, float* vs_h, int n) {
   int t = 0;
   const __m512 one = _mm512_set1_ps(1.0f);
   for (; t + 16 <= n; t += 16) {
@@ -353,9 +387,6 @@ float head_softmax(const float* q, const std::uint16_t* kh, const std::uint16_t*
     ms_h[t] = up ? e : 1.0f;
     vs_h[t] = up ? 1.0f : e;
   }
-  float S = 0.0f;
-  for (int u = 0; u < n; u++) S = S * ms_h[u] + vs_h[u];
-  return S;
 }
 
 // One position of one head's f16 value accumulator (NV vectors, floats that are exact f16 values):
@@ -377,34 +408,103 @@ inline void acc_step(__m512* acc, const std::uint16_t* vt, float ms, float vs) {
   }
 }
 
-template <int HS, int H>
-void decode_heads(float* o, const float* q, const std::uint16_t* k, const std::uint16_t* v, const std::uint16_t* klo,
-                  const std::uint16_t* vlo, int split, std::int64_t hstride, int n, float scale, float* buf) {
-  constexpr int NV = HS / 16;
-  float* sc = buf;                                        // (H, n) scores
-  float* msb = buf + static_cast<std::ptrdiff_t>(H) * n;  // rescale factor per position (1 = none)
-  float* vsb = msb + static_cast<std::ptrdiff_t>(H) * n;  // value weight per position
-  float S[H];
-  for (int h = 0; h < H; h++) {
-    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(h) * n;
-    S[h] = head_softmax<HS>(q + h * HS, k + h * hstride, klo + h * hstride, split, n, scale, sc + off, msb + off,
-                            vsb + off);
-  }
-  __m512 acc[H][NV];
-  for (int h = 0; h < H; h++)
-    for (int j = 0; j < NV; j++) acc[h][j] = _mm512_setzero_ps();
-  for (int t = 0; t < n; t++) {
+// One row's share of a decode_heads call: its output and queries at the first head of the group, its
+// cache at that head (head stride hstride), positions [0, split) read from klo/vlo (a shared prompt
+// prefix cached in another slot), n cached positions, and scratch of >= 3*H*n floats.
+struct DecodeRow {
+  float* o;
+  const float* q;
+  const std::uint16_t *k, *v, *klo, *vlo;
+  int split, n;
+  float* buf;
+};
+
+// f(p, h, t) for every row p < P, head h < H and position t < n[p], each (p, h) in increasing t: the rows'
+// common positions in lockstep (P*H independent chains in flight), then each row's remaining ones.
+template <int P, int H, typename F>
+inline void lockstep(const DecodeRow* rw, F&& f) {
+  int nmin = rw[0].n;
+  for (int p = 1; p < P; p++) nmin = std::min(nmin, rw[p].n);
+  for (int t = 0; t < nmin; t++) {
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
+      for (int h = 0; h < H; h++) f(p, h, t);
+  }
+  for (int p = 0; p < P; p++)
+    for (int t = nmin; t < rw[p].n; t++)
+#pragma GCC unroll 4
+      for (int h = 0; h < H; h++) f(p, h, t);
+}
+
+// decode_head for H heads of P rows at once (HS = head size, a multiple of 16), bitwise the same per
+// (row, head): the scores of all positions first (independent dot products), then the online-softmax
+// scalars (they depend on the scores only), then the f16 value accumulators, kept in registers as
+// floats that are always exactly f16 values (every step rounds through f16 as scale_f16 / mad_f16 do).
+// The serial chains (running max, softmax sum, accumulators: an f16 round trip after every position)
+// of the P*H (row, head) pairs run side by side, which hides their latency: it bounds a single chain.
+template <int HS, int H, int P>
+void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
+  constexpr int NV = HS / 16;
+  float *sc[P], *msb[P], *vsb[P];  // per row: (H, n) scores, rescale factor (1 = none), value weight
+  for (int p = 0; p < P; p++) {
+    const DecodeRow& r = rw[p];
+    sc[p] = r.buf;
+    msb[p] = r.buf + static_cast<std::ptrdiff_t>(H) * r.n;
+    vsb[p] = msb[p] + static_cast<std::ptrdiff_t>(H) * r.n;
+    for (int h = 0; h < H; h++)
+      head_scores<HS>(r.q + h * HS, r.k + h * hstride, r.klo + h * hstride, r.split, r.n, scale,
+                      sc[p] + static_cast<std::ptrdiff_t>(h) * r.n);
+  }
+  // The scalar loop's running max (msb holds the max before each position for now), then the exps.
+  float M[P][H], S[P][H];
+  for (int p = 0; p < P; p++)
+    for (int h = 0; h < H; h++) M[p][h] = -INFINITY;
+  lockstep<P, H>(rw, [&](int p, int h, int t) {
+    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * rw[p].n + t;
+    const float st = sc[p][i];
+    msb[p][i] = M[p][h];
+    M[p][h] = st > M[p][h] ? st : M[p][h];
+  });
+  for (int p = 0; p < P; p++)
     for (int h = 0; h < H; h++) {
-      const std::uint16_t* vt = (t < split ? vlo : v) + h * hstride + static_cast<std::int64_t>(t) * HS;
-      acc_step<NV>(acc[h], vt, msb[static_cast<std::ptrdiff_t>(h) * n + t], vsb[static_cast<std::ptrdiff_t>(h) * n + t]);
+      const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(h) * rw[p].n;
+      head_exps(sc[p] + off, msb[p] + off, vsb[p] + off, rw[p].n);
+      S[p][h] = 0.0f;
     }
-  }
-  for (int h = 0; h < H; h++) {
-    const float inv = S[h] == 0.0f ? 0.0f : 1.0f / S[h];
-    const __m512 iv = _mm512_set1_ps(inv);
-    for (int j = 0; j < NV; j++) _mm512_storeu_ps(o + h * HS + 16 * j, _mm512_mul_ps(acc[h][j], iv));
-  }
+  // The softmax sum's chain of fused multiply-adds.
+  lockstep<P, H>(rw, [&](int p, int h, int t) {
+    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * rw[p].n + t;
+    S[p][h] = std::fma(S[p][h], msb[p][i], vsb[p][i]);
+  });
+  __m512 acc[P][H][NV];
+  for (int p = 0; p < P; p++)
+    for (int h = 0; h < H; h++)
+      for (int j = 0; j < NV; j++) acc[p][h][j] = _mm512_setzero_ps();
+  lockstep<P, H>(rw, [&](int p, int h, int t) {
+    const DecodeRow& r = rw[p];
+    const std::uint16_t* vt = (t < r.split ? r.vlo : r.v) + h * hstride + static_cast<std::int64_t>(t) * HS;
+    for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(vt + 8 * HS) + l, _MM_HINT_T0);
+    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * r.n + t;
+    acc_step<NV>(acc[p][h], vt, msb[p][i], vsb[p][i]);
+  });
+  for (int p = 0; p < P; p++)
+    for (int h = 0; h < H; h++) {
+      const float inv = S[p][h] == 0.0f ? 0.0f : 1.0f / S[p][h];
+      const __m512 iv = _mm512_set1_ps(inv);
+      for (int j = 0; j < NV; j++) _mm512_storeu_ps(rw[p].o + h * HS + 16 * j, _mm512_mul_ps(acc[p][h][j], iv));
+    }
+}
+
+// decode_heads for each supported head size (its accumulators in registers): H heads of P rows.
+using DecodeFn = void (*)(const DecodeRow*, std::int64_t, float);
+template <int H, int P>
+DecodeFn decode_fn(int hs) {
+  if (hs == 16) return decode_heads<16, H, P>;
+  if (hs == 32) return decode_heads<32, H, P>;
+  if (hs == 64) return decode_heads<64, H, P>;
+  if (hs == 128 && H * P <= 2) return decode_heads<128, H, P>;  // else the accumulators exceed the registers
+  return nullptr;
 }
 
 #endif
@@ -417,6 +517,67 @@ inline void halves_to_floats(float* dst, const std::uint16_t* src, std::int64_t 
     _mm512_storeu_ps(dst + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j))));
 #endif
   for (; j < j1; j++) dst[j] = f16_to_f32(src[j]);
+}
+
+// Row i of the nb rows of sc (stride pe) becomes softmax(scale * its first m0 + i scores), each
+// probability rounded to f16, zeros after: the per-row loop below (scale, max, subtract, expf, sum in
+// position order, normalise), vectorised where that changes no bit (elementwise steps; the max is exact
+// in any order, and only a zero's sign could differ, which no later step sees: x - (+0) and x - (-0)
+// agree for x != 0 and expf(+-0) = 1) and with four rows' sums, each a serial chain, side by side.
+void causal_softmax_rows(float* sc, int pe, int nb, int m0, float scale) {
+  auto prepare = [&](float* row, int m) {
+    float maxv = -INFINITY;
+    int t = 0;
+#if defined(__AVX512F__)
+    const __m512 sv = _mm512_set1_ps(scale);
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    for (; t + 16 <= m; t += 16) {
+      const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(row + t), sv);
+      _mm512_storeu_ps(row + t, x);
+      mv = _mm512_max_ps(mv, x);
+    }
+    maxv = _mm512_reduce_max_ps(mv);
+#endif
+    for (; t < m; t++) {
+      row[t] *= scale;
+      maxv = std::max(maxv, row[t]);
+    }
+    for (t = 0; t < m; t++) row[t] -= maxv;
+    expf_array(row, row, m);
+  };
+  auto finish = [&](float* row, int m, float sum) {
+    const float inv = 1.0f / sum;
+    int t = 0;
+#if defined(__AVX512F__)
+    const __m512 iv = _mm512_set1_ps(inv);
+    for (; t + 16 <= m; t += 16) _mm512_storeu_ps(row + t, r16v(_mm512_mul_ps(_mm512_loadu_ps(row + t), iv)));
+#endif
+    for (; t < m; t++) row[t] = r16(row[t] * inv);
+    std::fill(row + m, row + pe, 0.f);
+  };
+  constexpr int G = 4;
+  for (int i0 = 0; i0 < nb; i0 += G) {
+    const int g = std::min(G, nb - i0);
+    float* rows[G];
+    float sum[G] = {};
+    for (int c = 0; c < g; c++) {
+      rows[c] = sc + static_cast<std::ptrdiff_t>(i0 + c) * pe;
+      prepare(rows[c], m0 + i0 + c);
+    }
+    const int common = m0 + i0;  // the shortest of the group's rows
+    if (g == G) {
+      for (int t = 0; t < common; t++)
+#pragma GCC unroll 4
+        for (int c = 0; c < G; c++) sum[c] += rows[c][t];
+    } else {
+      for (int c = 0; c < g; c++)
+        for (int t = 0; t < common; t++) sum[c] += rows[c][t];
+    }
+    for (int c = 0; c < g; c++) {
+      for (int t = common; t < m0 + i0 + c; t++) sum[c] += rows[c][t];
+      finish(rows[c], m0 + i0 + c, sum[c]);
+    }
+  }
 }
 
 // Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
@@ -452,64 +613,74 @@ void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const s
     // S (nb, pe) = Q (nb, hs) · Kf^T: B(k, t) = kf[t*hs + k].
     sgemm_serial(GemmArgs{nb, pe, hs, q + static_cast<std::ptrdiff_t>(b0) * hs, hs, 1, kf, 1, hs, sc, pe, false,
                           nullptr});
-    for (int i = 0; i < nb; i++) {
-      float* row = sc + static_cast<std::ptrdiff_t>(i) * pe;
-      const int m = p0 + b0 + i + 1;
-      float maxv = -INFINITY;
-      for (int t = 0; t < m; t++) {
-        row[t] *= scale;
-        maxv = std::max(maxv, row[t]);
-      }
-      for (int t = 0; t < m; t++) row[t] -= maxv;
-      expf_array(row, row, m);
-      float sum = 0.f;
-      for (int t = 0; t < m; t++) sum += row[t];
-      const float inv = 1.0f / sum;
-      for (int t = 0; t < m; t++) row[t] = r16(row[t] * inv);
-      std::fill(row + m, row + pe, 0.f);
-    }
+    causal_softmax_rows(sc, pe, nb, p0 + b0 + 1, scale);
     // O (nb, hs) = P (nb, pe) · Vf (pe, hs), written into out rows r0+b0.. at column h*hs.
     sgemm_serial(GemmArgs{nb, hs, pe, sc, pe, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0 + b0) * C + h * hs, C,
                           false, nullptr});
   }
 }
 
-// All heads of decode row r (n = its cached positions, slot its sequence, positions [0, split) read from
-// slot lo_slot: a shared prefix) into out row r.
-void decode_row(float* out, const float* qkv, const std::uint16_t* kc, const std::uint16_t* vc, int slot, int lo_slot,
-                int split, int n, int r, int C, int NH, int T, float scale, std::vector<float>& buf) {
+// A decode row: its cached positions n (positions [0, split) read from slot lo_slot: a shared prefix),
+// its slot and its row index r in qkv/out.
+struct RowJob {
+  int slot, lo_slot, split, n, r;
+};
+
+// All heads of P (1 or 2) decode rows into their out rows. Each row's arithmetic is the same whether it
+// runs alone or paired (decode_heads keeps the pairs' chains apart), so pairing never changes a bit.
+void decode_rows(float* out, const float* qkv, const std::uint16_t* kc, const std::uint16_t* vc, const RowJob* jobs,
+                 int P, int C, int NH, int T, float scale, std::vector<float>& buf) {
   const int hs = C / NH;
   const std::int64_t hstride = static_cast<std::int64_t>(T) * hs;
-  const std::int64_t base = static_cast<std::int64_t>(slot) * NH * hstride;
-  const std::int64_t lo = static_cast<std::int64_t>(lo_slot) * NH * hstride;
-  const float* q = qkv + static_cast<std::int64_t>(r) * 3 * C;
-  float* o = out + static_cast<std::int64_t>(r) * C;
 #if defined(__AVX512F__)
   // Two heads at a time (one when NH is odd) when the head size has a register-resident variant.
-  using Fn = void (*)(float*, const float*, const std::uint16_t*, const std::uint16_t*, const std::uint16_t*,
-                      const std::uint16_t*, int, std::int64_t, int, float, float*);
-  Fn fn = nullptr;
   const int H = NH % 2 == 0 ? 2 : 1;
-  if (hs == 16) fn = H == 2 ? decode_heads<16, 2> : decode_heads<16, 1>;
-  if (hs == 32) fn = H == 2 ? decode_heads<32, 2> : decode_heads<32, 1>;
-  if (hs == 64) fn = H == 2 ? decode_heads<64, 2> : decode_heads<64, 1>;
-  if (hs == 128) fn = H == 2 ? decode_heads<128, 2> : decode_heads<128, 1>;
+  DecodeFn fn = nullptr;
+  if (P == 2) fn = H == 2 ? decode_fn<2, 2>(hs) : decode_fn<1, 2>(hs);
+  if (P == 1) fn = H == 2 ? decode_fn<2, 1>(hs) : decode_fn<1, 1>(hs);
   if (fn != nullptr) {
-    buf.resize(static_cast<std::size_t>(3 * H) * n);
+    std::size_t need = 0;
+    for (int p = 0; p < P; p++) need += static_cast<std::size_t>(3 * H) * jobs[p].n;
+    buf.resize(need);
     for (int h = 0; h < NH; h += H) {
-      const std::int64_t ho = h * hstride;
-      fn(o + h * hs, q + h * hs, kc + base + ho, vc + base + ho, kc + lo + ho, vc + lo + ho, split, hstride, n, scale,
-         buf.data());
+      DecodeRow rw[2];
+      float* scratch = buf.data();
+      for (int p = 0; p < P; p++) {
+        const RowJob& j = jobs[p];
+        const std::int64_t base = static_cast<std::int64_t>(j.slot) * NH * hstride + h * hstride;
+        const std::int64_t lo = static_cast<std::int64_t>(j.lo_slot) * NH * hstride + h * hstride;
+        rw[p] = DecodeRow{out + static_cast<std::int64_t>(j.r) * C + h * hs,
+                          qkv + static_cast<std::int64_t>(j.r) * 3 * C + h * hs,
+                          kc + base,
+                          vc + base,
+                          kc + lo,
+                          vc + lo,
+                          j.split,
+                          j.n,
+                          scratch};
+        scratch += static_cast<std::ptrdiff_t>(3 * H) * j.n;
+      }
+      fn(rw, hstride, scale);
     }
     return;
   }
 #endif
+  if (P > 1) {
+    for (int p = 0; p < P; p++) decode_rows(out, qkv, kc, vc, jobs + p, 1, C, NH, T, scale, buf);
+    return;
+  }
   // One head at a time over a contiguous copy of the head's n cached positions.
+  const RowJob& j = jobs[0];
+  const int n = j.n;
+  const std::int64_t base = static_cast<std::int64_t>(j.slot) * NH * hstride;
+  const std::int64_t lo = static_cast<std::int64_t>(j.lo_slot) * NH * hstride;
+  const float* q = qkv + static_cast<std::int64_t>(j.r) * 3 * C;
+  float* o = out + static_cast<std::int64_t>(j.r) * C;
   buf.resize(static_cast<std::size_t>(hs));
   float* qh = buf.data();
   std::vector<std::uint16_t> acc(static_cast<std::size_t>(hs));
   std::vector<std::uint16_t> kh(static_cast<std::size_t>(n) * hs), vh(static_cast<std::size_t>(n) * hs);
-  const std::int64_t m = static_cast<std::int64_t>(std::min(split, n)) * hs;
+  const std::int64_t m = static_cast<std::int64_t>(std::min(j.split, n)) * hs;
   for (int h = 0; h < NH; h++) {
     const std::int64_t ho = h * hstride;
     std::copy(kc + lo + ho, kc + lo + ho + m, kh.begin());
@@ -529,7 +700,8 @@ void decode_row(float* out, const float* qkv, const std::uint16_t* kc, const std
 void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::uint16_t* vc,
                           const std::int32_t* slots, const std::int32_t* pos, int R, int C, int NH, int T,
                           int threads, int first_prefill, const std::int32_t* alias_slot,
-                          const std::int32_t* alias_len) {
+                          const std::int32_t* alias_len, double* prefill_seconds) {
+  const double t0 = prefill_seconds != nullptr ? thread_cpu_seconds() : 0.0;
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   // Cache layout (slot, head, position, head channel): one head's keys are contiguous over positions.
@@ -576,21 +748,75 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
     const std::int64_t lo = (static_cast<std::int64_t>(lo_slot) * NH + h) * T * hs;
     prefill_head(out, qkv, kc + base, vc + base, kc + lo, vc + lo, split, g.r0, g.n, g.p0, C, h, hs, scale, buf);
   });
-  // Decode rows [0, first_prefill): one query each. Chunks of rows with boundaries fixed by the row count
-  // alone; each row's arithmetic is independent of its chunk.
+  if (prefill_seconds != nullptr) *prefill_seconds += thread_cpu_seconds() - t0;
+  // Decode rows [0, first_prefill): one query each, in pairs of similar length (sorted by cached
+  // positions: a pair runs its common positions together). Chunks of pairs with boundaries fixed by the
+  // row count alone; each row's arithmetic is independent of its pair and chunk.
+  std::vector<RowJob> jobs(static_cast<std::size_t>(first_prefill));
+  for (int r = 0; r < first_prefill; r++) {
+    const int slot = slots[r];
+    jobs[r] = RowJob{slot, alias_len != nullptr ? alias_slot[slot] : slot, alias_len != nullptr ? alias_len[slot] : 0,
+                     pos[r] + 1, r};
+  }
+  std::stable_sort(jobs.begin(), jobs.end(), [](const RowJob& a, const RowJob& b) { return a.n < b.n; });
   constexpr int kRowsPerChunk = 4;
   const int chunks = (first_prefill + kRowsPerChunk - 1) / kRowsPerChunk;
   parallel_for(chunks, std::max(1, threads), [&](int c) {
     thread_local std::vector<float> buf;
     const int r1 = std::min(first_prefill, (c + 1) * kRowsPerChunk);
-    int r = c * kRowsPerChunk;
-    for (; r < r1; r++) {
-      const int slot = slots[r];
-      const int lo_slot = alias_len != nullptr ? alias_slot[slot] : slot;
-      const int split = alias_len != nullptr ? alias_len[slot] : 0;
-      decode_row(out, qkv, kc, vc, slot, lo_slot, split, pos[r] + 1, r, C, NH, T, scale, buf);
-    }
+    for (int r = c * kRowsPerChunk; r < r1; r += 2)
+      decode_rows(out, qkv, kc, vc, jobs.data() + r, std::min(2, r1 - r), C, NH, T, scale, buf);
   });
+}
+
+// Test hook: decode rows through kv_attention_forward (paired rows, registers, 16-position score blocks)
+// against decode_head (one head, one position at a time: dot_f16, scale_f16, mad_f16, the direct
+// transcription of llama.cpp's single-token flash attention) on random caches, R rows of random lengths
+// in S = R slots, every other slot reading a prefix of random length from slot 0. Returns the number of
+// output floats that differ bitwise.
+std::int64_t decode_attention_mismatches(std::uint32_t seed, int R, int C, int NH, int T) {
+  const int hs = C / NH;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const std::size_t cache = static_cast<std::size_t>(R) * T * C;
+  std::vector<std::uint16_t> kc(cache), vc(cache);
+  for (std::size_t i = 0; i < cache; i++) {
+    kc[i] = f32_to_f16(nd(rng));
+    vc[i] = f32_to_f16(nd(rng));
+  }
+  std::vector<float> qkv(static_cast<std::size_t>(R) * 3 * C), out(static_cast<std::size_t>(R) * C);
+  // Large queries make sharp softmaxes, so the running max moves (the accumulator's rescale path) often.
+  for (auto& x : qkv) x = 2.0f * nd(rng);
+  std::vector<std::int32_t> slots(R), pos(R), alias_slot(R), alias_len(R);
+  for (int r = 0; r < R; r++) {
+    slots[r] = r;
+    pos[r] = static_cast<std::int32_t>(rng() % static_cast<std::uint32_t>(T));
+    alias_slot[r] = r % 2 == 1 ? 0 : r;
+    alias_len[r] = r % 2 == 1 ? static_cast<std::int32_t>(rng() % static_cast<std::uint32_t>(pos[r] + 1)) : 0;
+  }
+  kv_attention_forward(out.data(), qkv.data(), kc.data(), vc.data(), slots.data(), pos.data(), R, C, NH, T, 1, R,
+                       alias_slot.data(), alias_len.data());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  std::int64_t bad = 0;
+  std::vector<float> q(hs), o(hs);
+  std::vector<std::uint16_t> acc(hs);
+  for (int r = 0; r < R; r++) {
+    const int n = pos[r] + 1;
+    std::vector<std::uint16_t> kh(static_cast<std::size_t>(n) * hs), vh(static_cast<std::size_t>(n) * hs);
+    for (int h = 0; h < NH; h++) {
+      for (int t = 0; t < n; t++) {
+        const int src = t < alias_len[r] ? alias_slot[r] : r;
+        const std::size_t at = ((static_cast<std::size_t>(src) * NH + h) * T + t) * hs;
+        std::copy(kc.begin() + at, kc.begin() + at + hs, kh.begin() + static_cast<std::ptrdiff_t>(t) * hs);
+        std::copy(vc.begin() + at, vc.begin() + at + hs, vh.begin() + static_cast<std::ptrdiff_t>(t) * hs);
+      }
+      for (int i = 0; i < hs; i++) q[i] = r16(qkv[static_cast<std::size_t>(r) * 3 * C + h * hs + i]);
+      decode_head(o.data(), q.data(), kh.data(), vh.data(), n, hs, scale, acc.data());
+      const float* got = out.data() + static_cast<std::size_t>(r) * C + h * hs;
+      for (int i = 0; i < hs; i++) bad += std::memcmp(&got[i], &o[i], 4) != 0;
+    }
+  }
+  return bad;
 }
 
 namespace {
@@ -638,7 +864,7 @@ Napi::Value KvAttentionForward(const Napi::CallbackInfo& info) {
   }
   kv_attention_forward(out, qkv, kc, vc, slots, pos, static_cast<int>(R), static_cast<int>(C), static_cast<int>(NH),
                        static_cast<int>(T), static_cast<int>(threads), static_cast<int>(first_prefill), nullptr,
-                       nullptr);
+                       nullptr, nullptr);
   return info.Env().Undefined();
 }
 
@@ -650,6 +876,16 @@ Napi::Value GeluF16Forward(const Napi::CallbackInfo& info) {
   const float* inp = arr<float, napi_float32_array>(info, 1, "inp", N);
   gelu_f16_forward(out, inp, N);
   return info.Env().Undefined();
+}
+
+// decodeAttentionMismatches(seed, R, C, NH, T): see decode_attention_mismatches.
+Napi::Value DecodeAttentionMismatches(const Napi::CallbackInfo& info) {
+  const auto seed = int_arg(info, 0, "seed", 0), R = int_arg(info, 1, "R", 1), C = int_arg(info, 2, "C", 1);
+  const auto NH = int_arg(info, 3, "NH", 1), T = int_arg(info, 4, "T", 1);
+  if (C % NH != 0) fail(info, "C is not divisible by NH");
+  return Napi::Number::New(info.Env(), static_cast<double>(decode_attention_mismatches(
+                                           static_cast<std::uint32_t>(seed), static_cast<int>(R), static_cast<int>(C),
+                                           static_cast<int>(NH), static_cast<int>(T))));
 }
 
 // decodeExpfMismatches(fromBits, stride, count): see expf16_mismatches.
@@ -665,6 +901,8 @@ Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void register_decode_kernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("decodeAttentionMismatches",
+              Napi::Function::New(env, DecodeAttentionMismatches, "decodeAttentionMismatches"));
   exports.Set("decodeExpfMismatches", Napi::Function::New(env, DecodeExpfMismatches, "decodeExpfMismatches"));
   exports.Set("kvAttentionForward", Napi::Function::New(env, KvAttentionForward, "kvAttentionForward"));
   exports.Set("geluF16Forward", Napi::Function::New(env, GeluF16Forward, "geluF16Forward"));

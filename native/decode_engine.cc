@@ -142,22 +142,40 @@ class ChainSampler {
 
   // Insertion over the logits >= tau (all of them when tau is -inf), in id order.
   int top_k_from(const float* logits, int V, float tau) {
+    int n = 0;
+    int i = 0;
+#if defined(__AVX512F__)
+    // The logits below tau are skipped 16 at a time (a compare mask), the others visited in id order.
+    const __m512 tv = _mm512_set1_ps(tau);
+    for (; i + 16 <= V; i += 16) {
+      std::uint32_t m = _mm512_cmp_ps_mask(_mm512_loadu_ps(logits + i), tv, _CMP_NLT_UQ);
+      while (m != 0) {
+        const int b = __builtin_ctz(m);
+        m &= m - 1;
+        n = insert(logits[i + b], i + b, n);
+      }
+    }
+#endif
+    for (; i < V; i++)
+      if (!(logits[i] < tau)) n = insert(logits[i], i, n);
+    return n;
+  }
+
+  // One logit (>= tau) into the descending top-k list of n entries (ties: the earlier id first); returns
+  // the new n.
+  int insert(float v, int id, int n) {
     const int k = k_;
     float* vals = vals_.data();
     int* ids = ids_.data();
-    int n = 0;
-    for (int i = 0; i < V; i++) {
-      const float v = logits[i];
-      if (v < tau || (n == k && !(v > vals[k - 1]))) continue;
-      int j = n < k ? n++ : k - 1;
-      while (j > 0 && vals[j - 1] < v) {
-        vals[j] = vals[j - 1];
-        ids[j] = ids[j - 1];
-        j--;
-      }
-      vals[j] = v;
-      ids[j] = i;
+    if (n == k && !(v > vals[k - 1])) return n;
+    int j = n < k ? n++ : k - 1;
+    while (j > 0 && vals[j - 1] < v) {
+      vals[j] = vals[j - 1];
+      ids[j] = ids[j - 1];
+      j--;
     }
+    vals[j] = v;
+    ids[j] = id;
     return n;
   }
 
@@ -215,14 +233,11 @@ class ChainSampler {
 
 // Per-phase CPU time of the engine's calling thread (for `profile()`; a clock read costs ~20 ns, a
 // phase is a kernel over a whole batch, so the timers cost nothing measurable).
-enum Phase { kEmbed, kNorm, kGemm, kAttention, kGelu, kResidual, kHead, kSample, kPhases };
-const char* const kPhaseNames[kPhases] = {"embed", "layernorm", "gemm", "attention", "gelu", "residual", "head", "sample"};
+enum Phase { kEmbed, kNorm, kGemm, kAttnPrefill, kAttnDecode, kGelu, kResidual, kHead, kSample, kPhases };
+const char* const kPhaseNames[kPhases] = {"embed",    "layernorm", "gemm", "attention (prompt rows)", "attention (decode rows)",
+                                          "gelu",     "residual",  "head", "sample"};
 
-double thread_cpu() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
+double thread_cpu() { return thread_cpu_seconds(); }
 
 [[noreturn]] void fail(const Napi::Env& env, const std::string& msg) {
   throw Napi::RangeError::New(env, "decode engine: " + msg);
@@ -405,9 +420,12 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
       mark(kNorm);
       ly.qkv->forward(qkv_.data(), ln_.data(), R, threads_);
       mark(kGemm);
+      // The call adds its prompt rows' CPU time to kAttnPrefill; the rest of it is the decode rows'.
+      const double prefill_before = prof_[kAttnPrefill];
       kv_attention_forward(atty_.data(), qkv_.data(), kc_[l].data(), vc_[l].data(), r.slots, r.pos, R, C, NH_, T_,
-                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data());
-      mark(kAttention);
+                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data(), &prof_[kAttnPrefill]);
+      mark(kAttnDecode);
+      prof_[kAttnDecode] -= prof_[kAttnPrefill] - prefill_before;
       ly.proj->forward(tmp_.data(), atty_.data(), R, threads_);
       mark(kGemm);
       residual_forward(x, x, tmp_.data(), RC);
@@ -416,10 +434,16 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
       mark(kNorm);
       ly.fc->forward(fch_.data(), ln_.data(), R, threads_);
       mark(kGemm);
-      if (llamaGelu_)
-        gelu_f16_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
-      else
+      if (llamaGelu_) {
+        // Elementwise: chunks of rows on the engine's threads give the same values.
+        constexpr int kGeluRows = 32;
+        parallel_for((R + kGeluRows - 1) / kGeluRows, threads_, [&](int c) {
+          const std::int64_t r0 = static_cast<std::int64_t>(c) * kGeluRows, r1 = std::min<std::int64_t>(R, r0 + kGeluRows);
+          gelu_f16_forward(fchg_.data() + r0 * F, fch_.data() + r0 * F, (r1 - r0) * F);
+        });
+      } else {
         gelu_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+      }
       mark(kGelu);
       ly.fcproj->forward(tmp_.data(), fchg_.data(), R, threads_);
       mark(kGemm);
@@ -442,6 +466,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     for (int p = 0; p < kPhases; p++) o.Set(kPhaseNames[p], prof_[p]);
     o.Set("rows", static_cast<double>(rows_run_));
     o.Set("steps", static_cast<double>(steps_run_));
+    o.Set("decodePositions", static_cast<double>(decode_positions_));
     return o;
   }
 
@@ -451,11 +476,18 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     const Rows r = rows(info);
     std::int32_t* next = typed<std::int32_t, napi_int32_array>(info.Env(), info[7], "next", r.n_out);
     run(r);
-    for (int i = 0; i < r.n_out; i++)
-      next[i] = samplers_[r.slots[r.out[i]]].sample(logits_.data() + static_cast<std::int64_t>(i) * V_, V_);
+    // Each out row is a different sequence with its own sampler (slot), so rows can be drawn on any
+    // thread in any order: chunks of 8 rows on the engine's threads, the same tokens either way.
+    constexpr int kRowsPerTask = 8;
+    parallel_for((r.n_out + kRowsPerTask - 1) / kRowsPerTask, threads_, [&](int c) {
+      const int i1 = std::min(r.n_out, (c + 1) * kRowsPerTask);
+      for (int i = c * kRowsPerTask; i < i1; i++)
+        next[i] = samplers_[r.slots[r.out[i]]].sample(logits_.data() + static_cast<std::int64_t>(i) * V_, V_);
+    });
     mark(kSample);
     rows_run_ += r.R;
     steps_run_++;
+    for (int i = 0; i < r.first_prefill; i++) decode_positions_ += static_cast<std::int64_t>(r.pos[i] + 1) * NH_ * L_;
     return info.Env().Undefined();
   }
 
@@ -516,6 +548,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   double prof_[kPhases] = {};
   double last_ = 0;
   std::int64_t rows_run_ = 0, steps_run_ = 0;
+  std::int64_t decode_positions_ = 0;  // cached positions x heads x layers attended by decode rows
 };
 
 }  // namespace

@@ -536,6 +536,30 @@ test("native expf: bitwise std::exp (glibc) on sampled inputs over the softmax's
   assert.equal(addon.decodeExpfMismatches(0, 211, Math.floor(0x42b40000 / 211), false), 0);
 });
 
+test("decode attention: paired rows and 16-position score blocks give bitwise the one-position reference", {
+  skip,
+}, () => {
+  const addon = nativeAddon() as unknown as {
+    decodeAttentionMismatches(seed: number, R: number, C: number, NH: number, T: number): number;
+  };
+  // Head sizes 16-128 with one and two heads (each a register variant; 2 x 128 runs one row at a time),
+  // an odd row count (an unpaired row), contexts that are not multiples of 16 and prefixes read from
+  // another slot; the reference is decode_head (native/decode.cc), one position at a time.
+  for (const [C, NH] of [
+    [16, 1],
+    [32, 2],
+    [64, 1],
+    [128, 2],
+    [128, 1],
+    [256, 2],
+    [48, 2],
+  ]) {
+    for (const seed of [1, 2]) {
+      assert.equal(addon.decodeAttentionMismatches(seed, 7, C, NH, 61), 0, `C ${C} NH ${NH} seed ${seed}`);
+    }
+  }
+});
+
 test("slot table: prefixes are shared only from slots that hold them, and never overwritten while read", () => {
   const t = new SlotTable(3);
   const tmpl = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
