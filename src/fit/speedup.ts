@@ -1,5 +1,4 @@
-import normalQuantile from "@stdlib/stats-base-dists-normal-quantile";
-import tQuantile from "@stdlib/stats-base-dists-t-quantile";
+import jstat from "jstat";
 import type { FitWarning, MixtureFit, MixtureKey, SpeedupEntry } from "./results.js";
 import { estimate } from "./stats.js";
 
@@ -112,7 +111,10 @@ export const BOUND_FAMILY_ALPHA = 0.05;
  */
 export function boundThreshold(tests: number, df: number | null): number {
   const p = 1 - BOUND_FAMILY_ALPHA / Math.max(2, tests);
-  return df === null || !Number.isFinite(df) ? normalQuantile(p, 0, 1) : tQuantile(p, df);
+  // jStat (one package, no dependencies) rather than hand-written inverse incomplete-beta code.
+  return df === null || !Number.isFinite(df)
+    ? jstat.jStat.normal.inv(p, 0, 1)
+    : jstat.jStat.studentt.inv(p, df);
 }
 
 /**

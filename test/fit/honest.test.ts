@@ -302,7 +302,8 @@ print(json.dumps([float(norm.ppf(1 - 0.05 / n) if df is None else t.ppf(1 - 0.05
   const ref = JSON.parse(r.stdout) as number[];
   cases.forEach(([n, df], i) => {
     const ours = boundThreshold(n, df);
-    assert.ok(Math.abs(ours / ref[i] - 1) < 1e-9, `tests ${n}, df ${df}: ours ${ours}, scipy ${ref[i]}`);
+    // jStat's inverse incomplete beta agrees with scipy to ~4e-9 relative; a threshold needs far less.
+    assert.ok(Math.abs(ours / ref[i] - 1) < 1e-7, `tests ${n}, df ${df}: ours ${ours}, scipy ${ref[i]}`);
   });
   assert.ok(Math.abs(boundThreshold(2, null) - 1.959964) < 1e-6, "one entry, known noise: the old 1.96");
 });
@@ -328,7 +329,7 @@ test("a gap that is significant alone is not a bound in a family of many entries
   assert.equal(alone?.side, "below");
   assert.ok(Math.abs(alone!.gapSe - 2.6) < 1e-9);
   assert.ok(Math.abs(alone!.threshold! - 1.96) < 1e-3);
-  // 20 entries x 2 sides: the threshold is 3.23 (normal), so 2.6 se settles nothing.
+  // 20 entries x 2 sides: the threshold is 3.02 (normal), so 2.6 se settles nothing.
   assert.equal(observedBound(input(40, null)), null);
   // Few degrees of freedom in the noise estimate widen it too: t with 2 df at one entry needs 4.30.
   assert.equal(observedBound(input(2, 2)), null);
