@@ -490,8 +490,8 @@ thread_local AlignedBuf g_head_eval_tile;  // forward-only: one sub-block of log
 //   slice of logits is in L2;
 // - blocks of head_block_rows rows: their dlogits are kept (a tile of up to 4M floats) so that dwte is
 //   one GEMM with K = block rows per block. With K = one sub-block (14-56 rows), as before, the (V, C)
-//   dwte was read and written once per 14-56 rows: the head of the V4096 model took 1.37x longer at 2
-//   threads (bench/kernels-ab.ts --train-models).
+//   dwte was read and written once per 14-56 rows: the V4096 head took 1.37x-1.46x longer at 2 threads
+//   (BENCHMARKS.md, "Session 12: kernels").
 int head_sub_rows(int V) { return std::max(14, std::min(56, (131072 / std::max(V, 1)) / 14 * 14)); }
 int head_block_rows(int V) {
   const int sub = head_sub_rows(V);
