@@ -63,7 +63,6 @@ export async function trainGeneratorModel(opts: {
     optimizer: { lr: config.lr, warmupSteps: 20 },
     seed: opts.seed,
     threads: opts.threads,
-    checkpointEvery: 50,
   });
   const final = await trainRun(runDir, run, { signal: opts.signal, progress: opts.progress });
   if (!existsSync(gguf)) {
