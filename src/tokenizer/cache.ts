@@ -3,6 +3,8 @@
  * the characters of text[i, j) directly. Unlike a Map<string, ...>, a lookup allocates no substring:
  * pieces and ids live in flat typed arrays and slots of an open-addressing table.
  */
+import { grown } from "../util/typed.js";
+
 const SLOT = 5; // hash, char offset, char length, id offset, id length
 export const MAX_CACHED_PIECE = 64;
 
@@ -56,9 +58,9 @@ export class PieceCache {
   insert(text: string, i: number, j: number, h: number, pieceIds: number[]): void {
     if (this.count * 2 >= this.mask) this.clear();
     const n = j - i;
-    if (this.charTop + n > this.chars.length) this.chars = grow16(this.chars, this.charTop + n);
+    if (this.charTop + n > this.chars.length) this.chars = grown(this.chars, this.charTop + n);
     if (this.idTop + pieceIds.length > this.ids.length)
-      this.ids = grow32(this.ids, this.idTop + pieceIds.length);
+      this.ids = grown(this.ids, this.idTop + pieceIds.length);
     const slots = this.slots;
     let s = ((h ^ (h >>> 15)) & this.mask) * SLOT;
     while (slots[s + 1] !== -1) {
@@ -76,20 +78,4 @@ export class PieceCache {
     this.idTop += pieceIds.length;
     this.count++;
   }
-}
-
-function grow16(a: Uint16Array, need: number): Uint16Array {
-  let cap = a.length * 2;
-  while (cap < need) cap *= 2;
-  const b = new Uint16Array(cap);
-  b.set(a);
-  return b;
-}
-
-function grow32(a: Int32Array, need: number): Int32Array {
-  let cap = a.length * 2;
-  while (cap < need) cap *= 2;
-  const b = new Int32Array(cap);
-  b.set(a);
-  return b;
 }

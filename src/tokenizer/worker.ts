@@ -1,4 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
+import { grown } from "../util/typed.js";
 import { BpeModel } from "./bpe.js";
 import { Encoder } from "./encoder.js";
 import type { TokenizerTransfer } from "./index.js";
@@ -56,11 +57,3 @@ parentPort!.on("message", (req: WorkerRequest) => {
     parentPort!.postMessage({ seq: req.seq, error: (e as Error).message } satisfies WorkerReply);
   }
 });
-
-function grown(a: Uint32Array, need: number): Uint32Array {
-  let cap = a.length * 2;
-  while (cap < need) cap *= 2;
-  const b = new Uint32Array(cap);
-  b.set(a);
-  return b;
-}
