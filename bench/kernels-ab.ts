@@ -23,6 +23,7 @@ import { GPT } from "../src/train/model.js";
 import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
+import { benchClock } from "./clock.js";
 import { BENCH_MODELS, TRAIN_BENCH_MODELS } from "./models.js";
 
 const args = process.argv.slice(2);
@@ -61,13 +62,7 @@ function kernelsOf(addon: Addon, name: string): Kernels {
   return { ...(addon as unknown as Kernels), name };
 }
 
-const cpuMs =
-  threads === 1
-    ? () => {
-        const u = process.cpuUsage();
-        return (u.user + u.system) / 1000;
-      }
-    : () => performance.now();
+const cpuMs = benchClock(threads);
 
 interface Side {
   model: GPT;

@@ -18,6 +18,7 @@ import { GPT } from "../src/train/model.js";
 import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
+import { benchClock } from "./clock.js";
 import { BENCH_MODELS } from "./models.js";
 import { sgemmRate } from "./sgemm.js";
 
@@ -35,13 +36,7 @@ const evalTokens = Number(arg("eval-tokens", "16384"));
 const evalEvery = Number(arg("eval-every", "600"));
 const models = BENCH_MODELS.filter((m) => arg("only", m.name) === m.name);
 
-const clock =
-  threads === 1
-    ? () => {
-        const u = process.cpuUsage();
-        return (u.user + u.system) / 1000;
-      }
-    : () => performance.now();
+const clock = benchClock(threads);
 
 // --no-sgemm: skip it (e.g. under valgrind, where only the instruction counts of the steps matter)
 const sgemm = args.includes("--no-sgemm") ? Number.NaN : sgemmRate(threads, { reps: 8, clock });

@@ -53,6 +53,7 @@ import { runSweep } from "../src/sweep/scheduler.js";
 import { resolveSpec, type SweepSpecInput } from "../src/sweep/spec.js";
 import { executedFlopsPerToken } from "../src/train/ladder.js";
 import { Rng } from "../src/util/rng.js";
+import { cpuMs } from "./clock.js";
 import { sgemmRate } from "./sgemm.js";
 import { wordTokenizer } from "./word-tokenizer.js";
 
@@ -176,12 +177,6 @@ function timeSplit(ws: string, st: RunStatus[]): TimeSplit {
   }
   return sum;
 }
-
-/** This process's CPU milliseconds (the CPU clock of the SGEMM ceiling next to the CPU-time ratio). */
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 /** CPU seconds of this process's children that have exited and been reaped (/proc/self/stat cutime + cstime). */
 function childrenCpuSec(): number {

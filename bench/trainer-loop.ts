@@ -21,6 +21,7 @@ import { AdamW, clipGradNorm, lrAt } from "../src/train/optim.js";
 import { type RunConfig, RunConfigSchema } from "../src/train/schema.js";
 import { trainRun } from "../src/train/trainer.js";
 import { deriveSeed, Rng } from "../src/util/rng.js";
+import { cpuMs } from "./clock.js";
 import { BENCH_MODELS } from "./models.js";
 
 const args = process.argv.slice(2);
@@ -34,10 +35,6 @@ const ckEvery = arg("checkpoint-every", "");
 const V = 512;
 const B = 8;
 const T = 64;
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 const ws = mkdtempSync(join(tmpdir(), "synthmix-bench-loop-"));
 const dataDir = join(ws, "data");
