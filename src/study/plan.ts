@@ -56,10 +56,12 @@ export interface StudyPlan {
 
 /**
  * Accepted output tokens per second of the self-trained GGUF generators on this 2-core machine: an
- * assumed rate (measured on earlier demo runs, see docs/study.md), since the plan runs before any
- * generator exists. Remote generators have no estimate.
+ * assumed rate, since the plan runs before any generator exists. Measured: the full demo's generation
+ * through the native engine (src/generate/backends/native.ts) accepted 2.13M tokens in 2m58s, 11.9k/s,
+ * with other work on the machine (2026-12-02, load ~3.5); the 4000 this replaces was node-llama-cpp's
+ * rate, and overstated the demo's generation time 3x. Remote generators have no estimate.
  */
-export const GEN_TOKENS_PER_SEC = Number(process.env.SYNTHMIX_GEN_TOKENS_PER_SEC ?? 4000);
+export const GEN_TOKENS_PER_SEC = Number(process.env.SYNTHMIX_GEN_TOKENS_PER_SEC ?? 12000);
 
 /**
  * What a study will spend, before anything is spent: documents, generation requests, training runs,
