@@ -6,7 +6,7 @@
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags!": ["-O2"],
       "cflags_cc!": ["-O2", "-fno-exceptions"],
-      "cflags_cc": ["-O3", "-fno-math-errno", "-ffp-contract=fast", "-Wno-psabi"],
+      "cflags_cc": ["-O3", "-fno-math-errno", "-ffp-contract=fast", "-Wno-psabi", "-std=gnu++20"],
       "conditions": [
         ["OS=='linux'", { "cflags_cc": ["-pthread"], "ldflags": ["-pthread"] }],
         ["target_arch=='x64'", { "cflags_cc": ["-march=native"] }],

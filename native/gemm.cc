@@ -7,13 +7,19 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__AVX512F__)
+#if defined(__x86_64__) && (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)))
 #include <immintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__AVX512F__)
 #define SK_HAVE_AVX512 1
+#endif
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+#define SK_HAVE_AVX2 1
 #endif
 
 namespace sk {
@@ -225,6 +231,84 @@ void kern_avx512(int kc, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks,
 }
 #endif
 
+#ifdef SK_HAVE_AVX2
+// ------------------------------------------------------------------ AVX2 + FMA micro-kernel, 6 x 16
+// 12 ymm accumulators, 2 for B and 1 broadcast: 15 of the 16 registers. Per k: two loads of B, 6
+// broadcasts of A straight from memory (the portable kernel's `vf{} + a` costs an add and a register
+// shuffle per broadcast, half the FMA rate on Zen 3), 12 FMAs. Each C element gets the same arithmetic
+// as in the AVX-512 kernel (bias or 0, then one FMA per k in order, then + C), so the two give the same
+// bits for the same KC blocking.
+constexpr int Y_MR = 6;
+constexpr int Y_NR = 16;
+
+inline __m256i lane_mask8(int n) {
+  const int c = n < 0 ? 0 : (n > 8 ? 8 : n);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// A(i,k) = a[i*ars + k*aks], as in kern_avx512.
+template <int MR, bool ROWS>
+void kern_avx2(int kc, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks, const float* b, float* c,
+               std::ptrdiff_t ldc, int mr, int nr, bool load_c, const float* bias) {
+  const __m256i m0 = lane_mask8(nr);
+  const __m256i m1 = lane_mask8(nr - 8);
+  __m256 init0 = _mm256_setzero_ps();
+  __m256 init1 = _mm256_setzero_ps();
+  if (bias != nullptr) {
+    init0 = _mm256_maskload_ps(bias, m0);
+    init1 = _mm256_maskload_ps(bias + 8, m1);
+  }
+  __m256 acc0[MR];
+  __m256 acc1[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) {
+    acc0[i] = init0;
+    acc1[i] = init1;
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < kc; k++) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+      const __m256 ai = _mm256_broadcast_ss(ROWS ? a + i * ars : a + i);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    }
+    a += ROWS ? 1 : aks;
+    b += 16;
+  }
+  if (nr == Y_NR && mr == MR) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+      float* ci = c + i * ldc;
+      __m256 r0 = acc0[i];
+      __m256 r1 = acc1[i];
+      if (load_c) {
+        r0 = _mm256_add_ps(_mm256_loadu_ps(ci), r0);
+        r1 = _mm256_add_ps(_mm256_loadu_ps(ci + 8), r1);
+      }
+      _mm256_storeu_ps(ci, r0);
+      _mm256_storeu_ps(ci + 8, r1);
+    }
+    return;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) {
+    if (i >= mr) break;
+    float* ci = c + i * ldc;
+    __m256 r0 = acc0[i];
+    __m256 r1 = acc1[i];
+    if (load_c) {
+      r0 = _mm256_add_ps(_mm256_maskload_ps(ci, m0), r0);
+      r1 = _mm256_add_ps(_mm256_maskload_ps(ci + 8, m1), r1);
+    }
+    _mm256_maskstore_ps(ci, m0, r0);
+    _mm256_maskstore_ps(ci + 8, m1, r1);
+  }
+}
+#endif
+
 using Kernel = void (*)(int, const float*, std::ptrdiff_t, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, int,
                         int, bool, const float*);
 
@@ -294,34 +378,78 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
 }
 
 double g_min_work = 2e5;
-bool use_avx512 = false;
+
+// The micro-kernel in use: the widest the CPU runs (the build targets -march=native, so a kernel that
+// is compiled in is normally runnable; the check covers a build copied to an older CPU), or the one
+// SYNTHMIX_KERNELS_ISA names (tests and A/B benches compare them).
+enum class Isa { portable, avx2, avx512 };
+Isa g_isa = Isa::portable;
 bool isa_initialised = false;
 
-bool cpu_has_avx512() {
-#ifdef SK_HAVE_AVX512
+const char* isa_name(Isa i) { return i == Isa::avx512 ? "avx512" : i == Isa::avx2 ? "avx2" : "portable"; }
+
+bool cpu_runs(Isa i) {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
+  switch (i) {
+    case Isa::avx512:
+#ifdef SK_HAVE_AVX512
+      return __builtin_cpu_supports("avx512f");
 #else
-  return false;
+      return false;
 #endif
+    case Isa::avx2:
+#ifdef SK_HAVE_AVX2
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+      return false;
+#endif
+    default:
+      return true;
+  }
+}
+
+bool parse_isa(const char* name, Isa* out) {
+  for (Isa i : {Isa::portable, Isa::avx2, Isa::avx512}) {
+    if (std::strcmp(name, isa_name(i)) == 0) {
+      *out = i;
+      return true;
+    }
+  }
+  return false;
 }
 
 void init_isa() {
-  if (!isa_initialised) {
-    isa_initialised = true;
-    const char* env = std::getenv("SYNTHMIX_KERNELS_ISA");
-    use_avx512 = cpu_has_avx512() && !(env != nullptr && std::strcmp(env, "portable") == 0);
+  if (isa_initialised) return;
+  isa_initialised = true;
+  g_isa = cpu_runs(Isa::avx512) ? Isa::avx512 : cpu_runs(Isa::avx2) ? Isa::avx2 : Isa::portable;
+  const char* env = std::getenv("SYNTHMIX_KERNELS_ISA");
+  if (env == nullptr || *env == '\0') return;
+  Isa want;
+  if (parse_isa(env, &want) && cpu_runs(want)) {
+    g_isa = want;
+    return;
   }
+  std::fprintf(stderr, "synthmix: SYNTHMIX_KERNELS_ISA=%s is %s; using the %s micro-kernel\n", env,
+               parse_isa(env, &want) ? "not runnable on this CPU (or not compiled in)" : "not avx512, avx2 or portable",
+               isa_name(g_isa));
+}
+
+// Calls f.template operator()<MR, NR, KERN, KERN_ROWS>() for the micro-kernel in use.
+template <class F>
+void with_kernel(F&& f) {
+#ifdef SK_HAVE_AVX512
+  if (g_isa == Isa::avx512) return f.template operator()<X_MR, X_NR, kern_avx512<X_MR, false>, kern_avx512<X_MR, true>>();
+#endif
+#ifdef SK_HAVE_AVX2
+  if (g_isa == Isa::avx2) return f.template operator()<Y_MR, Y_NR, kern_avx2<Y_MR, false>, kern_avx2<Y_MR, true>>();
+#endif
+  f.template operator()<P_MR, P_NR, kern_portable, nullptr>();
 }
 
 void run_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* prepacked = nullptr) {
-#ifdef SK_HAVE_AVX512
-  if (use_avx512) {
-    gemm_block<X_MR, X_NR, kern_avx512<X_MR, false>, kern_avx512<X_MR, true>>(g, m0, m1, n0, n1, prepacked);
-    return;
-  }
-#endif
-  gemm_block<P_MR, P_NR, kern_portable>(g, m0, m1, n0, n1, prepacked);
+  with_kernel([&]<int MR, int NR, Kernel KERN, Kernel KERN_ROWS>() {
+    gemm_block<MR, NR, KERN, KERN_ROWS>(g, m0, m1, n0, n1, prepacked);
+  });
 }
 
 // Packs all of B, in parallel over groups of panels, into the layout packed_b_offset describes.
@@ -348,16 +476,14 @@ void pack_all_b(const GemmArgs& g, float* dst, int threads) {
 thread_local Scratch shared;  // the caller's packed copy of B, read by all threads of one sgemm
 
 int tile_mr() {
-#ifdef SK_HAVE_AVX512
-  if (use_avx512) return X_MR;
-#endif
-  return P_MR;
+  int mr = 0;
+  with_kernel([&]<int MR, int NR, Kernel, Kernel>() { mr = MR; });
+  return mr;
 }
 int tile_nr() {
-#ifdef SK_HAVE_AVX512
-  if (use_avx512) return X_NR;
-#endif
-  return P_NR;
+  int nr = 0;
+  with_kernel([&]<int MR, int NR, Kernel, Kernel>() { nr = NR; });
+  return nr;
 }
 
 // K == 0: the product is empty, so C is bias (or zero) when overwriting and unchanged when accumulating.
@@ -398,12 +524,7 @@ void sgemm(const GemmArgs& g, int threads) {
   // Pack B once for everyone, then hand out blocks of MC rows.
   const std::size_t bsize = static_cast<std::size_t>((g.N + nr - 1) / nr * nr) * g.K;
   float* pb = Scratch::grow(shared.b, shared.nb, bsize);
-#ifdef SK_HAVE_AVX512
-  if (use_avx512)
-    pack_all_b<X_NR>(g, pb, threads);
-  else
-#endif
-    pack_all_b<P_NR>(g, pb, threads);
+  with_kernel([&]<int MR, int NR, Kernel, Kernel>() { pack_all_b<NR>(g, pb, threads); });
   // Chunks of at most 12 row tiles (one MC block), as many as a multiple of the thread count and with
   // equal numbers of tiles (+-1), so the threads finish together: fixed 12-tile chunks left 2 threads
   // 76-87% busy on M = 256-2048 (e.g. 7 + 6 chunks for M = 2048).
@@ -426,13 +547,7 @@ std::size_t packed_b_floats(const GemmArgs& g) {
 void pack_b_full(const GemmArgs& g, float* dst, int threads) {
   init_isa();
   if (g.N <= 0 || g.K <= 0) return;
-#ifdef SK_HAVE_AVX512
-  if (use_avx512) {
-    pack_all_b<X_NR>(g, dst, threads);
-    return;
-  }
-#endif
-  pack_all_b<P_NR>(g, dst, threads);
+  with_kernel([&]<int MR, int NR, Kernel, Kernel>() { pack_all_b<NR>(g, dst, threads); });
 }
 
 void sgemm_rows(const GemmArgs& g, int m0, int m1, const float* packed) {
@@ -451,20 +566,15 @@ double min_parallel_work() { return g_min_work; }
 
 const char* gemm_isa() {
   init_isa();
-  return use_avx512 ? "avx512" : "portable";
+  return isa_name(g_isa);
 }
 
 bool set_gemm_isa(const char* name) {
   init_isa();
-  if (std::strcmp(name, "portable") == 0) {
-    use_avx512 = false;
-    return true;
-  }
-  if (std::strcmp(name, "avx512") == 0 && cpu_has_avx512()) {
-    use_avx512 = true;
-    return true;
-  }
-  return false;
+  Isa want;
+  if (!parse_isa(name, &want) || !cpu_runs(want)) return false;
+  g_isa = want;
+  return true;
 }
 
 }  // namespace sk

@@ -256,7 +256,7 @@ describe("native kernels vs reference", { skip }, () => {
   it("the addon is loaded", () => native.require());
   const all = cases();
   const want = all.map((c) => c.run(referenceKernels, (x) => Float64Array.from(x)));
-  const isas = (["avx512", "portable"] as const).filter((i) => addon?.setIsa(i));
+  const isas = (["avx512", "avx2", "portable"] as const).filter((i) => addon?.setIsa(i));
 
   for (const isa of isas) {
     it(`every kernel, ${isa} micro-kernel, 1 and 2 threads (bitwise identical)`, (t) => {
@@ -289,6 +289,28 @@ describe("native kernels vs reference", { skip }, () => {
       }
     });
   }
+
+  // Every micro-kernel gives each C element the same arithmetic (bias or 0, one FMA per k in a fixed
+  // order, the same KC blocking), so a run is reproducible across machines with different vector units.
+  // The portable kernel may differ in the sign of a zero (it broadcasts A as 0 + a), which === ignores.
+  it("the micro-kernels agree bit for bit on every kernel's output", (t) => {
+    if (addon === null || isas.length < 2) return;
+    t.after(() => addon.setIsa(isas[0]));
+    const native = { ...(addon as unknown as Kernels), name: "native" };
+    const outputs = isas.map((isa) => {
+      addon.setIsa(isa);
+      return all.map((c) => c.run(native, (x) => Float32Array.from(x)));
+    });
+    for (const [k, isa] of isas.entries()) {
+      for (const [i, c] of all.entries()) {
+        for (const [j, g] of outputs[k][i].entries()) {
+          const first = outputs[0][i][j];
+          const at = g.findIndex((v, n) => !(v === first[n] || (Number.isNaN(v) && Number.isNaN(first[n]))));
+          if (at >= 0) assert.fail(`${c.name} output ${j}[${at}]: ${isa} ${g[at]}, ${isas[0]} ${first[at]}`);
+        }
+      }
+    }
+  });
 
   it("clipGradNorm: the norm and the scaling match the TypeScript loop; identical for 1 and 2 threads", async () => {
     const { clipGradNorm } = await import("../../src/train/optim.js");

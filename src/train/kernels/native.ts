@@ -15,10 +15,10 @@ export interface NativeAddon extends Omit<Kernels, "name" | "setThreads" | "clip
   clipGradNorm(grads: Float32Array, N: number, maxNorm: number): number;
   setThreads(n: number): void;
   getThreads(): number;
-  /** "avx512" when the AVX-512 micro-kernels are in use, else "portable". */
+  /** The GEMM micro-kernel in use: "avx512", "avx2" (AVX2 + FMA) or "portable". */
   isa(): string;
   /** Switches the GEMM micro-kernel; returns false if this CPU cannot run it. */
-  setIsa(name: "avx512" | "portable"): boolean;
+  setIsa(name: "avx512" | "avx2" | "portable"): boolean;
   /** Work (flops) below which kernels stay on one thread; tests set 0 to exercise the partitioning. */
   setMinParallelWork(work: number): void;
 }
