@@ -2,7 +2,7 @@
  * GFLOP/s of the native matmul products (forward out = inp·Wᵀ, backward dinp += dout·W and
  * dW += doutᵀ·inp) against PyTorch/OpenBLAS on the CPU, measured side by side in one run, for 1 and 2
  * threads. The peers run as child processes (/usr/bin/python3 bench/peers/matmul_torch.py, one per
- * thread count, OPENBLAS_CORETYPE=SkylakeX) answering one measurement per request, so that ours and
+ * thread count, OPENBLAS_CORETYPE from bench/peers/env.ts) answering one measurement per request, so that ours and
  * theirs alternate shape by shape and see the same machine load.
  *
  *   npx tsx bench/kernels.ts [--reps 10] [--rounds 3]
@@ -15,6 +15,7 @@ import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import { createInterface } from "node:readline";
 import { nativeAddon, nativeLoadError } from "../src/train/kernels/native.js";
+import { openblasEnv } from "./peers/env.js";
 
 type Op = "forward" | "dinp" | "dweight";
 const OPS: Op[] = ["forward", "dinp", "dweight"];
@@ -108,16 +109,13 @@ function ours(threads: number, BT: number, C: number, OC: number, op: Op): numbe
 class Peer {
   private readonly lines: AsyncIterator<string>;
   constructor(threads: number) {
-    const env = {
-      ...process.env,
-      OPENBLAS_CORETYPE: "SkylakeX",
-      OPENBLAS_NUM_THREADS: String(threads),
+    const env = openblasEnv(threads, {
       OMP_NUM_THREADS: String(threads),
       // Keep freed blocks in glibc's heap (CPU torch has no caching allocator): otherwise every large
       // temporary is a fresh mmap whose page faults would be billed to torch.
       MALLOC_MMAP_THRESHOLD_: String(32 * 1024 * 1024),
       MALLOC_TRIM_THRESHOLD_: String(4 * 1024 * 1024 * 1024),
-    };
+    });
     const child = spawn("/usr/bin/python3", ["bench/peers/matmul_torch.py"], {
       env,
       stdio: ["pipe", "pipe", "inherit"],

@@ -28,7 +28,7 @@
  *
  * Peer (`--torch`, default on): bench/peers/sweep_torch.py trains the same runs (same shapes, budgets,
  * schedule, eval windows) in ONE PyTorch process looping over the runs (no per-run start-up at all),
- * torch threads 1, OPENBLAS_NUM_THREADS=2, OPENBLAS_CORETYPE=SkylakeX, and its ratio is computed
+ * torch threads 1, OPENBLAS_NUM_THREADS=2, OPENBLAS_CORETYPE from bench/peers/env.ts, and its ratio is computed
  * against the same SGEMM rate. `--torch-scale s` trains torch on budgets x s (default 0.25, to keep the
  * bench short on a shared machine; the ratio is per FLOP, and torch's per-run costs are then relatively
  * larger, so the torch ratio is a slight underestimate, said in the output).
@@ -54,6 +54,7 @@ import { resolveSpec, type SweepSpecInput } from "../src/sweep/spec.js";
 import { executedFlopsPerToken } from "../src/train/ladder.js";
 import { Rng } from "../src/util/rng.js";
 import { cpuMs } from "./clock.js";
+import { openblasEnv, peerFailure } from "./peers/env.js";
 import { sgemmRate } from "./sgemm.js";
 import { wordTokenizer } from "./word-tokenizer.js";
 
@@ -268,13 +269,14 @@ function torchGrid(
     "/usr/bin/python3",
     [new URL("./peers/sweep_torch.py", import.meta.url).pathname, path],
     {
-      env: { ...process.env, OPENBLAS_CORETYPE: "SkylakeX", OPENBLAS_NUM_THREADS: "2" },
+      env: openblasEnv(2),
       encoding: "utf8",
       maxBuffer: 1 << 26,
     },
   );
   if (r.status !== 0) {
-    console.error(`torch peer failed: ${r.stderr || r.error}`);
+    console.error(`torch peer failed: ${peerFailure(r)}`);
+    process.exitCode = 1; // the comparison this bench exists for is missing
     return null;
   }
   const j = JSON.parse(r.stdout.trim().split("\n").at(-1) as string);

@@ -7,7 +7,7 @@
  * steps, for both implementations. Achieved GFLOP/s uses the FLOPs actually executed per token:
  *   6 * (N + V*d) + 6 * n_layer * T * d     (N = non-embedding params; V*d = tied logits projection)
  * The peer is bench/peers/train_torch.py under /usr/bin/python3 with torch threads 1 and
- * OPENBLAS_NUM_THREADS=2 (OPENBLAS_CORETYPE=SkylakeX); ours uses 2 kernel threads.
+ * OPENBLAS_NUM_THREADS=2 (OPENBLAS_CORETYPE: bench/peers/env.ts); ours uses 2 kernel threads.
  * "/ SGEMM" divides each GFLOP/s by the 2-thread SGEMM rate of our kernels measured in the same process
  * (out = inp·Wᵀ, 2048x256x1024, best of 12 calls, measured before each case and kept at its best), the
  * machine's practical FLOP limit for this trainer.
@@ -21,6 +21,7 @@ import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
 import { TRAIN_BENCH_MODELS } from "./models.js";
+import { openblasCoretype, openblasEnv, peerFailure } from "./peers/env.js";
 import { sgemmRate } from "./sgemm.js";
 
 const args = process.argv.slice(2);
@@ -79,10 +80,11 @@ function torch(c: Case): { tokPerSec: number; version: string; lossFirst: number
         .concat(["--layers", c.cfg.nLayer, "--heads", c.cfg.nHead, "--batch", c.B, "--steps", c.steps])
         .map(String),
     ],
-    { env: { ...process.env, OPENBLAS_CORETYPE: "SkylakeX", OPENBLAS_NUM_THREADS: "2" }, encoding: "utf8" },
+    { env: openblasEnv(2), encoding: "utf8" },
   );
   if (r.status !== 0) {
-    console.error(`torch peer failed: ${r.stderr || r.error}`);
+    console.error(`torch peer failed: ${peerFailure(r)}`);
+    process.exitCode = 1; // the comparison this bench exists for is missing
     return null;
   }
   const j = JSON.parse(r.stdout.trim().split("\n").at(-1) as string);
@@ -97,7 +99,8 @@ const fmt = (x: number, d = 0) => x.toFixed(d);
 const rows: string[] = [];
 const notes: string[] = [];
 console.log(
-  `kernels: ${kernels.name}${"isa" in kernels ? ` (${(kernels as { isa: string }).isa})` : ""}, 2 threads`,
+  `kernels: ${kernels.name}${"isa" in kernels ? ` (${(kernels as { isa: string }).isa})` : ""}, 2 threads; ` +
+    `torch peer OPENBLAS_CORETYPE=${openblasCoretype() ?? "(OpenBLAS detects)"}`,
 );
 console.log(
   "| case | shape (V, T, d, L, H, B) | steps | ours tok/s | ours GFLOP/s | / SGEMM | torch tok/s | torch GFLOP/s | / SGEMM | ours/torch |",

@@ -2,7 +2,7 @@
 tied embeddings, float32, synthmix's initialisation), the same batch shapes, AdamW + global-norm
 clipping, timed over a fixed number of optimizer steps.
 
-Run with /usr/bin/python3 (python3-torch), OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=2;
+Run with /usr/bin/python3 (python3-torch), OPENBLAS_NUM_THREADS=2 (OPENBLAS_CORETYPE: bench/peers/env.ts);
 torch intra-op threads are set to 1 (the BLAS threads do the work).
 Usage: train_torch.py --vocab 1024 --ctx 64 --d 64 --layers 2 --heads 2 --batch 32 --steps 20
 Prints one JSON line: {"tokens_per_sec": ..., "sec_per_step": ..., "loss_first": ..., "loss_last": ...}
