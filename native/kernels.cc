@@ -70,69 +70,88 @@ inline float row_max(const float* x, int n) {
   return m;
 }
 
-// exp(x) with Cephes' expf polynomial (about 1 ulp) on 16 lanes at once; NaN propagates. Written on GCC
-// vector types with explicit selects because GCC 12 turns the scalar version's clamps into branches and
-// then vectorises no loop that calls it unless the target has AVX-512 masks (-march=znver3, haswell: the
-// GELU, softmax and cross-entropy loops stayed scalar, 8-16x slower). 16 lanes = one zmm, or two ymm.
-// (-Wpsabi: these helpers are inlined, so no v16 crosses a call boundary whose ABI could differ.)
+// exp(x) with Cephes' expf polynomial (about 1 ulp) on a vector of VW lanes; NaN propagates. Written on
+// GCC vector types with explicit selects because GCC 12 turns the scalar version's clamps into branches
+// and then vectorises no loop that calls it unless the target has AVX-512 masks (-march=znver3 or
+// haswell: the GELU, softmax and cross-entropy loops stayed scalar). The vectors are the target's
+// register width: GCC lowers a select on a wider vector lane by lane.
+#if defined(__AVX512F__)
+constexpr int VW = 16;
+#elif defined(__AVX__)
+constexpr int VW = 8;
+#else
+constexpr int VW = 4;
+#endif
+static_assert(L % VW == 0, "the 16-lane accumulators are whole vectors");
+// (-Wpsabi: these helpers are inlined, so no vector crosses a call boundary whose ABI could differ.)
 #pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v16 __attribute__((vector_size(L * sizeof(float))));
-typedef std::int32_t v16i __attribute__((vector_size(L * sizeof(std::int32_t))));
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+typedef std::int32_t vi __attribute__((vector_size(VW * sizeof(std::int32_t))));
 
-inline v16 exp16(v16 x) {
-  const v16 lo = v16{} - 87.3f;
-  const v16 hi = v16{} + 88.3f;
-  v16 xc = x < lo ? lo : x;
+inline vf exp_v(vf x) {
+  const vf lo = vf{} - 87.3f;
+  const vf hi = vf{} + 88.3f;
+  vf xc = x < lo ? lo : x;
   xc = xc > hi ? hi : xc;
-  const v16 n = (xc * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round to nearest
-  v16 r = xc - n * 0.693359375f;
+  const vf n = (xc * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round to nearest
+  vf r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  v16 p = v16{} + 1.9875691500e-4f;
+  vf p = vf{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  const v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
-  const v16 y = p * (v16)bits;  // a vector cast between equal sizes reinterprets the bits
+  const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+  const vf y = p * (vf)bits;  // a vector cast between equal sizes reinterprets the bits
   return x != x ? x : y;
 }
 
 // tanh(u) = 1 - 2/(exp(2u)+1): absolute error ~1e-7, which is what GELU needs (it adds tanh to 1).
-inline v16 tanh16(v16 u) { return 1.f - 2.f / (exp16(2.f * u) + 1.f); }
+inline vf tanh_v(vf u) { return 1.f - 2.f / (exp_v(2.f * u) + 1.f); }
 
-// n <= 16 floats in and out of a vector; a short vector is zero padded, so every element, wherever it
-// lies, goes through the same vector arithmetic (bit-identical results for any split of a range).
-inline v16 load16(const float* p, std::int64_t n = L) {
-  v16 v{};
-  std::memcpy(&v, p, sizeof(float) * (n >= L ? L : n));
+// Up to VW floats in and out of a vector; a short vector is zero padded, so every element, wherever it
+// lies, goes through the same vector arithmetic (bit-identical results for any split of a range). The
+// full-vector case is a constant-size copy, i.e. one vector load or store, not a memcpy call.
+inline vf loadv(const float* p, std::int64_t n = VW) {
+  vf v{};
+  if (n >= VW)
+    std::memcpy(&v, p, sizeof v);
+  else
+    std::memcpy(&v, p, sizeof(float) * n);
   return v;
 }
-inline void store16(float* p, v16 v, std::int64_t n = L) { std::memcpy(p, &v, sizeof(float) * (n >= L ? L : n)); }
+inline void storev(float* p, vf v, std::int64_t n = VW) {
+  if (n >= VW)
+    std::memcpy(p, &v, sizeof v);
+  else
+    std::memcpy(p, &v, sizeof(float) * n);
+}
 
 // x[i] = exp(x[i] - mx) for i in [0, n).
 inline void exp_shift_inplace(float* x, std::int64_t n, float mx) {
-  for (std::int64_t i = 0; i < n; i += L) store16(x + i, exp16(load16(x + i, n - i) - mx), n - i);
+  for (std::int64_t i = 0; i < n; i += VW) storev(x + i, exp_v(loadv(x + i, n - i) - mx), n - i);
 }
 
 // sum_i exp(x[i] - mx), storing each exponential in e[i] when e is not null. The sum is the 16-lane
-// accumulator of the full vectors, reduced by hsum, then the tail's elements in order.
+// accumulator of the whole 16-element blocks, reduced by hsum, then the remaining elements in order.
 inline float exp_shift_sum(const float* x, float* e, int n, float mx) {
-  v16 acc{};
+  vf acc[L / VW] = {};
   int i = 0;
-  for (; i + L <= n; i += L) {
-    const v16 ex = exp16(load16(x + i) - mx);
-    if (e != nullptr) store16(e + i, ex);
-    acc += ex;
-  }
+  for (; i + L <= n; i += L)
+    for (int h = 0; h < L / VW; h++) {
+      const vf ex = exp_v(loadv(x + i + h * VW) - mx);
+      if (e != nullptr) storev(e + i + h * VW, ex);
+      acc[h] += ex;
+    }
   float lanes[L];
-  std::memcpy(lanes, &acc, sizeof lanes);
+  std::memcpy(lanes, acc, sizeof lanes);
   float sum = hsum(lanes);
-  if (i < n) {
-    const v16 ex = exp16(load16(x + i, n - i) - mx);
-    if (e != nullptr) store16(e + i, ex, n - i);
-    for (int j = 0; j < n - i; j++) sum += ex[j];
+  for (; i < n; i += VW) {
+    const vf ex = exp_v(loadv(x + i, n - i) - mx);
+    if (e != nullptr) storev(e + i, ex, n - i);
+    for (int j = 0; j < VW && i + j < n; j++) sum += ex[j];
   }
   return sum;
 }
@@ -393,26 +412,26 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
 
 void gelu_forward(float* out, const float* inp, std::int64_t N) {
   par_range(N, 256, static_cast<double>(N) * 8, [=](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; i += L) {
-      const v16 x = load16(inp + i, hi - i);
-      store16(out + i, 0.5f * x * (1.f + tanh16(GELU_SCALE * (x + 0.044715f * x * x * x))), hi - i);
+    for (std::int64_t i = lo; i < hi; i += VW) {
+      const vf x = loadv(inp + i, hi - i);
+      storev(out + i, 0.5f * x * (1.f + tanh_v(GELU_SCALE * (x + 0.044715f * x * x * x))), hi - i);
     }
   });
 }
 
 // The derivative of GELU(tanh) at x, times d.
-inline v16 gelu_grad16(v16 x, v16 d) {
-  const v16 th = tanh16(GELU_SCALE * (x + 0.044715f * x * x * x));
-  const v16 sech2 = 1.f - th * th;
+inline vf gelu_grad_v(vf x, vf d) {
+  const vf th = tanh_v(GELU_SCALE * (x + 0.044715f * x * x * x));
+  const vf sech2 = 1.f - th * th;
   return (0.5f * (1.f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.f + 3.f * 0.044715f * x * x)) * d;
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, std::int64_t N, bool overwrite) {
   par_range(N, 256, static_cast<double>(N) * 8, [=](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; i += L) {
+    for (std::int64_t i = lo; i < hi; i += VW) {
       const std::int64_t n = hi - i;
-      const v16 g = gelu_grad16(load16(inp + i, n), load16(dout + i, n));
-      store16(dinp + i, overwrite ? g : load16(dinp + i, n) + g, n);
+      const vf g = gelu_grad_v(loadv(inp + i, n), loadv(dout + i, n));
+      storev(dinp + i, overwrite ? g : loadv(dinp + i, n) + g, n);
     }
   });
 }
