@@ -61,7 +61,18 @@ export interface StudyPlan {
  * with other work on the machine (2026-12-02, load ~3.5); the 4000 this replaces was node-llama-cpp's
  * rate, and overstated the demo's generation time 3x. Remote generators have no estimate.
  */
-export const GEN_TOKENS_PER_SEC = Number(process.env.SYNTHMIX_GEN_TOKENS_PER_SEC ?? 12000);
+export const GEN_TOKENS_PER_SEC = genTokensPerSec(process.env.SYNTHMIX_GEN_TOKENS_PER_SEC);
+
+/** The override, strictly: a positive finite number, or the default when unset; anything else is an error. */
+export function genTokensPerSec(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === "") return 12000;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new Error(
+      `SYNTHMIX_GEN_TOKENS_PER_SEC=${JSON.stringify(raw)}: expected a positive number of tokens/s`,
+    );
+  return v;
+}
 
 /**
  * What a study will spend, before anything is spent: documents, generation requests, training runs,

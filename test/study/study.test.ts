@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { loadMixTokenizer } from "../../src/mix/tokenizer.js";
 import { type StudyConfigInput, StudyConfigSchema } from "../../src/study/config.js";
+import { genTokensPerSec } from "../../src/study/plan.js";
 import { type LoadedStudy, runStudy, studySweepSpec } from "../../src/study/run.js";
 import { studyStatus } from "../../src/study/status.js";
 import { checkSupply } from "../../src/study/supply.js";
@@ -233,4 +234,12 @@ test("without allowRepeat a short generation stops the study before training; an
   const hq = rows.find((r) => r.name.includes("hq-fake"));
   assert.ok(hq && hq.have >= hq.need, JSON.stringify(rows));
   assert.equal(hq.need, 4096, "the largest run takes half of 8192 tokens from hq");
+});
+
+test("SYNTHMIX_GEN_TOKENS_PER_SEC: unset is the default; a non-number or non-positive value is an error naming it", () => {
+  assert.equal(genTokensPerSec(undefined), 12000);
+  assert.equal(genTokensPerSec(""), 12000);
+  assert.equal(genTokensPerSec("2500"), 2500);
+  for (const bad of ["fast", "0", "-3", "Infinity", "NaN"])
+    assert.throws(() => genTokensPerSec(bad), /SYNTHMIX_GEN_TOKENS_PER_SEC=.*positive number/, bad);
 });
