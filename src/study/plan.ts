@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readCorpusStats } from "../corpus/workspace.js";
+import { decodeKernels } from "../generate/native/decoder.js";
 import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
 import { type PlannedRun, planSweep } from "../sweep/plan.js";
 import { type ClassPlan, formatSlurmPlan, planSlurm } from "../sweep/slurm.js";
@@ -27,8 +28,12 @@ export interface StudyPlan {
     /** Per (style, generator) budget when `budgetOutputTokens: "auto"`. */
     budgets: { style: string; generator: string; tokens: number }[];
     requestsEstimate: number | null;
-    /** Wall time at `GEN_TOKENS_PER_SEC` (an assumption, not a measurement: see docs/study.md). */
+    /** Wall time at `tokensPerSec` (an assumption, not a measurement: see docs/study.md). */
     seconds: number | null;
+    /** The assumed rate: GEN_TOKENS_PER_SEC, or a tenth of it when the native engine is unavailable. */
+    tokensPerSec: number;
+    /** Why self-trained generators will run on the slow llama.cpp fallback, or null (native engine). */
+    fallback: string | null;
   };
   generatorModel: { model: string; tokens: number; seconds: number } | null;
   /** Every self-trained generator (generatorModel is the first, kept for older readers). */
@@ -110,10 +115,13 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
   const budget = budgets.length ? Math.max(...budgets.map((b) => b.tokens)) : fixed;
   const requestsEstimate = total !== null && gen ? Math.ceil(total / (gen.maxTokens * 0.7)) : null;
   const selfTrained = studyGeneratorModels(config).length;
+  // Without the native decode engine the self-trained generators fall back to node-llama-cpp with one
+  // sequence (src/generate/spec.ts warns "about 10x slower"), and the estimate says so.
+  const engine = decodeKernels();
+  const fallback = selfTrained > 0 && "error" in engine ? engine.error : null;
+  const tokensPerSec = fallback === null ? GEN_TOKENS_PER_SEC : GEN_TOKENS_PER_SEC / 10;
   const genSeconds =
-    total !== null && selfTrained > 0 && selfTrained === generators.length
-      ? total / GEN_TOKENS_PER_SEC
-      : null;
+    total !== null && selfTrained > 0 && selfTrained === generators.length ? total / tokensPerSec : null;
   const cores = spec.scheduler.cores;
   const byModel = new Map<string, { cfg: ModelConfig; runs: PlannedRun[]; threads: number }>();
   for (const r of runs) {
@@ -156,6 +164,8 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
       budgets,
       requestsEstimate,
       seconds: genSeconds,
+      tokensPerSec,
+      fallback,
     },
     generatorModel: generatorModels[0] ?? null,
     generatorModels,
@@ -247,9 +257,14 @@ function generationLines(g: StudyPlan["generation"]): string[] {
     `  generation: styles ${g.styles.join(", ")} x generators ${g.generators.join(", ") || "(none)"}; ${budget}` +
       (g.requestsEstimate ? `, ~${fmtNum(g.requestsEstimate)} requests` : "") +
       (g.seconds !== null
-        ? `, ~${fmtDuration(g.seconds)} at an assumed ${fmtNum(GEN_TOKENS_PER_SEC)} tok/s`
+        ? `, ~${fmtDuration(g.seconds)} at an assumed ${fmtNum(g.tokensPerSec)} tok/s`
         : ""),
   ];
+  if (g.fallback !== null)
+    lines.push(
+      `  WARNING: the native decode engine is unavailable (${g.fallback}): the self-trained generators will run on ` +
+        "node-llama-cpp, about 10x slower (run `npm ci` to build the addon)",
+    );
   for (const b of g.budgets) {
     lines.push(`    ${`${b.style}-${b.generator}`.padEnd(22)} ${fmtNum(b.tokens).padStart(7)} tokens`);
   }

@@ -5,9 +5,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { StudyConfigSchema, studyGeneratorModels } from "../../src/study/config.js";
 import { demoConfig, QUICK_NOTE } from "../../src/study/demo.js";
+import { formatPlan, GEN_TOKENS_PER_SEC, planStudy } from "../../src/study/plan.js";
 import { type LoadedStudy, runStudy, studySweepSpec } from "../../src/study/run.js";
 import { autoBudgets, sourceNeeds } from "../../src/study/supply.js";
 import { planSweep } from "../../src/sweep/plan.js";
+import { fmtNum } from "../../src/util/progress.js";
 
 function loaded(quick: boolean, workspace: string): LoadedStudy {
   return { config: StudyConfigSchema.parse(demoConfig(quick)), workspace, baseDir: workspace };
@@ -96,4 +98,21 @@ test("the quick demo runs end to end, and its report and summary say its grid id
   assert.match(QUICK_NOTE, /identifies nothing/i);
   const rows = JSON.parse(readFileSync(join(ws, "results", "runs.json"), "utf8")).rows as unknown[];
   assert.ok(rows.length >= 24, `${rows.length} result rows`);
+});
+
+test("the plan's generation estimate: the native engine's assumed rate, or a loud fallback at a tenth of it", async () => {
+  const plan = await planStudy(loaded(true, mkdtempSync(join(tmpdir(), "synthmix-plan-"))));
+  assert.equal(plan.generation.fallback, null, "the native addon is built here, so the native engine runs");
+  assert.equal(plan.generation.tokensPerSec, GEN_TOKENS_PER_SEC);
+  assert.doesNotMatch(formatPlan(plan), /WARNING/);
+  const seconds = plan.generation.seconds;
+  assert.ok(seconds !== null && seconds > 0, "self-trained generators get a time estimate");
+  // What planStudy reports when the addon is missing (decodeKernels() gives an error):
+  const slow = {
+    ...plan,
+    generation: { ...plan.generation, fallback: "not built", tokensPerSec: GEN_TOKENS_PER_SEC / 10 },
+  };
+  const text = formatPlan(slow);
+  assert.match(text, /WARNING: the native decode engine is unavailable \(not built\)/);
+  assert.ok(text.includes(`at an assumed ${fmtNum(GEN_TOKENS_PER_SEC / 10)} tok/s`), text);
 });
