@@ -80,6 +80,25 @@ export function genTokensPerSec(raw: string | undefined): number {
 }
 
 /**
+ * The assumed generation time: only when every generator is self-trained (remote ones have no rate).
+ * Without the native decode engine they fall back to node-llama-cpp with one sequence
+ * (src/generate/spec.ts warns "about 10x slower"), and the estimate says so.
+ */
+function generationTime(
+  config: LoadedStudy["config"],
+  generators: number,
+  total: number | null,
+): { tokensPerSec: number; fallback: string | null; seconds: number | null } {
+  const selfTrained = studyGeneratorModels(config).length;
+  const engine = decodeKernels();
+  const fallback = selfTrained > 0 && "error" in engine ? engine.error : null;
+  const tokensPerSec = fallback === null ? GEN_TOKENS_PER_SEC : GEN_TOKENS_PER_SEC / 10;
+  const seconds =
+    total !== null && selfTrained > 0 && selfTrained === generators ? total / tokensPerSec : null;
+  return { tokensPerSec, fallback, seconds };
+}
+
+/**
  * What a study will spend, before anything is spent: documents, generation requests, training runs,
  * tokens and FLOPs, and a time estimate from a measured throughput of each model on this machine.
  */
@@ -114,14 +133,7 @@ export async function planStudy(study: LoadedStudy): Promise<StudyPlan> {
       : null;
   const budget = budgets.length ? Math.max(...budgets.map((b) => b.tokens)) : fixed;
   const requestsEstimate = total !== null && gen ? Math.ceil(total / (gen.maxTokens * 0.7)) : null;
-  const selfTrained = studyGeneratorModels(config).length;
-  // Without the native decode engine the self-trained generators fall back to node-llama-cpp with one
-  // sequence (src/generate/spec.ts warns "about 10x slower"), and the estimate says so.
-  const engine = decodeKernels();
-  const fallback = selfTrained > 0 && "error" in engine ? engine.error : null;
-  const tokensPerSec = fallback === null ? GEN_TOKENS_PER_SEC : GEN_TOKENS_PER_SEC / 10;
-  const genSeconds =
-    total !== null && selfTrained > 0 && selfTrained === generators.length ? total / tokensPerSec : null;
+  const { tokensPerSec, fallback, seconds: genSeconds } = generationTime(config, generators.length, total);
   const cores = spec.scheduler.cores;
   const byModel = new Map<string, { cfg: ModelConfig; runs: PlannedRun[]; threads: number }>();
   for (const r of runs) {
