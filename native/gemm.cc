@@ -50,19 +50,27 @@ thread_local Scratch scratch;
 // Packs rows [m0, m0+mc) x depth [p0, p0+kc) of A into micro-panels of MR rows, k-major, zero padded.
 template <int MR>
 void pack_a(const GemmArgs& g, int m0, int mc, int p0, int kc, float* dst) {
+  if (g.sam == 1) {
+    // Transposed A (e.g. dout^T for the weight gradient): row k of the source holds the block's mc
+    // floats contiguously, MR of them per micro-panel. Each source row is read once, front to back
+    // (panel by panel, it was read in MR-float pieces 4 KB apart, one cache miss each: pack_a was 29%
+    // of the dweight GEMM for OC = 1024 on Zen 3).
+    const int full = mc / MR * MR;
+    for (int k = 0; k < kc; k++) {
+      const float* src = g.A + (p0 + k) * g.sak + m0;
+      float* dk = dst + k * MR;
+      for (int ir = 0; ir < full; ir += MR)
+        std::memcpy(dk + static_cast<std::ptrdiff_t>(ir) * kc, src + ir, sizeof(float) * MR);
+      if (full < mc) {
+        float* e = dk + static_cast<std::ptrdiff_t>(full) * kc;
+        for (int i = 0; i < MR; i++) e[i] = full + i < mc ? src[full + i] : 0.f;
+      }
+    }
+    return;
+  }
   for (int ir = 0; ir < mc; ir += MR) {
     const int mr = std::min(MR, mc - ir);
     float* d = dst + static_cast<std::ptrdiff_t>(ir) * kc;
-    if (g.sam == 1) {
-      // transposed A (e.g. dout^T for the weight gradient): MR consecutive floats per k
-      for (int k = 0; k < kc; k++) {
-        const float* src = g.A + (p0 + k) * g.sak + (m0 + ir);
-        float* dk = d + k * MR;
-        for (int i = 0; i < mr; i++) dk[i] = src[i];
-        for (int i = mr; i < MR; i++) dk[i] = 0.f;
-      }
-      continue;
-    }
     for (int i = 0; i < mr; i++) {
       const float* src = g.A + (m0 + ir + i) * g.sam + p0 * g.sak;
       if (g.sak == 1) {
