@@ -785,7 +785,7 @@ void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
 // decode_heads for each supported head size whose H*P accumulators fit the 16 vector registers
 // (kAccRegs of them at most; the rest hold the weights and value rows).
 #ifndef SK_DECODE_ACC_REGS
-#define SK_DECODE_ACC_REGS 8
+#define SK_DECODE_ACC_REGS 16
 #endif
 constexpr int kAccRegs = SK_DECODE_ACC_REGS;
 template <int H, int P>
