@@ -886,6 +886,31 @@ void causal_softmax_rows(float* sc, int pe, int nb, int m0, float scale) {
   }
 }
 
+// Test hook: causal_softmax_rows against its per-row loop in scalar code (std::exp, one row at a time)
+// on nb random rows of random scores (a range that makes some probabilities round to f16 subnormals or
+// zero) from m0 cached positions on. Returns the number of floats that differ bitwise.
+std::int64_t causal_softmax_mismatches(std::uint32_t seed, int nb, int m0) {
+  const int pe = m0 + nb;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 6.0f);
+  std::vector<float> sc(static_cast<std::size_t>(nb) * pe), ref;
+  for (auto& x : sc) x = nd(rng);
+  ref = sc;
+  const float scale = 0.125f;
+  causal_softmax_rows(sc.data(), pe, nb, m0 + 1, scale);
+  std::int64_t bad = 0;
+  for (int i = 0; i < nb; i++) {
+    float* row = ref.data() + static_cast<std::ptrdiff_t>(i) * pe;
+    const int m = m0 + 1 + i;
+    float maxv = -INFINITY, sum = 0.0f;
+    for (int t = 0; t < m; t++) maxv = std::max(maxv, row[t] *= scale);
+    for (int t = 0; t < m; t++) sum += row[t] = std::exp(row[t] - maxv);
+    for (int t = 0; t < pe; t++) row[t] = t < m ? r16(row[t] * (1.0f / sum)) : 0.0f;
+    for (int t = 0; t < pe; t++) bad += std::memcmp(&row[t], &sc[static_cast<std::size_t>(i) * pe + t], 4) != 0;
+  }
+  return bad;
+}
+
 // Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
 // S = f16(q) · K^T over positions 0..p1-1, causal softmax per row, O = f16(P) · V. Each output element
 // is a dot product in the GEMM's fixed k order, and masked positions contribute exact zeros, so a row's
@@ -1213,6 +1238,13 @@ Napi::Value DecodeAttentionMismatches(const Napi::CallbackInfo& info) {
                                            static_cast<int>(NH), static_cast<int>(T))));
 }
 
+// decodeSoftmaxMismatches(seed, nb, m0): see causal_softmax_mismatches.
+Napi::Value DecodeSoftmaxMismatches(const Napi::CallbackInfo& info) {
+  const auto seed = int_arg(info, 0, "seed", 0), nb = int_arg(info, 1, "nb", 1), m0 = int_arg(info, 2, "m0", 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(causal_softmax_mismatches(
+                                           static_cast<std::uint32_t>(seed), static_cast<int>(nb), static_cast<int>(m0))));
+}
+
 // decodeExpfMismatches(fromBits, stride, count): see expf16_mismatches.
 Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
   const auto from = int_arg(info, 0, "fromBits", 0);  // < 2^31: callers pass the sign separately
@@ -1228,6 +1260,7 @@ Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
 void register_decode_kernels(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeAttentionMismatches",
               Napi::Function::New(env, DecodeAttentionMismatches, "decodeAttentionMismatches"));
+  exports.Set("decodeSoftmaxMismatches", Napi::Function::New(env, DecodeSoftmaxMismatches, "decodeSoftmaxMismatches"));
   exports.Set("decodeExpfMismatches", Napi::Function::New(env, DecodeExpfMismatches, "decodeExpfMismatches"));
   exports.Set("kvAttentionForward", Napi::Function::New(env, KvAttentionForward, "kvAttentionForward"));
   exports.Set("geluF16Forward", Napi::Function::New(env, GeluF16Forward, "geluF16Forward"));
