@@ -345,7 +345,7 @@ float dot_f16_reference(const float* q, const std::uint16_t* k, int n) {
 template <bool kScalar = false>
 inline void scale_f16(std::uint16_t* acc, float m, int n) {
   int i = 0;
-  const int nv = kScalar ? 0 : n;  // the end of the vector loop
+  [[maybe_unused]] const int nv = kScalar ? 0 : n;  // the end of the vector loop
 #if defined(__AVX512F__)
   const __m512 mv = _mm512_set1_ps(m);
   for (; i + 16 <= nv; i += 16) {
@@ -368,7 +368,7 @@ inline void scale_f16(std::uint16_t* acc, float m, int n) {
 template <bool kScalar = false>
 inline void mad_f16(std::uint16_t* acc, const std::uint16_t* v, float w, int n) {
   int i = 0;
-  const int nv = kScalar ? 0 : n;
+  [[maybe_unused]] const int nv = kScalar ? 0 : n;
 #if defined(__AVX512F__)
   const __m512 wv = _mm512_set1_ps(w);
   for (; i + 16 <= nv; i += 16) {
