@@ -13,7 +13,7 @@
 // checks it token for token against the JS sampler and llama.cpp's.
 #include <napi.h>
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -137,7 +137,9 @@ class ChainSampler {
       }
     }
 #elif defined(__AVX2__)
-    constexpr int kGroups = 6;  // accumulators of 8 lanes: the same 48 disjoint groups' bound
+    // 6 accumulators of 8 lanes: 48 disjoint groups again (other groups than AVX-512's; any disjoint groups
+    // give a bound, and the result does not depend on it).
+    constexpr int kGroups = 6;
     const int full = V / 8;
     if (k_ <= 8 * kGroups && full >= 2 * kGroups) {
       __m256 acc[kGroups];
