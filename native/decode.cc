@@ -23,6 +23,12 @@
 #include "gemm.h"
 #include "pool.h"
 
+// AVX2 + FMA + F16C without AVX-512 (Zen 3, Haswell on): 8-lane paths that give the AVX-512 paths' bits
+// (the same operations per lane, horizontal sums in _mm512_reduce_add_ps's pairing).
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+#define SK_DECODE_AVX2 1
+#endif
+
 namespace sk {
 
 #if defined(__F16C__)
@@ -113,6 +119,17 @@ void gelu_f16_forward(float* out, const float* inp, std::int64_t n) {
     g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LE_OQ), g, _mm512_setzero_ps());
     _mm512_storeu_ps(out + i, g);
   }
+#elif defined(SK_DECODE_AVX2)
+  // The same with 8 lanes.
+  const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(inp + i);
+    const __m256i h = _mm256_cvtepu16_epi32(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256 g = _mm256_i32gather_ps(t, h, 4);
+    g = _mm256_blendv_ps(g, x, _mm256_cmp_ps(x, hi, _CMP_GE_OQ));
+    g = _mm256_blendv_ps(g, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LE_OQ));
+    _mm256_storeu_ps(out + i, g);
+  }
 #endif
   for (; i < n; i++) {
     const float x = inp[i];
@@ -128,7 +145,7 @@ double thread_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(SK_DECODE_AVX2)
 // expf for 16 lanes, bitwise equal to glibc's expf (sysdeps/ieee754/flt-32/e_expf.c, the FMA variant
 // x86-64 glibc selects on this CPU class, which the scalar std::exp(float) calls here resolve to): the
 // same table (e_exp2f_data.c) and the same double-precision steps and fused multiply-adds, 8 lanes at a
@@ -144,7 +161,9 @@ alignas(64) constexpr std::uint64_t kExp2fTab[32] = {
     0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d, 0x3feee89f995ad3ad,
     0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069, 0x3fef5818dcfba487, 0x3fef7c97337b9b5f,
     0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
+#endif
 
+#if defined(__AVX512F__)
 inline __m256 expf8_fast(__m256 x) {
   const __m512d inv_ln2_n = _mm512_set1_pd(0x1.71547652b82fep+5);
   const __m512d shift = _mm512_set1_pd(0x1.8p+52);
@@ -192,6 +211,49 @@ inline void expf_array(float* out, const float* in, int n) {
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, expf16(_mm512_loadu_ps(in + i)));
   for (; i < n; i++) out[i] = std::exp(in[i]);
 }
+#elif defined(SK_DECODE_AVX2)
+// expf8_fast's steps (glibc's expf) on 4 double lanes; the table entries gathered.
+inline __m128 expf4_fast(__m128 x) {
+  const __m256d inv_ln2_n = _mm256_set1_pd(0x1.71547652b82fep+5);
+  const __m256d shift = _mm256_set1_pd(0x1.8p+52);
+  const __m256d xd = _mm256_cvtps_pd(x);
+  const __m256d kd0 = _mm256_fmadd_pd(inv_ln2_n, xd, shift);
+  const __m256i ki = _mm256_castpd_si256(kd0);
+  const __m256d kd = _mm256_sub_pd(kd0, shift);
+  const __m256d r = _mm256_fmsub_pd(inv_ln2_n, xd, kd);
+  const __m256i idx = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
+  const __m256i tab = _mm256_i64gather_epi64(reinterpret_cast<const long long*>(kExp2fTab), idx, 8);
+  const __m256d sc = _mm256_castsi256_pd(_mm256_add_epi64(tab, _mm256_slli_epi64(ki, 47)));
+  const __m256d z = _mm256_fmadd_pd(r, _mm256_set1_pd(0x1.c6af84b912394p-20), _mm256_set1_pd(0x1.ebfce50fac4f3p-13));
+  const __m256d r2 = _mm256_mul_pd(r, r);
+  __m256d y = _mm256_fmadd_pd(r, _mm256_set1_pd(0x1.62e42ff0c52d6p-6), _mm256_set1_pd(1.0));
+  y = _mm256_fmadd_pd(z, r2, y);
+  return _mm256_cvtpd_ps(_mm256_mul_pd(y, sc));
+}
+
+// expf16 with 8 lanes: bitwise std::exp (the lanes outside glibc's fast path through std::exp itself).
+inline __m256 expf8(__m256 x) {
+  __m256 e = _mm256_set_m128(expf4_fast(_mm256_extractf128_ps(x, 1)), expf4_fast(_mm256_castps256_ps128(x)));
+  // glibc's fast path: top 12 bits of |x| <= 0x42a (non-negative after the mask: a signed compare is right).
+  const __m256i top = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(x), 20), _mm256_set1_epi32(0x7ff));
+  const int slow = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(top, _mm256_set1_epi32(0x42a))));
+  if (slow != 0) {
+    alignas(32) float xs[8];
+    alignas(32) float es[8];
+    _mm256_store_ps(xs, x);
+    _mm256_store_ps(es, e);
+    for (int i = 0; i < 8; i++)
+      if ((slow >> i) & 1) es[i] = std::exp(xs[i]);
+    e = _mm256_load_ps(es);
+  }
+  return e;
+}
+
+inline void expf_array(float* out, const float* in, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, expf8(_mm256_loadu_ps(in + i)));
+  for (; i < n; i++) out[i] = std::exp(in[i]);
+}
 #else
 inline void expf_array(float* out, const float* in, int n) {
   for (int i = 0; i < n; i++) out[i] = std::exp(in[i]);
@@ -216,8 +278,20 @@ std::int64_t expf16_mismatches(std::uint32_t from, std::uint32_t stride, std::in
   return bad;
 }
 
+#if defined(SK_DECODE_AVX2)
+// _mm512_reduce_add_ps of the 16 lanes lo (0-7), hi (8-15): lanes j + j+8, then j + j+4 (of those 8),
+// then j + j+2 (of those 4), then the last two, as GCC's reduce_add_ps adds them.
+inline float reduce_add16(__m256 lo, __m256 hi) {
+  const __m256 s8 = _mm256_add_ps(lo, hi);
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+#endif
+
 // q·k over n values with k in f16. Fixed evaluation order for a given build and n (one 16-lane vector
-// accumulator with AVX-512, else 16 scalar partial sums), so the result depends only on the two vectors.
+// accumulator with AVX-512, the same 16 lanes in two 8-lane halves with AVX2, else 16 scalar partial
+// sums), so the result depends only on the two vectors. dot_f16_reference is its scalar transcription.
 inline float dot_f16(const float* q, const std::uint16_t* k, int n) {
 #if defined(__AVX512F__)
   if (n % 16 == 0) {
@@ -227,6 +301,17 @@ inline float dot_f16(const float* q, const std::uint16_t* k, int n) {
       acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), kv, acc);
     }
     return _mm512_reduce_add_ps(acc);
+  }
+#elif defined(SK_DECODE_AVX2)
+  if (n % 16 == 0) {  // lanes 0-7 and 8-15 of the AVX-512 accumulator
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+      const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i)));
+      const __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i + 8)));
+      lo = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), k0, lo);
+      hi = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), k1, hi);
+    }
+    return reduce_add16(lo, hi);
   }
 #endif
   constexpr int L = 16;
@@ -240,30 +325,65 @@ inline float dot_f16(const float* q, const std::uint16_t* k, int n) {
   return s;
 }
 
-// acc (f16) = f16(acc * m): ggml_vec_scale_f16.
+// dot_f16 in scalar code (for the tests): with a vector path (n a multiple of 16), 16 fused
+// multiply-add chains, one per lane, summed in reduce_add16's pairing; else dot_f16's own loop.
+float dot_f16_reference(const float* q, const std::uint16_t* k, int n) {
+#if defined(__AVX512F__) || defined(SK_DECODE_AVX2)
+  if (n % 16 == 0) {
+    float a[16] = {};
+    for (int i = 0; i < n; i += 16)
+      for (int j = 0; j < 16; j++) a[j] = std::fma(q[i + j], f16_to_f32(k[i + j]), a[j]);
+    for (int w = 8; w >= 1; w /= 2)
+      for (int j = 0; j < w; j++) a[j] = a[j] + a[j + w];
+    return a[0];
+  }
+#endif
+  return dot_f16(q, k, n);
+}
+
+// acc (f16) = f16(acc * m): ggml_vec_scale_f16 (kScalar: without the vector loop, for the tests).
+template <bool kScalar = false>
 inline void scale_f16(std::uint16_t* acc, float m, int n) {
   int i = 0;
+  [[maybe_unused]] const int nv = kScalar ? 0 : n;  // the end of the vector loop
 #if defined(__AVX512F__)
   const __m512 mv = _mm512_set1_ps(m);
-  for (; i + 16 <= n; i += 16) {
+  for (; i + 16 <= nv; i += 16) {
     __m256i* p = reinterpret_cast<__m256i*>(acc + i);
     const __m512 a = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(p)), mv);
     _mm256_storeu_si256(p, _mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+#elif defined(SK_DECODE_AVX2)
+  const __m256 mv = _mm256_set1_ps(m);
+  for (; i + 8 <= nv; i += 8) {
+    __m128i* p = reinterpret_cast<__m128i*>(acc + i);
+    const __m256 a = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(p)), mv);
+    _mm_storeu_si128(p, _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
 #endif
   for (; i < n; i++) acc[i] = f32_to_f16(f16_to_f32(acc[i]) * m);
 }
 
-// acc (f16) = f16(fma(v, w, acc)): ggml_vec_mad_f16.
+// acc (f16) = f16(fma(v, w, acc)): ggml_vec_mad_f16 (kScalar: without the vector loop).
+template <bool kScalar = false>
 inline void mad_f16(std::uint16_t* acc, const std::uint16_t* v, float w, int n) {
   int i = 0;
+  [[maybe_unused]] const int nv = kScalar ? 0 : n;
 #if defined(__AVX512F__)
   const __m512 wv = _mm512_set1_ps(w);
-  for (; i + 16 <= n; i += 16) {
+  for (; i + 16 <= nv; i += 16) {
     __m256i* p = reinterpret_cast<__m256i*>(acc + i);
     const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
     const __m512 a = _mm512_fmadd_ps(x, wv, _mm512_cvtph_ps(_mm256_loadu_si256(p)));
     _mm256_storeu_si256(p, _mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+#elif defined(SK_DECODE_AVX2)
+  const __m256 wv = _mm256_set1_ps(w);
+  for (; i + 8 <= nv; i += 8) {
+    __m128i* p = reinterpret_cast<__m128i*>(acc + i);
+    const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    const __m256 a = _mm256_fmadd_ps(x, wv, _mm256_cvtph_ps(_mm_loadu_si128(p)));
+    _mm_storeu_si128(p, _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
 #endif
   for (; i < n; i++) acc[i] = f32_to_f16(std::fma(f16_to_f32(v[i]), w, f16_to_f32(acc[i])));
@@ -272,30 +392,65 @@ inline void mad_f16(std::uint16_t* acc, const std::uint16_t* v, float w, int n) 
 // One generated token's query (already f16-rounded) over n cached positions of one head, as llama.cpp's
 // CPU flash attention computes a single-token decode (its default for these models): online softmax in
 // float, the value accumulator kept in f16 (rescaled, then multiply-added in float and rounded back to
-// f16 after every position), divided by the softmax sum at the end.
+// f16 after every position), divided by the softmax sum at the end. kScalar: the same arithmetic in scalar
+// code only (dot_f16_reference and the elementwise loops; the tests' reference for the vector paths).
+template <bool kScalar = false>
 void decode_head(float* o, const float* qh, const std::uint16_t* k, const std::uint16_t* v, int n, int hs, float scale,
                  std::uint16_t* acc) {
   std::fill(acc, acc + hs, static_cast<std::uint16_t>(0));
   float S = 0.0f;
   float M = -INFINITY;
   for (int t = 0; t < n; t++) {
-    const float s = dot_f16(qh, k + static_cast<std::int64_t>(t) * hs, hs) * scale;
+    const std::uint16_t* kt = k + static_cast<std::int64_t>(t) * hs;
+    const float s = (kScalar ? dot_f16_reference(qh, kt, hs) : dot_f16(qh, kt, hs)) * scale;
     float ms = 1.0f;
     float vs = 1.0f;
     if (s > M) {
       const float Mold = M;
       M = s;
       ms = std::exp(Mold - M);
-      scale_f16(acc, ms, hs);
+      scale_f16<kScalar>(acc, ms, hs);
     } else {
       vs = std::exp(s - M);
     }
-    mad_f16(acc, v + static_cast<std::int64_t>(t) * hs, vs, hs);
+    mad_f16<kScalar>(acc, v + static_cast<std::int64_t>(t) * hs, vs, hs);
     S = S * ms + vs;
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;
   for (int i = 0; i < hs; i++) o[i] = f16_to_f32(acc[i]) * inv;
 }
+
+// One row's share of a decode_heads call: its output and queries at the first head of the group, its
+// cache at that head (head stride hstride), positions [0, split) read from klo/vlo (a shared prompt
+// prefix cached in another slot), n cached positions, and scratch of >= 3*H*n floats.
+struct DecodeRow {
+  float* o;
+  const float* q;
+  const std::uint16_t *k, *v, *klo, *vlo;
+  int split, n;
+  float* buf;
+};
+
+// f(p, h, t) for every row p < P, head h < H and position t < n[p], each (p, h) in increasing t: the rows'
+// common positions in lockstep (P*H independent chains in flight), then each row's remaining ones.
+template <int P, int H, typename F>
+inline void lockstep(const DecodeRow* rw, F&& f) {
+  int nmin = rw[0].n;
+  for (int p = 1; p < P; p++) nmin = std::min(nmin, rw[p].n);
+  for (int t = 0; t < nmin; t++) {
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+      for (int h = 0; h < H; h++) f(p, h, t);
+  }
+  for (int p = 0; p < P; p++)
+    for (int t = nmin; t < rw[p].n; t++)
+#pragma GCC unroll 4
+      for (int h = 0; h < H; h++) f(p, h, t);
+}
+
+// A decode_heads instance: H heads of P rows (see decode_rows).
+using DecodeFn = void (*)(const DecodeRow*, std::int64_t, float);
 
 #if defined(__AVX512F__)
 inline __m512 r16v(__m512 x) {
@@ -408,35 +563,6 @@ inline void acc_step(__m512* acc, const std::uint16_t* vt, float ms, float vs) {
   }
 }
 
-// One row's share of a decode_heads call: its output and queries at the first head of the group, its
-// cache at that head (head stride hstride), positions [0, split) read from klo/vlo (a shared prompt
-// prefix cached in another slot), n cached positions, and scratch of >= 3*H*n floats.
-struct DecodeRow {
-  float* o;
-  const float* q;
-  const std::uint16_t *k, *v, *klo, *vlo;
-  int split, n;
-  float* buf;
-};
-
-// f(p, h, t) for every row p < P, head h < H and position t < n[p], each (p, h) in increasing t: the rows'
-// common positions in lockstep (P*H independent chains in flight), then each row's remaining ones.
-template <int P, int H, typename F>
-inline void lockstep(const DecodeRow* rw, F&& f) {
-  int nmin = rw[0].n;
-  for (int p = 1; p < P; p++) nmin = std::min(nmin, rw[p].n);
-  for (int t = 0; t < nmin; t++) {
-#pragma GCC unroll 8
-    for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-      for (int h = 0; h < H; h++) f(p, h, t);
-  }
-  for (int p = 0; p < P; p++)
-    for (int t = nmin; t < rw[p].n; t++)
-#pragma GCC unroll 4
-      for (int h = 0; h < H; h++) f(p, h, t);
-}
-
 // decode_head for H heads of P rows at once (HS = head size, a multiple of 16), bitwise the same per
 // (row, head): the scores of all positions first (independent dot products), then the online-softmax
 // scalars (they depend on the scores only), then the f16 value accumulators, kept in registers as
@@ -497,7 +623,6 @@ void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
 }
 
 // decode_heads for each supported head size (its accumulators in registers): H heads of P rows.
-using DecodeFn = void (*)(const DecodeRow*, std::int64_t, float);
 template <int H, int P>
 DecodeFn decode_fn(int hs) {
   if (hs == 16) return decode_heads<16, H, P>;
@@ -507,6 +632,169 @@ DecodeFn decode_fn(int hs) {
   return nullptr;
 }
 
+#elif defined(SK_DECODE_AVX2)
+// The AVX-512 decode_heads with 8-lane vectors: the same operations on every lane, a 16-lane
+// accumulator as two 8-lane halves, its horizontal sum in reduce_add16's pairing.
+inline __m256 r16v(__m256 x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+
+// reduce_add16 of 8 positions at once, given each position's lanes j + j+8 (b[p], 8 lanes): lane p of the
+// result is position p's sum, bitwise: each round performs reduce_add16's additions (j + j+4, j + j+2,
+// then the last two) for all 8 positions through shuffles.
+inline __m256 reduce_add8x8(const __m256* b) {
+  __m256 c[4], d[2];
+  for (int p = 0; p < 4; p++)  // lanes j + j+4: the low half of c[p] is position p, the high half p+4
+    c[p] = _mm256_add_ps(_mm256_permute2f128_ps(b[p], b[p + 4], 0x20), _mm256_permute2f128_ps(b[p], b[p + 4], 0x31));
+  for (int p = 0; p < 2; p++)  // lanes j + j+2: the halves of d[p] hold (p, p, p+2, p+2) and (p+4, p+4, p+6, p+6)
+    d[p] = _mm256_add_ps(_mm256_shuffle_ps(c[p], c[p + 2], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm256_shuffle_ps(c[p], c[p + 2], _MM_SHUFFLE(3, 2, 3, 2)));
+  // The last pair: the halves hold positions (0, 2, 1, 3) and (4, 6, 5, 7); put them in order.
+  const __m256 e = _mm256_add_ps(_mm256_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm256_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm256_permute_ps(e, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+// s[t] = dot_f16(q, k_t) * scale for t in [t0, t1), bitwise: 8 positions per iteration, each with
+// dot_f16's two fma chains (lanes 0-7 and 8-15 over the head's channels, from zero).
+template <int HS>
+inline void scores(float* s, const float* q, const std::uint16_t* k, int t0, int t1, float scale) {
+  constexpr int NV = HS / 16;
+  const __m256 sv = _mm256_set1_ps(scale);
+  int t = t0;
+  for (; t + 8 <= t1; t += 8) {
+    const std::uint16_t* kt = k + static_cast<std::int64_t>(t) * HS;
+    __m256 b[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+      // The cache streams from L3/memory: ask for the block after next (HS * 2 bytes per position).
+      for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(kt + (p + 16) * HS) + l, _MM_HINT_T0);
+      __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; j++) {
+        const __m128i* kp = reinterpret_cast<const __m128i*>(kt + p * HS + 16 * j);
+        lo = _mm256_fmadd_ps(_mm256_load_ps(q + 16 * j), _mm256_cvtph_ps(_mm_loadu_si128(kp)), lo);
+        hi = _mm256_fmadd_ps(_mm256_load_ps(q + 16 * j + 8), _mm256_cvtph_ps(_mm_loadu_si128(kp + 1)), hi);
+      }
+      b[p] = _mm256_add_ps(lo, hi);
+    }
+    _mm256_storeu_ps(s + t, _mm256_mul_ps(reduce_add8x8(b), sv));
+  }
+  for (; t < t1; t++) s[t] = dot_f16(q, k + static_cast<std::int64_t>(t) * HS, HS) * scale;
+}
+
+// One head's scores for n positions (s): positions [0, split) from kl (a shared prefix in another slot),
+// the rest from kh. q: the head's query (not yet f16-rounded).
+template <int HS>
+void head_scores(const float* q, const std::uint16_t* kh, const std::uint16_t* kl, int split, int n, float scale,
+                 float* s) {
+  alignas(64) float qh[HS];
+  for (int i = 0; i < HS; i++) qh[i] = r16(q[i]);
+  const int m = std::min(split, n);
+  scores<HS>(s, qh, kl, 0, m, scale);
+  scores<HS>(s, qh, kh, m, n, scale);
+}
+
+// The AVX-512 head_exps with 8 lanes (see there).
+inline void head_exps(const float* s, float* ms_h, float* vs_h, int n) {
+  int t = 0;
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; t + 8 <= n; t += 8) {
+    const __m256 st = _mm256_loadu_ps(s + t);
+    const __m256 mp = _mm256_loadu_ps(ms_h + t);
+    const __m256 up = _mm256_cmp_ps(st, mp, _CMP_GT_OQ);
+    const __m256 e = expf8(_mm256_blendv_ps(_mm256_sub_ps(st, mp), _mm256_sub_ps(mp, st), up));
+    _mm256_storeu_ps(ms_h + t, _mm256_blendv_ps(one, e, up));
+    _mm256_storeu_ps(vs_h + t, _mm256_blendv_ps(e, one, up));
+  }
+  for (; t < n; t++) {
+    const float mp = ms_h[t];
+    const bool up = s[t] > mp;
+    const float e = std::exp(up ? mp - s[t] : s[t] - mp);
+    ms_h[t] = up ? e : 1.0f;
+    vs_h[t] = up ? 1.0f : e;
+  }
+}
+
+// The AVX-512 acc_step with NV 8-lane vectors (see there).
+template <int NV>
+inline void acc_step(__m256* acc, const std::uint16_t* vt, float ms, float vs) {
+  if (ms != 1.0f) {
+    const __m256 mv = _mm256_set1_ps(ms);
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; j++) acc[j] = r16v(_mm256_mul_ps(acc[j], mv));
+  }
+  const __m256 wv = _mm256_set1_ps(vs);
+#pragma GCC unroll 16
+  for (int j = 0; j < NV; j++) {
+    const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vt + 8 * j)));
+    acc[j] = r16v(_mm256_fmadd_ps(x, wv, acc[j]));
+  }
+}
+
+// The AVX-512 decode_heads (see there) with 8-lane accumulators.
+template <int HS, int H, int P>
+void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
+  constexpr int NV = HS / 8;
+  float *sc[P], *msb[P], *vsb[P];  // per row: (H, n) scores, rescale factor (1 = none), value weight
+  for (int p = 0; p < P; p++) {
+    const DecodeRow& r = rw[p];
+    sc[p] = r.buf;
+    msb[p] = r.buf + static_cast<std::ptrdiff_t>(H) * r.n;
+    vsb[p] = msb[p] + static_cast<std::ptrdiff_t>(H) * r.n;
+    for (int h = 0; h < H; h++)
+      head_scores<HS>(r.q + h * HS, r.k + h * hstride, r.klo + h * hstride, r.split, r.n, scale,
+                      sc[p] + static_cast<std::ptrdiff_t>(h) * r.n);
+  }
+  float M[P][H], S[P][H];
+  for (int p = 0; p < P; p++)
+    for (int h = 0; h < H; h++) M[p][h] = -INFINITY;
+  lockstep<P, H>(rw, [&](int p, int h, int t) {
+    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * rw[p].n + t;
+    const float st = sc[p][i];
+    msb[p][i] = M[p][h];
+    M[p][h] = st > M[p][h] ? st : M[p][h];
+  });
+  for (int p = 0; p < P; p++)
+    for (int h = 0; h < H; h++) {
+      const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(h) * rw[p].n;
+      head_exps(sc[p] + off, msb[p] + off, vsb[p] + off, rw[p].n);
+      S[p][h] = 0.0f;
+    }
+  lockstep<P, H>(rw, [&](int p, int h, int t) {
+    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * rw[p].n + t;
+    S[p][h] = std::fma(S[p][h], msb[p][i], vsb[p][i]);
+  });
+  __m256 acc[P][H][NV];
+  for (int p = 0; p < P; p++)
+    for (int h = 0; h < H; h++)
+      for (int j = 0; j < NV; j++) acc[p][h][j] = _mm256_setzero_ps();
+  lockstep<P, H>(rw, [&](int p, int h, int t) {
+    const DecodeRow& r = rw[p];
+    const std::uint16_t* vt = (t < r.split ? r.vlo : r.v) + h * hstride + static_cast<std::int64_t>(t) * HS;
+    for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(vt + 8 * HS) + l, _MM_HINT_T0);
+    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * r.n + t;
+    acc_step<NV>(acc[p][h], vt, msb[p][i], vsb[p][i]);
+  });
+  for (int p = 0; p < P; p++)
+    for (int h = 0; h < H; h++) {
+      const float inv = S[p][h] == 0.0f ? 0.0f : 1.0f / S[p][h];
+      const __m256 iv = _mm256_set1_ps(inv);
+      for (int j = 0; j < NV; j++) _mm256_storeu_ps(rw[p].o + h * HS + 8 * j, _mm256_mul_ps(acc[p][h][j], iv));
+    }
+}
+
+// decode_heads for each supported head size with at most kAccRegs accumulator vectors (of the 16
+// registers). On Zen 3 with head size 64 (8 vectors a head), 16 (two (row, head) chains) measured
+// ~10% faster than 8 (one chain: 28 vs 31 ns per cached position and head in the engine) and 32 (four
+// chains, spilled) no faster than 16; the accumulator's f16 round trips are throughput-bound there.
+constexpr int kAccRegs = 16;
+template <int H, int P>
+DecodeFn decode_fn(int hs) {
+  if (hs == 16 && 2 * H * P <= kAccRegs) return decode_heads<16, H, P>;
+  if (hs == 32 && 4 * H * P <= kAccRegs) return decode_heads<32, H, P>;
+  if (hs == 64 && 8 * H * P <= kAccRegs) return decode_heads<64, H, P>;
+  if (hs == 128 && 16 * H * P <= kAccRegs) return decode_heads<128, H, P>;
+  return nullptr;
+}
 #endif
 
 // dst[j] = f16_to_f32(src[j]) for j in [j0, j1), 16 at a time where possible (the same conversion).
@@ -515,6 +803,9 @@ inline void halves_to_floats(float* dst, const std::uint16_t* src, std::int64_t 
 #if defined(__AVX512F__)
   for (; j + 16 <= j1; j += 16)
     _mm512_storeu_ps(dst + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j))));
+#elif defined(SK_DECODE_AVX2)
+  for (; j + 8 <= j1; j += 8)
+    _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j))));
 #endif
   for (; j < j1; j++) dst[j] = f16_to_f32(src[j]);
 }
@@ -537,6 +828,17 @@ void causal_softmax_rows(float* sc, int pe, int nb, int m0, float scale) {
       mv = _mm512_max_ps(mv, x);
     }
     maxv = _mm512_reduce_max_ps(mv);
+#elif defined(SK_DECODE_AVX2)
+    const __m256 sv = _mm256_set1_ps(scale);
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (; t + 8 <= m; t += 8) {
+      const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(row + t), sv);
+      _mm256_storeu_ps(row + t, x);
+      mv = _mm256_max_ps(mv, x);
+    }
+    const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    maxv = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
 #endif
     for (; t < m; t++) {
       row[t] *= scale;
@@ -551,6 +853,9 @@ void causal_softmax_rows(float* sc, int pe, int nb, int m0, float scale) {
 #if defined(__AVX512F__)
     const __m512 iv = _mm512_set1_ps(inv);
     for (; t + 16 <= m; t += 16) _mm512_storeu_ps(row + t, r16v(_mm512_mul_ps(_mm512_loadu_ps(row + t), iv)));
+#elif defined(SK_DECODE_AVX2)
+    const __m256 iv = _mm256_set1_ps(inv);
+    for (; t + 8 <= m; t += 8) _mm256_storeu_ps(row + t, r16v(_mm256_mul_ps(_mm256_loadu_ps(row + t), iv)));
 #endif
     for (; t < m; t++) row[t] = r16(row[t] * inv);
     std::fill(row + m, row + pe, 0.f);
@@ -578,6 +883,31 @@ void causal_softmax_rows(float* sc, int pe, int nb, int m0, float scale) {
       finish(rows[c], m0 + i0 + c, sum[c]);
     }
   }
+}
+
+// Test hook: causal_softmax_rows against its per-row loop in scalar code (std::exp, one row at a time)
+// on nb random rows of random scores (a range that makes some probabilities round to f16 subnormals or
+// zero) from m0 cached positions on. Returns the number of floats that differ bitwise.
+std::int64_t causal_softmax_mismatches(std::uint32_t seed, int nb, int m0) {
+  const int pe = m0 + nb;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 6.0f);
+  std::vector<float> sc(static_cast<std::size_t>(nb) * pe), ref;
+  for (auto& x : sc) x = nd(rng);
+  ref = sc;
+  const float scale = 0.125f;
+  causal_softmax_rows(sc.data(), pe, nb, m0 + 1, scale);
+  std::int64_t bad = 0;
+  for (int i = 0; i < nb; i++) {
+    float* row = ref.data() + static_cast<std::ptrdiff_t>(i) * pe;
+    const int m = m0 + 1 + i;
+    float maxv = -INFINITY, sum = 0.0f;
+    for (int t = 0; t < m; t++) maxv = std::max(maxv, row[t] *= scale);
+    for (int t = 0; t < m; t++) sum += row[t] = std::exp(row[t] - maxv);
+    for (int t = 0; t < pe; t++) row[t] = t < m ? r16(row[t] * (1.0f / sum)) : 0.0f;
+    for (int t = 0; t < pe; t++) bad += std::memcmp(&row[t], &sc[static_cast<std::size_t>(i) * pe + t], 4) != 0;
+  }
+  return bad;
 }
 
 // Prompt rows [r0, r1) of one sequence (consecutive positions p0..p1-1), one head, through two GEMMs:
@@ -620,6 +950,14 @@ void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const s
   }
 }
 
+#if defined(__AVX512F__) || defined(SK_DECODE_AVX2)
+// The decode_heads variant for H heads of P rows (1 or 2 each) and head size hs, or null.
+DecodeFn decode_fn_for(int P, int H, int hs) {
+  if (P == 2) return H == 2 ? decode_fn<2, 2>(hs) : decode_fn<1, 2>(hs);
+  return H == 2 ? decode_fn<2, 1>(hs) : decode_fn<1, 1>(hs);
+}
+#endif
+
 // A decode row: its cached positions n (positions [0, split) read from slot lo_slot: a shared prefix),
 // its slot and its row index r in qkv/out.
 struct RowJob {
@@ -632,12 +970,13 @@ void decode_rows(float* out, const float* qkv, const std::uint16_t* kc, const st
                  int P, int C, int NH, int T, float scale, std::vector<float>& buf) {
   const int hs = C / NH;
   const std::int64_t hstride = static_cast<std::int64_t>(T) * hs;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(SK_DECODE_AVX2)
   // Two heads at a time (one when NH is odd) when the head size has a register-resident variant.
-  const int H = NH % 2 == 0 ? 2 : 1;
-  DecodeFn fn = nullptr;
-  if (P == 2) fn = H == 2 ? decode_fn<2, 2>(hs) : decode_fn<1, 2>(hs);
-  if (P == 1) fn = H == 2 ? decode_fn<2, 1>(hs) : decode_fn<1, 1>(hs);
+  int H = NH % 2 == 0 ? 2 : 1;
+  DecodeFn fn = decode_fn_for(P, H, hs);
+#if defined(SK_DECODE_AVX2)
+  if (fn == nullptr && H == 2) fn = decode_fn_for(P, H = 1, hs);  // half the registers of AVX-512: one head
+#endif
   if (fn != nullptr) {
     std::size_t need = 0;
     for (int p = 0; p < P; p++) need += static_cast<std::size_t>(3 * H) * jobs[p].n;
@@ -719,6 +1058,14 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(vc + at + i),
                             _mm512_cvtps_ph(_mm512_loadu_ps(src + 2 * C + h * hs + i), kRound));
       }
+#elif defined(SK_DECODE_AVX2)
+      constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+      for (; i + 8 <= hs; i += 8) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(kc + at + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + C + h * hs + i), kRound));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(vc + at + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + 2 * C + h * hs + i), kRound));
+      }
 #endif
       for (; i < hs; i++) {
         kc[at + i] = f32_to_f16(src[C + h * hs + i]);
@@ -769,11 +1116,12 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
   });
 }
 
-// Test hook: decode rows through kv_attention_forward (paired rows, registers, 16-position score blocks)
-// against decode_head (one head, one position at a time: dot_f16, scale_f16, mad_f16, the direct
-// transcription of llama.cpp's single-token flash attention) on random caches, R rows of random lengths
-// in S = R slots, every other slot reading a prefix of random length from slot 0. Returns the number of
-// output floats that differ bitwise.
+// Test hook: decode rows through kv_attention_forward (paired rows, registers, 16- or 8-position score
+// blocks) against decode_head (one head, one position at a time: dot_f16, scale_f16, mad_f16, the direct
+// transcription of llama.cpp's single-token flash attention), and decode_head against its scalar-only
+// instance (the vector kernels against scalar code of the same arithmetic), on random caches, R rows of
+// random lengths in S = R slots, every other slot reading a prefix of random length from slot 0. Returns
+// the number of output floats that differ bitwise in either comparison.
 std::int64_t decode_attention_mismatches(std::uint32_t seed, int R, int C, int NH, int T) {
   const int hs = C / NH;
   std::mt19937 rng(seed);
@@ -798,7 +1146,7 @@ std::int64_t decode_attention_mismatches(std::uint32_t seed, int R, int C, int N
                        alias_slot.data(), alias_len.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   std::int64_t bad = 0;
-  std::vector<float> q(hs), o(hs);
+  std::vector<float> q(hs), o(hs), oref(hs);
   std::vector<std::uint16_t> acc(hs);
   for (int r = 0; r < R; r++) {
     const int n = pos[r] + 1;
@@ -812,8 +1160,9 @@ std::int64_t decode_attention_mismatches(std::uint32_t seed, int R, int C, int N
       }
       for (int i = 0; i < hs; i++) q[i] = r16(qkv[static_cast<std::size_t>(r) * 3 * C + h * hs + i]);
       decode_head(o.data(), q.data(), kh.data(), vh.data(), n, hs, scale, acc.data());
+      decode_head<true>(oref.data(), q.data(), kh.data(), vh.data(), n, hs, scale, acc.data());
       const float* got = out.data() + static_cast<std::size_t>(r) * C + h * hs;
-      for (int i = 0; i < hs; i++) bad += std::memcmp(&got[i], &o[i], 4) != 0;
+      for (int i = 0; i < hs; i++) bad += (std::memcmp(&got[i], &o[i], 4) != 0) + (std::memcmp(&o[i], &oref[i], 4) != 0);
     }
   }
   return bad;
@@ -888,6 +1237,13 @@ Napi::Value DecodeAttentionMismatches(const Napi::CallbackInfo& info) {
                                            static_cast<int>(NH), static_cast<int>(T))));
 }
 
+// decodeSoftmaxMismatches(seed, nb, m0): see causal_softmax_mismatches.
+Napi::Value DecodeSoftmaxMismatches(const Napi::CallbackInfo& info) {
+  const auto seed = int_arg(info, 0, "seed", 0), nb = int_arg(info, 1, "nb", 1), m0 = int_arg(info, 2, "m0", 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(causal_softmax_mismatches(
+                                           static_cast<std::uint32_t>(seed), static_cast<int>(nb), static_cast<int>(m0))));
+}
+
 // decodeExpfMismatches(fromBits, stride, count): see expf16_mismatches.
 Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
   const auto from = int_arg(info, 0, "fromBits", 0);  // < 2^31: callers pass the sign separately
@@ -903,6 +1259,7 @@ Napi::Value DecodeExpfMismatches(const Napi::CallbackInfo& info) {
 void register_decode_kernels(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeAttentionMismatches",
               Napi::Function::New(env, DecodeAttentionMismatches, "decodeAttentionMismatches"));
+  exports.Set("decodeSoftmaxMismatches", Napi::Function::New(env, DecodeSoftmaxMismatches, "decodeSoftmaxMismatches"));
   exports.Set("decodeExpfMismatches", Napi::Function::New(env, DecodeExpfMismatches, "decodeExpfMismatches"));
   exports.Set("kvAttentionForward", Napi::Function::New(env, KvAttentionForward, "kvAttentionForward"));
   exports.Set("geluF16Forward", Napi::Function::New(env, GeluF16Forward, "geluF16Forward"));

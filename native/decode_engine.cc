@@ -13,7 +13,7 @@
 // checks it token for token against the JS sampler and llama.cpp's.
 #include <napi.h>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -136,6 +136,32 @@ class ChainSampler {
         return top_k_from(logits, V, maxima[k_ - 1]);
       }
     }
+#elif defined(__AVX2__)
+    // 6 accumulators of 8 lanes: 48 disjoint groups again (other groups than AVX-512's; any disjoint groups
+    // give a bound, and the result does not depend on it).
+    constexpr int kGroups = 6;
+    const int full = V / 8;
+    if (k_ <= 8 * kGroups && full >= 2 * kGroups) {
+      __m256 acc[kGroups];
+      for (int g = 0; g < kGroups; g++) acc[g] = _mm256_set1_ps(-INFINITY);
+      __m256 nan = _mm256_setzero_ps();
+      auto visit = [&](int b, int g) {  // block b into group g
+        const __m256 x = _mm256_loadu_ps(logits + 8 * b);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+        acc[g] = _mm256_max_ps(acc[g], x);
+      };
+      int b = 0;
+      for (; b + kGroups <= full; b += kGroups)
+#pragma GCC unroll 6
+        for (int g = 0; g < kGroups; g++) visit(b + g, g);
+      for (int g = 0; b < full; b++, g++) visit(b, g);
+      if (_mm256_movemask_ps(nan) == 0) {
+        alignas(32) float maxima[8 * kGroups];
+        for (int g = 0; g < kGroups; g++) _mm256_store_ps(maxima + 8 * g, acc[g]);
+        std::nth_element(maxima, maxima + (k_ - 1), maxima + 8 * kGroups, [](float a, float b) { return a > b; });
+        return top_k_from(logits, V, maxima[k_ - 1]);
+      }
+    }
 #endif
     return top_k_from(logits, V, -INFINITY);
   }
@@ -149,6 +175,16 @@ class ChainSampler {
     const __m512 tv = _mm512_set1_ps(tau);
     for (; i + 16 <= V; i += 16) {
       std::uint32_t m = _mm512_cmp_ps_mask(_mm512_loadu_ps(logits + i), tv, _CMP_NLT_UQ);
+      while (m != 0) {
+        const int b = __builtin_ctz(m);
+        m &= m - 1;
+        n = insert(logits[i + b], i + b, n);
+      }
+    }
+#elif defined(__AVX2__)
+    const __m256 tv = _mm256_set1_ps(tau);
+    for (; i + 8 <= V; i += 8) {
+      std::uint32_t m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(logits + i), tv, _CMP_NLT_UQ));
       while (m != 0) {
         const int b = __builtin_ctz(m);
         m &= m - 1;

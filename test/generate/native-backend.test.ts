@@ -536,7 +536,7 @@ test("native expf: bitwise std::exp (glibc) on sampled inputs over the softmax's
   assert.equal(addon.decodeExpfMismatches(0, 211, Math.floor(0x42b40000 / 211), false), 0);
 });
 
-test("decode attention: paired rows and 16-position score blocks give bitwise the one-position reference", {
+test("decode attention: paired rows and 16- or 8-position score blocks give bitwise the one-position reference and its scalar transcription", {
   skip,
 }, () => {
   const addon = nativeAddon() as unknown as {
@@ -544,7 +544,8 @@ test("decode attention: paired rows and 16-position score blocks give bitwise th
   };
   // Head sizes 16-128 with one and two heads (each a register variant; 2 x 128 runs one row at a time),
   // an odd row count (an unpaired row), contexts that are not multiples of 16 and prefixes read from
-  // another slot; the reference is decode_head (native/decode.cc), one position at a time.
+  // another slot; the reference is decode_head (native/decode.cc), one position at a time, itself checked
+  // against its scalar-only instance (the AVX-512 or AVX2 kernels against scalar code of the same arithmetic).
   for (const [C, NH] of [
     [16, 1],
     [32, 2],
@@ -558,6 +559,47 @@ test("decode attention: paired rows and 16-position score blocks give bitwise th
       assert.equal(addon.decodeAttentionMismatches(seed, 7, C, NH, 61), 0, `C ${C} NH ${NH} seed ${seed}`);
     }
   }
+});
+
+test("prompt-row softmax: the vector path gives bitwise its scalar per-row loop", { skip }, () => {
+  const addon = nativeAddon() as unknown as {
+    decodeSoftmaxMismatches(seed: number, nb: number, m0: number): number;
+  };
+  // Row lengths below, at and past the vector widths; a group of four rows and a partial group.
+  for (const [nb, m0] of [
+    [1, 0],
+    [7, 0],
+    [32, 5],
+    [32, 100],
+    [13, 37],
+    [4, 300],
+  ]) {
+    for (const seed of [1, 2])
+      assert.equal(addon.decodeSoftmaxMismatches(seed, nb, m0), 0, `nb ${nb} m0 ${m0}`);
+  }
+});
+
+test("f16 GELU: the vector path gives bitwise the scalar table lookup", { skip }, () => {
+  const addon = nativeAddon() as unknown as {
+    geluF16Forward(out: Float32Array, inp: Float32Array, n: number): void;
+  };
+  const rng = new Rng(5);
+  const n = 4099;
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = (rng.next() - 0.5) * 30;
+  // The short-cut bounds and the special values, inside the vector blocks.
+  x.set([10, -10, Math.fround(9.999), Math.fround(-9.999), Number.NaN, Infinity, -Infinity, 0, -0], 3);
+  const all = new Float32Array(n);
+  addon.geluF16Forward(all, x, n);
+  const one = new Float32Array(1);
+  const bits = new Uint32Array(all.buffer);
+  const oneBits = new Uint32Array(one.buffer);
+  let bad = 0;
+  for (let i = 0; i < n; i++) {
+    addon.geluF16Forward(one, x.subarray(i, i + 1), 1); // n = 1: the scalar loop
+    if (oneBits[0] !== bits[i]) bad++;
+  }
+  assert.equal(bad, 0);
 });
 
 test("slot table: prefixes are shared only from slots that hold them, and never overwritten while read", () => {
