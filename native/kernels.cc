@@ -511,12 +511,15 @@ thread_local AlignedBuf g_head_eval_tile;  // forward-only: one sub-block of log
 // Row counts of the output head's two blockings; both depend only on V (never on the thread count), so
 // every sum, dwte's included, is the same for any number of threads.
 // - sub-blocks of head_sub_rows rows: logits, cross-entropy and dlnf of a sub-block while its (rows, V)
-//   slice of logits is in L2;
+//   slice of logits is in L2 (or L3: for V = 4096 the 42-row slice is 688 KB, and 42 rows beat 28 on
+//   Zen 3's 512 KB L2 by 1.12x per ref step). Multiples of 42 = lcm(6, 14) rows are whole tiles for
+//   both the AVX2 (6-row) and AVX-512 (14-row) micro-kernels; 56 rows left a 2-row AVX2 tile that
+//   cost a full one;
 // - blocks of head_block_rows rows: their dlogits are kept (a tile of up to 4M floats) so that dwte is
-//   one GEMM with K = block rows per block. With K = one sub-block (14-56 rows), as before, the (V, C)
+//   one GEMM with K = block rows per block. With K = one sub-block (14-56 rows then), the (V, C)
 //   dwte was read and written once per 14-56 rows: the V4096 head took 1.37x-1.46x longer at 2 threads
 //   (BENCHMARKS.md, "Session 12: kernels").
-int head_sub_rows(int V) { return std::max(14, std::min(56, (131072 / std::max(V, 1)) / 14 * 14)); }
+int head_sub_rows(int V) { return std::max(42, std::min(84, (131072 / std::max(V, 1)) / 42 * 42)); }
 int head_block_rows(int V) {
   const int sub = head_sub_rows(V);
   return std::max(126, (4194304 / std::max(V, 1)) / sub * sub);
