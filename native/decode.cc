@@ -693,6 +693,60 @@ void head_scores(const float* q, const std::uint16_t* kh, const std::uint16_t* k
   scores<HS>(s, qh, kh, m, n, scale);
 }
 
+// scores for two queries over the same keys (two rows reading one shared prompt prefix): each position's
+// keys converted once for both, each query's products and sums exactly scores' (bitwise the same).
+template <int HS>
+inline void scores2(float* s0, float* s1, const float* q0, const float* q1, const std::uint16_t* k, int t1, float scale) {
+  constexpr int NV = HS / 16;
+  const __m256 sv = _mm256_set1_ps(scale);
+  int t = 0;
+  for (; t + 8 <= t1; t += 8) {
+    const std::uint16_t* kt = k + static_cast<std::int64_t>(t) * HS;
+    __m256 b0[8], b1[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+      __m256 lo0 = _mm256_setzero_ps(), hi0 = _mm256_setzero_ps(), lo1 = _mm256_setzero_ps(), hi1 = _mm256_setzero_ps();
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; j++) {
+        const __m128i* kp = reinterpret_cast<const __m128i*>(kt + p * HS + 16 * j);
+        const __m256 ka = _mm256_cvtph_ps(_mm_loadu_si128(kp)), kb = _mm256_cvtph_ps(_mm_loadu_si128(kp + 1));
+        lo0 = _mm256_fmadd_ps(_mm256_load_ps(q0 + 16 * j), ka, lo0);
+        hi0 = _mm256_fmadd_ps(_mm256_load_ps(q0 + 16 * j + 8), kb, hi0);
+        lo1 = _mm256_fmadd_ps(_mm256_load_ps(q1 + 16 * j), ka, lo1);
+        hi1 = _mm256_fmadd_ps(_mm256_load_ps(q1 + 16 * j + 8), kb, hi1);
+      }
+      b0[p] = _mm256_add_ps(lo0, hi0);
+      b1[p] = _mm256_add_ps(lo1, hi1);
+    }
+    _mm256_storeu_ps(s0 + t, _mm256_mul_ps(reduce_add8x8(b0), sv));
+    _mm256_storeu_ps(s1 + t, _mm256_mul_ps(reduce_add8x8(b1), sv));
+  }
+  for (; t < t1; t++) {
+    s0[t] = dot_f16(q0, k + static_cast<std::int64_t>(t) * HS, HS) * scale;
+    s1[t] = dot_f16(q1, k + static_cast<std::int64_t>(t) * HS, HS) * scale;
+  }
+}
+
+// head_scores for two rows (r0, r1) of one head (offset ho in their caches): when both read a prefix
+// from the same slot, their common prefix positions through scores2 (its keys are read and converted
+// once), the rest as head_scores does.
+template <int HS>
+void head_scores2(const DecodeRow& r0, const DecodeRow& r1, std::int64_t ho, int qo, float scale, float* s0, float* s1) {
+  if (r0.klo != r1.klo || r0.split == 0) {
+    head_scores<HS>(r0.q + qo, r0.k + ho, r0.klo + ho, r0.split, r0.n, scale, s0);
+    head_scores<HS>(r1.q + qo, r1.k + ho, r1.klo + ho, r1.split, r1.n, scale, s1);
+    return;
+  }
+  alignas(64) float q0[HS], q1[HS];
+  for (int i = 0; i < HS; i++) q0[i] = r16(r0.q[qo + i]), q1[i] = r16(r1.q[qo + i]);
+  const int m0 = std::min(r0.split, r0.n), m1 = std::min(r1.split, r1.n), c = std::min(m0, m1);
+  scores2<HS>(s0, s1, q0, q1, r0.klo + ho, c, scale);
+  scores<HS>(s0, q0, r0.klo + ho, c, m0, scale);
+  scores<HS>(s0, q0, r0.k + ho, m0, r0.n, scale);
+  scores<HS>(s1, q1, r1.klo + ho, c, m1, scale);
+  scores<HS>(s1, q1, r1.k + ho, m1, r1.n, scale);
+}
+
 // The AVX-512 head_exps with 8 lanes (see there).
 inline void head_exps(const float* s, float* ms_h, float* vs_h, int n) {
   int t = 0;
@@ -740,10 +794,15 @@ void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
     sc[p] = r.buf;
     msb[p] = r.buf + static_cast<std::ptrdiff_t>(H) * r.n;
     vsb[p] = msb[p] + static_cast<std::ptrdiff_t>(H) * r.n;
-    for (int h = 0; h < H; h++)
-      head_scores<HS>(r.q + h * HS, r.k + h * hstride, r.klo + h * hstride, r.split, r.n, scale,
-                      sc[p] + static_cast<std::ptrdiff_t>(h) * r.n);
+    if (P == 1)
+      for (int h = 0; h < H; h++)
+        head_scores<HS>(r.q + h * HS, r.k + h * hstride, r.klo + h * hstride, r.split, r.n, scale,
+                        sc[p] + static_cast<std::ptrdiff_t>(h) * r.n);
   }
+  if (P == 2)
+    for (int h = 0; h < H; h++)
+      head_scores2<HS>(rw[0], rw[P - 1], h * hstride, h * HS, scale, sc[0] + static_cast<std::ptrdiff_t>(h) * rw[0].n,
+                       sc[P - 1] + static_cast<std::ptrdiff_t>(h) * rw[P - 1].n);
   float M[P][H], S[P][H];
   for (int p = 0; p < P; p++)
     for (int h = 0; h < H; h++) M[p][h] = -INFINITY;
@@ -759,20 +818,20 @@ void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
       head_exps(sc[p] + off, msb[p] + off, vsb[p] + off, rw[p].n);
       S[p][h] = 0.0f;
     }
-  lockstep<P, H>(rw, [&](int p, int h, int t) {
-    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * rw[p].n + t;
-    S[p][h] = std::fma(S[p][h], msb[p][i], vsb[p][i]);
-  });
   __m256 acc[P][H][NV];
   for (int p = 0; p < P; p++)
     for (int h = 0; h < H; h++)
       for (int j = 0; j < NV; j++) acc[p][h][j] = _mm256_setzero_ps();
+  // The value accumulators and, in the same pass (the AVX-512 path's separate one, in the same order:
+  // it reads the same two weights), the softmax sum's chain of fused multiply-adds.
   lockstep<P, H>(rw, [&](int p, int h, int t) {
     const DecodeRow& r = rw[p];
     const std::uint16_t* vt = (t < r.split ? r.vlo : r.v) + h * hstride + static_cast<std::int64_t>(t) * HS;
     for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(vt + 8 * HS) + l, _MM_HINT_T0);
     const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * r.n + t;
-    acc_step<NV>(acc[p][h], vt, msb[p][i], vsb[p][i]);
+    const float ms = msb[p][i], vs = vsb[p][i];
+    S[p][h] = std::fma(S[p][h], ms, vs);
+    acc_step<NV>(acc[p][h], vt, ms, vs);
   });
   for (int p = 0; p < P; p++)
     for (int h = 0; h < H; h++) {
