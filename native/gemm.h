@@ -1,5 +1,6 @@
 // Single-precision GEMM on strided operands, Goto/BLIS style: packed panels of A and B, cache blocking,
-// a register-tiled AVX-512 micro-kernel (portable C++ fallback when the CPU lacks AVX-512).
+// a register-tiled micro-kernel: AVX-512 (14 x 32), AVX2 + FMA (6 x 16) or portable GCC vectors, the
+// widest the CPU runs (all three give the same bits: see gemm.cc).
 //
 //   C[m*ldc + n]  (= or +=)  sum_k A(m,k) * B(k,n)  (+ bias[n] when overwriting)
 //   A(m,k) = A[m*sam + k*sak],  B(k,n) = B[k*sbk + n*sbn]
@@ -43,7 +44,7 @@ void sgemm_rows(const GemmArgs& g, int m0, int m1, const float* packed);
 void set_min_parallel_work(double w);
 double min_parallel_work();
 
-// "avx512" or "portable"; settable for tests (set_isa returns false if the CPU cannot run it).
+// "avx512", "avx2" or "portable"; settable for tests (set_gemm_isa returns false if the CPU cannot run it).
 const char* gemm_isa();
 bool set_gemm_isa(const char* name);
 
