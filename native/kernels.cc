@@ -444,6 +444,23 @@ void residual_forward(float* out, const float* a, const float* b, std::int64_t N
 
 // ------------------------------------------------------------------ fused softmax + cross-entropy
 
+namespace {
+// Cross-entropy of one row of logits x: returns the loss and, when dl is not null, writes
+// (softmax(x) - onehot(tgt)) * scale to dl, which may be x itself (the fused head works in place). The
+// exponentials are kept in dl, so the gradient pass is a scale, not a second exp.
+inline float ce_row(const float* x, float* dl, int tgt, int V, float scale) {
+  const float xt = x[tgt];  // read before dl (possibly x) is overwritten
+  const float mx = row_max(x, V);
+  const float sum = exp_shift_sum(x, dl, V, mx);
+  if (dl != nullptr) {
+    const float s = scale / sum;
+    for (int k = 0; k < V; k++) dl[k] *= s;
+    dl[tgt] -= scale;
+  }
+  return std::log(sum) - (xt - mx);
+}
+}  // namespace
+
 void cross_entropy_forward(float* losses, float* dlogits, const float* logits, const int32_t* targets, int BT, int V,
                            float dloss_scale) {
   par_range(BT, 1, 4.0 * BT * V, [=](std::int64_t r0, std::int64_t r1) {
@@ -456,15 +473,7 @@ void cross_entropy_forward(float* losses, float* dlogits, const float* logits, c
         if (dl != nullptr) std::memset(dl, 0, sizeof(float) * V);
         continue;
       }
-      const float mx = row_max(x, V);
-      // keep the exponentials in dlogits so the gradient pass is a scale, not a second exp
-      const float sum = exp_shift_sum(x, dl, V, mx);
-      if (dl != nullptr) {
-        const float s = dloss_scale / sum;
-        for (int k = 0; k < V; k++) dl[k] *= s;
-        dl[tgt] -= dloss_scale;
-      }
-      losses[r] = std::log(sum) - (x[tgt] - mx);
+      losses[r] = ce_row(x, dl, tgt, V, dloss_scale);
     }
   });
 }
@@ -490,20 +499,6 @@ struct AlignedBuf {
     return p;
   }
 };
-
-// Cross-entropy of one row of logits x, in place: returns the loss and, with `grad`, overwrites x by
-// (softmax(x) - onehot(tgt)) * scale. The same arithmetic as cross_entropy_forward's row.
-inline float ce_row_inplace(float* x, int tgt, int V, float scale, bool grad) {
-  const float xt = x[tgt];
-  const float mx = row_max(x, V);
-  const float sum = exp_shift_sum(x, grad ? x : nullptr, V, mx);
-  if (grad) {
-    const float s = scale / sum;
-    for (int k = 0; k < V; k++) x[k] *= s;
-    x[tgt] -= scale;
-  }
-  return std::log(sum) - (xt - mx);
-}
 
 AlignedBuf g_head_wte_t, g_head_wte, g_head_tile, g_head_lnf;
 thread_local AlignedBuf g_head_eval_tile;  // forward-only: one sub-block of logits per thread
@@ -569,7 +564,7 @@ void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* 
           if (grad) std::memset(x, 0, sizeof(float) * V);
           continue;
         }
-        losses[b0 + r] = ce_row_inplace(x, tgt, V, dloss_scale, grad);
+        losses[b0 + r] = ce_row(x, grad ? x : nullptr, tgt, V, dloss_scale);
       }
       if (!grad) return;
       GemmArgs d = bwd;
