@@ -124,6 +124,13 @@ export function generatorName(spec: GeneratorSpec): string {
   return raw.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^_+|_+$/g, "") || "generator";
 }
 
+/**
+ * How much slower the llama.cpp fallback (one sequence, one thread) is than the native engine on the
+ * self-trained generators, roughly: measured 7x–16x per CPU second (BENCHMARKS.md, bench/generate.ts
+ * --local, node-llama-cpp c=1). The fallback warning says it and the study plan assumes it.
+ */
+export const LLAMA_FALLBACK_SLOWDOWN = 10;
+
 export function createEndpoint(
   spec: GeneratorSpec,
   defaults: { timeoutMs?: number; threads?: number } = {},
@@ -141,7 +148,8 @@ export function createEndpoint(
     // The same outputs, only slower: say so loudly rather than fail the whole generation.
     process.emitWarning(
       `synthmix: the native GGUF engine is unavailable (${dk.error}); falling back to node-llama-cpp with ` +
-        "one sequence on one thread, which is about 10x slower. hint: run `npm ci` to build the native addon",
+        `one sequence on one thread, which is about ${LLAMA_FALLBACK_SLOWDOWN}x slower. ` +
+        "hint: run `npm ci` to build the native addon",
       { code: "SYNTHMIX_NATIVE_FALLBACK" },
     );
     console.error(`synthmix: WARNING native engine unavailable (${dk.error}); using the slow llama engine`);

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readCorpusStats } from "../corpus/workspace.js";
 import { decodeKernels } from "../generate/native/decoder.js";
-import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
+import { generatorName, LLAMA_FALLBACK_SLOWDOWN, parseGeneratorSpec } from "../generate/spec.js";
 import { type PlannedRun, planSweep } from "../sweep/plan.js";
 import { type ClassPlan, formatSlurmPlan, planSlurm } from "../sweep/slurm.js";
 import { getKernels } from "../train/kernels/index.js";
@@ -30,7 +30,7 @@ export interface StudyPlan {
     requestsEstimate: number | null;
     /** Wall time at `tokensPerSec` (an assumption, not a measurement: see docs/study.md). */
     seconds: number | null;
-    /** The assumed rate: GEN_TOKENS_PER_SEC, or a tenth of it when the native engine is unavailable. */
+    /** The assumed rate: GEN_TOKENS_PER_SEC, divided by LLAMA_FALLBACK_SLOWDOWN without the native engine. */
     tokensPerSec: number;
     /** Why self-trained generators will run on the slow llama.cpp fallback, or null (native engine). */
     fallback: string | null;
@@ -81,8 +81,8 @@ export function genTokensPerSec(raw: string | undefined): number {
 
 /**
  * The assumed generation time: only when every generator is self-trained (remote ones have no rate).
- * Without the native decode engine they fall back to node-llama-cpp with one sequence
- * (src/generate/spec.ts warns "about 10x slower"), and the estimate says so.
+ * Without the native decode engine they fall back to node-llama-cpp with one sequence, about
+ * LLAMA_FALLBACK_SLOWDOWN times slower (src/generate/spec.ts warns), and the estimate says so.
  */
 function generationTime(
   config: LoadedStudy["config"],
@@ -92,7 +92,7 @@ function generationTime(
   const selfTrained = studyGeneratorModels(config).length;
   const engine = decodeKernels();
   const fallback = selfTrained > 0 && "error" in engine ? engine.error : null;
-  const tokensPerSec = fallback === null ? GEN_TOKENS_PER_SEC : GEN_TOKENS_PER_SEC / 10;
+  const tokensPerSec = fallback === null ? GEN_TOKENS_PER_SEC : GEN_TOKENS_PER_SEC / LLAMA_FALLBACK_SLOWDOWN;
   const seconds =
     total !== null && selfTrained > 0 && selfTrained === generators ? total / tokensPerSec : null;
   return { tokensPerSec, fallback, seconds };
@@ -275,7 +275,7 @@ function generationLines(g: StudyPlan["generation"]): string[] {
   if (g.fallback !== null)
     lines.push(
       `  WARNING: the native decode engine is unavailable (${g.fallback}): the self-trained generators will run on ` +
-        "node-llama-cpp, about 10x slower (run `npm ci` to build the addon)",
+        `node-llama-cpp, about ${LLAMA_FALLBACK_SLOWDOWN}x slower (run \`npm ci\` to build the addon)`,
     );
   for (const b of g.budgets) {
     lines.push(`    ${`${b.style}-${b.generator}`.padEnd(22)} ${fmtNum(b.tokens).padStart(7)} tokens`);
