@@ -1,9 +1,10 @@
 /**
  * Where a training step of the demo's small models spends its time, kernel by kernel:
  * `npx tsx bench/kernels-profile.ts [--steps N] [--threads 1|2] [--vocab 512] [--batch 8] [--only l1d64]
- *  [--eval-tokens 16384] [--eval-every 600] [--no-sgemm]` (defaults: the full demo's grid, src/study/demo.ts,
+ *  [--eval-tokens 16384] [--eval-every 600] [--no-sgemm] [--train-models]` (defaults: the full demo's grid, src/study/demo.ts,
  * plus the L3 d128 model of its earlier grid; `--vocab 2048 --batch 16 --eval-tokens 32768 --eval-every 250`
- * is that earlier grid).
+ * is that earlier grid; `--train-models` profiles bench/train.ts's small and ref models instead, each with its own
+ * vocabulary, context and batch, e.g. `--train-models --threads 2 --only small`).
  *
  * Wraps every kernel of the native `Kernels` with a timer and runs forward + backward + clip + AdamW on
  * the grid's shapes (batch x context 64). Prints per model the share of each kernel and the
@@ -19,7 +20,7 @@ import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
 import { benchClock } from "./clock.js";
-import { BENCH_MODELS } from "./models.js";
+import { BENCH_MODELS, TRAIN_BENCH_MODELS } from "./models.js";
 import { sgemmRate } from "./sgemm.js";
 
 const args = process.argv.slice(2);
@@ -34,7 +35,11 @@ const B = Number(arg("batch", "8"));
 // The demo's evaluation schedule: 3 domains x evalTokens every evalEvery steps.
 const evalTokens = Number(arg("eval-tokens", "16384"));
 const evalEvery = Number(arg("eval-every", "600"));
-const models = BENCH_MODELS.filter((m) => arg("only", m.name) === m.name);
+const models: { name: string; cfg: ModelConfig; B: number }[] = (
+  args.includes("--train-models")
+    ? TRAIN_BENCH_MODELS
+    : BENCH_MODELS.map((m) => ({ name: m.name, cfg: { vocabSize: V, contextLength: 64, ...m }, B }))
+).filter((m) => arg("only", m.name) === m.name);
 
 const clock = benchClock(threads);
 
@@ -73,8 +78,9 @@ interface Run {
   y: Int32Array;
 }
 
-function setup(cfg: ModelConfig, k: Kernels): Run {
+function setup(cfg: ModelConfig, B: number, k: Kernels): Run {
   const T = cfg.contextLength;
+  const V = cfg.vocabSize;
   const model = new GPT(cfg, k, B, T);
   model.init(0);
   const opt = new AdamW(model, k, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
@@ -99,25 +105,24 @@ function timeOf(n: number, f: () => void): number {
   return clock() - t0;
 }
 
-for (const m of models) {
-  const cfg: ModelConfig = { vocabSize: V, contextLength: 64, ...m };
+for (const { name, cfg, B } of models) {
   // The step and eval times come from the plain kernels; the per-kernel timers (a clock read around
   // every call) cost tens of microseconds per step, a large share of the smallest models' steps, so the
   // breakdown runs separately and its shares are of its own (timed) total.
-  const plain = setup(cfg, base);
+  const plain = setup(cfg, B, base);
   const total = timeOf(steps, plain.step);
   const evalMs = timeOf(steps, () => plain.model.forward(plain.x, plain.y, { needGrad: false })) / steps;
   const tokens = steps * B * cfg.contextLength;
   const gflops = (executedFlopsPerToken(cfg) * tokens) / (total / 1000) / 1e9;
   console.log(
-    `${m.name} (V${V}, B${B} T64, ${threads} thread): ${(total / steps).toFixed(2)} ms/step, ${Math.round(tokens / (total / 1000))} tok/s, ${gflops.toFixed(1)} GFLOP/s = ${(gflops / sgemm).toFixed(2)} of SGEMM`,
+    `${name} (V${cfg.vocabSize}, B${B} T${cfg.contextLength}, ${threads} thread): ${(total / steps).toFixed(2)} ms/step, ${Math.round(tokens / (total / 1000))} tok/s, ${gflops.toFixed(1)} GFLOP/s = ${(gflops / sgemm).toFixed(2)} of SGEMM`,
   );
   // Evaluation = forward without gradients on fixed windows, 3 domains x evalTokens every evalEvery steps.
   const evalShare = (evalMs * ((3 * evalTokens) / (B * cfg.contextLength))) / ((evalEvery * total) / steps);
   console.log(
     `  eval forward ${evalMs.toFixed(2)} ms per batch = ${((evalMs * steps) / total).toFixed(2)} of a training step; the schedule (3 x ${evalTokens} tokens every ${evalEvery} steps) costs ${(100 * evalShare).toFixed(1)}% of training`,
   );
-  const run = setup(cfg, timed as Kernels);
+  const run = setup(cfg, B, timed as Kernels);
   times.clear();
   const timedTotal = timeOf(steps, run.step);
   let kern = 0;

@@ -5,7 +5,12 @@
  * thread count, OPENBLAS_CORETYPE from bench/peers/env.ts) answering one measurement per request, so that ours and
  * theirs alternate shape by shape and see the same machine load.
  *
- *   npx tsx bench/kernels.ts [--reps 10] [--rounds 3]
+ *   npx tsx bench/kernels.ts [--reps 10] [--rounds 3] [--shapes 512x96x384,512x384x96] [--threads 1]
+ *       [--matmul-only]
+ *
+ * --shapes replaces the default BT x C x OC list (e.g. the demo grid's B8 x T64 products); --threads
+ * times only that thread count; --matmul-only skips the other layer kernels (so does --threads 2: they are
+ * timed on 1 thread).
  *
  * Each number is the best over `rounds` interleaved rounds of the best of `reps` timed calls (the
  * minimum is the least noisy statistic on a shared machine); 1-thread calls are timed by CPU time,
@@ -19,24 +24,36 @@ import { openblasEnv } from "./peers/env.js";
 
 type Op = "forward" | "dinp" | "dweight";
 const OPS: Op[] = ["forward", "dinp", "dweight"];
-const SHAPES: [number, number, number][] = process.argv.includes("--quick")
-  ? [[2048, 64, 64]]
-  : [
-      [2048, 256, 768],
-      [2048, 256, 1024],
-      [2048, 256, 256],
-      [2048, 1024, 256],
-      [2048, 64, 64],
-      [2048, 64, 192],
-      [2048, 64, 256],
-      [2048, 64, 1024],
-    ];
+const shapesArg = process.argv.indexOf("--shapes");
+const SHAPES: [number, number, number][] =
+  shapesArg > 0
+    ? process.argv[shapesArg + 1].split(",").map((s) => {
+        const d = s.split("x").map(Number);
+        if (d.length !== 3 || d.some((v) => !Number.isInteger(v) || v <= 0)) {
+          throw new Error(`--shapes: '${s}' is not BTxCxOC (e.g. 512x96x384)`);
+        }
+        return d as [number, number, number];
+      })
+    : process.argv.includes("--quick")
+      ? [[2048, 64, 64]]
+      : [
+          [2048, 256, 768],
+          [2048, 256, 1024],
+          [2048, 256, 256],
+          [2048, 1024, 256],
+          [2048, 64, 64],
+          [2048, 64, 192],
+          [2048, 64, 256],
+          [2048, 64, 1024],
+        ];
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 }
 const REPS = arg("--reps", 10);
+const THREADS = process.argv.includes("--threads") ? [arg("--threads", 1)] : [1, 2];
+const MATMUL_ONLY = process.argv.includes("--matmul-only");
 const ROUNDS = arg("--rounds", 3);
 
 const addon = nativeAddon();
@@ -142,7 +159,7 @@ class Peer {
 
 async function main(): Promise<void> {
   if (addon === null) return;
-  const peers = new Map([1, 2].map((t) => [t, new Peer(t)]));
+  const peers = new Map(THREADS.map((t) => [t, new Peer(t)]));
   let torchVersion = "";
   for (const p of peers.values()) torchVersion = String((await p.next()).torch);
   const load0 = loadavg()[0];
@@ -151,7 +168,7 @@ async function main(): Promise<void> {
   );
   const best = new Map<string, [number, number]>();
   for (let round = 0; round < ROUNDS; round++) {
-    for (const threads of [1, 2]) {
+    for (const threads of THREADS) {
       for (const [BT, C, OC] of SHAPES) {
         for (const op of OPS) {
           const key = `${threads},${BT},${C},${OC},${op}`;
@@ -163,13 +180,14 @@ async function main(): Promise<void> {
       }
     }
   }
-  const layerRows = await layers(peers.get(1) as Peer);
+  const layerPeer = MATMUL_ONLY ? undefined : peers.get(1);
+  const layerRows = layerPeer ? await layers(layerPeer) : [];
   for (const p of peers.values()) p.child.stdin.end();
   console.log("");
   console.log("| threads | BT | C | OC | product | ours GFLOP/s | torch GFLOP/s | ratio |");
   console.log("|---|---|---|---|---|---|---|---|");
   const ratios: number[] = [];
-  for (const threads of [1, 2]) {
+  for (const threads of THREADS) {
     for (const [BT, C, OC] of SHAPES) {
       for (const op of OPS) {
         const [x, y] = best.get(`${threads},${BT},${C},${OC},${op}`) ?? [0, 0];
@@ -185,6 +203,7 @@ async function main(): Promise<void> {
   console.log(
     `geometric-mean ratio ours/torch: ${geo.toFixed(2)} (min ${Math.min(...ratios).toFixed(2)}); load average at end ${loadavg()[0].toFixed(2)}`,
   );
+  if (layerRows.length === 0) return;
   console.log("");
   console.log(
     `Other layer kernels, 1 thread, CPU time per call (B=${LB} T=${LT} C=${LC} NH=${LNH} V=${LV}, AdamW N=${LN}):`,
