@@ -330,14 +330,14 @@ function geluBackward(
   N: number,
   overwrite = false,
 ): void {
-  if (overwrite) dinp.fill(0, 0, N);
   for (let i = 0; i < N; i++) {
     const x = inp[i];
     const u = GELU_SCALE * (x + 0.044715 * x * x * x);
     const th = Math.tanh(u);
     const sech2 = 1 - th * th;
     const grad = 0.5 * (1 + th) + 0.5 * x * sech2 * GELU_SCALE * (1 + 3 * 0.044715 * x * x);
-    dinp[i] += grad * dout[i];
+    // dout[i] is read before dinp[i] is written: dinp may be dout (the model works in place)
+    dinp[i] = (overwrite ? 0 : dinp[i]) + grad * dout[i];
   }
 }
 

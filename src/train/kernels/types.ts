@@ -120,6 +120,7 @@ export interface Kernels {
 
   /** GELU, tanh approximation (as GPT-2). */
   geluForward(out: FloatArray, inp: FloatArray, N: number): void;
+  /** dinp (+)= gelu'(inp) * dout; dinp may be dout itself (in place, with overwrite). */
   geluBackward(dinp: FloatArray, inp: FloatArray, dout: FloatArray, N: number, overwrite?: boolean): void;
 
   /** out = a + b (N elements). */
