@@ -42,6 +42,16 @@ void par_range(std::int64_t n, std::int64_t grain, double work, F f) {
 
 constexpr int L = 16;
 
+// For reductions over rows done per column (bias and layernorm weight gradients): every chunk reads
+// all rows of its columns, so the columns go in one contiguous slice per thread. In 8 x threads slices
+// of 16 floats each thread read 64-byte pieces of every row, and the 2-thread layernorm backward was
+// slower than on one thread. The sums are the same whatever the slices (each column's own row order).
+template <class F>
+void par_cols(std::int64_t cols, double work, F f) {
+  const std::int64_t per = (cols + threads() - 1) / threads();
+  par_range(cols, std::max<std::int64_t>(L, (per + L - 1) / L * L), work, f);
+}
+
 inline float hsum(const float* acc) {
   float s = 0.f;
   for (int j = 0; j < L; j++) s += acc[j];
@@ -160,7 +170,7 @@ constexpr float GELU_SCALE = 0.7978845608028654f;  // sqrt(2/pi)
 
 // dst[c] += sum over rows of src[r*ld + c], parallel over column slices (never over rows).
 void colsum_add(float* dst, const float* src, int rows, int cols, std::int64_t ld) {
-  par_range(cols, L, static_cast<double>(rows) * cols, [=](std::int64_t c0, std::int64_t c1) {
+  par_cols(cols, static_cast<double>(rows) * cols, [=](std::int64_t c0, std::int64_t c1) {
     std::vector<float> acc(static_cast<std::size_t>(c1 - c0), 0.f);
     float* a = acc.data();
     const int w = static_cast<int>(c1 - c0);
@@ -191,18 +201,19 @@ void encoder_forward(float* out, const int32_t* tokens, const float* wte, const 
 }
 
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B, int T, int C) {
-  // Tokens repeat, so rows cannot be split over threads without races: split channels instead.
-  par_range(C, L, static_cast<double>(B) * T * C, [=](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t r = 0; r < static_cast<std::int64_t>(B) * T; r++) {
-      float* w = dwte + static_cast<std::int64_t>(tokens[r]) * C;
-      float* p = dwpe + (r % T) * C;
-      const float* d = dout + r * C;
-      for (std::int64_t i = c0; i < c1; i++) {
-        w[i] += d[i];
-        p[i] += d[i];
-      }
+  // One thread. Tokens repeat, so rows cannot be split over threads without races, and split channels
+  // made it 5-10x slower on two threads than on one (both threads write every gradient row, and a row
+  // of a JS array is not cache-line aligned, so the line at the split moved between cores on every
+  // token); alone it is ~0.1 ms of a 200 ms ref step.
+  for (std::int64_t r = 0; r < static_cast<std::int64_t>(B) * T; r++) {
+    float* w = dwte + static_cast<std::int64_t>(tokens[r]) * C;
+    float* p = dwpe + (r % T) * C;
+    const float* d = dout + r * C;
+    for (int i = 0; i < C; i++) {
+      w[i] += d[i];
+      p[i] += d[i];
     }
-  });
+  }
 }
 
 // ------------------------------------------------------------------ layernorm
@@ -271,7 +282,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
     }
   });
   colsum_add(dbias, dout, BT, C, C);
-  par_range(C, L, 2.0 * BT * C, [=](std::int64_t c0, std::int64_t c1) {
+  par_cols(C, 2.0 * BT * C, [=](std::int64_t c0, std::int64_t c1) {
     const int w = static_cast<int>(c1 - c0);
     std::vector<float> acc(static_cast<std::size_t>(w), 0.f);
     float* a = acc.data();
