@@ -144,6 +144,83 @@ inline void exp_shift_inplace(float* x, std::int64_t n, float mx) {
   for (std::int64_t i = 0; i < n; i += VW) storev(x + i, exp_v(loadv(x + i, n - i) - mx), n - i);
 }
 
+// Lane numbers 0, 1, ..., VW-1, for lane masks on whole vectors.
+inline vi lane_iota() {
+  vi v;
+  for (int j = 0; j < VW; j++) v[j] = j;
+  return v;
+}
+
+// One causal attention row in place: row[0, n) = softmax(scale * row[0, n)), row[n, T) = 0. The same
+// arithmetic, element for element and in the sum's order, as scaling, row_max, exp_shift_inplace,
+// row_sum and the 1/sum scaling one after the other, which made five passes with a memcpy-based
+// remainder each and were half of a T = 64 attention forward. Here whole vectors within the row, with
+// lane masks; lanes at or past n may hold anything until the last pass zeroes them.
+inline void causal_softmax_row(float* row, int n, int T, float scale) {
+  const vi lane = lane_iota();
+  vf vmax = vf{} - INFINITY;
+  for (int i = 0; i < n; i += VW) {
+    const int w = std::min(VW, T - i);
+    const vf x = loadv(row + i, w) * scale;
+    storev(row + i, x, w);
+    vmax = ((lane < n - i) & (x > vmax)) ? x : vmax;
+  }
+  float mx = -INFINITY;  // NaNs are skipped, as in row_max
+  for (int j = 0; j < VW; j++) mx = vmax[j] > mx ? vmax[j] : mx;
+  vf acc[L / VW] = {};
+  const int full = n / L * L;
+  for (int i = 0; i < n; i += VW) {
+    const int w = std::min(VW, T - i);
+    const vf e = exp_v(loadv(row + i, w) - mx);
+    storev(row + i, e, w);
+    if (i + VW <= full) acc[(i % L) / VW] += e;
+  }
+  float lanes[L];
+  std::memcpy(lanes, acc, sizeof lanes);
+  float sum = hsum(lanes);
+  for (int i = full; i < n; i++) sum += row[i];
+  const float inv = 1.f / sum;
+  for (int i = 0; i < T; i += VW) {
+    const int w = std::min(VW, T - i);
+    storev(row + i, (lane < n - i) ? loadv(row + i, w) * inv : vf{}, w);
+  }
+}
+
+// sum + terms[lo] + terms[lo+1] + ... + terms[n-1], added one by one in order, where terms(i) gives the
+// vector of terms i, i+1, ... (lanes past n may hold anything). Tails of sums of products go through
+// here because GCC compiles `for (...) sum += a[i] * b[i]` two ways: with AVX-512 masks as a vector
+// product followed by in-order adds, elsewhere (-march=znver3) as one FMA per term; the AVX-512 and
+// AVX2 builds then trained different bits. The empty asm makes the terms opaque, so every build rounds
+// each product before adding it.
+template <class Terms>
+inline float add_in_order(float sum, int lo, int n, Terms terms) {
+  for (int i = lo; i < n; i += VW) {
+    vf t = terms(i);
+    asm("" : "+m"(t));
+    for (int j = 0; j < VW && i + j < n; j++) sum += t[j];
+  }
+  return sum;
+}
+
+// The backward of causal_softmax_row, in place in dr: dr[i] = p[i] (dr[i] - p·dr) scale for i < n, 0 up
+// to T. Written on vectors, like the forward: as a scalar loop GCC vectorised the dot product differently
+// for AVX-512 and AVX2 (-march=znver3), and the two builds trained different bits.
+inline void causal_softmax_backward_row(const float* p, float* dr, int n, int T, float scale) {
+  const vi lane = lane_iota();
+  vf acc[L / VW] = {};
+  const int full = n / L * L;
+  for (int i = 0; i < full; i += VW) acc[(i % L) / VW] += loadv(p + i) * loadv(dr + i);
+  float lanes[L];
+  std::memcpy(lanes, acc, sizeof lanes);
+  float dot = hsum(lanes);
+  for (int i = full; i < n; i++) dot = std::fma(p[i], dr[i], dot);
+  for (int i = 0; i < T; i += VW) {
+    const int w = std::min(VW, T - i);
+    const vf g = loadv(p + i, w) * (loadv(dr + i, w) - dot) * scale;
+    storev(dr + i, (lane < n - i) ? g : vf{}, w);
+  }
+}
+
 // sum_i exp(x[i] - mx), storing each exponential in e[i] when e is not null. The sum is the 16-lane
 // accumulator of the whole 16-element blocks, reduced by hsum, then the remaining elements in order.
 inline float exp_shift_sum(const float* x, float* e, int n, float mx) {
@@ -361,15 +438,7 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
         // S[r0:r1, 0:r1] = Q K^T
         sgemm_serial(GemmArgs{r1 - r0, r1, hs, q + r0 * C3, C3, 1, k, 1, C3, a + static_cast<std::int64_t>(r0) * T,
                               T, false, nullptr});
-        for (int t = r0; t < r1; t++) {
-          float* row = a + static_cast<std::int64_t>(t) * T;
-          for (int i = 0; i <= t; i++) row[i] *= scale;
-          const float mx = row_max(row, t + 1);
-          exp_shift_inplace(row, t + 1, mx);
-          const float inv = 1.f / row_sum(row, t + 1);
-          for (int i = 0; i <= t; i++) row[i] *= inv;
-          for (int i = t + 1; i < T; i++) row[i] = 0.f;
-        }
+        for (int t = r0; t < r1; t++) causal_softmax_row(a + static_cast<std::int64_t>(t) * T, t + 1, T, scale);
         // out[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
         sgemm_serial(GemmArgs{r1 - r0, hs, r1, a + static_cast<std::int64_t>(r0) * T, T, 1, v, C3, 1,
                               out + (b * T + r0) * C + h * hs, C, false, nullptr});
@@ -407,18 +476,9 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
         sgemm_serial(GemmArgs{r1 - r0, r1, hs, d + static_cast<std::int64_t>(r0) * C, C, 1, v, 1, C3,
                               ds + static_cast<std::int64_t>(r0) * T, T, false, nullptr});
         // softmax backward, with the 1/sqrt(hs) of the scores folded in
-        for (int t = r0; t < r1; t++) {
-          const float* pr = a + static_cast<std::int64_t>(t) * T;
-          float* dr = ds + static_cast<std::int64_t>(t) * T;
-          float acc[L] = {};
-          int i = 0;
-          for (; i + L <= t + 1; i += L)
-            for (int j = 0; j < L; j++) acc[j] += pr[i + j] * dr[i + j];
-          float dot = hsum(acc);
-          for (; i <= t; i++) dot += pr[i] * dr[i];
-          for (int i2 = 0; i2 <= t; i2++) dr[i2] = pr[i2] * (dr[i2] - dot) * scale;
-          for (int i2 = t + 1; i2 < T; i2++) dr[i2] = 0.f;
-        }
+        for (int t = r0; t < r1; t++)
+          causal_softmax_backward_row(a + static_cast<std::int64_t>(t) * T, ds + static_cast<std::int64_t>(t) * T,
+                                      t + 1, T, scale);
       }
       for (int r0 = 0; r0 < T; r0 += RB) {
         const int r1 = std::min(T, r0 + RB);
