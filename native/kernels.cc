@@ -186,25 +186,10 @@ inline void causal_softmax_row(float* row, int n, int T, float scale) {
   }
 }
 
-// sum + terms[lo] + terms[lo+1] + ... + terms[n-1], added one by one in order, where terms(i) gives the
-// vector of terms i, i+1, ... (lanes past n may hold anything). Tails of sums of products go through
-// here because GCC compiles `for (...) sum += a[i] * b[i]` two ways: with AVX-512 masks as a vector
-// product followed by in-order adds, elsewhere (-march=znver3) as one FMA per term; the AVX-512 and
-// AVX2 builds then trained different bits. The empty asm makes the terms opaque, so every build rounds
-// each product before adding it.
-template <class Terms>
-inline float add_in_order(float sum, int lo, int n, Terms terms) {
-  for (int i = lo; i < n; i += VW) {
-    vf t = terms(i);
-    asm("" : "+m"(t));
-    for (int j = 0; j < VW && i + j < n; j++) sum += t[j];
-  }
-  return sum;
-}
-
 // The backward of causal_softmax_row, in place in dr: dr[i] = p[i] (dr[i] - p·dr) scale for i < n, 0 up
-// to T. Written on vectors, like the forward: as a scalar loop GCC vectorised the dot product differently
-// for AVX-512 and AVX2 (-march=znver3), and the two builds trained different bits.
+// to T. The dot product's tail is an in-order fma: as `dot += p[i] * dr[i]` GCC compiled it with a
+// different rounding for AVX-512 (masked vectors) than for AVX2, and the two builds trained different
+// bits (test/train/build-portability.test.ts).
 inline void causal_softmax_backward_row(const float* p, float* dr, int n, int T, float scale) {
   const vi lane = lane_iota();
   vf acc[L / VW] = {};
