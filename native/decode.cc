@@ -1098,7 +1098,7 @@ void decode_rows(float* out, const float* qkv, const std::uint16_t* kc, const st
 void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::uint16_t* vc,
                           const std::int32_t* slots, const std::int32_t* pos, int R, int C, int NH, int T,
                           int threads, int first_prefill, const std::int32_t* alias_slot,
-                          const std::int32_t* alias_len, double* prefill_seconds) {
+                          const std::int32_t* alias_len, double* prefill_seconds, const std::uint8_t* want) {
   const double t0 = prefill_seconds != nullptr ? thread_cpu_seconds() : 0.0;
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
@@ -1133,13 +1133,20 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
     }
   }
   // Prompt rows (from first_prefill on): runs of one slot at consecutive positions, two GEMMs per head.
+  // Unwanted rows end runs (a run of wanted rows gives the same bits as the longer run it is part of:
+  // see prefill_head).
+  auto wanted = [&](int r) { return want == nullptr || want[r] != 0; };
   struct Group {
     int r0, n, p0;
   };
   std::vector<Group> groups;
   for (int r = first_prefill; r < R;) {
+    if (!wanted(r)) {
+      r++;
+      continue;
+    }
     int e = r + 1;
-    while (e < R && slots[e] == slots[r] && pos[e] == pos[e - 1] + 1) e++;
+    while (e < R && wanted(e) && slots[e] == slots[r] && pos[e] == pos[e - 1] + 1) e++;
     groups.push_back({r, e - r, pos[r]});
     r = e;
   }
@@ -1158,18 +1165,21 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
   // Decode rows [0, first_prefill): one query each, in pairs of similar length (sorted by cached
   // positions: a pair runs its common positions together). Chunks of pairs with boundaries fixed by the
   // row count alone; each row's arithmetic is independent of its pair and chunk.
-  std::vector<RowJob> jobs(static_cast<std::size_t>(first_prefill));
+  std::vector<RowJob> jobs;
+  jobs.reserve(static_cast<std::size_t>(first_prefill));
   for (int r = 0; r < first_prefill; r++) {
+    if (!wanted(r)) continue;
     const int slot = slots[r];
-    jobs[r] = RowJob{slot, alias_len != nullptr ? alias_slot[slot] : slot, alias_len != nullptr ? alias_len[slot] : 0,
-                     pos[r] + 1, r};
+    jobs.push_back(RowJob{slot, alias_len != nullptr ? alias_slot[slot] : slot,
+                          alias_len != nullptr ? alias_len[slot] : 0, pos[r] + 1, r});
   }
   std::stable_sort(jobs.begin(), jobs.end(), [](const RowJob& a, const RowJob& b) { return a.n < b.n; });
+  const int nd = static_cast<int>(jobs.size());
   constexpr int kRowsPerChunk = 4;
-  const int chunks = (first_prefill + kRowsPerChunk - 1) / kRowsPerChunk;
+  const int chunks = (nd + kRowsPerChunk - 1) / kRowsPerChunk;
   parallel_for(chunks, std::max(1, threads), [&](int c) {
     thread_local std::vector<float> buf;
-    const int r1 = std::min(first_prefill, (c + 1) * kRowsPerChunk);
+    const int r1 = std::min(nd, (c + 1) * kRowsPerChunk);
     for (int r = c * kRowsPerChunk; r < r1; r += 2)
       decode_rows(out, qkv, kc, vc, jobs.data() + r, std::min(2, r1 - r), C, NH, T, scale, buf);
   });

@@ -376,6 +376,8 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     fch_.resize(R * F_);
     fchg_.resize(R * F_);
     sel_.resize(R * C_);
+    atts_.resize(R * C_);
+    want_.resize(R);
     logits_.resize(R * static_cast<std::size_t>(V_));
     alias_slot_.resize(S_);
     for (int i = 0; i < S_; i++) alias_slot_[i] = i;
@@ -439,7 +441,8 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   }
 
   void forward_rows(const Rows& r) {
-    const int R = r.R, C = C_, F = F_;
+    const int C = C_;
+    int R = r.R;
     float* x = x_.data();
     last_ = thread_cpu();
     for (int i = 0; i < R; i++) {
@@ -449,50 +452,78 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
       for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
     }
     mark(kEmbed);
-    const std::int64_t RC = static_cast<std::int64_t>(R) * C;
     for (int l = 0; l < L_; l++) {
       const Layer& ly = layers_[l];
       layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln1w.data(), ly.ln1b.data(), R, C);
       mark(kNorm);
       ly.qkv->forward(qkv_.data(), ln_.data(), R, threads_);
       mark(kGemm);
+      // In the last layer only the out rows' results are used (the others' keys and values, cached
+      // here, are all that later steps read), so, as llama.cpp does with its output ids, the rest of
+      // the layer runs on the out rows alone, gathered in out order. Each row's arithmetic is
+      // independent of the others', so this changes no bit of theirs.
+      const bool last = l == L_ - 1;
+      const std::uint8_t* want = nullptr;
+      if (last) {
+        std::fill(want_.begin(), want_.begin() + R, 0);
+        for (int i = 0; i < r.n_out; i++) want_[r.out[i]] = 1;
+        want = want_.data();
+      }
       // The call adds its prompt rows' CPU time to kAttnPrefill; the rest of it is the decode rows'.
       const double prefill_before = prof_[kAttnPrefill];
       kv_attention_forward(atty_.data(), qkv_.data(), kc_[l].data(), vc_[l].data(), r.slots, r.pos, R, C, NH_, T_,
-                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data(), &prof_[kAttnPrefill]);
+                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data(), &prof_[kAttnPrefill],
+                           want);
       mark(kAttnDecode);
       prof_[kAttnDecode] -= prof_[kAttnPrefill] - prefill_before;
-      ly.proj->forward(tmp_.data(), atty_.data(), R, threads_);
-      mark(kGemm);
-      residual_forward(x, x, tmp_.data(), RC);
-      mark(kResidual);
-      layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln2w.data(), ly.ln2b.data(), R, C);
-      mark(kNorm);
-      ly.fc->forward(fch_.data(), ln_.data(), R, threads_);
-      mark(kGemm);
-      if (llamaGelu_) {
-        // Elementwise: chunks of rows on the engine's threads give the same values.
-        constexpr int kGeluRows = 32;
-        parallel_for((R + kGeluRows - 1) / kGeluRows, threads_, [&](int c) {
-          const std::int64_t r0 = static_cast<std::int64_t>(c) * kGeluRows, r1 = std::min<std::int64_t>(R, r0 + kGeluRows);
-          gelu_f16_forward(fchg_.data() + r0 * F, fch_.data() + r0 * F, (r1 - r0) * F);
-        });
-      } else {
-        gelu_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+      const float* att = atty_.data();
+      if (last) {
+        if (r.n_out == 0) return;
+        for (int i = 0; i < r.n_out; i++) {
+          const std::int64_t from = static_cast<std::int64_t>(r.out[i]) * C, to = static_cast<std::int64_t>(i) * C;
+          std::memcpy(sel_.data() + to, x + from, sizeof(float) * C);
+          std::memcpy(atts_.data() + to, atty_.data() + from, sizeof(float) * C);
+        }
+        x = sel_.data();
+        att = atts_.data();
+        R = r.n_out;
+        mark(kResidual);
       }
-      mark(kGelu);
-      ly.fcproj->forward(tmp_.data(), fchg_.data(), R, threads_);
-      mark(kGemm);
-      residual_forward(x, x, tmp_.data(), RC);
-      mark(kResidual);
+      mlp_rows(ly, x, att, R);
     }
-    if (r.n_out == 0) return;
-    for (int i = 0; i < r.n_out; i++)
-      std::memcpy(sel_.data() + static_cast<std::int64_t>(i) * C, x + static_cast<std::int64_t>(r.out[i]) * C,
-                  sizeof(float) * C);
-    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), sel_.data(), lnfw_.data(), lnfb_.data(), r.n_out, C);
-    head_->forward(logits_.data(), ln_.data(), r.n_out, threads_);
+    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, lnfw_.data(), lnfb_.data(), R, C);
+    head_->forward(logits_.data(), ln_.data(), R, threads_);
     mark(kHead);
+  }
+
+  // The rest of a layer for rows x (R, C), given their attention outputs att: the projection and
+  // residual, then the MLP block and its residual.
+  void mlp_rows(const Layer& ly, float* x, const float* att, int R) {
+    const int F = F_;
+    const std::int64_t RC = static_cast<std::int64_t>(R) * C_;
+    ly.proj->forward(tmp_.data(), att, R, threads_);
+    mark(kGemm);
+    residual_forward(x, x, tmp_.data(), RC);
+    mark(kResidual);
+    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln2w.data(), ly.ln2b.data(), R, C_);
+    mark(kNorm);
+    ly.fc->forward(fch_.data(), ln_.data(), R, threads_);
+    mark(kGemm);
+    if (llamaGelu_) {
+      // Elementwise: chunks of rows on the engine's threads give the same values.
+      constexpr int kGeluRows = 32;
+      parallel_for((R + kGeluRows - 1) / kGeluRows, threads_, [&](int c) {
+        const std::int64_t r0 = static_cast<std::int64_t>(c) * kGeluRows, r1 = std::min<std::int64_t>(R, r0 + kGeluRows);
+        gelu_f16_forward(fchg_.data() + r0 * F, fch_.data() + r0 * F, (r1 - r0) * F);
+      });
+    } else {
+      gelu_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+    }
+    mark(kGelu);
+    ly.fcproj->forward(tmp_.data(), fchg_.data(), R, threads_);
+    mark(kGemm);
+    residual_forward(x, x, tmp_.data(), RC);
+    mark(kResidual);
   }
 
   // profile(): CPU seconds of the calling thread per phase since the engine was made (worker threads of
@@ -578,7 +609,9 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   std::unique_ptr<Linear> head_;
   std::vector<Layer> layers_;
   std::vector<std::vector<std::uint16_t>> kc_, vc_;
-  std::vector<float> x_, ln_, mean_, rstd_, qkv_, atty_, tmp_, fch_, fchg_, sel_, logits_;
+  // sel_, atts_: the out rows of x_ and atty_, gathered in the last layer; want_: which rows are out rows.
+  std::vector<float> x_, ln_, mean_, rstd_, qkv_, atty_, tmp_, fch_, fchg_, sel_, atts_, logits_;
+  std::vector<std::uint8_t> want_;
   std::vector<ChainSampler> samplers_;
   std::vector<std::int32_t> alias_slot_, alias_len_;  // per slot: positions [0, len) live in slot alias_slot
   double prof_[kPhases] = {};
