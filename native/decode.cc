@@ -495,7 +495,7 @@ inline void scores(float* s, const float* q, const std::uint16_t* k, int t0, int
 #pragma GCC unroll 16
     for (int p = 0; p < 16; p++) {
       // The cache streams from L3/memory: ask for the block after next (HS * 2 bytes per position).
-      for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(kt + (p + 32) * HS) + l, _MM_HINT_T0);
+      for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(kt + (p + 32) * HS) + l, _MM_HINT_NTA);
       a[p] = _mm512_setzero_ps();
 #pragma GCC unroll 8
       for (int j = 0; j < NV; j++) {
@@ -610,7 +610,7 @@ void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
   lockstep<P, H>(rw, [&](int p, int h, int t) {
     const DecodeRow& r = rw[p];
     const std::uint16_t* vt = (t < r.split ? r.vlo : r.v) + h * hstride + static_cast<std::int64_t>(t) * HS;
-    for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(vt + 8 * HS) + l, _MM_HINT_T0);
+    for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(vt + 8 * HS) + l, _MM_HINT_NTA);
     const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * r.n + t;
     acc_step<NV>(acc[p][h], vt, msb[p][i], vsb[p][i]);
   });
