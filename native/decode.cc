@@ -434,17 +434,17 @@ struct DecodeRow {
 // f(p, h, t) for every row p < P, head h < H and position t < n[p], each (p, h) in increasing t: the rows'
 // common positions in lockstep (P*H independent chains in flight), then each row's remaining ones.
 template <int P, int H, typename F>
-inline void lockstep(const DecodeRow* rw, F&& f) {
+inline void lockstep(const DecodeRow* rw, F&& f, int t0 = 0) {
   int nmin = rw[0].n;
   for (int p = 1; p < P; p++) nmin = std::min(nmin, rw[p].n);
-  for (int t = 0; t < nmin; t++) {
+  for (int t = t0; t < nmin; t++) {
 #pragma GCC unroll 8
     for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
       for (int h = 0; h < H; h++) f(p, h, t);
   }
   for (int p = 0; p < P; p++)
-    for (int t = nmin; t < rw[p].n; t++)
+    for (int t = std::max(t0, nmin); t < rw[p].n; t++)
 #pragma GCC unroll 4
       for (int h = 0; h < H; h++) f(p, h, t);
 }
@@ -495,7 +495,7 @@ inline void scores(float* s, const float* q, const std::uint16_t* k, int t0, int
 #pragma GCC unroll 16
     for (int p = 0; p < 16; p++) {
       // The cache streams from L3/memory: ask for the block after next (HS * 2 bytes per position).
-      for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(kt + (p + 32) * HS) + l, _MM_HINT_T0);
+      for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(kt + (p + 32) * HS) + l, _MM_HINT_NTA);
       a[p] = _mm512_setzero_ps();
 #pragma GCC unroll 8
       for (int j = 0; j < NV; j++) {
@@ -518,6 +518,65 @@ void head_scores(const float* q, const std::uint16_t* kh, const std::uint16_t* k
   const int m = std::min(split, n);
   scores<HS>(s, qh, kl, 0, m, scale);
   scores<HS>(s, qh, kh, m, n, scale);
+}
+
+// scores for two queries over the same keys (two rows reading one shared prompt prefix): each position's
+// keys converted once for both, each query's products and sums exactly scores' (bitwise the same).
+template <int HS>
+inline void scores2(float* s0, float* s1, const float* q0, const float* q1, const std::uint16_t* k, int t1, float scale) {
+  constexpr int NV = HS / 16;
+  __m512 qv0[NV], qv1[NV];
+  for (int j = 0; j < NV; j++) qv0[j] = _mm512_loadu_ps(q0 + 16 * j), qv1[j] = _mm512_loadu_ps(q1 + 16 * j);
+  const __m512 sv = _mm512_set1_ps(scale);
+  int t = 0;
+  for (; t + 16 <= t1; t += 16) {
+    const std::uint16_t* kt = k + static_cast<std::int64_t>(t) * HS;
+    __m512 a0[16], a1[16];
+#pragma GCC unroll 16
+    for (int p = 0; p < 16; p++) {
+      a0[p] = _mm512_setzero_ps();
+      a1[p] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; j++) {
+        const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kt + p * HS + 16 * j)));
+        a0[p] = _mm512_fmadd_ps(qv0[j], kv, a0[p]);
+        a1[p] = _mm512_fmadd_ps(qv1[j], kv, a1[p]);
+      }
+    }
+    _mm512_storeu_ps(s0 + t, _mm512_mul_ps(reduce_add16(a0), sv));
+    _mm512_storeu_ps(s1 + t, _mm512_mul_ps(reduce_add16(a1), sv));
+  }
+  for (; t < t1; t++) {
+    s0[t] = dot_f16(q0, k + static_cast<std::int64_t>(t) * HS, HS) * scale;
+    s1[t] = dot_f16(q1, k + static_cast<std::int64_t>(t) * HS, HS) * scale;
+  }
+}
+
+// The positions where both rows of a pair read their keys/values from one shared prefix (the same slot):
+// [0, the shorter of their prefixes), else none.
+inline int common_prefix(const DecodeRow& r0, const DecodeRow& r1) {
+  if (r0.klo != r1.klo) return 0;
+  return std::min(std::min(r0.split, r0.n), std::min(r1.split, r1.n));
+}
+
+// head_scores for two rows (r0, r1) of one head (offset ho in their caches): their common prefix
+// positions through scores2 (its keys are read and converted once), the rest as head_scores does.
+template <int HS>
+void head_scores2(const DecodeRow& r0, const DecodeRow& r1, std::int64_t ho, int qo, float scale, float* s0, float* s1) {
+  const int c = common_prefix(r0, r1);
+  if (c == 0) {
+    head_scores<HS>(r0.q + qo, r0.k + ho, r0.klo + ho, r0.split, r0.n, scale, s0);
+    head_scores<HS>(r1.q + qo, r1.k + ho, r1.klo + ho, r1.split, r1.n, scale, s1);
+    return;
+  }
+  alignas(64) float q0[HS], q1[HS];
+  for (int i = 0; i < HS; i++) q0[i] = r16(r0.q[qo + i]), q1[i] = r16(r1.q[qo + i]);
+  const int m0 = std::min(r0.split, r0.n), m1 = std::min(r1.split, r1.n);
+  scores2<HS>(s0, s1, q0, q1, r0.klo + ho, c, scale);
+  scores<HS>(s0, q0, r0.klo + ho, c, m0, scale);
+  scores<HS>(s0, q0, r0.k + ho, m0, r0.n, scale);
+  scores<HS>(s1, q1, r1.klo + ho, c, m1, scale);
+  scores<HS>(s1, q1, r1.k + ho, m1, r1.n, scale);
 }
 
 // The scalar loop's online softmax, split into passes with its exact operations: given the running max
@@ -578,10 +637,15 @@ void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
     sc[p] = r.buf;
     msb[p] = r.buf + static_cast<std::ptrdiff_t>(H) * r.n;
     vsb[p] = msb[p] + static_cast<std::ptrdiff_t>(H) * r.n;
-    for (int h = 0; h < H; h++)
-      head_scores<HS>(r.q + h * HS, r.k + h * hstride, r.klo + h * hstride, r.split, r.n, scale,
-                      sc[p] + static_cast<std::ptrdiff_t>(h) * r.n);
+    if (P == 1)
+      for (int h = 0; h < H; h++)
+        head_scores<HS>(r.q + h * HS, r.k + h * hstride, r.klo + h * hstride, r.split, r.n, scale,
+                        sc[p] + static_cast<std::ptrdiff_t>(h) * r.n);
   }
+  if (P == 2)
+    for (int h = 0; h < H; h++)
+      head_scores2<HS>(rw[0], rw[P - 1], h * hstride, h * HS, scale, sc[0] + static_cast<std::ptrdiff_t>(h) * rw[0].n,
+                       sc[P - 1] + static_cast<std::ptrdiff_t>(h) * rw[P - 1].n);
   // The scalar loop's running max (msb holds the max before each position for now), then the exps.
   float M[P][H], S[P][H];
   for (int p = 0; p < P; p++)
@@ -598,21 +662,20 @@ void decode_heads(const DecodeRow* rw, std::int64_t hstride, float scale) {
       head_exps(sc[p] + off, msb[p] + off, vsb[p] + off, rw[p].n);
       S[p][h] = 0.0f;
     }
-  // The softmax sum's chain of fused multiply-adds.
-  lockstep<P, H>(rw, [&](int p, int h, int t) {
-    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * rw[p].n + t;
-    S[p][h] = std::fma(S[p][h], msb[p][i], vsb[p][i]);
-  });
   __m512 acc[P][H][NV];
   for (int p = 0; p < P; p++)
     for (int h = 0; h < H; h++)
       for (int j = 0; j < NV; j++) acc[p][h][j] = _mm512_setzero_ps();
+  // The value accumulators and, in the same pass, the softmax sum's chain of fused multiply-adds (it
+  // reads the same two weights).
   lockstep<P, H>(rw, [&](int p, int h, int t) {
     const DecodeRow& r = rw[p];
     const std::uint16_t* vt = (t < r.split ? r.vlo : r.v) + h * hstride + static_cast<std::int64_t>(t) * HS;
-    for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(vt + 8 * HS) + l, _MM_HINT_T0);
+    for (int l = 0; l < HS * 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(vt + 8 * HS) + l, _MM_HINT_NTA);
     const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(h) * r.n + t;
-    acc_step<NV>(acc[p][h], vt, msb[p][i], vsb[p][i]);
+    const float ms = msb[p][i], vs = vsb[p][i];
+    S[p][h] = std::fma(S[p][h], ms, vs);
+    acc_step<NV>(acc[p][h], vt, ms, vs);
   });
   for (int p = 0; p < P; p++)
     for (int h = 0; h < H; h++) {
@@ -1098,7 +1161,7 @@ void decode_rows(float* out, const float* qkv, const std::uint16_t* kc, const st
 void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::uint16_t* vc,
                           const std::int32_t* slots, const std::int32_t* pos, int R, int C, int NH, int T,
                           int threads, int first_prefill, const std::int32_t* alias_slot,
-                          const std::int32_t* alias_len, double* prefill_seconds) {
+                          const std::int32_t* alias_len, double* prefill_seconds, const std::uint8_t* want) {
   const double t0 = prefill_seconds != nullptr ? thread_cpu_seconds() : 0.0;
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
@@ -1133,13 +1196,20 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
     }
   }
   // Prompt rows (from first_prefill on): runs of one slot at consecutive positions, two GEMMs per head.
+  // Unwanted rows end runs (a run of wanted rows gives the same bits as the longer run it is part of:
+  // see prefill_head).
+  auto wanted = [&](int r) { return want == nullptr || want[r] != 0; };
   struct Group {
     int r0, n, p0;
   };
   std::vector<Group> groups;
   for (int r = first_prefill; r < R;) {
+    if (!wanted(r)) {
+      r++;
+      continue;
+    }
     int e = r + 1;
-    while (e < R && slots[e] == slots[r] && pos[e] == pos[e - 1] + 1) e++;
+    while (e < R && wanted(e) && slots[e] == slots[r] && pos[e] == pos[e - 1] + 1) e++;
     groups.push_back({r, e - r, pos[r]});
     r = e;
   }
@@ -1158,18 +1228,21 @@ void kv_attention_forward(float* out, const float* qkv, std::uint16_t* kc, std::
   // Decode rows [0, first_prefill): one query each, in pairs of similar length (sorted by cached
   // positions: a pair runs its common positions together). Chunks of pairs with boundaries fixed by the
   // row count alone; each row's arithmetic is independent of its pair and chunk.
-  std::vector<RowJob> jobs(static_cast<std::size_t>(first_prefill));
+  std::vector<RowJob> jobs;
+  jobs.reserve(static_cast<std::size_t>(first_prefill));
   for (int r = 0; r < first_prefill; r++) {
+    if (!wanted(r)) continue;
     const int slot = slots[r];
-    jobs[r] = RowJob{slot, alias_len != nullptr ? alias_slot[slot] : slot, alias_len != nullptr ? alias_len[slot] : 0,
-                     pos[r] + 1, r};
+    jobs.push_back(RowJob{slot, alias_len != nullptr ? alias_slot[slot] : slot,
+                          alias_len != nullptr ? alias_len[slot] : 0, pos[r] + 1, r});
   }
   std::stable_sort(jobs.begin(), jobs.end(), [](const RowJob& a, const RowJob& b) { return a.n < b.n; });
+  const int nd = static_cast<int>(jobs.size());
   constexpr int kRowsPerChunk = 4;
-  const int chunks = (first_prefill + kRowsPerChunk - 1) / kRowsPerChunk;
+  const int chunks = (nd + kRowsPerChunk - 1) / kRowsPerChunk;
   parallel_for(chunks, std::max(1, threads), [&](int c) {
     thread_local std::vector<float> buf;
-    const int r1 = std::min(first_prefill, (c + 1) * kRowsPerChunk);
+    const int r1 = std::min(nd, (c + 1) * kRowsPerChunk);
     for (int r = c * kRowsPerChunk; r < r1; r += 2)
       decode_rows(out, qkv, kc, vc, jobs.data() + r, std::min(2, r1 - r), C, NH, T, scale, buf);
   });

@@ -83,6 +83,19 @@ struct Layer {
 // One request's sampler state (see the file comment and sampler.ts for the procedure).
 class ChainSampler {
  public:
+  // Working arrays of a draw, shared by the samplers that one thread runs (a sampler's own state is
+  // only its RNG and parameters, so few cache lines of it are cold at each draw).
+  struct Scratch {
+    std::vector<int> ids;
+    std::vector<float> vals, probs;
+#if defined(__AVX512F__)
+    static constexpr int kMaxRanked = 192;  // ranked_top_k's (keys padded to 32)
+    alignas(64) std::uint64_t keys[kMaxRanked + 32];
+    alignas(64) float cand_vals[kMaxRanked + 16], sorted_vals[kMaxRanked];
+    alignas(64) std::int32_t cand_ids[kMaxRanked + 16], sorted_ids[kMaxRanked], ranks[kMaxRanked + 32];
+#endif
+  };
+
   void reset(double temperature, double top_p, int top_k, std::uint32_t seed, int V) {
     rng_.seed(seed);
     temperature_ = temperature;
@@ -90,16 +103,16 @@ class ChainSampler {
     temp_f_ = static_cast<float>(temperature);
     top_p_f_ = static_cast<float>(top_p);
     k_ = std::min(std::max(top_k <= 0 ? V : top_k, 1), V);
-    ids_.resize(k_);
-    vals_.resize(k_);
-    probs_.resize(k_);
   }
 
-  int sample(const float* logits, int V) {
+  int sample(const float* logits, int V, Scratch& w) {
     if (!(temperature_ > 0)) return argmax(logits, V);
-    const int n = top_k(logits, V);
-    const int size = top_p_ >= 0 && top_p_ <= 1 ? nucleus(n) : n;
-    return ids_[dist(size)];
+    w.ids.resize(std::max<std::size_t>(w.ids.size(), k_));
+    w.vals.resize(std::max<std::size_t>(w.vals.size(), k_));
+    w.probs.resize(std::max<std::size_t>(w.probs.size(), k_));
+    const int n = top_k(logits, V, w);
+    const int size = top_p_ >= 0 && top_p_ <= 1 ? nucleus(n, w) : n;
+    return w.ids[dist(size, w)];
   }
 
  private:
@@ -116,7 +129,7 @@ class ChainSampler {
   // over the logits that can be among them: at least k disjoint groups of logits each have a maximum,
   // and the k-th largest of those maxima (tau) is a lower bound of the k-th largest logit, so logits
   // below tau are never in the result and are skipped (the same result; most of the V are below tau).
-  int top_k(const float* logits, int V) {
+  int top_k(const float* logits, int V, Scratch& w) {
 #if defined(__AVX512F__)
     constexpr int kGroups = 3;  // accumulators of 16 lanes: 48 disjoint groups
     const int full = V / 16;
@@ -133,7 +146,7 @@ class ChainSampler {
         alignas(64) float maxima[16 * kGroups];
         for (int g = 0; g < kGroups; g++) _mm512_store_ps(maxima + 16 * g, acc[g]);
         std::nth_element(maxima, maxima + (k_ - 1), maxima + 16 * kGroups, [](float a, float b) { return a > b; });
-        return top_k_from(logits, V, maxima[k_ - 1]);
+        return top_k_from(logits, V, maxima[k_ - 1], w);
       }
     }
 #elif defined(__AVX2__)
@@ -159,15 +172,22 @@ class ChainSampler {
         alignas(32) float maxima[8 * kGroups];
         for (int g = 0; g < kGroups; g++) _mm256_store_ps(maxima + 8 * g, acc[g]);
         std::nth_element(maxima, maxima + (k_ - 1), maxima + 8 * kGroups, [](float a, float b) { return a > b; });
-        return top_k_from(logits, V, maxima[k_ - 1]);
+        return top_k_from(logits, V, maxima[k_ - 1], w);
       }
     }
 #endif
-    return top_k_from(logits, V, -INFINITY);
+    return top_k_from(logits, V, -INFINITY, w);
   }
 
-  // Insertion over the logits >= tau (all of them when tau is -inf), in id order.
-  int top_k_from(const float* logits, int V, float tau) {
+  // Insertion over the logits >= tau (all of them when tau is -inf), in id order; with AVX-512 and a
+  // bound that left few candidates, their ranks instead (ranked_top_k: the same list).
+  int top_k_from(const float* logits, int V, float tau, Scratch& w) {
+#if defined(__AVX512F__)
+    if (tau != -INFINITY) {
+      const int n = ranked_top_k(logits, V, tau, w);
+      if (n >= 0) return n;
+    }
+#endif
     int n = 0;
     int i = 0;
 #if defined(__AVX512F__)
@@ -178,7 +198,7 @@ class ChainSampler {
       while (m != 0) {
         const int b = __builtin_ctz(m);
         m &= m - 1;
-        n = insert(logits[i + b], i + b, n);
+        n = insert(logits[i + b], i + b, n, w);
       }
     }
 #elif defined(__AVX2__)
@@ -188,21 +208,92 @@ class ChainSampler {
       while (m != 0) {
         const int b = __builtin_ctz(m);
         m &= m - 1;
-        n = insert(logits[i + b], i + b, n);
+        n = insert(logits[i + b], i + b, n, w);
       }
     }
 #endif
     for (; i < V; i++)
-      if (!(logits[i] < tau)) n = insert(logits[i], i, n);
+      if (!(logits[i] < tau)) n = insert(logits[i], i, n, w);
     return n;
   }
 
+#if defined(__AVX512F__)
+  // The insertion's list without its shifting (which cost most of the sampling): the candidates (logits
+  // >= tau; the caller checked that none is NaN) are gathered 16 at a time, each gets a 64-bit key that
+  // orders them as the insertion does, value descending then id ascending (the value's bits made
+  // monotonic, -0 keyed as +0 since the insertion's compares see them equal, above the complement of
+  // the id), and a candidate's place is its rank: how many keys are larger (all keys differ). Returns
+  // -1, having changed nothing, if more than Scratch::kMaxRanked logits are >= tau (the count is quadratic).
+  int ranked_top_k(const float* logits, int V, float tau, Scratch& w) {
+    float* cv = w.cand_vals;
+    std::int32_t* ci = w.cand_ids;
+    const __m512 tv = _mm512_set1_ps(tau);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int nc = 0;
+    int i = 0;
+    for (; i + 16 <= V; i += 16) {
+      const __m512 x = _mm512_loadu_ps(logits + i);
+      const __mmask16 m = _mm512_cmp_ps_mask(x, tv, _CMP_NLT_UQ);
+      const int c = __builtin_popcount(m);
+      if (nc + c > Scratch::kMaxRanked) return -1;
+      // Compress in registers, then a full store (the arrays have 16 spare entries): a compressing
+      // store to memory is far slower on AMD cores.
+      _mm512_storeu_ps(cv + nc, _mm512_maskz_compress_ps(m, x));
+      _mm512_storeu_si512(ci + nc, _mm512_maskz_compress_epi32(m, _mm512_add_epi32(lane, _mm512_set1_epi32(i))));
+      nc += c;
+    }
+    for (; i < V; i++) {
+      if (logits[i] < tau) continue;
+      if (nc == Scratch::kMaxRanked) return -1;
+      cv[nc] = logits[i];
+      ci[nc++] = i;
+    }
+    std::uint64_t* keys = w.keys;
+    for (int c = 0; c < nc; c++) {
+      const float v = cv[c] + 0.0f;  // -0 -> +0
+      std::uint32_t u;
+      std::memcpy(&u, &v, 4);
+      const std::uint32_t ordered = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+      keys[c] = (static_cast<std::uint64_t>(ordered) << 32) | (0xffffffffu - static_cast<std::uint32_t>(ci[c]));
+    }
+    for (int c = nc; c % 32 != 0; c++) keys[c] = 0;  // padding lanes (their ranks are not used)
+    // Ranks of 32 candidates at a time (4 vectors of 8 keys, each key broadcast once for them): +1 for
+    // each candidate with a larger key.
+    std::int32_t* rank = w.ranks;
+    const __m512i one = _mm512_set1_epi64(1);
+    constexpr int kB = 4;
+    for (int c0 = 0; c0 < nc; c0 += 8 * kB) {
+      __m512i kc[kB], r[kB];
+      for (int b = 0; b < kB; b++) {
+        kc[b] = _mm512_load_si512(keys + c0 + 8 * b);
+        r[b] = _mm512_setzero_si512();
+      }
+      for (int j = 0; j < nc; j++) {
+        const __m512i kj = _mm512_set1_epi64(static_cast<long long>(keys[j]));
+#pragma GCC unroll 4
+        for (int b = 0; b < kB; b++) r[b] = _mm512_mask_add_epi64(r[b], _mm512_cmpgt_epu64_mask(kj, kc[b]), r[b], one);
+      }
+      for (int b = 0; b < kB; b++)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(rank + c0 + 8 * b), _mm512_cvtepi64_epi32(r[b]));
+    }
+    // Every candidate to its place (ranks are a permutation of [0, nc)), then the first k.
+    for (int c = 0; c < nc; c++) {
+      w.sorted_ids[rank[c]] = ci[c];
+      w.sorted_vals[rank[c]] = cv[c];
+    }
+    const int n = std::min(nc, k_);
+    std::copy(w.sorted_ids, w.sorted_ids + n, w.ids.begin());
+    std::copy(w.sorted_vals, w.sorted_vals + n, w.vals.begin());
+    return n;
+  }
+#endif
+
   // One logit (>= tau) into the descending top-k list of n entries (ties: the earlier id first); returns
   // the new n.
-  int insert(float v, int id, int n) {
+  int insert(float v, int id, int n, Scratch& w) {
     const int k = k_;
-    float* vals = vals_.data();
-    int* ids = ids_.data();
+    float* vals = w.vals.data();
+    int* ids = w.ids.data();
     if (n == k && !(v > vals[k - 1])) return n;
     int j = n < k ? n++ : k - 1;
     while (j > 0 && vals[j - 1] < v) {
@@ -215,17 +306,17 @@ class ChainSampler {
     return n;
   }
 
-  int nucleus(int n) {
+  int nucleus(int n, Scratch& w) {
     if (top_p_f_ >= 1.0f) return n;
-    const float max = vals_[0];
+    const float max = w.vals[0];
     float sum = 0.0f;
     for (int i = 0; i < n; i++) {
-      probs_[i] = expf_ref(vals_[i] - max);
-      sum = sum + probs_[i];
+      w.probs[i] = expf_ref(w.vals[i] - max);
+      sum = sum + w.probs[i];
     }
     float cum = 0.0f;
     for (int i = 0; i < n; i++) {
-      const float p = probs_[i] / sum;
+      const float p = w.probs[i] / sum;
       cum = cum + p;
       if (cum >= top_p_f_) return i + 1;
     }
@@ -240,20 +331,20 @@ class ChainSampler {
     return v >= 1.0 ? 1.0 - 1.0 / 9007199254740992.0 : v;
   }
 
-  int dist(int n) {
+  int dist(int n, Scratch& w) {
     const double u = canonical();
     if (n == 1) return 0;
-    for (int i = 0; i < n; i++) vals_[i] = vals_[i] / temp_f_;
-    const float max = vals_[0];
+    for (int i = 0; i < n; i++) w.vals[i] = w.vals[i] / temp_f_;
+    const float max = w.vals[0];
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
-      probs_[i] = expf_ref(vals_[i] - max);
-      sum += probs_[i];
+      w.probs[i] = expf_ref(w.vals[i] - max);
+      sum += w.probs[i];
     }
     const double target = sum * u;
     double run = 0.0;
     for (int i = 0; i < n; i++) {
-      run += probs_[i];
+      run += w.probs[i];
       if (run >= target) return i;
     }
     return n - 1;
@@ -263,8 +354,6 @@ class ChainSampler {
   double temperature_ = 0, top_p_ = 1;
   float temp_f_ = 0, top_p_f_ = 1;
   int k_ = 1;
-  std::vector<int> ids_;
-  std::vector<float> vals_, probs_;
 };
 
 // Per-phase CPU time of the engine's calling thread (for `profile()`; a clock read costs ~20 ns, a
@@ -376,6 +465,8 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     fch_.resize(R * F_);
     fchg_.resize(R * F_);
     sel_.resize(R * C_);
+    atts_.resize(R * C_);
+    want_.resize(R);
     logits_.resize(R * static_cast<std::size_t>(V_));
     alias_slot_.resize(S_);
     for (int i = 0; i < S_; i++) alias_slot_[i] = i;
@@ -439,7 +530,8 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   }
 
   void forward_rows(const Rows& r) {
-    const int R = r.R, C = C_, F = F_;
+    const int C = C_;
+    int R = r.R;
     float* x = x_.data();
     last_ = thread_cpu();
     for (int i = 0; i < R; i++) {
@@ -449,50 +541,78 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
       for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
     }
     mark(kEmbed);
-    const std::int64_t RC = static_cast<std::int64_t>(R) * C;
     for (int l = 0; l < L_; l++) {
       const Layer& ly = layers_[l];
       layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln1w.data(), ly.ln1b.data(), R, C);
       mark(kNorm);
       ly.qkv->forward(qkv_.data(), ln_.data(), R, threads_);
       mark(kGemm);
+      // In the last layer only the out rows' results are used (the others' keys and values, cached
+      // here, are all that later steps read), so, as llama.cpp does with its output ids, the rest of
+      // the layer runs on the out rows alone, gathered in out order. Each row's arithmetic is
+      // independent of the others', so this changes no bit of theirs.
+      const bool last = l == L_ - 1;
+      const std::uint8_t* want = nullptr;
+      if (last) {
+        std::fill(want_.begin(), want_.begin() + R, 0);
+        for (int i = 0; i < r.n_out; i++) want_[r.out[i]] = 1;
+        want = want_.data();
+      }
       // The call adds its prompt rows' CPU time to kAttnPrefill; the rest of it is the decode rows'.
       const double prefill_before = prof_[kAttnPrefill];
       kv_attention_forward(atty_.data(), qkv_.data(), kc_[l].data(), vc_[l].data(), r.slots, r.pos, R, C, NH_, T_,
-                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data(), &prof_[kAttnPrefill]);
+                           threads_, r.first_prefill, alias_slot_.data(), alias_len_.data(), &prof_[kAttnPrefill],
+                           want);
       mark(kAttnDecode);
       prof_[kAttnDecode] -= prof_[kAttnPrefill] - prefill_before;
-      ly.proj->forward(tmp_.data(), atty_.data(), R, threads_);
-      mark(kGemm);
-      residual_forward(x, x, tmp_.data(), RC);
-      mark(kResidual);
-      layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln2w.data(), ly.ln2b.data(), R, C);
-      mark(kNorm);
-      ly.fc->forward(fch_.data(), ln_.data(), R, threads_);
-      mark(kGemm);
-      if (llamaGelu_) {
-        // Elementwise: chunks of rows on the engine's threads give the same values.
-        constexpr int kGeluRows = 32;
-        parallel_for((R + kGeluRows - 1) / kGeluRows, threads_, [&](int c) {
-          const std::int64_t r0 = static_cast<std::int64_t>(c) * kGeluRows, r1 = std::min<std::int64_t>(R, r0 + kGeluRows);
-          gelu_f16_forward(fchg_.data() + r0 * F, fch_.data() + r0 * F, (r1 - r0) * F);
-        });
-      } else {
-        gelu_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+      const float* att = atty_.data();
+      if (last) {
+        if (r.n_out == 0) return;
+        for (int i = 0; i < r.n_out; i++) {
+          const std::int64_t from = static_cast<std::int64_t>(r.out[i]) * C, to = static_cast<std::int64_t>(i) * C;
+          std::memcpy(sel_.data() + to, x + from, sizeof(float) * C);
+          std::memcpy(atts_.data() + to, atty_.data() + from, sizeof(float) * C);
+        }
+        x = sel_.data();
+        att = atts_.data();
+        R = r.n_out;
+        mark(kResidual);
       }
-      mark(kGelu);
-      ly.fcproj->forward(tmp_.data(), fchg_.data(), R, threads_);
-      mark(kGemm);
-      residual_forward(x, x, tmp_.data(), RC);
-      mark(kResidual);
+      mlp_rows(ly, x, att, R);
     }
-    if (r.n_out == 0) return;
-    for (int i = 0; i < r.n_out; i++)
-      std::memcpy(sel_.data() + static_cast<std::int64_t>(i) * C, x + static_cast<std::int64_t>(r.out[i]) * C,
-                  sizeof(float) * C);
-    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), sel_.data(), lnfw_.data(), lnfb_.data(), r.n_out, C);
-    head_->forward(logits_.data(), ln_.data(), r.n_out, threads_);
+    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, lnfw_.data(), lnfb_.data(), R, C);
+    head_->forward(logits_.data(), ln_.data(), R, threads_);
     mark(kHead);
+  }
+
+  // The rest of a layer for rows x (R, C), given their attention outputs att: the projection and
+  // residual, then the MLP block and its residual.
+  void mlp_rows(const Layer& ly, float* x, const float* att, int R) {
+    const int F = F_;
+    const std::int64_t RC = static_cast<std::int64_t>(R) * C_;
+    ly.proj->forward(tmp_.data(), att, R, threads_);
+    mark(kGemm);
+    residual_forward(x, x, tmp_.data(), RC);
+    mark(kResidual);
+    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x, ly.ln2w.data(), ly.ln2b.data(), R, C_);
+    mark(kNorm);
+    ly.fc->forward(fch_.data(), ln_.data(), R, threads_);
+    mark(kGemm);
+    if (llamaGelu_) {
+      // Elementwise: chunks of rows on the engine's threads give the same values.
+      constexpr int kGeluRows = 32;
+      parallel_for((R + kGeluRows - 1) / kGeluRows, threads_, [&](int c) {
+        const std::int64_t r0 = static_cast<std::int64_t>(c) * kGeluRows, r1 = std::min<std::int64_t>(R, r0 + kGeluRows);
+        gelu_f16_forward(fchg_.data() + r0 * F, fch_.data() + r0 * F, (r1 - r0) * F);
+      });
+    } else {
+      gelu_forward(fchg_.data(), fch_.data(), static_cast<std::int64_t>(R) * F);
+    }
+    mark(kGelu);
+    ly.fcproj->forward(tmp_.data(), fchg_.data(), R, threads_);
+    mark(kGemm);
+    residual_forward(x, x, tmp_.data(), RC);
+    mark(kResidual);
   }
 
   // profile(): CPU seconds of the calling thread per phase since the engine was made (worker threads of
@@ -516,9 +636,10 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     // thread in any order: chunks of 8 rows on the engine's threads, the same tokens either way.
     constexpr int kRowsPerTask = 8;
     parallel_for((r.n_out + kRowsPerTask - 1) / kRowsPerTask, threads_, [&](int c) {
+      thread_local ChainSampler::Scratch scratch;
       const int i1 = std::min(r.n_out, (c + 1) * kRowsPerTask);
       for (int i = c * kRowsPerTask; i < i1; i++)
-        next[i] = samplers_[r.slots[r.out[i]]].sample(logits_.data() + static_cast<std::int64_t>(i) * V_, V_);
+        next[i] = samplers_[r.slots[r.out[i]]].sample(logits_.data() + static_cast<std::int64_t>(i) * V_, V_, scratch);
     });
     mark(kSample);
     rows_run_ += r.R;
@@ -554,7 +675,8 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     const Napi::Env env = info.Env();
     const int slot = int_of(env, info[0], "slot", 0, S_ - 1);
     const float* logits = typed<float, napi_float32_array>(env, info[1], "logits", V_);
-    return Napi::Number::New(env, samplers_[slot].sample(logits, V_));
+    thread_local ChainSampler::Scratch scratch;
+    return Napi::Number::New(env, samplers_[slot].sample(logits, V_, scratch));
   }
 
   // sharePrefix(to, from, n): positions [0, n) of slot `to` are read from slot `from`'s cache from now on
@@ -578,7 +700,9 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   std::unique_ptr<Linear> head_;
   std::vector<Layer> layers_;
   std::vector<std::vector<std::uint16_t>> kc_, vc_;
-  std::vector<float> x_, ln_, mean_, rstd_, qkv_, atty_, tmp_, fch_, fchg_, sel_, logits_;
+  // sel_, atts_: the out rows of x_ and atty_, gathered in the last layer; want_: which rows are out rows.
+  std::vector<float> x_, ln_, mean_, rstd_, qkv_, atty_, tmp_, fch_, fchg_, sel_, atts_, logits_;
+  std::vector<std::uint8_t> want_;
   std::vector<ChainSampler> samplers_;
   std::vector<std::int32_t> alias_slot_, alias_len_;  // per slot: positions [0, len) live in slot alias_slot
   double prof_[kPhases] = {};

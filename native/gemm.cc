@@ -356,6 +356,21 @@ std::ptrdiff_t packed_b_offset(const GemmArgs& g, int jc, int pc) {
   return static_cast<std::ptrdiff_t>(jc) * g.K + static_cast<std::ptrdiff_t>(pc) * ncpad;
 }
 
+// The kernel for a tile of mr rows: KERN, or, for a short edge tile of the AVX-512 kernel (e.g. 64 =
+// 4 x 14 + 8 decode rows), one with fewer rows, which does the same arithmetic per element (bias or 0,
+// one FMA per k in order, then + C) with fewer FMAs; it reads the MR-row packed panel (aks = MR).
+template <Kernel KERN>
+Kernel edge_kernel(int mr) {
+#ifdef SK_HAVE_AVX512
+  if constexpr (KERN == kern_avx512<X_MR, false>) {
+    if (mr <= 4) return kern_avx512<4, false>;
+    if (mr <= 8) return kern_avx512<8, false>;
+  }
+#endif
+  (void)mr;
+  return KERN;
+}
+
 // Computes C rows [m0,m1) x columns [n0,n1) on the calling thread. With `prepacked` (all of B packed by
 // pack_all_b; then n0 = 0, n1 = N) the B blocks are read from there instead of being packed here.
 //
@@ -399,8 +414,8 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
           }
           for (int ir = full; ir < mc; ir += MR) {
             const int mr = std::min(MR, mc - ir);
-            KERN(kc, pa + static_cast<std::ptrdiff_t>(ir - full) * kc, 1, MR, bp, cp + ir * g.ldc, g.ldc, mr, nr,
-                 load_c, bias);
+            edge_kernel<KERN>(mr)(kc, pa + static_cast<std::ptrdiff_t>(ir - full) * kc, 1, MR, bp, cp + ir * g.ldc,
+                                  g.ldc, mr, nr, load_c, bias);
           }
         }
       }
