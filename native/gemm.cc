@@ -47,25 +47,33 @@ struct Scratch {
 };
 thread_local Scratch scratch;
 
+// Packs `width` contiguous floats from each of kc source rows (src + k * stride) into panels of W
+// floats, k-major, zero padded: panel p holds floats [p W, p W + W) of every row. Each source row is read
+// once, front to back. A whole panel row is a constant-size copy (vector moves); a variable-size memcpy
+// compiled to `rep movs`, whose start-up made packing 8% of a small model's training step.
+template <int W>
+void pack_rows_into_panels(const float* src, std::ptrdiff_t stride, int kc, int width, float* dst) {
+  const int full = width / W * W;
+  for (int k = 0; k < kc; k++) {
+    const float* row = src + k * stride;
+    float* dk = dst + k * W;
+    for (int p = 0; p < full; p += W) std::memcpy(dk + static_cast<std::ptrdiff_t>(p) * kc, row + p, sizeof(float) * W);
+    if (full < width) {
+      float* e = dk + static_cast<std::ptrdiff_t>(full) * kc;
+      for (int j = 0; j < W; j++) e[j] = full + j < width ? row[full + j] : 0.f;
+    }
+  }
+}
+
 // Packs rows [m0, m0+mc) x depth [p0, p0+kc) of A into micro-panels of MR rows, k-major, zero padded.
 template <int MR>
 void pack_a(const GemmArgs& g, int m0, int mc, int p0, int kc, float* dst) {
   if (g.sam == 1) {
     // Transposed A (e.g. dout^T for the weight gradient): row k of the source holds the block's mc
-    // floats contiguously, MR of them per micro-panel. Each source row is read once, front to back
-    // (panel by panel, it was read in MR-float pieces 4 KB apart, one cache miss each: pack_a was 29%
-    // of the dweight GEMM for OC = 1024 on Zen 3).
-    const int full = mc / MR * MR;
-    for (int k = 0; k < kc; k++) {
-      const float* src = g.A + (p0 + k) * g.sak + m0;
-      float* dk = dst + k * MR;
-      for (int ir = 0; ir < full; ir += MR)
-        std::memcpy(dk + static_cast<std::ptrdiff_t>(ir) * kc, src + ir, sizeof(float) * MR);
-      if (full < mc) {
-        float* e = dk + static_cast<std::ptrdiff_t>(full) * kc;
-        for (int i = 0; i < MR; i++) e[i] = full + i < mc ? src[full + i] : 0.f;
-      }
-    }
+    // floats contiguously, MR of them per micro-panel. Read row by row (panel by panel, it was read in
+    // MR-float pieces 4 KB apart, one cache miss each: pack_a was 29% of the dweight GEMM for OC = 1024
+    // on Zen 3).
+    pack_rows_into_panels<MR>(g.A + p0 * g.sak + m0, g.sak, kc, mc, dst);
     return;
   }
   for (int ir = 0; ir < mc; ir += MR) {
@@ -88,22 +96,10 @@ void pack_a(const GemmArgs& g, int m0, int mc, int p0, int kc, float* dst) {
 template <int NR>
 void pack_b(const GemmArgs& g, int p0, int kc, int n0, int nc, float* dst) {
   if (g.sbn == 1) {
-    // Row-major B (e.g. inp in dW = doutᵀ·inp): each source row is read once, front to back, and its
-    // NR-float pieces go to the panels. Panel by panel it was read in 128-byte pieces one row (often
-    // 4 KB) apart, a new page-strided stream per panel: pack_b ran at ~10 GB/s, 15% of the dW GEMM.
-    const int full = nc / NR * NR;
-    for (int k = 0; k < kc; k++) {
-      const float* src = g.B + (p0 + k) * g.sbk + n0;
-      float* dk = dst + k * NR;
-      // A whole panel row is a constant-size copy (vector moves); a variable-size memcpy compiled
-      // to `rep movs`, whose start-up made pack_b 8% of a small model's training step.
-      for (int jr = 0; jr < full; jr += NR)
-        std::memcpy(dk + static_cast<std::ptrdiff_t>(jr) * kc, src + jr, sizeof(float) * NR);
-      if (full < nc) {
-        float* e = dk + static_cast<std::ptrdiff_t>(full) * kc;
-        for (int j = 0; j < NR; j++) e[j] = full + j < nc ? src[full + j] : 0.f;
-      }
-    }
+    // Row-major B (e.g. inp in dW = doutᵀ·inp). Read row by row: panel by panel it was read in
+    // 128-byte pieces one row (often 4 KB) apart, a new page-strided stream per panel, and pack_b ran
+    // at ~10 GB/s, 15% of the dW GEMM.
+    pack_rows_into_panels<NR>(g.B + p0 * g.sbk + n0, g.sbk, kc, nc, dst);
     return;
   }
   for (int jr = 0; jr < nc; jr += NR) {
