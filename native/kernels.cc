@@ -139,10 +139,6 @@ inline void storev(float* p, vf v, std::int64_t n = VW) {
     std::memcpy(p, &v, sizeof(float) * n);
 }
 
-// x[i] = exp(x[i] - mx) for i in [0, n).
-inline void exp_shift_inplace(float* x, std::int64_t n, float mx) {
-  for (std::int64_t i = 0; i < n; i += VW) storev(x + i, exp_v(loadv(x + i, n - i) - mx), n - i);
-}
 
 // Lane numbers 0, 1, ..., VW-1, for lane masks on whole vectors.
 inline vi lane_iota() {
@@ -152,9 +148,9 @@ inline vi lane_iota() {
 }
 
 // One causal attention row in place: row[0, n) = softmax(scale * row[0, n)), row[n, T) = 0. The same
-// arithmetic, element for element and in the sum's order, as scaling, row_max, exp_shift_inplace,
-// row_sum and the 1/sum scaling one after the other, which made five passes with a memcpy-based
-// remainder each and were half of a T = 64 attention forward. Here whole vectors within the row, with
+// arithmetic, element for element and in the sum's order (row_sum's), as the five passes it replaced
+// (scale, row_max, exps, row_sum, 1/sum), each with a memcpy-based remainder: they were half of a
+// T = 64 attention forward. Here whole vectors within the row, with
 // lane masks; lanes at or past n may hold anything until the last pass zeroes them.
 inline void causal_softmax_row(float* row, int n, int T, float scale) {
   const vi lane = lane_iota();
