@@ -367,6 +367,15 @@ Kernel edge_kernel(int mr) {
   return KERN;
 }
 
+// Whether MR rows of a row-major A, lda floats apart, read side by side in place (KERN_ROWS reads one
+// float of each row per k) fall into a few L1 sets: with a row stride that is a multiple of 2 KB (e.g.
+// inp with C = 1024, dout with OC = 1024), the 14 rows share one or two 4 KB set-index windows and evict
+// each other from the 8-way L1 before their cache lines are used up (Zen 4: the 1024-wide GEMMs of the
+// ref model ran at ~110 against ~160 GFLOP/s). With more than 4 panels of B to amortise the packing
+// (N = 160..256) those go through a packed panel instead (the same bits): ref model 1.08x, paired; with
+// fewer (the demo's d = 16..128 models' dlogits, V = 512) packing cost more than it saved (0.91-0.98x).
+inline bool rows_alias_in_l1(std::ptrdiff_t lda) { return (lda * static_cast<std::ptrdiff_t>(sizeof(float))) % 2048 == 0; }
+
 // Computes C rows [m0,m1) x columns [n0,n1) on the calling thread. With `prepacked` (all of B packed by
 // pack_all_b; then n0 = 0, n1 = N) the B blocks are read from there instead of being packed here.
 //
@@ -393,7 +402,8 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
         pack_b<NR>(g, pc, kc, jc, nc, own);
       for (int ic = m0; ic < m1; ic += MC) {
         const int mc = std::min(MC, m1 - ic);
-        const bool in_place = KERN_ROWS != nullptr && (g.sak == 1 || g.sam == 1) && nc <= 8 * NR;
+        const bool in_place = KERN_ROWS != nullptr && (g.sak == 1 || g.sam == 1) && nc <= 8 * NR &&
+                              !(g.sak == 1 && nc > 4 * NR && rows_alias_in_l1(g.sam));
         const int full = in_place ? mc / MR * MR : 0;  // rows read in place; the rest are packed
         pack_a<MR>(g, ic + full, mc - full, pc, kc, pa);
         for (int jr = 0; jr < nc; jr += NR) {

@@ -100,6 +100,9 @@ function cases(): Case[] {
   // several cache blocks in every dimension (K > 256, N > 1024, M > 168) and uneven thread splits
   out.push(matmulCase(173, 300, 1050, true));
   out.push(matmulCase(1100, 40, 70, false));
+  // a row stride that is a multiple of 2 KB with more than 4 panels of B: A is packed, not read in place
+  out.push(matmulCase(60, 512, 200, true));
+  out.push(matmulCase(60, 200, 512, false));
   for (const [B, T, C, NH] of [
     [1, 1, 3, 1],
     [2, 5, 17, 1],
