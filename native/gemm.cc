@@ -194,7 +194,9 @@ inline __mmask16 lane_mask(int n) { return n >= 16 ? static_cast<__mmask16>(0xFF
 // A(i,k) = a[i*ars + k*aks]: a packed micro-panel is ars = 1, aks = MR; A can also be read in place
 // from a row-major source (ROWS: ars = lda, aks = 1) or a transposed one (ars = 1, aks = ld). The
 // arithmetic is identical whichever way A is read; only the loads differ.
-template <int MR, bool ROWS>
+// HALF: a tile of at most 16 columns (N = 16, e.g. the d = 16 models' dinp and dlnf), computed on the
+// first 16 lanes only; the second half's FMAs would all be masked away at the store. Same bits.
+template <int MR, bool ROWS, bool HALF = false>
 void kern_avx512(int kc, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks, const float* b, float* c,
                  std::ptrdiff_t ldc, int mr, int nr, bool load_c, const float* bias) {
   const __mmask16 m0 = lane_mask(nr);
@@ -216,17 +218,17 @@ void kern_avx512(int kc, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks,
 #pragma GCC unroll 2
   for (int k = 0; k < kc; k++) {
     const __m512 b0 = _mm512_load_ps(b);
-    const __m512 b1 = _mm512_load_ps(b + 16);
+    const __m512 b1 = HALF ? b0 : _mm512_load_ps(b + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
       const __m512 ai = _mm512_set1_ps(ROWS ? a[i * ars] : a[i]);
       acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+      if constexpr (!HALF) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
     a += ROWS ? 1 : aks;
     b += 32;
   }
-  if (m1 == 0xFFFF && mr == MR) {
+  if (!HALF && m1 == 0xFFFF && mr == MR) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
       float* ci = c + i * ldc;
@@ -249,10 +251,10 @@ void kern_avx512(int kc, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks,
     __m512 r1 = acc1[i];
     if (load_c) {
       r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), r0);
-      r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), r1);
+      if constexpr (!HALF) r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), r1);
     }
     _mm512_mask_storeu_ps(ci, m0, r0);
-    _mm512_mask_storeu_ps(ci + 16, m1, r1);
+    if constexpr (!HALF) _mm512_mask_storeu_ps(ci + 16, m1, r1);
   }
 }
 #endif
@@ -355,15 +357,21 @@ std::ptrdiff_t packed_b_offset(const GemmArgs& g, int jc, int pc) {
 // The kernel for a tile of mr rows: KERN, or, for a short edge tile of the AVX-512 kernel (e.g. 64 =
 // 4 x 14 + 8 decode rows), one with fewer rows, which does the same arithmetic per element (bias or 0,
 // one FMA per k in order, then + C) with fewer FMAs; it reads the MR-row packed panel (aks = MR).
+// For a tile of at most 16 columns, the AVX-512 kernels' HALF instances.
 template <Kernel KERN>
-Kernel edge_kernel(int mr) {
+Kernel tile_kernel(int mr, int nr) {
 #ifdef SK_HAVE_AVX512
   if constexpr (KERN == kern_avx512<X_MR, false>) {
+    if (nr <= 16) return mr <= 4 ? kern_avx512<4, false, true> : mr <= 8 ? kern_avx512<8, false, true> : kern_avx512<X_MR, false, true>;
     if (mr <= 4) return kern_avx512<4, false>;
     if (mr <= 8) return kern_avx512<8, false>;
   }
+  if constexpr (KERN == kern_avx512<X_MR, true>) {
+    if (nr <= 16) return kern_avx512<X_MR, true, true>;
+  }
 #endif
   (void)mr;
+  (void)nr;
   return KERN;
 }
 
@@ -414,14 +422,14 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
           for (int ir = 0; ir < full; ir += MR) {
             const float* a = g.A + (ic + ir) * g.sam + pc * g.sak;
             if (g.sak == 1)
-              KERN_ROWS(kc, a, g.sam, 1, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
+              tile_kernel<KERN_ROWS>(MR, nr)(kc, a, g.sam, 1, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
             else
-              KERN(kc, a, 1, g.sak, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
+              tile_kernel<KERN>(MR, nr)(kc, a, 1, g.sak, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
           }
           for (int ir = full; ir < mc; ir += MR) {
             const int mr = std::min(MR, mc - ir);
-            edge_kernel<KERN>(mr)(kc, pa + static_cast<std::ptrdiff_t>(ir - full) * kc, 1, MR, bp, cp + ir * g.ldc,
-                                  g.ldc, mr, nr, load_c, bias);
+            tile_kernel<KERN>(mr, nr)(kc, pa + static_cast<std::ptrdiff_t>(ir - full) * kc, 1, MR, bp, cp + ir * g.ldc,
+                                      g.ldc, mr, nr, load_c, bias);
           }
         }
       }
