@@ -356,13 +356,17 @@ std::ptrdiff_t packed_b_offset(const GemmArgs& g, int jc, int pc) {
 
 // The kernel for a tile of mr rows: KERN, or, for a short edge tile of the AVX-512 kernel (e.g. 64 =
 // 4 x 14 + 8 decode rows), one with fewer rows, which does the same arithmetic per element (bias or 0,
-// one FMA per k in order, then + C) with fewer FMAs; it reads the MR-row packed panel (aks = MR).
-// For a tile of at most 16 columns, the AVX-512 kernels' HALF instances.
+// one FMA per k in order, then + C) with fewer FMAs; it reads the MR-row packed panel (aks = MR). For a
+// tile of at most 16 columns, the HALF instance of the AVX-512 kernel (packed or in place).
 template <Kernel KERN>
 Kernel tile_kernel(int mr, int nr) {
 #ifdef SK_HAVE_AVX512
   if constexpr (KERN == kern_avx512<X_MR, false>) {
-    if (nr <= 16) return mr <= 4 ? kern_avx512<4, false, true> : mr <= 8 ? kern_avx512<8, false, true> : kern_avx512<X_MR, false, true>;
+    if (nr <= 16) {
+      if (mr <= 4) return kern_avx512<4, false, true>;
+      if (mr <= 8) return kern_avx512<8, false, true>;
+      return kern_avx512<X_MR, false, true>;
+    }
     if (mr <= 4) return kern_avx512<4, false>;
     if (mr <= 8) return kern_avx512<8, false>;
   }
