@@ -423,12 +423,14 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
           const float* bias = (!load_c && g.bias != nullptr) ? g.bias + jc + jr : nullptr;
           const float* bp = pb + static_cast<std::ptrdiff_t>(jr) * kc;
           float* cp = g.C + static_cast<std::ptrdiff_t>(ic) * g.ldc + jc + jr;
+          // Full tiles read in place: row-major A through KERN_ROWS, transposed A through KERN.
+          const Kernel in_place_kernel = g.sak == 1 ? tile_kernel<KERN_ROWS>(MR, nr) : tile_kernel<KERN>(MR, nr);
           for (int ir = 0; ir < full; ir += MR) {
             const float* a = g.A + (ic + ir) * g.sam + pc * g.sak;
             if (g.sak == 1)
-              tile_kernel<KERN_ROWS>(MR, nr)(kc, a, g.sam, 1, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
+              in_place_kernel(kc, a, g.sam, 1, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
             else
-              tile_kernel<KERN>(MR, nr)(kc, a, 1, g.sak, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
+              in_place_kernel(kc, a, 1, g.sak, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
           }
           for (int ir = full; ir < mc; ir += MR) {
             const int mr = std::min(MR, mc - ir);
