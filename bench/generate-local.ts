@@ -187,20 +187,25 @@ async function nativeOnly(
   const nts = argOf(argv, "native-threads", argOf(argv, "threads", "1"))
     .split(",")
     .map(Number);
+  const nes = argOf(argv, "native-engines", "1").split(",").map(Number);
   const rows: Row[] = [];
   for (const c of ncs) {
     for (const t of nts) {
-      const ep = new NativeEndpoint({ modelPath: gguf, threads: t, concurrency: c });
-      const row = await runEngine(`native c=${c} t=${t}`, ep, prompts, params);
-      rows.push(row);
-      const prof = await ep.profile();
-      const phases = Object.entries(prof).filter(([k]) => !["rows", "steps", "decodePositions"].includes(k));
-      console.log(
-        `${row.name}: wall ${row.seconds.toFixed(3)} s, CPU ${row.cpuSeconds.toFixed(3)} s, ` +
-          `${row.outTokens} output tokens, texts ${textsHash(row.texts)}; ` +
-          phases.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ") +
-          `; decode rows ${((prof["attention (decode rows)"] / prof.decodePositions) * 1e9).toFixed(2)} ns per cached position and head`,
-      );
+      for (const e of nes) {
+        const ep = new NativeEndpoint({ modelPath: gguf, threads: t, concurrency: c, engines: e });
+        const row = await runEngine(`native c=${c} t=${t}${e === 1 ? "" : ` x${e}`}`, ep, prompts, params);
+        rows.push(row);
+        const prof = await ep.profile();
+        const phases = Object.entries(prof).filter(
+          ([k]) => !["rows", "steps", "decodePositions"].includes(k),
+        );
+        console.log(
+          `${row.name}: wall ${row.seconds.toFixed(3)} s, CPU ${row.cpuSeconds.toFixed(3)} s, ` +
+            `${row.outTokens} output tokens, texts ${textsHash(row.texts)}; ` +
+            phases.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ") +
+            `; decode rows ${((prof["attention (decode rows)"] / prof.decodePositions) * 1e9).toFixed(2)} ns per cached position and head`,
+        );
+      }
     }
   }
   const hashes = new Set(rows.map((r) => textsHash(r.texts)));

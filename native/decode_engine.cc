@@ -398,7 +398,8 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "DecodeEngine",
-                       {InstanceMethod("step", &DecodeEngine::Step), InstanceMethod("forward", &DecodeEngine::Forward),
+                       {InstanceMethod("step", &DecodeEngine::Step), InstanceMethod("stepAsync", &DecodeEngine::StepAsync),
+                        InstanceMethod("forward", &DecodeEngine::Forward),
                         InstanceMethod("setSampler", &DecodeEngine::SetSampler),
                         InstanceMethod("sample", &DecodeEngine::Sample),
                         InstanceMethod("sharePrefix", &DecodeEngine::SharePrefix),
@@ -507,19 +508,12 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     return r;
   }
 
-  // Runs the forward; logits of the out rows land in logits_ (n_out, V).
+  // Runs the forward; logits of the out rows land in logits_ (n_out, V). The row kernels run on the
+  // engine's own thread count, set for the calling thread only (ScopedThreads): the trainer's setting and
+  // other engines stepping on other threads are untouched, and a 1-thread engine never wakes a pool thread.
   void run(const Rows& r) {
-    // The row kernels run on the kernels' global thread count: the engine's own, restored afterwards
-    // for the trainer (a 1-thread engine must not wake a second pool thread for every kernel).
-    const int before = get_threads();
-    set_threads(threads_);
-    try {
-      forward_rows(r);
-    } catch (...) {
-      set_threads(before);
-      throw;
-    }
-    set_threads(before);
+    const ScopedThreads scoped(threads_);
+    forward_rows(r);
   }
 
   // Adds the CPU time since the last mark to phase p.
@@ -618,6 +612,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   // profile(): CPU seconds of the calling thread per phase since the engine was made (worker threads of
   // a multi-threaded engine are not included), and the rows run.
   Napi::Value Profile(const Napi::CallbackInfo& info) {
+    check_idle(info.Env());
     Napi::Object o = Napi::Object::New(info.Env());
     for (int p = 0; p < kPhases; p++) o.Set(kPhaseNames[p], prof_[p]);
     o.Set("rows", static_cast<double>(rows_run_));
@@ -629,8 +624,69 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   // step(tokens, slots, pos, R, firstPrefill, outRows, nOut, next: Int32Array): the forward, then each out
   // row's next token drawn by the sampler of its slot.
   Napi::Value Step(const Napi::CallbackInfo& info) {
+    check_idle(info.Env());
     const Rows r = rows(info);
-    std::int32_t* next = typed<std::int32_t, napi_int32_array>(info.Env(), info[7], "next", r.n_out);
+    step_rows(r, typed<std::int32_t, napi_int32_array>(info.Env(), info[7], "next", r.n_out));
+    return info.Env().Undefined();
+  }
+
+  // stepAsync(same arguments as step): the same step on a libuv worker thread, so that the JS thread (and
+  // other engines, each on its own worker) run meanwhile; returns a Promise that resolves once next is
+  // written. Until then the engine is busy (every other call throws) and the caller must leave the
+  // argument arrays alone (they are kept alive here).
+  Napi::Value StepAsync(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    check_idle(env);
+    const Rows r = rows(info);
+    std::int32_t* next = typed<std::int32_t, napi_int32_array>(env, info[7], "next", r.n_out);
+    auto* worker = new StepWorker(env, this, r, next);
+    for (std::size_t i : {0, 1, 2, 5, 7}) worker->keep(info[i].As<Napi::Object>());
+    busy_ = true;
+    worker->Queue();
+    return worker->promise();
+  }
+
+  // One stepAsync call: step_rows off the JS thread, then the promise settles on it.
+  class StepWorker : public Napi::AsyncWorker {
+   public:
+    StepWorker(Napi::Env env, DecodeEngine* engine, const Rows& r, std::int32_t* next)
+        : Napi::AsyncWorker(env), engine_(engine), rows_(r), next_(next), deferred_(Napi::Promise::Deferred::New(env)) {
+      self_ = Napi::Persistent(engine->Value());
+    }
+    void keep(Napi::Object o) { kept_.push_back(Napi::Persistent(o)); }
+    Napi::Promise promise() const { return deferred_.Promise(); }
+    void Execute() override {
+      try {
+        engine_->step_rows(rows_, next_);
+      } catch (const std::exception& e) {
+        SetError(std::string("decode step failed: ") + e.what());
+      }
+    }
+    void OnOK() override {
+      engine_->busy_ = false;
+      deferred_.Resolve(Env().Undefined());
+    }
+    void OnError(const Napi::Error& e) override {
+      engine_->busy_ = false;
+      deferred_.Reject(e.Value());
+    }
+
+   private:
+    DecodeEngine* engine_;
+    Rows rows_;
+    std::int32_t* next_;
+    Napi::Promise::Deferred deferred_;
+    Napi::ObjectReference self_;  // the engine outlives its step
+    std::vector<Napi::ObjectReference> kept_;  // and so do the argument arrays
+  };
+
+  // Every call but stepAsync's own completion needs an idle engine: its caches, samplers and buffers
+  // belong to the step in flight.
+  void check_idle(Napi::Env env) const {
+    if (busy_) fail(env, "the engine is busy: a stepAsync call has not finished (await it first)");
+  }
+
+  void step_rows(const Rows& r, std::int32_t* next) {
     run(r);
     // Each out row is a different sequence with its own sampler (slot), so rows can be drawn on any
     // thread in any order: chunks of 8 rows on the engine's threads, the same tokens either way.
@@ -645,11 +701,11 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     rows_run_ += r.R;
     steps_run_++;
     for (int i = 0; i < r.first_prefill; i++) decode_positions_ += static_cast<std::int64_t>(r.pos[i] + 1) * NH_ * L_;
-    return info.Env().Undefined();
   }
 
   // forward(tokens, slots, pos, R, firstPrefill, outRows, nOut, logits: Float32Array (nOut, V)).
   Napi::Value Forward(const Napi::CallbackInfo& info) {
+    check_idle(info.Env());
     const Rows r = rows(info);
     float* out = typed<float, napi_float32_array>(info.Env(), info[7], "logits", static_cast<std::int64_t>(r.n_out) * V_);
     run(r);
@@ -660,6 +716,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   // setSampler(slot, temperature, topP, topK, seed): a fresh sampler (new RNG stream) for the slot's request.
   Napi::Value SetSampler(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
+    check_idle(env);
     const int slot = int_of(env, info[0], "slot", 0, S_ - 1);
     if (!info[1].IsNumber() || !info[2].IsNumber()) fail(env, "temperature and topP must be numbers");
     const int top_k = int_of(env, info[3], "topK", -2147483647);
@@ -673,6 +730,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   // sample(slot, logits: Float32Array (V)): one draw of the slot's sampler from given logits (for tests).
   Napi::Value Sample(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
+    check_idle(env);
     const int slot = int_of(env, info[0], "slot", 0, S_ - 1);
     const float* logits = typed<float, napi_float32_array>(env, info[1], "logits", V_);
     thread_local ChainSampler::Scratch scratch;
@@ -685,6 +743,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   // Bit-identical to recomputing them: a position's keys/values depend only on the tokens up to it.
   Napi::Value SharePrefix(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
+    check_idle(env);
     const int to = int_of(env, info[0], "to", 0, S_ - 1), from = int_of(env, info[1], "from", 0, S_ - 1);
     const int n = int_of(env, info[2], "n", 0, T_);
     if (n > 0 && from != to && alias_len_[from] > 0)
@@ -696,6 +755,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
 
   int L_ = 0, C_ = 0, NH_ = 0, F_ = 0, T_ = 0, V_ = 0, S_ = 0, maxRows_ = 0, threads_ = 1;
   bool llamaGelu_ = true;
+  bool busy_ = false;  // a stepAsync is in flight (read and written on the JS thread only)
   std::vector<float> wte_, wpe_, lnfw_, lnfb_;
   std::unique_ptr<Linear> head_;
   std::vector<Layer> layers_;

@@ -17,8 +17,10 @@ namespace sk {
 namespace {
 
 int g_threads = 0;
+thread_local int t_threads = 0;  // ScopedThreads' override on this thread (0 = none)
 
 int threads() {
+  if (t_threads > 0) return t_threads;
   if (g_threads <= 0) g_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   return g_threads;
 }
@@ -244,6 +246,9 @@ void colsum_add(float* dst, const float* src, int rows, int cols, std::int64_t l
 
 void set_threads(int n) { g_threads = std::max(1, n); }
 int get_threads() { return threads(); }
+
+ScopedThreads::ScopedThreads(int n) : previous_(t_threads) { t_threads = std::max(1, n); }
+ScopedThreads::~ScopedThreads() { t_threads = previous_; }
 
 // ------------------------------------------------------------------ encoder
 

@@ -10,6 +10,20 @@ namespace sk {
 void set_threads(int n);
 int get_threads();
 
+// The kernels' thread count on the calling thread only, for the lifetime of the guard (the decode
+// engine's own count while it steps on a worker thread, without touching the process-wide setting
+// that the trainer and other engines read).
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int n);
+  ~ScopedThreads();
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
 void encoder_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B, int T, int C);
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B, int T, int C);
 

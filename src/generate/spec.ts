@@ -20,6 +20,11 @@ export interface GeneratorSpec {
   mode?: "chat" | "completions";
   concurrency?: number;
   threads?: number;
+  /**
+   * native engine only: independent decode engines side by side, each with `concurrency` slots on
+   * `threads` threads (NativeEndpointOptions.engines; default 1). The outputs do not depend on it.
+   */
+  engines?: number;
   apiKeyEnv?: string;
   timeoutMs?: number;
   /** Short name used in folder names and ids; default derived from the model. */
@@ -34,7 +39,7 @@ const HTTP_MODEL = /^(https?:\/\/[^/:?#]+(?::\d+)?(?:\/[^:?#]*)?):([^?]+)(?:\?(.
 /**
  * Parse `openai:http://host:8000/v1:model[?concurrency=64&mode=completions&name=x&price_in=0.1&price_out=0.4]`,
  * `openai-completions:...` (base models), `gguf:path/model.gguf[?threads=2&concurrency=1&engine=llama|native]`,
- * or `native:path/model.gguf[?threads=1&concurrency=64]` (= gguf with engine=native).
+ * or `native:path/model.gguf[?threads=1&concurrency=64&engines=2]` (= gguf with engine=native).
  * The model part may itself contain ':' (Ollama tags such as llama3:8b).
  */
 export function parseGeneratorSpec(s: string): GeneratorSpec {
@@ -48,6 +53,9 @@ export function parseGeneratorSpec(s: string): GeneratorSpec {
   for (const [k, v] of new URLSearchParams(query ?? "")) {
     if (!applyOption(spec, k, v, bad)) throw bad(`unknown option "${k}"`);
   }
+  // Checked after every option: engine=native may come after engines=.
+  if (spec.engines !== undefined && spec.engine !== "native")
+    throw bad("engines is an option of the native engine (native:<path> or engine=native)");
   return spec;
 }
 
@@ -88,6 +96,9 @@ function applyOption(spec: GeneratorSpec, k: string, v: string, bad: Bad): boole
       return true;
     case "threads":
       spec.threads = Math.floor(num());
+      return true;
+    case "engines":
+      spec.engines = Math.floor(num());
       return true;
     case "mode":
       if (v !== "chat" && v !== "completions") return false;
@@ -142,6 +153,7 @@ export function createEndpoint(
         modelPath: spec.model,
         threads: spec.threads ?? 1,
         concurrency: spec.concurrency,
+        engines: spec.engines,
         mode: spec.mode,
       });
     }

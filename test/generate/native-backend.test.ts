@@ -349,8 +349,13 @@ test("native endpoint: deterministic whatever the batching, and the llama engine
   const a = await run(new NativeEndpoint({ modelPath, concurrency: 1 }));
   const b = await run(new NativeEndpoint({ modelPath, concurrency: 5, maxBatchTokens: 16, threads: 2 }));
   const c = await run(new NativeEndpoint({ modelPath, concurrency: 64 }));
+  // Three engines stepping side by side off the JS thread, 2 slots each, requests to whichever frees one.
+  const threeEngines = new NativeEndpoint({ modelPath, concurrency: 2, engines: 3 });
+  assert.equal(threeEngines.concurrency, 6);
+  const d = await run(threeEngines);
   assert.deepEqual(b, a);
   assert.deepEqual(c, a);
+  assert.deepEqual(d, a);
   for (const r of a) {
     assert.ok(r.finishReason === "length" || r.finishReason === "stop");
     if (r.finishReason === "length") assert.equal(r.usage?.completion_tokens, 24);
@@ -399,6 +404,12 @@ test("generator specs: native: and gguf:?engine= select the engine without chang
     name: "g",
   });
   assert.equal(parseGeneratorSpec("gguf:/m/x.gguf?engine=native").engine, "native");
+  assert.equal(parseGeneratorSpec("gguf:/m/x.gguf?engines=2&engine=native").engines, 2);
+  assert.throws(
+    () => parseGeneratorSpec("gguf:/m/x.gguf?engines=2"),
+    /engines is an option of the native engine/,
+  );
+  assert.throws(() => parseGeneratorSpec("native:/m/x.gguf?engines=0"), /engines must be a positive number/);
   assert.equal(parseGeneratorSpec("gguf:/m/x.gguf").engine, undefined);
   assert.throws(() => parseGeneratorSpec("gguf:/m/x.gguf?engine=vllm"), /unknown option/);
 });
@@ -491,6 +502,43 @@ test("decoder: a shared prompt prefix (read from another slot) gives bitwise the
     assert.deepEqual(x, y, `decode row ${k}`);
   }
   assert.throws(() => rowsLogits(dec, [[b[0], 1, 0]], [0]), /inside its shared prefix/);
+});
+
+test("decoder: stepAsync draws step's tokens off the JS thread, and the engine refuses calls meanwhile", {
+  skip,
+}, async () => {
+  const { weights } = await loadGpt2Gguf(modelPath);
+  const mk = () => new BatchedGpt2(weights, { slots: 2, maxRows: 8, threads: 1 });
+  const sync = mk();
+  const async = mk();
+  const sampler = { temperature: 0.8, topP: 0.95, topK: 40, seed: 3 };
+  for (const d of [sync, async])
+    for (const slot of [0, 1]) d.setSampler(slot, { ...sampler, seed: 3 + slot });
+  // Two prompts of 3 tokens (prefill rows), then 5 decode steps of both sequences.
+  const tokens = Int32Array.from([5, 6, 7, 8, 9, 10]);
+  const slots = Int32Array.from([0, 0, 0, 1, 1, 1]);
+  const pos = Int32Array.from([0, 1, 2, 0, 1, 2]);
+  const out = Int32Array.from([2, 5]);
+  const next = [new Int32Array(2), new Int32Array(2)];
+  sync.step(tokens, slots, pos, 6, out, 2, next[0], 0);
+  const pending = async.stepAsync(tokens, slots, pos, 6, out, 2, next[1], 0);
+  assert.throws(() => async.profile(), /the engine is busy/);
+  assert.throws(() => async.setSampler(0, sampler), /the engine is busy/);
+  await pending;
+  assert.deepEqual(next[1], next[0]);
+  for (let s = 0; s < 5; s++) {
+    const t = [Int32Array.from(next[0]), Int32Array.from(next[1])];
+    const p = Int32Array.from([3 + s, 3 + s]);
+    const o = Int32Array.from([0, 1]);
+    sync.step(t[0], Int32Array.from([0, 1]), p, 2, o, 2, next[0]);
+    await async.stepAsync(t[1], Int32Array.from([0, 1]), p, 2, o, 2, next[1]);
+    assert.deepEqual(next[1], next[0], `step ${s}`);
+  }
+  // Bad rows are refused before the step is queued, and leave the engine usable.
+  assert.throws(() =>
+    async.stepAsync(Int32Array.from([1]), Int32Array.from([7]), Int32Array.from([0]), 1, out, 0, next[1]),
+  );
+  assert.equal(async.profile().steps, 6);
 });
 
 test("native sampler: the same token as the JS reference sampler (llama.cpp's chain) on the same logits", {

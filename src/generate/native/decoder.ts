@@ -15,6 +15,17 @@ export interface DecodeEngine {
     nOut: number,
     next: Int32Array,
   ): void;
+  /** As step, on a libuv worker thread; the engine is busy (other calls throw) until it resolves. */
+  stepAsync(
+    tokens: Int32Array,
+    slots: Int32Array,
+    pos: Int32Array,
+    R: number,
+    firstPrefill: number,
+    outRows: Int32Array,
+    nOut: number,
+    next: Int32Array,
+  ): Promise<void>;
   forward(
     tokens: Int32Array,
     slots: Int32Array,
@@ -177,6 +188,23 @@ export class BatchedGpt2 {
     firstPrefill = R,
   ): void {
     this.engine.step(tokens, slots, pos, R, firstPrefill, out, nOut, next);
+  }
+
+  /**
+   * As `step`, off the JS thread (several engines then decode on several cores); leave the arrays
+   * untouched and make no other call on this decoder until the promise settles.
+   */
+  stepAsync(
+    tokens: Int32Array,
+    slots: Int32Array,
+    pos: Int32Array,
+    R: number,
+    out: Int32Array,
+    nOut: number,
+    next: Int32Array,
+    firstPrefill = R,
+  ): Promise<void> {
+    return this.engine.stepAsync(tokens, slots, pos, R, firstPrefill, out, nOut, next);
   }
 
   /** As `step`, but returns the logits (nOut, V) of the rows listed in `out` (valid until the next call). */
