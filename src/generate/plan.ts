@@ -130,12 +130,13 @@ export function planDocs(
  */
 function keywordUnits(doc: Doc, kw: KeywordExtractor, o: PlanOptions): PlannedUnit[] {
   const n = Math.max(1, Math.round(o.count(doc.text) / o.chunkTokens));
+  const pool = kw.top(doc.text, o.keywords * 2);
   const units: PlannedUnit[] = [];
   for (let k = 0; k < n; k++) {
     const dseed = k === 0 ? deriveSeed(o.seed, "txbk", doc.id) : deriveSeed(o.seed, "txbk", doc.id, k);
     const aud = o.audiences?.length ? o.audiences[new Rng(dseed).int(o.audiences.length)] : undefined;
     const parent = n === 1 ? doc.id : `${doc.id}#topic${k}`;
-    units.push({ keywords: kw.sample(doc.text, o.keywords, dseed), audience: aud, parent });
+    units.push({ keywords: KeywordExtractor.draw(pool, o.keywords, dseed), audience: aud, parent });
   }
   return units;
 }

@@ -59,6 +59,24 @@ export function parseGeneratorSpec(s: string): GeneratorSpec {
   return spec;
 }
 
+/**
+ * Options that decide only how a generator's requests are run, never their outputs, and so stay out of
+ * a study's stage keys (src/study/run.ts): changing them must not redo finished work. concurrency and
+ * threads do not change outputs either, but they have been part of every study key so far; dropping
+ * them now would make each existing workspace redo its generate stage, so they stay in.
+ */
+export const EXECUTION_ONLY_OPTIONS: readonly string[] = ["engines"];
+
+/** The spec string without EXECUTION_ONLY_OPTIONS: what a stage key is derived from. */
+export function specKey(s: string): string {
+  const q = s.indexOf("?");
+  if (q < 0) return s;
+  const params = new URLSearchParams(s.slice(q + 1));
+  for (const k of EXECUTION_ONLY_OPTIONS) params.delete(k);
+  const rest = params.toString();
+  return rest ? `${s.slice(0, q)}?${rest}` : s.slice(0, q);
+}
+
 type Bad = (why: string) => SynthmixError;
 
 /** The part before `?`: an http(s) base URL and model for openai*, a path for gguf/native. */

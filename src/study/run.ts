@@ -5,7 +5,7 @@ import type { Doc } from "../corpus/types.js";
 import { readCorpusSplit } from "../corpus/workspace.js";
 import { fitWorkspace, writeFitResults } from "../fit/workspace.js";
 import { formatSummary, GenerationIncompleteError, runGeneration } from "../generate/run.js";
-import { generatorName, parseGeneratorSpec } from "../generate/spec.js";
+import { generatorName, parseGeneratorSpec, specKey } from "../generate/spec.js";
 import { loadMixTokenizer } from "../mix/tokenizer.js";
 import type { RunExecutor } from "../sweep/executors.js";
 import { writeResults } from "../sweep/results.js";
@@ -77,7 +77,7 @@ export function studyStageKeys(study: LoadedStudy): {
     generatorModel: config.generatorModels.length
       ? studyGeneratorModels(config)
       : (config.generatorModel ?? null),
-    generate: { generate: config.generate ?? null, generators },
+    generate: { generate: config.generate ?? null, generators: generators.map(specKey) },
     sweep: sweepSpec,
   });
   return { generators, generatorNames, sweepSpec, keys };
@@ -91,8 +91,9 @@ export function studyGenerators(study: LoadedStudy): string[] {
     const path = join(workspace, "generator", `${gm.name}.gguf`);
     // The native engine (src/generate/backends/native.ts): batched decoding with a KV cache whose outputs
     // do not depend on batch composition, so the demo gives the same bytes for the same seed; it falls
-    // back (with a warning) to llama.cpp with one sequence on one thread when the addon is missing.
-    specs.push(`native:${path}?name=${gm.name}&concurrency=64&threads=1`);
+    // back (with a warning) to llama.cpp with one sequence on one thread when the addon is missing. One
+    // 1-thread engine per study thread, side by side (engines=, not in the stage key: same outputs).
+    specs.push(`native:${path}?name=${gm.name}&concurrency=64&threads=1&engines=${config.threads}`);
   }
   return specs;
 }

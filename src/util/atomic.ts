@@ -262,6 +262,10 @@ export class JsonlAppender {
     writeAll(this.fd, Buffer.from(text, "utf8"));
     if (sync) fsyncSync(this.fd);
   }
+  /** fsync what has been appended so far. */
+  sync(): void {
+    if (this.fd >= 0) fsyncSync(this.fd);
+  }
   close(): void {
     if (this.fd >= 0) {
       fsyncSync(this.fd);

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { main } from "../../src/cli/main.js";
+import { BatchedAppender } from "../../src/generate/journal.js";
 import { type FaultOptions, startFaultServer } from "./fake-server.js";
 
 /**
@@ -258,4 +259,22 @@ test("faults: an unwritable workspace fails before any request with a clean mess
   } finally {
     await srv.close();
   }
+});
+
+test("journal appender: every batch is written when it arrives (a killed run keeps it), fsyncs are rate-limited", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), "synthmix-appender-")), "part.jsonl");
+  const errors: unknown[] = [];
+  const app = new BatchedAppender(path, (e) => errors.push(e));
+  const lines = () => (existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean).length : 0);
+  const tick = () => new Promise<void>((r) => setImmediate(r));
+  // Batches in quick succession: the first is fsynced, the next ones within the interval only written;
+  // each is in the file (the page cache, which outlives the process) as soon as its turn of the loop ends.
+  for (let b = 0; b < 5; b++) {
+    for (let i = 0; i < 3; i++) app.push({ b, i });
+    await tick();
+    assert.equal(lines(), 3 * (b + 1), `batch ${b} written`);
+  }
+  app.close();
+  assert.equal(lines(), 15);
+  assert.deepEqual(errors, []);
 });

@@ -35,6 +35,9 @@ test("a keyword style (TXBK) writes one section per chunk of its source, each fr
   const kw = new KeywordExtractor();
   for (const d of docs) kw.add(d.text);
   assert.deepEqual(long.units[0].keywords, kw.sample(docs[0].text, 4, deriveSeed(7, "txbk", "long")));
+  // Every section's draw is sample()'s (the plan ranks the document's terms once, not per section).
+  for (let k = 1; k < 5; k++)
+    assert.deepEqual(long.units[k].keywords, kw.sample(docs[0].text, 4, deriveSeed(7, "txbk", "long", k)));
   // Same inputs, same plan.
   assert.deepEqual(planDocs(docs, resolveTemplate("txbk"), opts).planned, planned);
 });
