@@ -60,11 +60,14 @@ export interface StudyPlan {
 }
 
 /**
- * Accepted output tokens per second of the self-trained GGUF generators on this 2-core machine: an
- * assumed rate, since the plan runs before any generator exists. Measured: the full demo's generation
- * through the native engine (src/generate/backends/native.ts) accepted 2.13M tokens in 2m58s, 11.9k/s,
- * with other work on the machine (2026-12-02, load ~3.5); the 4000 this replaces was node-llama-cpp's
- * rate, and overstated the demo's generation time 3x. Remote generators have no estimate.
+ * Accepted output tokens per second of the self-trained GGUF generators per study thread: an assumed
+ * rate, since the plan runs before any generator exists. Measured: the full demo's generation through
+ * one native engine (src/generate/backends/native.ts) accepted 2.13M tokens in 2m58s, 11.9k/s, with
+ * other work on the machine (2026-12-02, load ~3.5); the study now runs two engines per thread, which
+ * took 13.2-14.3 s instead of 26.5-28.0 s for 368k accepted tokens on 2 threads (27k/s: 1.9-2.0x; see
+ * NATIVE_ENGINES_PER_THREAD), so the plan multiplies this by the study's threads. The 4000 this replaced
+ * was node-llama-cpp's rate, and overstated the demo's generation time 3x. Remote generators have no
+ * estimate.
  */
 export const GEN_TOKENS_PER_SEC = genTokensPerSec(process.env.SYNTHMIX_GEN_TOKENS_PER_SEC);
 
@@ -92,7 +95,9 @@ function generationTime(
   const selfTrained = studyGeneratorModels(config).length;
   const engine = decodeKernels();
   const fallback = selfTrained > 0 && "error" in engine ? engine.error : null;
-  const tokensPerSec = fallback === null ? GEN_TOKENS_PER_SEC : GEN_TOKENS_PER_SEC / LLAMA_FALLBACK_SLOWDOWN;
+  // The fallback is one sequence on one thread, whatever the study's threads.
+  const tokensPerSec =
+    fallback === null ? GEN_TOKENS_PER_SEC * config.threads : GEN_TOKENS_PER_SEC / LLAMA_FALLBACK_SLOWDOWN;
   const seconds =
     total !== null && selfTrained > 0 && selfTrained === generators ? total / tokensPerSec : null;
   return { tokensPerSec, fallback, seconds };

@@ -83,6 +83,17 @@ export function studyStageKeys(study: LoadedStudy): {
   return { generators, generatorNames, sweepSpec, keys };
 }
 
+/**
+ * Native decode engines per study thread for the self-trained generators. Each engine's step runs on a
+ * libuv worker while the JS thread turns the last step's tokens into the next step's rows (and journals
+ * and checks the answers), so with one engine per core the cores wait on the JS thread; with two, one
+ * computes while the other waits. Measured on 2 cores (`synthmix generate --style hq --max-docs 60`, 429k
+ * output tokens, the same texts in every configuration): 1 engine x 64 slots 26.5-28.0 s, 2 x 64 17.6-19.5 s,
+ * 2 x 128 15.3-15.5 s, 4 x 32 13.6 s, 4 x 64 13.2-14.3 s (BENCHMARKS.md, "Session 18"). libuv runs at most
+ * 4 steps at a time (its default pool), so beyond 4 engines the rest queue.
+ */
+export const NATIVE_ENGINES_PER_THREAD = 2;
+
 /** The generator specs of a study: configured endpoints plus the self-trained model, if any. */
 export function studyGenerators(study: LoadedStudy): string[] {
   const { config, workspace, baseDir } = study;
@@ -91,9 +102,11 @@ export function studyGenerators(study: LoadedStudy): string[] {
     const path = join(workspace, "generator", `${gm.name}.gguf`);
     // The native engine (src/generate/backends/native.ts): batched decoding with a KV cache whose outputs
     // do not depend on batch composition, so the demo gives the same bytes for the same seed; it falls
-    // back (with a warning) to llama.cpp with one sequence on one thread when the addon is missing. One
-    // 1-thread engine per study thread, side by side (engines=, not in the stage key: same outputs).
-    specs.push(`native:${path}?name=${gm.name}&concurrency=64&threads=1&engines=${config.threads}`);
+    // back (with a warning) to llama.cpp with one sequence on one thread when the addon is missing.
+    // NATIVE_ENGINES_PER_THREAD 1-thread engines per study thread side by side (engines= is not in the
+    // stage key: the outputs do not depend on it).
+    const engines = NATIVE_ENGINES_PER_THREAD * config.threads;
+    specs.push(`native:${path}?name=${gm.name}&concurrency=32&threads=1&engines=${engines}`);
   }
   return specs;
 }

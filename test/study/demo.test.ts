@@ -6,7 +6,13 @@ import { test } from "node:test";
 import { StudyConfigSchema, studyGeneratorModels } from "../../src/study/config.js";
 import { demoConfig, QUICK_NOTE } from "../../src/study/demo.js";
 import { formatPlan, GEN_TOKENS_PER_SEC, planStudy } from "../../src/study/plan.js";
-import { type LoadedStudy, runStudy, studySweepSpec } from "../../src/study/run.js";
+import {
+  type LoadedStudy,
+  runStudy,
+  studyGenerators,
+  studyStageKeys,
+  studySweepSpec,
+} from "../../src/study/run.js";
 import { autoBudgets, sourceNeeds } from "../../src/study/supply.js";
 import { planSweep } from "../../src/sweep/plan.js";
 import { fmtNum } from "../../src/util/progress.js";
@@ -100,10 +106,12 @@ test("the quick demo runs end to end, and its report and summary say its grid id
   assert.ok(rows.length >= 24, `${rows.length} result rows`);
 });
 
-test("the plan's generation estimate: the native engine's assumed rate, or a loud fallback at a tenth of it", async () => {
-  const plan = await planStudy(loaded(true, mkdtempSync(join(tmpdir(), "synthmix-plan-"))));
+test("the plan's generation estimate: the native engine's assumed rate per thread, or a loud fallback at a tenth of it", async () => {
+  const study = loaded(true, mkdtempSync(join(tmpdir(), "synthmix-plan-")));
+  const plan = await planStudy(study);
   assert.equal(plan.generation.fallback, null, "the native addon is built here, so the native engine runs");
-  assert.equal(plan.generation.tokensPerSec, GEN_TOKENS_PER_SEC);
+  // Two engines per study thread (NATIVE_ENGINES_PER_THREAD) decode on every thread.
+  assert.equal(plan.generation.tokensPerSec, GEN_TOKENS_PER_SEC * study.config.threads);
   assert.doesNotMatch(formatPlan(plan), /WARNING/);
   const seconds = plan.generation.seconds;
   assert.ok(seconds !== null && seconds > 0, "self-trained generators get a time estimate");
@@ -115,4 +123,18 @@ test("the plan's generation estimate: the native engine's assumed rate, or a lou
   const text = formatPlan(slow);
   assert.match(text, /WARNING: the native decode engine is unavailable \(not built\)/);
   assert.ok(text.includes(`at an assumed ${fmtNum(GEN_TOKENS_PER_SEC / 10)} tok/s`), text);
+});
+
+test("the self-trained generators decode on two engines per study thread; engines stay out of the stage key", () => {
+  const ws = mkdtempSync(join(tmpdir(), "synthmix-engines-"));
+  const two = loaded(true, ws);
+  const one: LoadedStudy = { ...two, config: { ...two.config, threads: 1 } };
+  const specs = studyGenerators(two);
+  assert.ok(
+    specs.length > 0 && specs.every((s) => s.includes(`engines=${2 * two.config.threads}`)),
+    specs.join(" "),
+  );
+  assert.ok(studyGenerators(one).every((s) => s.includes("engines=2")));
+  // Same outputs whatever the engine count, so finished generation is not redone when it changes.
+  assert.equal(studyStageKeys(one).keys.generate, studyStageKeys(two).keys.generate);
 });
