@@ -14,11 +14,16 @@
  *
  *   npx tsx bench/generate.ts --local [--gguf synthmix-demo/generator/synthmix-demo.gguf] [--requests 256]
  *       [--threads 1] [--llama-threads <--threads>] [--llama-concurrency 4,16] [--native-concurrency 64]
+ *       [--native-engines 1] [--llama-engines 1,2]
  *
  * --threads is the native engine's thread count; --llama-threads lists node-llama-cpp's (each with every
  * concurrency; default the same as the native engine's), so a 2-thread native row can be compared with
  * node-llama-cpp on 1 and 2 threads (`--threads 2 --llama-threads 1,2`). The llama rows are named
- * `llama c=K` on one thread and `llama c=K t=2` otherwise.
+ * `llama c=K` on one thread and `llama c=K t=2` otherwise. --native-engines runs that many native engines
+ * side by side (the study runs 2 per thread, src/study/run.ts); --llama-engines lists node-llama-cpp's
+ * replica counts (`llama c=K x2`: 2 endpoints, each its own context, requests alternating), so that both
+ * sides can use every core. Per CPU second the comparison is the same either way; in wall time only rows
+ * that may use the same cores compare.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -26,7 +31,7 @@ import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { LlamaEndpoint } from "../src/generate/backends/llama.js";
 import { NativeEndpoint } from "../src/generate/backends/native.js";
-import type { Endpoint, GenResponse, SamplingParams } from "../src/generate/backends/types.js";
+import type { Endpoint, GenRequest, GenResponse, SamplingParams } from "../src/generate/backends/types.js";
 import { chunkText } from "../src/generate/chunk.js";
 import { loadGpt2Gguf } from "../src/generate/native/gguf-model.js";
 import { GgufText } from "../src/generate/native/text.js";
@@ -71,6 +76,29 @@ interface Row {
   texts: string[];
 }
 
+/**
+ * node-llama-cpp on several cores, the way the native engine gets them: `n` endpoints (each its own model
+ * and context, `threads` threads), request i to endpoint i mod n; llama.cpp decodes their contexts side by
+ * side on its own threads.
+ */
+class LlamaReplicas implements Endpoint {
+  readonly label: string;
+  readonly concurrency: number;
+  private readonly eps: LlamaEndpoint[];
+  private next = 0;
+  constructor(modelPath: string, threads: number, concurrency: number, n: number) {
+    this.eps = Array.from({ length: n }, () => new LlamaEndpoint({ modelPath, threads, concurrency }));
+    this.label = `${n} x ${modelPath}`;
+    this.concurrency = concurrency * n;
+  }
+  generate(req: GenRequest): Promise<GenResponse> {
+    return this.eps[this.next++ % this.eps.length].generate(req);
+  }
+  async close(): Promise<void> {
+    await Promise.all(this.eps.map((e) => e.close()));
+  }
+}
+
 async function runEngine(
   name: string,
   ep: Endpoint,
@@ -112,6 +140,8 @@ export async function benchLocal(argv: string[]): Promise<void> {
   const llamaThreads = argOf(argv, "llama-threads", String(threads)).split(",").map(Number);
   const lcs = argOf(argv, "llama-concurrency", "4,16").split(",").map(Number);
   const nc = Number(argOf(argv, "native-concurrency", "64"));
+  const ne = Number(argOf(argv, "native-engines", "1"));
+  const le = argOf(argv, "llama-engines", "1").split(",").map(Number);
   const prompts = (await paragraphs(gguf, n)).map((text) => renderPrompt(HQ, { text }).prompt);
   const params: SamplingParams = { temperature: 0.8, max_tokens: 128, seed: 1 };
   console.log(
@@ -123,15 +153,21 @@ export async function benchLocal(argv: string[]): Promise<void> {
     return;
   }
   const rows: Row[] = [];
-  for (const t of llamaThreads) {
-    for (const c of [1, ...lcs.filter((c) => c > 1)]) {
-      const ep = new LlamaEndpoint({ modelPath: gguf, threads: t, concurrency: c });
-      rows.push(await runEngine(`llama c=${c}${t === 1 ? "" : ` t=${t}`}`, ep, prompts, params));
+  for (const n of le) {
+    for (const t of llamaThreads) {
+      for (const c of [1, ...lcs.filter((c) => c > 1)]) {
+        const ep =
+          n === 1
+            ? new LlamaEndpoint({ modelPath: gguf, threads: t, concurrency: c })
+            : new LlamaReplicas(gguf, t, c, n);
+        const name = `llama c=${c}${t === 1 ? "" : ` t=${t}`}${n === 1 ? "" : ` x${n}`}`;
+        rows.push(await runEngine(name, ep, prompts, params));
+      }
     }
   }
-  const nativeEp = new NativeEndpoint({ modelPath: gguf, threads, concurrency: nc });
+  const nativeEp = new NativeEndpoint({ modelPath: gguf, threads, concurrency: nc, engines: ne });
   const native = await runEngine(
-    `native c=${nc}${threads === 1 ? "" : ` t=${threads}`}`,
+    `native c=${nc}${threads === 1 ? "" : ` t=${threads}`}${ne === 1 ? "" : ` x${ne}`}`,
     nativeEp,
     prompts,
     params,
