@@ -3,29 +3,23 @@ import { SynthmixError } from "../../util/errors.js";
 import type { Gpt2Weights } from "./gguf-model.js";
 import type { SamplerParams } from "./sampler.js";
 
+/** A step's arguments: rows (tokens, slots, pos) [0, R), prompt rows from firstPrefill, out rows, results. */
+type EngineStepArgs = [
+  tokens: Int32Array,
+  slots: Int32Array,
+  pos: Int32Array,
+  R: number,
+  firstPrefill: number,
+  outRows: Int32Array,
+  nOut: number,
+  next: Int32Array,
+];
+
 /** native/decode_engine.cc: the forward over a ragged batch of rows plus per-slot sampling, in C++. */
 export interface DecodeEngine {
-  step(
-    tokens: Int32Array,
-    slots: Int32Array,
-    pos: Int32Array,
-    R: number,
-    firstPrefill: number,
-    outRows: Int32Array,
-    nOut: number,
-    next: Int32Array,
-  ): void;
+  step(...args: EngineStepArgs): void;
   /** As step, on a libuv worker thread; the engine is busy (other calls throw) until it resolves. */
-  stepAsync(
-    tokens: Int32Array,
-    slots: Int32Array,
-    pos: Int32Array,
-    R: number,
-    firstPrefill: number,
-    outRows: Int32Array,
-    nOut: number,
-    next: Int32Array,
-  ): Promise<void>;
+  stepAsync(...args: EngineStepArgs): Promise<void>;
   forward(
     tokens: Int32Array,
     slots: Int32Array,
