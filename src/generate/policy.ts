@@ -15,6 +15,9 @@ import { GenerationError } from "./backends/types.js";
  *   a success closes it, a failure doubles the cool-down (up to 60 s).
  * - An endpoint is given up only when it has had no success for `stallTimeoutMs` (default minutes);
  *   when every endpoint is given up, `run` throws a StalledError naming the endpoint and its last error.
+ *   A watchdog timer enforces this even when nothing fails: requests that never settle (a socket Node
+ *   never hands out, a hung engine) give their endpoint up after the stall timeout like failures do,
+ *   and once every endpoint is given up the in-flight requests are abandoned, never waited on forever.
  * - Non-retryable answers (400, 404, ...) fail the request at once; they say the request is bad, not
  *   that the server is down, so they do not move the breaker.
  */
@@ -82,6 +85,10 @@ export class RequestPolicy {
   private readonly random: () => number;
   readonly abort = new AbortController();
   stats = { retries: 0, backpressure: 0 };
+  /** Set when the watchdog gave every endpoint up while requests were pending (the run must stop). */
+  stalled = false;
+  private watchdog?: NodeJS.Timeout;
+  private running = 0;
 
   constructor(
     endpoints: Endpoint[],
@@ -198,8 +205,51 @@ export class RequestPolicy {
     );
   }
 
+  /**
+   * The stall check on a timer: `checkStall` otherwise runs only when an attempt fails, so requests that
+   * never settle would hold the run forever. An endpoint is judged only while work is pending on it.
+   * The timer keeps the process alive only while work is pending (a policy nobody closes never holds
+   * a finished process; a request hung on no handle at all still gets its StalledError).
+   */
+  private watch(): void {
+    if (this.watchdog) this.watchdog.ref();
+    else {
+      const every = Math.max(20, Math.min(this.opts.stallTimeoutMs / 4, 5_000));
+      this.watchdog = setInterval(() => this.checkStalls(), every);
+    }
+  }
+
+  /** Requests inside `run`, slots held, or callers waiting for one: the stall clock runs only then. */
+  private get busy(): boolean {
+    return this.running > 0 || this.waiters.size > 0 || this.endpoints.some((s) => s.inflight > 0);
+  }
+
+  /** Idle time is not a stall: "no success for the stall timeout" counts from when work resumed. */
+  private resumeClock(): void {
+    if (!this.busy) for (const s of this.endpoints) s.lastSuccess = Math.max(s.lastSuccess, this.now());
+  }
+
+  private checkStalls(): void {
+    if (!this.busy || this.abort.signal.aborted) {
+      this.watchdog?.unref();
+      return;
+    }
+    for (const s of this.endpoints) {
+      if (s.dead) continue;
+      this.checkStall(s);
+      if (s.dead && s.inflight > 0)
+        s.lastError = `${s.inflight} request(s) unanswered${s.lastError ? `; before that: ${s.lastError}` : ""}`;
+    }
+    if (this.allDead) {
+      this.stalled = true;
+      this.abort.abort();
+    }
+  }
+
   /** A slot on some endpoint, or undefined when every endpoint is given up or the run is aborted. */
   async acquire(): Promise<EndpointState | undefined> {
+    this.resumeClock();
+    this.watch();
     for (;;) {
       if (this.abort.signal.aborted || this.allDead) return undefined;
       const s = this.pick();
@@ -299,6 +349,19 @@ export class RequestPolicy {
     send: (ep: Endpoint, signal: AbortSignal) => Promise<GenResponse>,
     first?: EndpointState,
   ): Promise<Outcome> {
+    this.resumeClock();
+    this.running++;
+    try {
+      return await this.attempts(send, first);
+    } finally {
+      this.running--;
+    }
+  }
+
+  private async attempts(
+    send: (ep: Endpoint, signal: AbortSignal) => Promise<GenResponse>,
+    first?: EndpointState,
+  ): Promise<Outcome> {
     let slot = first;
     const c: Attempts = { attempts: 0, failed: 0, pressured: 0 };
     for (;;) {
@@ -310,7 +373,7 @@ export class RequestPolicy {
       c.attempts++;
       const t0 = performance.now();
       try {
-        const res = await send(s.ep, this.abort.signal);
+        const res = await untilAborted(send(s.ep, this.abort.signal), this.abort.signal);
         this.onSuccess(s);
         return {
           ok: true,
@@ -328,7 +391,7 @@ export class RequestPolicy {
 
   /** No endpoint slot: the run was aborted, or every endpoint is given up (StalledError). */
   private noSlot(c: Attempts): Outcome {
-    if (this.abort.signal.aborted)
+    if (this.abort.signal.aborted && !this.stalled)
       return { ok: false, error: abortedError(), attempts: c.attempts, aborted: true };
     throw new StalledError(`every endpoint has stopped answering: ${this.describeDead()}`);
   }
@@ -342,6 +405,7 @@ export class RequestPolicy {
   ): Promise<Outcome | undefined> {
     if (this.abort.signal.aborted) {
       s.inflight--;
+      if (this.stalled) return this.noSlot(c);
       return { ok: false, error: err, attempts: c.attempts, aborted: true };
     }
     const status = err.extra.status;
@@ -379,6 +443,7 @@ export class RequestPolicy {
 
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     this.wakeAll();
     await Promise.all(this.endpoints.map((s) => s.ep.close?.()));
   }
@@ -399,6 +464,34 @@ function asGenerationError(e: unknown): GenerationError {
 
 function abortedError(): GenerationError {
   return new GenerationError("aborted", false);
+}
+
+/**
+ * `p`, or an "aborted" rejection as soon as `signal` fires: an endpoint that ignores the signal cannot
+ * hold the caller. An abandoned `p` settling later is ignored (never an unhandled rejection).
+ */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    p.catch(() => {});
+    return Promise.reject(abortedError());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      p.catch(() => {});
+      reject(abortedError());
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 export const sleep = (ms: number, signal?: AbortSignal) =>

@@ -556,11 +556,21 @@ class Dispatch {
       if (this.stopped) return false;
       const slot = await this.policy.acquire();
       if (!slot) {
-        if (!this.policy.abort.signal.aborted) this.stop(stalledError(this.policy, this.summary.generator));
+        if (!this.policy.abort.signal.aborted || this.policy.stalled)
+          this.stop(stalledError(this.policy, this.summary.generator));
         return false;
       }
       // Checked after waiting for a slot so the budget sees every finished request (it overshoots by
-      // at most the requests in flight); a started document is always finished.
+      // at most the requests in flight); a started document is always finished. The slot is freed
+      // before the request's answer is counted (a few microtasks later): one macrotask turn lets the
+      // count land first, whatever the promise chain's length.
+      if (first && this.budget !== undefined) {
+        await new Promise<void>((r) => setImmediate(r));
+        if (this.stopped) {
+          this.policy.giveBack(slot);
+          return false;
+        }
+      }
       if (first && this.budget !== undefined && this.acceptedOut >= this.budget) {
         this.policy.giveBack(slot);
         this.budgetReached = true;

@@ -111,3 +111,50 @@ test("policy: requests go to the healthy endpoint when another is down", async (
   assert.ok(up.stats.calls === 20 && down.stats.calls < 10, `up ${up.stats.calls} down ${down.stats.calls}`);
   await p.close();
 });
+
+test("policy: requests that never settle (an endpoint ignoring its signal) end in a StalledError after the stall timeout, not a hang", async () => {
+  let calls = 0;
+  const hung: Endpoint = {
+    label: "http://hung:8000/v1",
+    concurrency: 2,
+    generate: () => {
+      calls++;
+      return new Promise<GenResponse>(() => {});
+    },
+  };
+  const p = new RequestPolicy([hung], { ...opts, stallTimeoutMs: 150 });
+  const t0 = Date.now();
+  await assert.rejects(
+    runMany(p, 5),
+    (e: Error) =>
+      e instanceof StalledError &&
+      /http:\/\/hung:8000\/v1: no success for \d+ s/.test(e.message) &&
+      /2 request\(s\) unanswered/.test(e.message),
+  );
+  assert.ok(Date.now() - t0 < 5_000, `gave up after ${Date.now() - t0} ms`);
+  assert.equal(calls, 2, "only the slots' requests were sent");
+  assert.equal(p.stalled, true);
+  await p.close();
+});
+
+test("policy: the watchdog leaves an endpoint with nothing pending alone (idle is not stalled)", async () => {
+  // Each answer takes 30 ms of a 60 ms stall timeout; the idle gap between the batches is 200 ms.
+  let n = 0;
+  const slow: Endpoint = {
+    label: "idle",
+    concurrency: 1,
+    generate: async () => {
+      n++;
+      await new Promise((r) => setTimeout(r, 30));
+      return { text: "ok", finishReason: "stop" };
+    },
+  };
+  const p = new RequestPolicy([slow], { ...opts, stallTimeoutMs: 60 });
+  assert.ok((await runMany(p, 2)).every((o) => o.ok));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(p.stalled, false);
+  assert.ok((await runMany(p, 2)).every((o) => o.ok));
+  assert.equal(n, 4);
+  assert.equal(p.stalled, false);
+  await p.close();
+});

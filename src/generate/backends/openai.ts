@@ -45,14 +45,13 @@ export class OpenAIEndpoint implements Endpoint {
     const key = process.env[opts.apiKeyEnv ?? "OPENAI_API_KEY"];
     if (key) this.headers.authorization = `Bearer ${key}`;
     this.target = new URL(this.url);
-    // node:http with a keep-alive pool sized to the concurrency: about half the CPU per request of
+    // node:http with a keep-alive pool of the concurrency's size: about half the CPU per request of
     // global fetch on Node 20 (measured in bench/generate.ts), which matters at thousands of req/s.
     const Agent = this.target.protocol === "https:" ? https.Agent : http.Agent;
-    this.agent = new Agent({
-      keepAlive: true,
-      maxSockets: this.concurrency,
-      maxFreeSockets: this.concurrency,
-    });
+    // No maxSockets: the request policy already bounds the requests in flight, and an agent at its
+    // socket limit queues a request whose destroy() (our timeout) Node reports only once a socket is
+    // free; a socket the agent never frees would then hold that request forever.
+    this.agent = new Agent({ keepAlive: true, maxFreeSockets: this.concurrency });
   }
 
   private post(
@@ -91,10 +90,16 @@ export class OpenAIEndpoint implements Endpoint {
         signal?.removeEventListener("abort", onAbort);
         reject(Object.assign(e, { timedOut }));
       }
-      const onAbort = () => req.destroy(new Error("aborted"));
+      // The timeout and the abort settle the promise themselves: a destroyed request that has no
+      // socket yet emits nothing until it gets one.
+      const end = (e: Error) => {
+        req.destroy(e);
+        fail(e);
+      };
+      const onAbort = () => end(new Error("aborted"));
       const timer = setTimeout(() => {
         timedOut = true;
-        req.destroy(new Error("timeout"));
+        end(new Error("timeout"));
       }, timeoutMs);
       signal?.addEventListener("abort", onAbort, { once: true });
       req.on("error", fail);
