@@ -27,6 +27,12 @@ export interface PolicyOptions {
   backoffMaxMs: number;
   breakAfter: number;
   stallTimeoutMs: number;
+  /**
+   * The longest one attempt may legitimately take (the endpoints' request timeout): the watchdog gives
+   * an endpoint with requests in flight up only after max(stallTimeoutMs, this + 1 s), so a slow answer
+   * under a timeout longer than the stall timeout is never cut short.
+   */
+  attemptTimeoutMs?: number;
   /** Back-pressure answers per request before it counts as failed (a guard against a server that only says 429). */
   maxBackpressure?: number;
   /** Random source for jitter (tests pass a seeded one). */
@@ -234,9 +240,10 @@ export class RequestPolicy {
       this.watchdog?.unref();
       return;
     }
+    const after = Math.max(this.opts.stallTimeoutMs, (this.opts.attemptTimeoutMs ?? 0) + 1_000);
     for (const s of this.endpoints) {
       if (s.dead) continue;
-      this.checkStall(s);
+      this.checkStall(s, after);
       if (s.dead && s.inflight > 0)
         s.lastError = `${s.inflight} request(s) unanswered${s.lastError ? `; before that: ${s.lastError}` : ""}`;
     }
@@ -327,8 +334,8 @@ export class RequestPolicy {
     else this.wakeOne();
   }
 
-  private checkStall(s: EndpointState): void {
-    if (!s.dead && this.now() - s.lastSuccess >= this.opts.stallTimeoutMs) {
+  private checkStall(s: EndpointState, afterMs = this.opts.stallTimeoutMs): void {
+    if (!s.dead && this.now() - s.lastSuccess >= afterMs) {
       s.dead = true;
       this.wakeAll();
     }

@@ -512,6 +512,7 @@ class Dispatch {
         backoffMaxMs: settings.backoffMaxMs,
         breakAfter: settings.breakAfter,
         stallTimeoutMs: settings.stallTimeoutMs,
+        attemptTimeoutMs: settings.timeoutMs,
       },
     );
     const stop = (e: Error) => this.stop(e);

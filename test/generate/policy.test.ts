@@ -158,3 +158,19 @@ test("policy: the watchdog leaves an endpoint with nothing pending alone (idle i
   assert.equal(p.stalled, false);
   await p.close();
 });
+
+test("policy: an answer slower than the stall timeout but within the request timeout is waited for", async () => {
+  const slow: Endpoint = {
+    label: "slow",
+    concurrency: 1,
+    generate: async () => {
+      await new Promise((r) => setTimeout(r, 1_500));
+      return { text: "ok", finishReason: "stop" };
+    },
+  };
+  // Without the request timeout the watchdog would give up at max(50 ms, 1 s) < 1.5 s.
+  const p = new RequestPolicy([slow], { ...opts, stallTimeoutMs: 50, attemptTimeoutMs: 2_000 });
+  assert.ok((await runMany(p, 1)).every((o) => o.ok));
+  assert.equal(p.stalled, false);
+  await p.close();
+});
