@@ -151,7 +151,9 @@ test("faults: 20% empty answers are re-asked, every document gets all its chunks
   const srv = await startFaultServer({ seed: 4, rates: { empty: 0.2 } });
   try {
     const ws = workspace();
-    const r = await cli(srv.url, ws);
+    // Room in the re-ask budget (seed 4 needs 2 of the default 3): a spurious client timeout on a loaded
+    // machine moves a prompt on to its next attempt's answer.
+    const r = await cli(srv.url, ws, ["--retry-empty", "6"]);
     assert.equal(r.code, 0, r.err);
     const d = docs(ws);
     assert.equal(d.length, N_DOCS);
