@@ -567,15 +567,11 @@ class Dispatch {
       // count land first, whatever the promise chain's length.
       if (first && this.budget !== undefined) {
         await new Promise<void>((r) => setImmediate(r));
-        if (this.stopped) {
+        if (this.stopped || this.acceptedOut >= this.budget) {
           this.policy.giveBack(slot);
+          this.budgetReached ||= !this.stopped;
           return false;
         }
-      }
-      if (first && this.budget !== undefined && this.acceptedOut >= this.budget) {
-        this.policy.giveBack(slot);
-        this.budgetReached = true;
-        return false;
       }
       first = false;
       st.started = true;

@@ -3,8 +3,13 @@ import { test } from "node:test";
 import { type Endpoint, GenerationError, type GenResponse } from "../../src/generate/backends/types.js";
 import { RequestPolicy, StalledError } from "../../src/generate/policy.js";
 
-/** An endpoint whose answers are scripted per call; records the peak of concurrent calls. */
-function scripted(label: string, concurrency: number, answer: (n: number) => "ok" | GenerationError) {
+/** An endpoint whose answers are scripted per call, each after `delayMs`; records the peak of concurrent calls. */
+function scripted(
+  label: string,
+  concurrency: number,
+  answer: (n: number) => "ok" | GenerationError,
+  delayMs = 2,
+) {
   let n = 0;
   let inflight = 0;
   const stats = { calls: 0, peak: 0 };
@@ -16,7 +21,7 @@ function scripted(label: string, concurrency: number, answer: (n: number) => "ok
       stats.calls++;
       inflight++;
       stats.peak = Math.max(stats.peak, inflight);
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, delayMs));
       inflight--;
       const a = answer(k);
       if (a === "ok") return { text: "ok", finishReason: "stop" };
@@ -139,37 +144,21 @@ test("policy: requests that never settle (an endpoint ignoring its signal) end i
 
 test("policy: the watchdog leaves an endpoint with nothing pending alone (idle is not stalled)", async () => {
   // Each answer takes 30 ms of a 60 ms stall timeout; the idle gap between the batches is 200 ms.
-  let n = 0;
-  const slow: Endpoint = {
-    label: "idle",
-    concurrency: 1,
-    generate: async () => {
-      n++;
-      await new Promise((r) => setTimeout(r, 30));
-      return { text: "ok", finishReason: "stop" };
-    },
-  };
-  const p = new RequestPolicy([slow], { ...opts, stallTimeoutMs: 60 });
+  const { ep, stats } = scripted("idle", 1, () => "ok", 30);
+  const p = new RequestPolicy([ep], { ...opts, stallTimeoutMs: 60 });
   assert.ok((await runMany(p, 2)).every((o) => o.ok));
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(p.stalled, false);
   assert.ok((await runMany(p, 2)).every((o) => o.ok));
-  assert.equal(n, 4);
+  assert.equal(stats.calls, 4);
   assert.equal(p.stalled, false);
   await p.close();
 });
 
 test("policy: an answer slower than the stall timeout but within the request timeout is waited for", async () => {
-  const slow: Endpoint = {
-    label: "slow",
-    concurrency: 1,
-    generate: async () => {
-      await new Promise((r) => setTimeout(r, 1_500));
-      return { text: "ok", finishReason: "stop" };
-    },
-  };
+  const { ep } = scripted("slow", 1, () => "ok", 1_500);
   // Without the request timeout the watchdog would give up at max(50 ms, 1 s) < 1.5 s.
-  const p = new RequestPolicy([slow], { ...opts, stallTimeoutMs: 50, attemptTimeoutMs: 2_000 });
+  const p = new RequestPolicy([ep], { ...opts, stallTimeoutMs: 50, attemptTimeoutMs: 2_000 });
   assert.ok((await runMany(p, 1)).every((o) => o.ok));
   assert.equal(p.stalled, false);
   await p.close();
