@@ -10,7 +10,7 @@ import { inProcessExecutor } from "../../src/sweep/executors.js";
 import { listStatuses, readStatus } from "../../src/sweep/registry.js";
 import { runSweep } from "../../src/sweep/scheduler.js";
 import { jobNameFor } from "../../src/sweep/slurm.js";
-import { slurmAvailable } from "../../src/sweep/slurm-cli.js";
+import { arrayJobOf, isTerminal, realSlurmCli, slurmAvailable } from "../../src/sweep/slurm-cli.js";
 import { resolveSpec, type SweepSpecInput } from "../../src/sweep/spec.js";
 import { runCli } from "../helpers/cli.js";
 import { optionalTool } from "../helpers/optional.js";
@@ -332,10 +332,14 @@ test("slurm: --submit-only, then `sweep status` and `sweep collect`; `sweep canc
   const rows = JSON.parse(await cli("sweep", "status", ws, "--json")) as { job: string; jobState: string }[];
   assert.equal(rows.length, 2);
   for (const r of rows) assert.match(r.job, /^\d+_\d+$/);
+  // Ended means ended for Slurm too: the job script writes .slurm-exit just before it exits, and
+  // squeue lists the task as RUNNING/COMPLETING a moment longer (collect rightly counts it as live).
+  const cliForTest = realSlurmCli();
   await waitFor("both tasks to end", () => {
-    const r = JSON.parse(readFileSync(join(ws, "runs", listStatuses(ws)[0].id, "status.json"), "utf8"));
-    const st = listStatuses(ws).map((s) => existsSync(join(ws, "runs", s.id, ".slurm-exit")));
-    return r && st.every(Boolean);
+    const st = listStatuses(ws);
+    if (!st.every((s) => existsSync(join(ws, "runs", s.id, ".slurm-exit")))) return false;
+    const states = cliForTest.queue([...new Set(st.map((s) => arrayJobOf(s.slurm!.jobId)))]);
+    return states !== undefined && st.every((s) => isTerminal(states.get(s.slurm!.jobId) ?? "COMPLETED"));
   });
   const collected = await cli("sweep", "collect", ws);
   assert.match(collected, /collected: 2 done, 0 failed, 0 still on slurm/);
