@@ -9,8 +9,8 @@ import { type TestContext, test } from "node:test";
 import { inProcessExecutor } from "../../src/sweep/executors.js";
 import { listStatuses, readStatus } from "../../src/sweep/registry.js";
 import { runSweep } from "../../src/sweep/scheduler.js";
-import { jobNameFor } from "../../src/sweep/slurm.js";
-import { arrayJobOf, isTerminal, realSlurmCli, slurmAvailable } from "../../src/sweep/slurm-cli.js";
+import { jobNameFor, liveSlurmStates } from "../../src/sweep/slurm.js";
+import { isTerminal, slurmAvailable } from "../../src/sweep/slurm-cli.js";
 import { resolveSpec, type SweepSpecInput } from "../../src/sweep/spec.js";
 import { runCli } from "../helpers/cli.js";
 import { optionalTool } from "../helpers/optional.js";
@@ -334,11 +334,11 @@ test("slurm: --submit-only, then `sweep status` and `sweep collect`; `sweep canc
   for (const r of rows) assert.match(r.job, /^\d+_\d+$/);
   // Ended means ended for Slurm too: the job script writes .slurm-exit just before it exits, and
   // squeue lists the task as RUNNING/COMPLETING a moment longer (collect rightly counts it as live).
-  const cliForTest = realSlurmCli();
   await waitFor("both tasks to end", () => {
     const st = listStatuses(ws);
     if (!st.every((s) => existsSync(join(ws, "runs", s.id, ".slurm-exit")))) return false;
-    const states = cliForTest.queue([...new Set(st.map((s) => arrayJobOf(s.slurm!.jobId)))]);
+    const states = liveSlurmStates(st);
+    // A task squeue no longer lists has been purged: ended (collect judges it by its run folder).
     return states !== undefined && st.every((s) => isTerminal(states.get(s.slurm!.jobId) ?? "COMPLETED"));
   });
   const collected = await cli("sweep", "collect", ws);
