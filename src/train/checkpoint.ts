@@ -30,7 +30,8 @@ export const CheckpointStateSchema = z.object({
   tokens: z.number().min(0),
   metricsOffset: z.number().int().min(0),
   elapsedSec: z.number(),
-  lastLoss: z.number(),
+  /** Loss of the last trained step; null before the first step (a run stopped at step 0). */
+  lastLoss: z.number().nullable(),
   /** Batches are drawn from Rng(deriveSeed(seed, "batch", step)): the state is the next step. */
   rng: z.object({ seed: z.number(), stream: z.literal("batch"), nextStep: z.number().int().min(0) }),
   /** Set when the run finished: the final record, so a rerun returns it without work. */

@@ -332,12 +332,12 @@ function checkFinite(
   gradNorm: number,
   step: number,
   totalSteps: number,
-  lastLoss: number,
+  lastLoss: number | null,
 ): void {
   if (Number.isFinite(loss) && Number.isFinite(gradNorm)) return;
   throw new SynthmixError(
     "NON_FINITE_LOSS",
-    `${runDir}: ${Number.isFinite(loss) ? "gradient norm" : "loss"} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${step + 1}/${totalSteps} (last good loss ${lastLoss} at step ${step}); training stopped`,
+    `${runDir}: ${Number.isFinite(loss) ? "gradient norm" : "loss"} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${step + 1}/${totalSteps} (${lastLoss === null ? "no step trained before it" : `last good loss ${lastLoss} at step ${step}`}); training stopped`,
     {
       hint: "the last good checkpoint is kept in checkpoint/; lower optimizer.lr or raise warmupSteps and start a new run",
     },
@@ -405,7 +405,7 @@ async function trainImpl(
       tokens: 0,
       metricsOffset: 0,
       elapsedSec: 0,
-      lastLoss: Number.NaN,
+      lastLoss: null,
       rng: { seed: cfg.seed, stream: "batch", nextStep: 0 },
     };
   }

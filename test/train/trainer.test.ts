@@ -174,6 +174,19 @@ test("an aborted run saves a checkpoint and resumes to the same curve", async ()
   assert.deepEqual(curve(readMetrics(dir)), curve(readMetrics(straight)));
 });
 
+test("a run aborted before its first step resumes from that checkpoint (no loss yet is null, not NaN)", async () => {
+  const dir = join(root, "abort-at-0");
+  await assert.rejects(
+    trainRun(dir, config(), { ...opts, signal: AbortSignal.abort() }),
+    (err: unknown) => err instanceof SynthmixError && err.code === "ABORTED",
+  );
+  const state = JSON.parse(readFileSync(join(dir, "checkpoint", "state.json"), "utf8"));
+  assert.equal(state.step, 0);
+  assert.equal(state.lastLoss, null);
+  await trainRun(dir, config(), opts);
+  assert.deepEqual(curve(readMetrics(dir)), curve(readMetrics(straight)));
+});
+
 test("a complete run returns its final record without training again", async () => {
   const before = readFileSync(join(straight, "metrics.jsonl"), "utf8");
   const final = await trainRun(straight, config(), opts);
