@@ -156,7 +156,7 @@ test("a tiny study runs through every stage; a killed study resumes to the same 
     return inner(job);
   };
   const b = await runStudy(tinyStudy(wsB), { ...quiet, executor: counting });
-  assert.equal(b.failedRuns.length, 0);
+  assert.deepEqual(b.failedRuns, [], "the resumed study trains every run");
   assert.ok(trainedOnResume <= 12 - 3, `finished runs were redone (${trainedOnResume} trained on resume)`);
   assert.deepEqual(runRows(wsB), rowsA, "resumed study gives the same losses as an uninterrupted one");
 
