@@ -20,7 +20,7 @@ import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import { createInterface } from "node:readline";
 import { nativeAddon, nativeLoadError } from "../src/train/kernels/native.js";
-import { openblasEnv } from "./peers/env.js";
+import { openblasEnv, openblasNote } from "./peers/env.js";
 
 type Op = "forward" | "dinp" | "dweight";
 const OPS: Op[] = ["forward", "dinp", "dweight"];
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   for (const p of peers.values()) torchVersion = String((await p.next()).torch);
   const load0 = loadavg()[0];
   console.log(
-    `native isa: ${addon.isa()}; torch ${torchVersion}; reps ${REPS}, rounds ${ROUNDS}; load average (1 min) at start ${load0.toFixed(2)}`,
+    `native isa: ${addon.isa()}; torch ${torchVersion} (${openblasNote()}); reps ${REPS}, rounds ${ROUNDS}; load average (1 min) at start ${load0.toFixed(2)}`,
   );
   const best = new Map<string, [number, number]>();
   for (let round = 0; round < ROUNDS; round++) {

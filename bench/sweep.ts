@@ -54,7 +54,7 @@ import { resolveSpec, type SweepSpecInput } from "../src/sweep/spec.js";
 import { executedFlopsPerToken } from "../src/train/ladder.js";
 import { Rng } from "../src/util/rng.js";
 import { cpuMs } from "./clock.js";
-import { openblasEnv, peerFailure } from "./peers/env.js";
+import { openblasEnv, openblasNote, peerFailure } from "./peers/env.js";
 import { sgemmRate } from "./sgemm.js";
 import { wordTokenizer } from "./word-tokenizer.js";
 
@@ -265,6 +265,7 @@ function torchGrid(
       evalEvery: train.evalEvery,
     }),
   );
+  console.log(`torch peer: ${openblasNote()}`);
   const r = spawnSync(
     "/usr/bin/python3",
     [new URL("./peers/sweep_torch.py", import.meta.url).pathname, path],

@@ -21,7 +21,7 @@ import { AdamW, clipGradNorm } from "../src/train/optim.js";
 import type { ModelConfig } from "../src/train/schema.js";
 import { Rng } from "../src/util/rng.js";
 import { TRAIN_BENCH_MODELS } from "./models.js";
-import { openblasCoretype, openblasEnv, peerFailure } from "./peers/env.js";
+import { openblasEnv, openblasNote, peerFailure } from "./peers/env.js";
 import { sgemmRate } from "./sgemm.js";
 
 const args = process.argv.slice(2);
@@ -100,7 +100,7 @@ const rows: string[] = [];
 const notes: string[] = [];
 console.log(
   `kernels: ${kernels.name}${"isa" in kernels ? ` (${(kernels as { isa: string }).isa})` : ""}, 2 threads; ` +
-    `torch peer OPENBLAS_CORETYPE=${openblasCoretype() ?? "(OpenBLAS detects)"}`,
+    `torch peer ${openblasNote()}`,
 );
 console.log(
   "| case | shape (V, T, d, L, H, B) | steps | ours tok/s | ours GFLOP/s | / SGEMM | torch tok/s | torch GFLOP/s | / SGEMM | ours/torch |",
