@@ -575,7 +575,7 @@ struct AlignedBuf {
 };
 
 AlignedBuf g_head_wte_t, g_head_wte, g_head_tile, g_head_lnf;
-thread_local AlignedBuf g_head_eval_tile;  // forward-only: one sub-block of logits per thread
+thread_local AlignedBuf g_head_eval_tile;  // one sub-block of logits per thread (no gradients, or a small dwte)
 
 // Row counts of the output head's two blockings; both depend only on V (never on the thread count), so
 // every sum, dwte's included, is the same for any number of threads.
@@ -594,6 +594,95 @@ int head_block_rows(int V) {
   return std::max(126, (4194304 / std::max(V, 1)) / sub * sub);
 }
 
+// Heads whose (V, C) dwte is at most kHeadSmallDwte floats (V1024 C64, V512 with d16-d128) and whose
+// kept dlogits would be more than kHeadKeptTile floats (the train bench's small model: BT 2048 x V1024,
+// 8 MB) take dwte sub-block by sub-block while the sub-block's dlogits are still in L2, into kHeadGroups
+// accumulators. Writing that tile in the sub-block pass and reading it back for dwte cost the V1024 C64
+// head a third of its time at 2 threads (2.6 against 3.9 ms per call; 1.05-1.065x per small-model step,
+// paired). With a large dwte (the ref model's V4096 C256: 4 MB) dwte would be read and written once per
+// sub-block, and with a tile that fits in L2 (the demo's B8 x T64 x V512: 1 MB) the blocked GEMM was
+// 1-4% faster at 1 thread, so both keep it. Both limits depend on the shapes only, so the bits do too.
+constexpr std::int64_t kHeadSmallDwte = 128 * 1024;
+constexpr std::int64_t kHeadKeptTile = 1024 * 1024;
+// Sub-block s adds its dwte to accumulator s % kHeadGroups, the sub-blocks of one group in order, and the
+// groups are summed in order at the end: the bits depend on V and BT only, never on the thread count.
+// Four groups keep up to four threads busy.
+constexpr int kHeadGroups = 4;
+AlignedBuf g_head_dwte_acc;  // accumulators of groups 1..kHeadGroups-1 (group 0 writes dwte itself)
+
+// The packed copies of wte the head multiplies by: logits = lnf · wteᵀ (B(k,n) = wte[n*C + k]) and
+// dlnf = dlogits · wte (B(k,n) = wte[k*C + n]).
+struct HeadPacks {
+  GemmArgs fwd, bwd;
+  const float *pf, *pbk;
+};
+
+// Rows [r0, r1) of the head in tile t ((r1 - r0, V), in L2): logits, their cross-entropy (losses) and,
+// when dlnf is given, dlogits in place and dlnf = dlogits · wte. Every row's arithmetic is the same
+// whichever thread or block it falls in.
+void head_rows(const HeadPacks& p, float* t, int r0, int r1, float* losses, float* dlnf, const float* lnf,
+               const int32_t* targets, int C, int V, float dloss_scale) {
+  GemmArgs f = p.fwd;
+  f.M = r1 - r0;
+  f.A = lnf + static_cast<std::int64_t>(r0) * C;
+  f.C = t;
+  sgemm_rows(f, 0, r1 - r0, p.pf);
+  for (int r = r0; r < r1; r++) {
+    float* x = t + static_cast<std::int64_t>(r - r0) * V;
+    const int tgt = targets[r];
+    if (tgt < 0) {
+      losses[r] = 0.f;
+      if (dlnf != nullptr) std::memset(x, 0, sizeof(float) * V);
+      continue;
+    }
+    losses[r] = ce_row(x, dlnf != nullptr ? x : nullptr, tgt, V, dloss_scale);
+  }
+  if (dlnf == nullptr) return;
+  GemmArgs d = p.bwd;
+  d.M = r1 - r0;
+  d.A = t;
+  d.C = dlnf + static_cast<std::int64_t>(r0) * C;
+  sgemm_rows(d, 0, r1 - r0, p.pbk);
+}
+
+// dwte (= when first, else +=) dlogitsᵀ · lnf over rows [r0, r0 + k) whose dlogits are in t:
+// A(m,k) = t[k*V + m], B(k,n) = lnf[(r0+k)*C + n]; the calling thread only.
+void head_dwte_rows(float* dst, const float* t, const float* lnf, int r0, int k, int C, int V, bool first) {
+  sgemm_serial(GemmArgs{V, C, k, t, 1, V, lnf + static_cast<std::int64_t>(r0) * C, C, 1, dst, C, !first, nullptr});
+}
+
+// The head with gradients when dwte is small (kHeadSmallDwte): per sub-block, logits, cross-entropy, dlnf
+// and that sub-block's dwte while its dlogits are in L2; the groups' dwte summed in order at the end.
+void head_small_dwte(const HeadPacks& p, float* losses, float* dlnf, float* dwte, const float* lnf,
+                     const int32_t* targets, int BT, int C, int V, float dloss_scale, int sub, int nt) {
+  const int nsub = (BT + sub - 1) / sub;
+  const int groups = std::min(kHeadGroups, nsub);
+  const std::int64_t VC = static_cast<std::int64_t>(V) * C;
+  float* acc = groups > 1 ? g_head_dwte_acc.get(static_cast<std::size_t>(VC) * (groups - 1)) : nullptr;
+  auto group = [&](int g) {
+    float* t = g_head_eval_tile.get(static_cast<std::size_t>(sub) * V);
+    float* dst = g == 0 ? dwte : acc + (g - 1) * VC;
+    for (int s = g; s < nsub; s += groups) {
+      const int r0 = s * sub;
+      const int r1 = std::min(BT, r0 + sub);
+      head_rows(p, t, r0, r1, losses, dlnf, lnf, targets, C, V, dloss_scale);
+      head_dwte_rows(dst, t, lnf, r0, r1 - r0, C, V, s == g);
+    }
+  };
+  if (nt > 1)
+    parallel_for(groups, nt, group);
+  else
+    for (int g = 0; g < groups; g++) group(g);
+  if (groups == 1) return;
+  par_range(VC, 256, static_cast<double>(VC) * groups, [=](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; i++) {
+      float x = dwte[i];
+      for (int g = 1; g < groups; g++) x += acc[(g - 1) * VC + i];
+      dwte[i] = x;
+    }
+  });
+}
+
 }  // namespace
 
 void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* lnf, const float* wte,
@@ -601,17 +690,23 @@ void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* 
   const bool grad = dlnf != nullptr;
   const int nt = threads();
   const bool par = nt > 1 && 2.0 * BT * V * C >= min_parallel_work();
-  // logits = lnf · wteᵀ: B(k,n) = wte[n*C + k]; dlnf = dlogits · wte: B(k,n) = wte[k*C + n].
-  const GemmArgs fwd{0, V, C, nullptr, C, 1, wte, 1, C, nullptr, V, false, nullptr};
-  const GemmArgs bwd{0, C, V, nullptr, V, 1, wte, C, 1, nullptr, C, false, nullptr};
-  float* pf = g_head_wte_t.get(packed_b_floats(fwd));
-  pack_b_full(fwd, pf, par ? nt : 1);
-  float* pbk = nullptr;
+  HeadPacks p{{0, V, C, nullptr, C, 1, wte, 1, C, nullptr, V, false, nullptr},
+              {0, C, V, nullptr, V, 1, wte, C, 1, nullptr, C, false, nullptr},
+              nullptr,
+              nullptr};
+  float* pf = g_head_wte_t.get(packed_b_floats(p.fwd));
+  pack_b_full(p.fwd, pf, par ? nt : 1);
+  p.pf = pf;
   if (grad) {
-    pbk = g_head_wte.get(packed_b_floats(bwd));
-    pack_b_full(bwd, pbk, par ? nt : 1);
+    float* pbk = g_head_wte.get(packed_b_floats(p.bwd));
+    pack_b_full(p.bwd, pbk, par ? nt : 1);
+    p.pbk = pbk;
   }
   const int sub = head_sub_rows(V);
+  if (grad && static_cast<std::int64_t>(V) * C <= kHeadSmallDwte && static_cast<std::int64_t>(BT) * V > kHeadKeptTile) {
+    head_small_dwte(p, losses, dlnf, dwte, lnf, targets, BT, C, V, dloss_scale, sub, par ? nt : 1);
+    return;
+  }
   // Without gradients there is no dwte and nothing to keep: one block of sub-blocks.
   const int all = (BT + sub - 1) / sub * sub;
   const int R = grad ? std::min(head_block_rows(V), all) : all;
@@ -620,32 +715,12 @@ void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* 
     const int rb = std::min(R, BT - b0);
     const int nsub = (rb + sub - 1) / sub;
     auto rows = [&](int s) {
-      const int r0 = s * sub;
-      const int r1 = std::min(rb, r0 + sub);
+      const int r0 = b0 + s * sub;
+      const int r1 = std::min(b0 + rb, r0 + sub);
       // With gradients the sub-block's dlogits stay at its rows of the block tile (dwte reads them);
       // without, each thread reuses its own sub-block tile.
-      float* t = grad ? tile + static_cast<std::int64_t>(r0) * V : g_head_eval_tile.get(static_cast<std::size_t>(sub) * V);
-      GemmArgs f = fwd;
-      f.M = r1 - r0;
-      f.A = lnf + static_cast<std::int64_t>(b0 + r0) * C;
-      f.C = t;
-      sgemm_rows(f, 0, r1 - r0, pf);
-      for (int r = r0; r < r1; r++) {
-        float* x = t + static_cast<std::int64_t>(r - r0) * V;
-        const int tgt = targets[b0 + r];
-        if (tgt < 0) {
-          losses[b0 + r] = 0.f;
-          if (grad) std::memset(x, 0, sizeof(float) * V);
-          continue;
-        }
-        losses[b0 + r] = ce_row(x, grad ? x : nullptr, tgt, V, dloss_scale);
-      }
-      if (!grad) return;
-      GemmArgs d = bwd;
-      d.M = r1 - r0;
-      d.A = t;
-      d.C = dlnf + static_cast<std::int64_t>(b0 + r0) * C;
-      sgemm_rows(d, 0, r1 - r0, pbk);
+      float* t = grad ? tile + static_cast<std::int64_t>(r0 - b0) * V : g_head_eval_tile.get(static_cast<std::size_t>(sub) * V);
+      head_rows(p, t, r0, r1, losses, dlnf, lnf, targets, C, V, dloss_scale);
     };
     if (par)
       parallel_for(nsub, nt, rows);

@@ -191,7 +191,8 @@ function cases(): Case[] {
 
 /**
  * The fused output head: several row sub-blocks (BT > 56) and dlogits blocks (V = 40000), odd C and V, ignored targets; and the loss-only
- * path. Prefilled garbage in dlnf/dwte checks that both are written, not accumulated.
+ * path. V*C <= 131072 with more than 2^20 kept dlogits takes dwte sub-block by sub-block into 4
+ * accumulators: BT = 2100, V = 520 has 25 sub-blocks of 84 rows, 6-7 per group. Prefilled garbage in dlnf/dwte checks that both are written, not accumulated.
  */
 function headCases(): Case[] {
   const out: Case[] = [];
@@ -199,6 +200,7 @@ function headCases(): Case[] {
     [1, 3, 5],
     [33, 17, 97],
     [130, 16, 300],
+    [2100, 12, 520],
     [70, 65, 2048],
     [120, 40, 9000],
     [300, 8, 40000], // dwte accumulated over 3 blocks of kept dlogits (126 + 126 + 48 rows)
