@@ -580,8 +580,14 @@ void sgemm(const GemmArgs& g, int threads) {
   }
   const int mr = tile_mr();
   const int nr = tile_nr();
-  if (g.M < 4 * mr) {
-    // Few rows: split columns; each chunk packs its own (small) A and its part of B.
+  if (g.M < 4 * mr || 4 * g.N >= g.M) {
+    // Few rows, or not many more rows than columns (every dweight: M = OC, N = C, K = BT): split
+    // columns; each chunk packs its own (small) A and its part of B block by block, so B's blocks are
+    // packed and used while in L2. Sharing one packed copy of all of B (below) made both threads stream
+    // its K x N floats from L3, on top of a separate packing pass: at 2 threads dweight ran at 0.65-0.85
+    // of OpenBLAS (2048x256x256: 210 against 326 GFLOP/s; 2048x1024x256: 296 against 354) and at
+    // 1.01-1.14x with this split (bench/kernels.ts, Zen 5, 2026-12-04). With many more rows than
+    // columns (forward and dinp, M = BT) the shared copy was as fast or faster (+-5%).
     const int chunk = std::max(nr, (g.N + 8 * nr - 1) / (8 * nr) * nr);
     const int chunks = (g.N + chunk - 1) / chunk;
     parallel_for(chunks, threads, [&](int c) { run_block(g, 0, g.M, c * chunk, std::min(g.N, (c + 1) * chunk)); });
