@@ -539,7 +539,6 @@ void pack_all_b(const GemmArgs& g, float* dst, int threads) {
   });
 }
 
-thread_local Scratch shared;  // the caller's packed copy of B, read by all threads of one sgemm
 
 int tile_mr() {
   int mr = 0;
@@ -580,33 +579,27 @@ void sgemm(const GemmArgs& g, int threads) {
   }
   const int mr = tile_mr();
   const int nr = tile_nr();
-  if (g.M < 4 * mr || 4 * g.N >= g.M) {
-    // Few rows, or not many more rows than columns (every dweight: M = OC, N = C, K = BT): split
-    // columns; each chunk packs its own (small) A and its part of B block by block, so B's blocks are
-    // packed and used while in L2. Sharing one packed copy of all of B (below) made both threads stream
-    // its K x N floats from L3, on top of a separate packing pass: at 2 threads dweight ran at 0.65-0.85
-    // of OpenBLAS (2048x256x256: 210 against 326 GFLOP/s; 2048x1024x256: 296 against 354) and at
-    // 1.01-1.14x with this split (bench/kernels.ts, Zen 5, 2026-12-04). With many more rows than
-    // columns (forward and dinp, M = BT) the shared copy was as fast or faster (+-5%).
+  if (g.M < 4 * mr || g.N >= 2 * g.M) {
+    // Few rows, or at least twice as many columns as rows (e.g. dweight of a d -> 4d projection: M = d,
+    // N = 4d, K = BT): split columns; each chunk packs its own (small) A and its part of B block by block.
     const int chunk = std::max(nr, (g.N + 8 * nr - 1) / (8 * nr) * nr);
     const int chunks = (g.N + chunk - 1) / chunk;
     parallel_for(chunks, threads, [&](int c) { run_block(g, 0, g.M, c * chunk, std::min(g.N, (c + 1) * chunk)); });
     return;
   }
-  // Pack B once for everyone, then hand out blocks of MC rows.
-  const std::size_t bsize = static_cast<std::size_t>((g.N + nr - 1) / nr * nr) * g.K;
-  float* pb = Scratch::grow(shared.b, shared.nb, bsize);
-  with_kernel([&]<int MR, int NR, Kernel, Kernel>() { pack_all_b<NR>(g, pb, threads); });
-  // Chunks of at most 12 row tiles (one MC block), as many as a multiple of the thread count and with
-  // equal numbers of tiles (+-1), so the threads finish together: fixed 12-tile chunks left 2 threads
-  // 76-87% busy on M = 256-2048 (e.g. 7 + 6 chunks for M = 2048).
+  // Otherwise one run of row tiles per thread, equal in tiles (+-1) so the threads finish together, each
+  // packing its own B blocks while they are in L2 (K x N floats per thread, against M/threads x N x K
+  // multiply-adds). It replaced one packed copy of all of B shared by the threads, which made both
+  // stream B from L3 after a packing pass of its own (2 threads, GFLOP/s, bench/kernels.ts and a
+  // paired harness, Zen 5, 2026-12-04): 2048x256x256 dinp 344-352 -> 426-433 and dweight 210-323 ->
+  // 342-373; 2048x64x64 forward 272-348 -> 396-416; 2048x256x768 dweight 300 -> 389-406. Columns stay
+  // better for the wide dweight (M = 256, N = 1024: 341-349 against 296-313 by rows).
   const int tiles = (g.M + mr - 1) / mr;
-  int chunks = (tiles + 11) / 12;
-  chunks = std::min(tiles, (chunks + threads - 1) / threads * threads);
+  const int chunks = std::min(tiles, threads);
   parallel_for(chunks, threads, [&](int c) {
     const int m0 = mr * static_cast<int>(static_cast<std::int64_t>(c) * tiles / chunks);
     const int m1 = std::min(g.M, mr * static_cast<int>(static_cast<std::int64_t>(c + 1) * tiles / chunks));
-    run_block(g, m0, m1, 0, g.N, pb);
+    run_block(g, m0, m1, 0, g.N);
   });
 }
 

@@ -27,8 +27,8 @@ struct GemmArgs {
 
 // Runs on the calling thread only (used inside parallel regions, e.g. per attention head).
 void sgemm_serial(const GemmArgs& g);
-// Runs on up to `threads` threads of the pool (pool.h): B is packed once and shared, blocks of rows are
-// handed out dynamically (columns when M is small).
+// Runs on up to `threads` threads of the pool (pool.h): one run of row tiles per thread (column chunks
+// when M is small or N >= 2M), each thread packing its own blocks of B (see sgemm in gemm.cc).
 void sgemm(const GemmArgs& g, int threads);
 
 // For several products that share one B (the fused output head): B packed once with pack_b_full into
