@@ -539,7 +539,6 @@ void pack_all_b(const GemmArgs& g, float* dst, int threads) {
   });
 }
 
-
 int tile_mr() {
   int mr = 0;
   with_kernel([&]<int MR, int NR, Kernel, Kernel>() { mr = MR; });
