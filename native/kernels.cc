@@ -70,18 +70,6 @@ inline float row_sum(const float* x, int n) {
   return s;
 }
 
-inline float row_max(const float* x, int n) {
-  float acc[L];
-  for (int j = 0; j < L; j++) acc[j] = -INFINITY;
-  int i = 0;
-  for (; i + L <= n; i += L)
-    for (int j = 0; j < L; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
-  float m = -INFINITY;
-  for (int j = 0; j < L; j++) m = acc[j] > m ? acc[j] : m;
-  for (; i < n; i++) m = x[i] > m ? x[i] : m;
-  return m;
-}
-
 // exp(x) with Cephes' expf polynomial (about 1 ulp) on a vector of VW lanes; NaN propagates. Written on
 // GCC vector types with explicit selects because GCC 12 turns the scalar version's clamps into branches
 // and then vectorises no loop that calls it unless the target has AVX-512 masks (-march=znver3 or
@@ -141,6 +129,26 @@ inline void storev(float* p, vf v, std::int64_t n = VW) {
     std::memcpy(p, &v, sizeof(float) * n);
 }
 
+
+// max of x[0, n), skipping NaNs: L lanes (lane j: elements j, j + L, ...), then the lanes, then the
+// remaining elements. On vectors: as a float[L] loop GCC 12 compiled it to 16 scalar vmaxss per 16
+// elements (it was most of the cross-entropy's max pass, 1024-4096 per row in the output head).
+inline float row_max(const float* x, int n) {
+  vf acc[L / VW];
+  for (int h = 0; h < L / VW; h++) acc[h] = vf{} - INFINITY;
+  int i = 0;
+  for (; i + L <= n; i += L)
+    for (int h = 0; h < L / VW; h++) {
+      const vf v = loadv(x + i + h * VW);
+      acc[h] = v > acc[h] ? v : acc[h];
+    }
+  float lanes[L];
+  std::memcpy(lanes, acc, sizeof lanes);
+  float m = -INFINITY;
+  for (int j = 0; j < L; j++) m = lanes[j] > m ? lanes[j] : m;
+  for (; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
 
 // Lane numbers 0, 1, ..., VW-1, for lane masks on whole vectors.
 inline vi lane_iota() {
@@ -287,14 +295,17 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
     for (std::int64_t r = r0; r < r1; r++) {
       const float* x = inp + r * C;
       const float m = row_sum(x, C) / C;
-      float acc[L] = {};
+      // The variance in L lanes on whole vectors (as a float[L] loop it was unrolled to scalar code).
+      vf acc[L / VW] = {};
       int i = 0;
       for (; i + L <= C; i += L)
-        for (int j = 0; j < L; j++) {
-          const float d = x[i + j] - m;
-          acc[j] += d * d;
+        for (int h = 0; h < L / VW; h++) {
+          const vf d = loadv(x + i + h * VW) - m;
+          acc[h] += d * d;
         }
-      float v = hsum(acc);
+      float lanes[L];
+      std::memcpy(lanes, acc, sizeof lanes);
+      float v = hsum(lanes);
       for (; i < C; i++) v += (x[i] - m) * (x[i] - m);
       const float s = 1.f / std::sqrt(v / C + 1e-5f);
       float* o = out + r * C;
