@@ -715,11 +715,13 @@ void head_small_dwte(const HeadPacks& p, float* losses, float* dlnf, float* dwte
   else
     for (int g = 0; g < groups; g++) group(g);
   if (groups == 1) return;
+  // Group by group over the whole range (so the loop over elements vectorises): each element still
+  // gets ((dwte + acc1) + acc2) + acc3.
   par_range(VC, 256, static_cast<double>(VC) * groups, [=](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; i++) {
-      float x = dwte[i];
-      for (int g = 1; g < groups; g++) x += acc[(g - 1) * VC + i];
-      dwte[i] = x;
+    for (int g = 1; g < groups; g++) {
+      float* __restrict d = dwte;
+      const float* __restrict a = acc + (g - 1) * VC;
+      for (std::int64_t i = lo; i < hi; i++) d[i] += a[i];
     }
   });
 }
