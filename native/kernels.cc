@@ -130,6 +130,15 @@ inline void storev(float* p, vf v, std::int64_t n = VW) {
 }
 
 
+// The L lanes of a vector accumulator (L / VW vectors) as floats, for hsum or a lane-by-lane max.
+inline void lanes_of(float (&lanes)[L], const vf (&acc)[L / VW]) { std::memcpy(lanes, acc, sizeof lanes); }
+// hsum of an L-lane vector accumulator: the same additions as hsum of a float[L].
+inline float hsum(const vf (&acc)[L / VW]) {
+  float lanes[L];
+  lanes_of(lanes, acc);
+  return hsum(lanes);
+}
+
 // max of x[0, n), skipping NaNs: L lanes (lane j: elements j, j + L, ...), then the lanes, then the
 // remaining elements. On vectors: as a float[L] loop GCC 12 compiled it to 16 scalar vmaxss per 16
 // elements (it was most of the cross-entropy's max pass, 1024-4096 per row in the output head).
@@ -143,7 +152,7 @@ inline float row_max(const float* x, int n) {
       acc[h] = v > acc[h] ? v : acc[h];
     }
   float lanes[L];
-  std::memcpy(lanes, acc, sizeof lanes);
+  lanes_of(lanes, acc);
   float m = -INFINITY;
   for (int j = 0; j < L; j++) m = lanes[j] > m ? lanes[j] : m;
   for (; i < n; i++) m = x[i] > m ? x[i] : m;
@@ -181,9 +190,7 @@ inline void causal_softmax_row(float* row, int n, int T, float scale) {
     storev(row + i, e, w);
     if (i + VW <= full) acc[(i % L) / VW] += e;
   }
-  float lanes[L];
-  std::memcpy(lanes, acc, sizeof lanes);
-  float sum = hsum(lanes);
+  float sum = hsum(acc);
   for (int i = full; i < n; i++) sum += row[i];
   const float inv = 1.f / sum;
   for (int i = 0; i < T; i += VW) {
@@ -201,9 +208,7 @@ inline void causal_softmax_backward_row(const float* p, float* dr, int n, int T,
   vf acc[L / VW] = {};
   const int full = n / L * L;
   for (int i = 0; i < full; i += VW) acc[(i % L) / VW] += loadv(p + i) * loadv(dr + i);
-  float lanes[L];
-  std::memcpy(lanes, acc, sizeof lanes);
-  float dot = hsum(lanes);
+  float dot = hsum(acc);
   for (int i = full; i < n; i++) dot = std::fma(p[i], dr[i], dot);
   for (int i = 0; i < T; i += VW) {
     const int w = std::min(VW, T - i);
@@ -223,9 +228,7 @@ inline float exp_shift_sum(const float* x, float* e, int n, float mx) {
       if (e != nullptr) storev(e + i + h * VW, ex);
       acc[h] += ex;
     }
-  float lanes[L];
-  std::memcpy(lanes, acc, sizeof lanes);
-  float sum = hsum(lanes);
+  float sum = hsum(acc);
   for (; i < n; i += VW) {
     const vf ex = exp_v(loadv(x + i, n - i) - mx);
     if (e != nullptr) storev(e + i, ex, n - i);
@@ -287,6 +290,27 @@ void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t
   }
 }
 
+namespace {
+// A 64-byte aligned float buffer that only grows (the packed-B micro-kernels use aligned loads;
+// the layernorm backward keeps each row group's partial sums on their own cache lines).
+struct AlignedBuf {
+  float* p = nullptr;
+  std::size_t n = 0;
+  AlignedBuf() = default;
+  AlignedBuf(const AlignedBuf&) = delete;
+  AlignedBuf& operator=(const AlignedBuf&) = delete;
+  ~AlignedBuf() { std::free(p); }
+  float* get(std::size_t want) {
+    if (want > n) {
+      std::free(p);
+      p = static_cast<float*>(std::aligned_alloc(64, ((want * sizeof(float) + 63) / 64) * 64));
+      n = want;
+    }
+    return p;
+  }
+};
+}  // namespace
+
 // ------------------------------------------------------------------ layernorm
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
@@ -303,9 +327,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
           const vf d = loadv(x + i + h * VW) - m;
           acc[h] += d * d;
         }
-      float lanes[L];
-      std::memcpy(lanes, acc, sizeof lanes);
-      float v = hsum(lanes);
+      float v = hsum(acc);
       for (; i < C; i++) v += (x[i] - m) * (x[i] - m);
       const float s = 1.f / std::sqrt(v / C + 1e-5f);
       float* o = out + r * C;
@@ -323,6 +345,7 @@ namespace {
 // dbias and dweight as two more column passes (one column slice per thread) the 2-thread backward was no
 // faster than 1 thread on the small model's rows (C = 64: 0.50 against 0.54 ms per step).
 constexpr int kLnGroups = 8;
+AlignedBuf g_ln_parts;  // per group: dbias then dweight partial sums, stride a multiple of 16 floats
 
 // One row of the layernorm backward: di (+)= the input gradient; pb += d, pw += norm * d (that row's
 // dbias and dweight terms). Whole vectors through GCC vector types (the scalar form of this fused loop
@@ -341,11 +364,8 @@ inline void layernorm_backward_row(float* __restrict di, float* __restrict pb, f
       acc1[h] += dn;
       acc2[h] += dn * ((loadv(x + i + h * VW) - m) * s);
     }
-  float lanes[L];
-  std::memcpy(lanes, acc1, sizeof lanes);
-  float dnm = hsum(lanes);
-  std::memcpy(lanes, acc2, sizeof lanes);
-  float dnnm = hsum(lanes);
+  float dnm = hsum(acc1);
+  float dnnm = hsum(acc2);
   for (; i < C; i++) {
     const float dn = weight[i] * d[i];
     dnm += dn;
@@ -378,8 +398,8 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
   // Per group: dbias then dweight partial sums, each group on its own 64-byte lines (threads write
   // neighbouring groups' sums on every row: a shared line made 2 threads slower than 1).
   const std::int64_t stride = (2 * static_cast<std::int64_t>(C) + 15) / 16 * 16;
-  std::vector<float> part(static_cast<std::size_t>(stride * groups + 16), 0.f);
-  float* parts = part.data() + (16 - (reinterpret_cast<std::uintptr_t>(part.data()) / sizeof(float)) % 16) % 16;
+  float* parts = g_ln_parts.get(static_cast<std::size_t>(stride * groups));
+  std::memset(parts, 0, sizeof(float) * static_cast<std::size_t>(stride * groups));
   par_range(groups, 1, 3.0 * BT * C, [=](std::int64_t g0, std::int64_t g1) {
     for (std::int64_t g = g0; g < g1; g++) {
       float* pb = parts + g * stride;
@@ -596,24 +616,6 @@ void cross_entropy_forward(float* losses, float* dlogits, const float* logits, c
 // ------------------------------------------------------------------ fused output head
 
 namespace {
-
-// A 64-byte aligned float buffer that only grows (the packed-B micro-kernels use aligned loads).
-struct AlignedBuf {
-  float* p = nullptr;
-  std::size_t n = 0;
-  AlignedBuf() = default;
-  AlignedBuf(const AlignedBuf&) = delete;
-  AlignedBuf& operator=(const AlignedBuf&) = delete;
-  ~AlignedBuf() { std::free(p); }
-  float* get(std::size_t want) {
-    if (want > n) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, ((want * sizeof(float) + 63) / 64) * 64));
-      n = want;
-    }
-    return p;
-  }
-};
 
 AlignedBuf g_head_wte_t, g_head_wte, g_head_tile, g_head_lnf;
 thread_local AlignedBuf g_head_eval_tile;  // one sub-block of logits per thread (no gradients, or a small dwte)
