@@ -65,8 +65,67 @@ void pack_rows_into_panels(const float* src, std::ptrdiff_t stride, int kc, int 
   }
 }
 
+#ifdef SK_HAVE_AVX512
+// The transposing packs below moved one float per load and per store (a gather of strided floats):
+// 5-10% of a training step (perf, Zen 5: pack_b 4.4% and pack_a ~5% of the ref model's step, pack_b
+// 6.7% of the demo's l2d96). With AVX-512 they move 16 x 16 blocks through registers instead. Packing is
+// a permutation, so the packed panels, and every product, are the same floats either way.
+
+// r[i] lane j -> r[j] lane i, for a 16 x 16 block of floats (unpack, then 64-bit and 128-bit shuffles).
+// (GCC 12's shuffle and unpack intrinsics pass _mm512_undefined_ps() as their unused merge source, which
+// -Wmaybe-uninitialized reports once inlined; nothing here reads an undefined value.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+inline void transpose16x16(__m512* r) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+#pragma GCC diagnostic pop
+
+inline __mmask16 first_lanes(int n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
+
+// dst[k * ld + j] = src[j * stride + k] for j < rows (<= 16 source rows of kc contiguous floats), k < kc:
+// the first W (<= 16) lanes of each packed row k, lanes j >= rows zero. Masked loads for the last k
+// (never past a row's end) and masked stores of W lanes (never into the next packed row).
+template <int W>
+void pack_transposed16(const float* src, std::ptrdiff_t stride, int rows, int kc, float* dst, std::ptrdiff_t ld) {
+  static_assert(W <= 16, "one 16-lane register per packed row");
+  for (int k0 = 0; k0 < kc; k0 += 16) {
+    const int w = std::min(16, kc - k0);
+    const __mmask16 lm = first_lanes(w);
+    __m512 r[16];
+    for (int j = 0; j < 16; j++) {
+      r[j] = _mm512_setzero_ps();
+      if (j < rows) r[j] = _mm512_maskz_loadu_ps(lm, src + j * stride + k0);
+    }
+    transpose16x16(r);
+    for (int k = 0; k < w; k++) _mm512_mask_storeu_ps(dst + (k0 + k) * ld, first_lanes(W), r[k]);
+  }
+}
+#endif
+
 // Packs rows [m0, m0+mc) x depth [p0, p0+kc) of A into micro-panels of MR rows, k-major, zero padded.
-template <int MR>
+// kVec: the micro-kernel in use is AVX-512's (so the CPU runs AVX-512 code).
+template <int MR, bool kVec = false>
 void pack_a(const GemmArgs& g, int m0, int mc, int p0, int kc, float* dst) {
   if (g.sam == 1) {
     // Transposed A (e.g. dout^T for the weight gradient): row k of the source holds the block's mc
@@ -79,8 +138,17 @@ void pack_a(const GemmArgs& g, int m0, int mc, int p0, int kc, float* dst) {
   for (int ir = 0; ir < mc; ir += MR) {
     const int mr = std::min(MR, mc - ir);
     float* d = dst + static_cast<std::ptrdiff_t>(ir) * kc;
+    const float* a = g.A + (m0 + ir) * g.sam + p0 * g.sak;
+#ifdef SK_HAVE_AVX512
+    if constexpr (kVec && MR <= 16) {
+      if (g.sak == 1) {
+        pack_transposed16<MR>(a, g.sam, mr, kc, d, MR);
+        continue;
+      }
+    }
+#endif
     for (int i = 0; i < mr; i++) {
-      const float* src = g.A + (m0 + ir + i) * g.sam + p0 * g.sak;
+      const float* src = a + i * g.sam;
       if (g.sak == 1) {
         for (int k = 0; k < kc; k++) d[k * MR + i] = src[k];
       } else {
@@ -93,7 +161,7 @@ void pack_a(const GemmArgs& g, int m0, int mc, int p0, int kc, float* dst) {
 }
 
 // Packs depth [p0, p0+kc) x columns [n0, n0+nc) of B into micro-panels of NR columns, k-major, zero padded.
-template <int NR>
+template <int NR, bool kVec = false>
 void pack_b(const GemmArgs& g, int p0, int kc, int n0, int nc, float* dst) {
   if (g.sbn == 1) {
     // Row-major B (e.g. inp in dW = doutᵀ·inp). Read row by row: panel by panel it was read in
@@ -106,8 +174,17 @@ void pack_b(const GemmArgs& g, int p0, int kc, int n0, int nc, float* dst) {
     const int nr = std::min(NR, nc - jr);
     float* d = dst + static_cast<std::ptrdiff_t>(jr) * kc;
     // transposed B (e.g. weight (OC,C) read as C x OC): walk each source row contiguously
+    const float* b = g.B + (n0 + jr) * g.sbn + p0 * g.sbk;
+#ifdef SK_HAVE_AVX512
+    if constexpr (kVec && NR % 16 == 0) {
+      if (g.sbk == 1) {
+        for (int h = 0; h < NR; h += 16) pack_transposed16<16>(b + h * g.sbn, g.sbn, nr - h, kc, d + h, NR);
+        continue;
+      }
+    }
+#endif
     for (int j = 0; j < nr; j++) {
-      const float* src = g.B + (n0 + jr + j) * g.sbn + p0 * g.sbk;
+      const float* src = b + j * g.sbn;
       for (int k = 0; k < kc; k++) d[k * NR + j] = src[k * g.sbk];
     }
     for (int j = nr; j < NR; j++)
@@ -341,6 +418,16 @@ void kern_avx2(int kc, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks, c
 using Kernel = void (*)(int, const float*, std::ptrdiff_t, std::ptrdiff_t, const float*, float*, std::ptrdiff_t, int,
                         int, bool, const float*);
 
+// Whether KERN is an AVX-512 micro-kernel (so the packs may use AVX-512 too).
+template <Kernel KERN>
+constexpr bool is_avx512_kernel() {
+#ifdef SK_HAVE_AVX512
+  return KERN == kern_avx512<X_MR, false> || KERN == kern_avx512<X_MR, true>;
+#else
+  return false;
+#endif
+}
+
 template <int NR>
 constexpr int nc_block() {
   return (NC_MAX / NR) * NR;
@@ -411,13 +498,13 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
       if (prepacked != nullptr)
         pb = prepacked + packed_b_offset<NR>(g, jc, pc);
       else
-        pack_b<NR>(g, pc, kc, jc, nc, own);
+        pack_b<NR, is_avx512_kernel<KERN>()>(g, pc, kc, jc, nc, own);
       for (int ic = m0; ic < m1; ic += MC) {
         const int mc = std::min(MC, m1 - ic);
         const bool in_place = KERN_ROWS != nullptr && (g.sak == 1 || g.sam == 1) && nc <= 8 * NR &&
                               !(g.sak == 1 && nc > 4 * NR && rows_alias_in_l1(g.sam));
         const int full = in_place ? mc / MR * MR : 0;  // rows read in place; the rest are packed
-        pack_a<MR>(g, ic + full, mc - full, pc, kc, pa);
+        pack_a<MR, is_avx512_kernel<KERN>()>(g, ic + full, mc - full, pc, kc, pa);
         for (int jr = 0; jr < nc; jr += NR) {
           const int nr = std::min(NR, nc - jr);
           const float* bias = (!load_c && g.bias != nullptr) ? g.bias + jc + jr : nullptr;
@@ -519,7 +606,7 @@ void run_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* p
 }
 
 // Packs all of B, in parallel over groups of panels, into the layout packed_b_offset describes.
-template <int NR>
+template <int NR, bool kVec>
 void pack_all_b(const GemmArgs& g, float* dst, int threads) {
   constexpr int NC = nc_block<NR>();
   constexpr int GROUP = 8 * NR;
@@ -535,7 +622,7 @@ void pack_all_b(const GemmArgs& g, float* dst, int threads) {
   parallel_for(static_cast<int>(tasks.size()), threads, [&](int i) {
     const Task& t = tasks[i];
     const int kc = std::min(KC, g.K - t.pc);
-    pack_b<NR>(g, t.pc, kc, t.jc + t.j0, t.ncols, dst + packed_b_offset<NR>(g, t.jc, t.pc) + static_cast<std::ptrdiff_t>(t.j0) * kc);
+    pack_b<NR, kVec>(g, t.pc, kc, t.jc + t.j0, t.ncols, dst + packed_b_offset<NR>(g, t.jc, t.pc) + static_cast<std::ptrdiff_t>(t.j0) * kc);
   });
 }
 
@@ -611,7 +698,7 @@ std::size_t packed_b_floats(const GemmArgs& g) {
 void pack_b_full(const GemmArgs& g, float* dst, int threads) {
   init_isa();
   if (g.N <= 0 || g.K <= 0) return;
-  with_kernel([&]<int MR, int NR, Kernel, Kernel>() { pack_all_b<NR>(g, dst, threads); });
+  with_kernel([&]<int MR, int NR, Kernel KERN, Kernel>() { pack_all_b<NR, is_avx512_kernel<KERN>()>(g, dst, threads); });
 }
 
 void sgemm_rows(const GemmArgs& g, int m0, int m1, const float* packed) {
