@@ -108,8 +108,30 @@ inline vf exp_v(vf x) {
   return x != x ? x : y;
 }
 
-// tanh(u) = 1 - 2/(exp(2u)+1): absolute error ~1e-7, which is what GELU needs (it adds tanh to 1).
-inline vf tanh_v(vf u) { return 1.f - 2.f / (exp_v(2.f * u) + 1.f); }
+// tanh(u) as a rational function: Eigen's generic_fast_tanh_float (odd degree-13 numerator over an
+// even degree-6 denominator, inputs clamped to +-7.9988, where tanh rounds to +-(1 - 2^-22); below 4e-4
+// tanh(u) = u to float precision). Absolute error <= 2.7e-7 against double tanh (1.8e-7 for the
+// 1 - 2/(exp(2u)+1) it replaced), GELU's <= 8.3e-7 (4.3e-7), measured over [-12, 12]; 1.5x faster
+// GELU (0.39 -> 0.26 ns per float, one thread, Zen 5): 11 FMAs and one division against the
+// exponential's ~20 operations plus the division. NaN stays NaN (every comparison with it is false).
+inline vf tanh_v(vf u) {
+  const vf c = vf{} + 7.99881172180175781f;
+  vf x = u > c ? c : u;
+  x = x < -c ? -c : x;
+  const vf x2 = x * x;
+  vf p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+  p = x2 * p + -8.60467152213735e-11f;
+  p = x2 * p + 5.12229709037114e-08f;
+  p = x2 * p + 1.48572235717979e-05f;
+  p = x2 * p + 6.37261928875436e-04f;
+  p = x2 * p + 4.89352455891786e-03f;
+  p = x * p;
+  vf q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+  q = x2 * q + 2.26843463243900e-03f;
+  q = x2 * q + 4.89352518554385e-03f;
+  const vf au = u < 0.f ? -u : u;
+  return au < 0.0004f ? u : p / q;
+}
 
 // Up to VW floats in and out of a vector; a short vector is zero padded, so every element, wherever it
 // lies, goes through the same vector arithmetic (bit-identical results for any split of a range). The
