@@ -475,6 +475,22 @@ Kernel tile_kernel(int mr, int nr) {
 // fewer (the demo's d = 16..128 models' dlogits, V = 512) packing cost more than it saved (0.91-0.98x).
 inline bool rows_alias_in_l1(std::ptrdiff_t lda) { return (lda * static_cast<std::ptrdiff_t>(sizeof(float))) % 2048 == 0; }
 
+// The depth a tile of rows [row, row + mr) runs over within the block [pc, pc + kc), as offsets
+// [lo, hi) into the block (see Tri); `earlier`: the tile's depth began before this block (so C already
+// holds its partial sum); `none_at_all`: its depth is empty in every block.
+struct TileDepth {
+  int lo, hi;
+  bool earlier, none_at_all;
+};
+inline TileDepth tile_depth(const GemmArgs& g, int row, int mr, int pc, int kc) {
+  int k0 = 0, k1 = g.K;
+  if (g.bias == nullptr) {
+    if (g.tri == Tri::lower) k1 = std::min(g.K, row + mr);
+    if (g.tri == Tri::upper) k0 = std::min(g.K, row);
+  }
+  return TileDepth{std::max(k0, pc) - pc, std::min(k1, pc + kc) - pc, k0 < pc, k0 >= k1};
+}
+
 // Computes C rows [m0,m1) x columns [n0,n1) on the calling thread. With `prepacked` (all of B packed by
 // pack_all_b; then n0 = 0, n1 = N) the B blocks are read from there instead of being packed here.
 //
@@ -493,7 +509,6 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
     for (int pc = 0; pc < g.K; pc += KC) {
       const int kc = std::min(KC, g.K - pc);
       const bool first = pc == 0;
-      const bool load_c = g.accumulate || !first;
       const float* pb = own;
       if (prepacked != nullptr)
         pb = prepacked + packed_b_offset<NR>(g, jc, pc);
@@ -507,23 +522,42 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
         pack_a<MR, is_avx512_kernel<KERN>()>(g, ic + full, mc - full, pc, kc, pa);
         for (int jr = 0; jr < nc; jr += NR) {
           const int nr = std::min(NR, nc - jr);
-          const float* bias = (!load_c && g.bias != nullptr) ? g.bias + jc + jr : nullptr;
           const float* bp = pb + static_cast<std::ptrdiff_t>(jr) * kc;
           float* cp = g.C + static_cast<std::ptrdiff_t>(ic) * g.ldc + jc + jr;
+          // One tile: rows [ic + ir, + mr) of this panel, A at `a` (A(i, k) = a[i ars + k aks]); `rows`:
+          // a full tile read in place from a row-major A (KERN_ROWS), else KERN (a packed panel, or a
+          // transposed A in place).
+          auto tile = [&](int ir, int mr, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks, bool rows) {
+            const int row = ic + ir;
+            int ncols = nr;
+            if (g.tri == Tri::cols) {
+              ncols = std::min(nr, row + mr - (jc + jr));
+              if (ncols <= 0) return;  // every column of this panel lies above the tile's last row
+            }
+            const TileDepth d = tile_depth(g, row, mr, pc, kc);
+            float* c = cp + static_cast<std::ptrdiff_t>(ir) * g.ldc;
+            if (d.lo >= d.hi) {
+              // No depth in this block. A tile with no depth at all is C = 0 (its only write).
+              if (!g.accumulate && first && d.none_at_all)
+                for (int i = 0; i < mr; i++) std::fill(c + i * g.ldc, c + i * g.ldc + ncols, 0.f);
+              return;
+            }
+            const bool load = g.accumulate || d.earlier;
+            const float* bias = (!load && g.bias != nullptr) ? g.bias + jc + jr : nullptr;
+            const Kernel k = rows ? tile_kernel<KERN_ROWS>(MR, ncols) : tile_kernel<KERN>(mr, ncols);
+            k(d.hi - d.lo, a + d.lo * aks, ars, aks, bp + static_cast<std::ptrdiff_t>(d.lo) * NR, c, g.ldc, mr, ncols,
+              load, bias);
+          };
           // Full tiles read in place: row-major A through KERN_ROWS, transposed A through KERN.
-          const Kernel in_place_kernel = g.sak == 1 ? tile_kernel<KERN_ROWS>(MR, nr) : tile_kernel<KERN>(MR, nr);
           for (int ir = 0; ir < full; ir += MR) {
             const float* a = g.A + (ic + ir) * g.sam + pc * g.sak;
             if (g.sak == 1)
-              in_place_kernel(kc, a, g.sam, 1, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
+              tile(ir, MR, a, g.sam, 1, true);
             else
-              in_place_kernel(kc, a, 1, g.sak, bp, cp + ir * g.ldc, g.ldc, MR, nr, load_c, bias);
+              tile(ir, MR, a, 1, g.sak, false);
           }
-          for (int ir = full; ir < mc; ir += MR) {
-            const int mr = std::min(MR, mc - ir);
-            tile_kernel<KERN>(mr, nr)(kc, pa + static_cast<std::ptrdiff_t>(ir - full) * kc, 1, MR, bp, cp + ir * g.ldc,
-                                      g.ldc, mr, nr, load_c, bias);
-          }
+          for (int ir = full; ir < mc; ir += MR)
+            tile(ir, std::min(MR, mc - ir), pa + static_cast<std::ptrdiff_t>(ir - full) * kc, 1, MR, false);
         }
       }
     }
@@ -709,7 +743,7 @@ void sgemm_rows(const GemmArgs& g, int m0, int m1, const float* packed) {
   rows.A = g.A + static_cast<std::ptrdiff_t>(m0) * g.sam;
   rows.C = g.C + static_cast<std::ptrdiff_t>(m0) * g.ldc;
   if (handle_empty(rows)) return;
-  run_block(rows, 0, rows.M, 0, g.N, packed);
+  run_block(g, m0, m1, 0, g.N, packed);  // g's own row indices (a Tri structure is by row of g)
 }
 
 void set_min_parallel_work(double w) { g_min_work = w; }
