@@ -1054,22 +1054,17 @@ void prefill_head(float* out, const float* qkv, const std::uint16_t* kh, const s
   halves_to_floats(vf, vlo, 0, lo);
   halves_to_floats(kf, kh, lo, static_cast<std::int64_t>(p1) * hs);
   halves_to_floats(vf, vh, lo, static_cast<std::int64_t>(p1) * hs);
-  // Blocks of kBlock rows: rows [b0, b1) attend to positions [0, p0 + b1) only, so the masked upper
-  // triangle is mostly skipped. Bitwise the same as one product over all p1 positions: the score
-  // elements are independent dot products, and the positions dropped from P·V are trailing exact zeros
-  // (the GEMM accumulates each element in k order within the same 256-deep k blocks).
-  constexpr int kBlock = 32;
-  for (int b0 = 0; b0 < n; b0 += kBlock) {
-    const int nb = std::min(kBlock, n - b0);
-    const int pe = p0 + b0 + nb;
-    // S (nb, pe) = Q (nb, hs) · Kf^T: B(k, t) = kf[t*hs + k].
-    sgemm_serial(GemmArgs{nb, pe, hs, q + static_cast<std::ptrdiff_t>(b0) * hs, hs, 1, kf, 1, hs, sc, pe, false,
-                          nullptr});
-    causal_softmax_rows(sc, pe, nb, p0 + b0 + 1, scale);
-    // O (nb, hs) = P (nb, pe) · Vf (pe, hs), written into out rows r0+b0.. at column h*hs.
-    sgemm_serial(GemmArgs{nb, hs, pe, sc, pe, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0 + b0) * C + h * hs, C,
-                          false, nullptr});
-  }
+  // Row i is position p0 + i and attends to positions [0, p0 + i] only: the GEMMs' causal Tri modes skip
+  // the masked upper triangle tile by tile (14 rows) and pack K and V once (32-row blocks, each a pair of
+  // products of its own, repacked them for every block). Bitwise the same as one product over all p1
+  // positions: the score elements are independent dot products, and the positions dropped from P·V are
+  // exact zeros (the GEMM accumulates each element in k order within the same 256-deep k blocks).
+  // S (n, p1) = Q (n, hs) · Kf^T: B(k, t) = kf[t*hs + k].
+  sgemm_serial(GemmArgs{n, p1, hs, q, hs, 1, kf, 1, hs, sc, p1, false, nullptr, Tri::cols, p0});
+  causal_softmax_rows(sc, p1, n, p0 + 1, scale);
+  // O (n, hs) = P (n, p1) · Vf (p1, hs), written into out rows r0.. at column h*hs.
+  sgemm_serial(GemmArgs{n, hs, p1, sc, p1, 1, vf, hs, 1, out + static_cast<std::int64_t>(r0) * C + h * hs, C, false,
+                        nullptr, Tri::lower, p0});
 }
 
 #if defined(__AVX512F__) || defined(SK_DECODE_AVX2)

@@ -485,8 +485,8 @@ struct TileDepth {
 inline TileDepth tile_depth(const GemmArgs& g, int row, int mr, int pc, int kc) {
   int k0 = 0, k1 = g.K;
   if (g.bias == nullptr) {
-    if (g.tri == Tri::lower) k1 = std::min(g.K, row + mr);
-    if (g.tri == Tri::upper) k0 = std::min(g.K, row);
+    if (g.tri == Tri::lower) k1 = std::clamp(row + g.diag + mr, 0, g.K);
+    if (g.tri == Tri::upper) k0 = std::clamp(row + g.diag, 0, g.K);
   }
   return TileDepth{std::max(k0, pc) - pc, std::min(k1, pc + kc) - pc, k0 < pc, k0 >= k1};
 }
@@ -531,7 +531,7 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
             const int row = ic + ir;
             int ncols = nr;
             if (g.tri == Tri::cols) {
-              ncols = std::min(nr, row + mr - (jc + jr));
+              ncols = std::min(nr, row + g.diag + mr - (jc + jr));
               if (ncols <= 0) return;  // every column of this panel lies above the tile's last row
             }
             const TileDepth d = tile_depth(g, row, mr, pc, kc);

@@ -14,14 +14,15 @@
 
 namespace sk {
 
-// Triangular structure of a causal attention product (row m of C is sequence position m), which lets
-// whole tiles of work be skipped:
-//   cols:  only C(m, n) with n <= m is wanted; the tile of rows [m0, m0 + mr) computes the columns
-//          n < m0 + mr only (other columns of C are left as they were, e.g. the scores above the
-//          diagonal, which the causal softmax never reads);
-//   lower: A(m, k) = 0 for k > m (e.g. P·V with the causal probabilities P): the tile of rows
-//          [m0, m0 + mr) runs over the depth k < m0 + mr only;
-//   upper: A(m, k) = 0 for k < m (e.g. Pᵀ·dO): that tile runs over the depth k >= m0 only.
+// Triangular structure of a causal attention product, which lets whole tiles of work be skipped. Row m
+// of C is sequence position p = m + diag (GemmArgs::diag: e.g. prompt rows that start at position p0
+// of their sequence), columns and depth are positions:
+//   cols:  only C(m, n) with n <= p is wanted; the tile of rows [m0, m0 + mr) computes the columns
+//          n < m0 + diag + mr only (other columns of C are left as they were, e.g. the scores above
+//          the diagonal, which the causal softmax never reads);
+//   lower: A(m, k) = 0 for k > p (e.g. P·V with the causal probabilities P): the tile of rows
+//          [m0, m0 + mr) runs over the depth k < m0 + diag + mr only;
+//   upper: A(m, k) = 0 for k < p (e.g. Pᵀ·dO): that tile runs over the depth k >= m0 + diag only.
 // The depth modes skip multiply-adds of exact zeros, so C gets the same bits as the full product
 // whenever B is finite (x + 0·b = x); they are ignored when a bias is given.
 enum class Tri : std::uint8_t { none, cols, lower, upper };
@@ -37,6 +38,7 @@ struct GemmArgs {
   bool accumulate;     // C += A·B, else C = A·B (+ bias)
   const float* bias;   // length N, only used when !accumulate; may be null
   Tri tri = Tri::none;
+  int diag = 0;  // see Tri
 };
 
 // Runs on the calling thread only (used inside parallel regions, e.g. per attention head).
