@@ -779,7 +779,9 @@ void logits_cross_entropy(float* losses, float* dlnf, float* dwte, const float* 
     const GemmArgs w{V, C, rb, tile, 1, V, lnf + static_cast<std::int64_t>(b0) * C, C, 1, dwte, C, b0 > 0, nullptr};
     float* pl = g_head_lnf.get(packed_b_floats(w));
     pack_b_full(w, pl, par ? nt : 1);
-    const int wchunk = par ? 128 : V;
+    // Chunks of whole micro-kernel tiles (126 = 9 x 14 = 21 x 6 rows): with 128, every chunk ended in a
+    // 2-row tile that cost about as much as a full one (dwte is the same: each element is one tile's).
+    const int wchunk = par ? 126 : V;
     const int nw = (V + wchunk - 1) / wchunk;
     auto cols = [&](int c) { sgemm_rows(w, c * wchunk, std::min(V, (c + 1) * wchunk), pl); };
     if (par)
