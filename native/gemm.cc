@@ -524,9 +524,9 @@ void gemm_block(const GemmArgs& g, int m0, int m1, int n0, int n1, const float* 
           const int nr = std::min(NR, nc - jr);
           const float* bp = pb + static_cast<std::ptrdiff_t>(jr) * kc;
           float* cp = g.C + static_cast<std::ptrdiff_t>(ic) * g.ldc + jc + jr;
-          // One tile of a Tri product: rows [ic + ir, + mr) of this panel, A at `a` (A(i, k) = a[i ars + k aks]); `rows`:
-          // a full tile read in place from a row-major A (KERN_ROWS), else KERN (a packed panel, or a
-          // transposed A in place).
+          // One tile of a Tri product: rows [ic + ir, + mr) of this panel, A at `a` (A(i, k) =
+          // a[i ars + k aks]); `rows`: a full tile read in place from a row-major A (KERN_ROWS), else
+          // KERN (a packed panel, or a transposed A in place).
           auto tile = [&](int ir, int mr, const float* a, std::ptrdiff_t ars, std::ptrdiff_t aks, bool rows) {
             const int row = ic + ir;
             int ncols = nr;

@@ -482,7 +482,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // the causal structure as a GEMM Tri mode (gemm.h): a tile of rows [t0, t0 + 14) computes the score
 // columns < t0 + 14 only, and runs P·V over the depth < t0 + 14 only. Each product packs its B operand
 // once. (It replaced 56-row blocks, each a product of its own: T = 64 computed the whole T x T square,
-// and T = 128 repacked K and V for every block; the l2d96 attention forward/backward ran 1.3x/1.25x
+// and T = 128 repacked K and V for every block; the l2d96 attention forward/backward ran 1.23x/1.32x
 // faster alone.) Skipped work is multiply-adds of exact zeros or scores the softmax never reads, so the
 // bits are those of the full products.
 
