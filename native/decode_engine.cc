@@ -399,6 +399,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "DecodeEngine",
                        {InstanceMethod("step", &DecodeEngine::Step), InstanceMethod("stepAsync", &DecodeEngine::StepAsync),
+                        InstanceMethod("decodeAsync", &DecodeEngine::DecodeAsync),
                         InstanceMethod("forward", &DecodeEngine::Forward),
                         InstanceMethod("setSampler", &DecodeEngine::SetSampler),
                         InstanceMethod("sample", &DecodeEngine::Sample),
@@ -639,25 +640,64 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     check_idle(env);
     const Rows r = rows(info);
     std::int32_t* next = typed<std::int32_t, napi_int32_array>(env, info[7], "next", r.n_out);
-    auto* worker = new StepWorker(env, this, r, next);
+    auto* worker = new StepWorker(env, this, r, next, Decode{});
     for (std::size_t i : {0, 1, 2, 5, 7}) worker->keep(info[i].As<Napi::Object>());
     busy_ = true;
     worker->Queue();
     return worker->promise();
   }
 
-  // One stepAsync call: step_rows off the JS thread, then the promise settles on it.
+  // The decode steps after the first of a decodeAsync call (see decode_steps).
+  struct Decode {
+    int steps = 1;
+    const std::int32_t* budget = nullptr;
+    int eos = -1;
+    std::int32_t *drawn = nullptr, *counts = nullptr;
+  };
+
+  // decodeAsync(tokens, slots, pos, R, firstPrefill, outRows, nOut, steps, budget: Int32Array (nOut), eos,
+  //             drawn: Int32Array (nOut * steps), counts: Int32Array (nOut)): stepAsync's step, then up to
+  // steps - 1 more steps of decode rows only, for the out rows that drew neither `eos` nor their last
+  // budgeted token (budget[i] >= 1 tokens for out row i, this step's included) and stay inside the context.
+  // Out row i's tokens land in drawn[i * steps ...], counts[i] of them. Every token is the one the same
+  // sequence of single steps would draw (a row's arithmetic and its sampler do not depend on the batch):
+  // the call saves the JS round trips between those steps.
+  Napi::Value DecodeAsync(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    check_idle(env);
+    const Rows r = rows(info);
+    Decode d;
+    d.steps = int_of(env, info[7], "steps", 1, 1024);
+    d.budget = typed<std::int32_t, napi_int32_array>(env, info[8], "budget", r.n_out);
+    d.eos = int_of(env, info[9], "eos", -1, V_ - 1);
+    d.drawn = typed<std::int32_t, napi_int32_array>(env, info[10], "drawn", static_cast<std::int64_t>(r.n_out) * d.steps);
+    d.counts = typed<std::int32_t, napi_int32_array>(env, info[11], "counts", r.n_out);
+    for (int i = 0; i < r.n_out; i++)
+      if (d.budget[i] < 1) fail(env, "budget[" + std::to_string(i) + "] = " + std::to_string(d.budget[i]) + " < 1");
+    auto* worker = new StepWorker(env, this, r, nullptr, d);
+    for (std::size_t i : {0, 1, 2, 5, 8, 10, 11}) worker->keep(info[i].As<Napi::Object>());
+    busy_ = true;
+    worker->Queue();
+    return worker->promise();
+  }
+
+  // One stepAsync or decodeAsync call: step_rows (or decode_steps) off the JS thread, then the promise
+  // settles on it.
   class StepWorker : public Napi::AsyncWorker {
    public:
-    StepWorker(Napi::Env env, DecodeEngine* engine, const Rows& r, std::int32_t* next)
-        : Napi::AsyncWorker(env), engine_(engine), rows_(r), next_(next), deferred_(Napi::Promise::Deferred::New(env)) {
+    StepWorker(Napi::Env env, DecodeEngine* engine, const Rows& r, std::int32_t* next, const Decode& d)
+        : Napi::AsyncWorker(env), engine_(engine), rows_(r), next_(next), decode_(d),
+          deferred_(Napi::Promise::Deferred::New(env)) {
       self_ = Napi::Persistent(engine->Value());
     }
     void keep(Napi::Object o) { kept_.push_back(Napi::Persistent(o)); }
     Napi::Promise promise() const { return deferred_.Promise(); }
     void Execute() override {
       try {
-        engine_->step_rows(rows_, next_);
+        if (decode_.drawn != nullptr)
+          engine_->decode_steps(rows_, decode_);
+        else
+          engine_->step_rows(rows_, next_);
       } catch (const std::exception& e) {
         SetError(std::string("decode step failed: ") + e.what());
       }
@@ -675,6 +715,7 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     DecodeEngine* engine_;
     Rows rows_;
     std::int32_t* next_;
+    Decode decode_;
     Napi::Promise::Deferred deferred_;
     Napi::ObjectReference self_;  // the engine outlives its step
     std::vector<Napi::ObjectReference> kept_;  // and so do the argument arrays
@@ -701,6 +742,48 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
     rows_run_ += r.R;
     steps_run_++;
     for (int i = 0; i < r.first_prefill; i++) decode_positions_ += static_cast<std::int64_t>(r.pos[i] + 1) * NH_ * L_;
+  }
+
+  // decodeAsync's work: the step of rows r, then decode-only steps of the out rows still generating.
+  void decode_steps(const Rows& r, const Decode& d) {
+    md_next_.resize(static_cast<std::size_t>(r.n_out));
+    step_rows(r, md_next_.data());
+    md_row_.clear();
+    md_tok_.clear();
+    md_slot_.clear();
+    md_pos_.clear();
+    // Keeps out row i generating with token t at position p, if it may draw another token there.
+    auto carry = [&](int i, std::int32_t t, std::int32_t slot, std::int32_t p) {
+      if (t != d.eos && d.counts[i] < d.budget[i] && p < T_) {
+        md_row_.push_back(i);
+        md_tok_.push_back(t);
+        md_slot_.push_back(slot);
+        md_pos_.push_back(p);
+      }
+    };
+    for (int i = 0; i < r.n_out; i++) {
+      d.drawn[static_cast<std::int64_t>(i) * d.steps] = md_next_[i];
+      d.counts[i] = 1;
+      carry(i, md_next_[i], r.slots[r.out[i]], r.pos[r.out[i]] + 1);
+    }
+    for (int s = 1; s < d.steps && !md_row_.empty(); s++) {
+      const int n = static_cast<int>(md_row_.size());
+      md_out_.resize(static_cast<std::size_t>(n));
+      for (int j = 0; j < n; j++) md_out_[j] = j;
+      const std::vector<std::int32_t> row = md_row_, tok = md_tok_, slot = md_slot_, pos = md_pos_;
+      md_next_.resize(static_cast<std::size_t>(n));
+      step_rows(Rows{tok.data(), slot.data(), pos.data(), md_out_.data(), n, n, n}, md_next_.data());
+      md_row_.clear();
+      md_tok_.clear();
+      md_slot_.clear();
+      md_pos_.clear();
+      for (int j = 0; j < n; j++) {
+        const int i = row[j];
+        d.drawn[static_cast<std::int64_t>(i) * d.steps + d.counts[i]] = md_next_[j];
+        d.counts[i]++;
+        carry(i, md_next_[j], slot[j], pos[j] + 1);
+      }
+    }
   }
 
   // forward(tokens, slots, pos, R, firstPrefill, outRows, nOut, logits: Float32Array (nOut, V)).
@@ -764,6 +847,8 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
   std::vector<float> x_, ln_, mean_, rstd_, qkv_, atty_, tmp_, fch_, fchg_, sel_, atts_, logits_;
   std::vector<std::uint8_t> want_;
   std::vector<ChainSampler> samplers_;
+  // decode_steps' rows still generating: out row, last token, slot, next position; and its draws.
+  std::vector<std::int32_t> md_row_, md_tok_, md_slot_, md_pos_, md_out_, md_next_;
   std::vector<std::int32_t> alias_slot_, alias_len_;  // per slot: positions [0, len) live in slot alias_slot
   double prof_[kPhases] = {};
   double last_ = 0;

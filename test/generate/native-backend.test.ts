@@ -541,6 +541,86 @@ test("decoder: stepAsync draws step's tokens off the JS thread, and the engine r
   assert.equal(async.profile().steps, 6);
 });
 
+test("decoder: decodeAsync draws what single steps draw, stopping each row at its budget or at eos", {
+  skip,
+}, async () => {
+  const { weights } = await loadGpt2Gguf(modelPath);
+  const mk = () => new BatchedGpt2(weights, { slots: 3, maxRows: 16, threads: 1 });
+  const sampler = { temperature: 1.2, topP: 0.95, topK: 40, seed: 11 };
+  // Single steps first: three prompts of 3 tokens, then every sequence for 12 more steps.
+  const ref = mk();
+  for (const slot of [0, 1, 2]) ref.setSampler(slot, { ...sampler, seed: 11 + slot });
+  const tokens = Int32Array.from([5, 6, 7, 8, 9, 10, 11, 12, 13]);
+  const slots = Int32Array.from([0, 0, 0, 1, 1, 1, 2, 2, 2]);
+  const pos = Int32Array.from([0, 1, 2, 0, 1, 2, 0, 1, 2]);
+  const out = Int32Array.from([2, 5, 8]);
+  const seqs: number[][] = [[], [], []];
+  const next = new Int32Array(3);
+  ref.step(tokens, slots, pos, 9, out, 3, next, 0);
+  for (let i = 0; i < 3; i++) seqs[i].push(next[i]);
+  for (let s = 0; s < 12; s++) {
+    const t = Int32Array.from(seqs, (q) => q[q.length - 1]);
+    ref.step(
+      t,
+      Int32Array.from([0, 1, 2]),
+      Int32Array.from([3 + s, 3 + s, 3 + s]),
+      3,
+      Int32Array.from([0, 1, 2]),
+      3,
+      next,
+    );
+    for (let i = 0; i < 3; i++) seqs[i].push(next[i]);
+  }
+  // The same in one call of up to 13 steps, with a budget of 5 tokens for row 1 and, as the
+  // end-of-sequence id, row 0's 4th token: each row is what single steps drew, cut after its budget or
+  // its first end-of-sequence token, whichever comes first.
+  const budget = Int32Array.from([100, 5, 100]);
+  const eos = seqs[0][3];
+  const want = seqs.map((q, i) => {
+    const cut = q.slice(0, budget[i]);
+    const e = cut.indexOf(eos);
+    return e >= 0 ? cut.slice(0, e + 1) : cut;
+  });
+  assert.ok(want[0].length <= 4 && want[1].length <= 5, "the test cuts rows by eos and by budget");
+  assert.ok(
+    want.some((w) => w.length === 13),
+    "a row runs all 13 steps",
+  );
+  const dec = mk();
+  for (const slot of [0, 1, 2]) dec.setSampler(slot, { ...sampler, seed: 11 + slot });
+  const steps = 13;
+  const drawn = new Int32Array(3 * steps);
+  const counts = new Int32Array(3);
+  const pending = dec.decodeAsync(tokens, slots, pos, 9, out, 3, 0, steps, budget, eos, drawn, counts);
+  assert.throws(() => dec.profile(), /the engine is busy/);
+  await pending;
+  for (let i = 0; i < 3; i++)
+    assert.deepEqual([...drawn.subarray(i * steps, i * steps + counts[i])], want[i], `row ${i} (${seqs[i]})`);
+  // Bad arguments are refused before anything runs.
+  await assert.rejects(
+    async () =>
+      dec.decodeAsync(
+        tokens,
+        slots,
+        pos,
+        9,
+        out,
+        3,
+        0,
+        steps,
+        Int32Array.from([1, 0, 1]),
+        eos,
+        drawn,
+        counts,
+      ),
+    /budget\[1\] = 0 < 1/,
+  );
+  await assert.rejects(
+    async () => dec.decodeAsync(tokens, slots, pos, 9, out, 3, 0, 0, budget, eos, drawn, counts),
+    /steps must be an integer/,
+  );
+});
+
 test("native sampler: the same token as the JS reference sampler (llama.cpp's chain) on the same logits", {
   skip,
 }, async () => {

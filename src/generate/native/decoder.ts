@@ -20,6 +20,21 @@ export interface DecodeEngine {
   step(...args: EngineStepArgs): void;
   /** As step, on a libuv worker thread; the engine is busy (other calls throw) until it resolves. */
   stepAsync(...args: EngineStepArgs): Promise<void>;
+  /** As stepAsync, then up to steps - 1 decode-only steps (see BatchedGpt2.decodeAsync). */
+  decodeAsync(
+    tokens: Int32Array,
+    slots: Int32Array,
+    pos: Int32Array,
+    R: number,
+    firstPrefill: number,
+    outRows: Int32Array,
+    nOut: number,
+    steps: number,
+    budget: Int32Array,
+    eos: number,
+    drawn: Int32Array,
+    counts: Int32Array,
+  ): Promise<void>;
   forward(
     tokens: Int32Array,
     slots: Int32Array,
@@ -199,6 +214,43 @@ export class BatchedGpt2 {
     firstPrefill = R,
   ): Promise<void> {
     return this.engine.stepAsync(tokens, slots, pos, R, firstPrefill, out, nOut, next);
+  }
+
+  /**
+   * As `stepAsync`, then up to `steps` - 1 more steps of decode rows only, each continuing the out rows
+   * that drew neither `eos` nor their last budgeted token (budget[i] >= 1 tokens for out row i, this
+   * step's included) and are still inside the context: out row i's tokens land in drawn[i * steps ...],
+   * counts[i] of them. The tokens are those that many single steps would draw (no row's arithmetic or
+   * sampler depends on the batch); one JS round trip instead of `steps`.
+   */
+  decodeAsync(
+    tokens: Int32Array,
+    slots: Int32Array,
+    pos: Int32Array,
+    R: number,
+    out: Int32Array,
+    nOut: number,
+    firstPrefill: number,
+    steps: number,
+    budget: Int32Array,
+    eos: number,
+    drawn: Int32Array,
+    counts: Int32Array,
+  ): Promise<void> {
+    return this.engine.decodeAsync(
+      tokens,
+      slots,
+      pos,
+      R,
+      firstPrefill,
+      out,
+      nOut,
+      steps,
+      budget,
+      eos,
+      drawn,
+      counts,
+    );
   }
 
   /** As `step`, but returns the logits (nOut, V) of the rows listed in `out` (valid until the next call). */
