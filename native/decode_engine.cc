@@ -766,11 +766,15 @@ class DecodeEngine : public Napi::ObjectWrap<DecodeEngine> {
       d.counts[i] = 1;
       carry(i, md_next_[i], r.slots[r.out[i]], r.pos[r.out[i]] + 1);
     }
+    std::vector<std::int32_t> row, tok, slot, pos;  // this step's rows (carry fills md_* for the next)
     for (int s = 1; s < d.steps && !md_row_.empty(); s++) {
       const int n = static_cast<int>(md_row_.size());
       md_out_.resize(static_cast<std::size_t>(n));
       for (int j = 0; j < n; j++) md_out_[j] = j;
-      const std::vector<std::int32_t> row = md_row_, tok = md_tok_, slot = md_slot_, pos = md_pos_;
+      row.swap(md_row_);
+      tok.swap(md_tok_);
+      slot.swap(md_slot_);
+      pos.swap(md_pos_);
       md_next_.resize(static_cast<std::size_t>(n));
       step_rows(Rows{tok.data(), slot.data(), pos.data(), md_out_.data(), n, n, n}, md_next_.data());
       md_row_.clear();

@@ -74,8 +74,9 @@ interface Loaded {
 }
 
 /**
- * One decode engine: while requests wait or decode, a loop of batched steps, each a stepAsync on a libuv
- * worker thread, so that the JS thread and the other engines run meanwhile. The waiting queue is the
+ * One decode engine: while requests wait or decode, a loop of calls of up to STEPS_PER_CALL batched steps,
+ * each call a decodeAsync on a libuv worker thread, so that the JS thread and the other engines run
+ * meanwhile. The waiting queue is the
  * endpoint's, shared by its engines: an engine admits the next request whenever it has a free slot.
  */
 class EngineLoop {
