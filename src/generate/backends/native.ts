@@ -199,8 +199,38 @@ class EngineLoop {
    * round trip (the same tokens as that many calls: see BatchedGpt2.decodeAsync).
    */
   private async step(): Promise<void> {
-    const maxRows = this.dec.opts.maxRows;
     const { tokens, slots, pos, outRows, budget, drawn, counts } = this.rows;
+    const { R, firstPrefill, outJobs } = this.fillRows();
+    // At least the token this step draws (as a single step always did, even for max_tokens 0).
+    for (let i = 0; i < outJobs.length; i++)
+      budget[i] = Math.max(1, outJobs[i].maxTokens - outJobs[i].out.length);
+    const k = STEPS_PER_CALL;
+    await this.dec.decodeAsync(
+      tokens,
+      slots,
+      pos,
+      R,
+      outRows,
+      outJobs.length,
+      firstPrefill,
+      k,
+      budget,
+      this.text.eosId,
+      drawn,
+      counts,
+    );
+    for (let i = 0; i < outJobs.length; i++)
+      for (let t = 0; t < counts[i]; t++) outJobs[i].out.push(drawn[i * k + t]);
+    this.finishDone();
+  }
+
+  /**
+   * The call's rows in this.rows: a decode row per generating sequence, then prefill chunks within the
+   * row budget; outJobs lists the sequences that draw a token (out row i is outJobs[i]'s).
+   */
+  private fillRows(): { R: number; firstPrefill: number; outJobs: Job[] } {
+    const maxRows = this.dec.opts.maxRows;
+    const { tokens, slots, pos, outRows } = this.rows;
     const outJobs: Job[] = [];
     let R = 0;
     for (const j of this.active) {
@@ -227,26 +257,11 @@ class EngineLoop {
         outJobs.push(j);
       }
     }
-    // At least the token this step draws (as a single step always did, even for max_tokens 0).
-    for (let i = 0; i < outJobs.length; i++)
-      budget[i] = Math.max(1, outJobs[i].maxTokens - outJobs[i].out.length);
-    const k = STEPS_PER_CALL;
-    await this.dec.decodeAsync(
-      tokens,
-      slots,
-      pos,
-      R,
-      outRows,
-      outJobs.length,
-      firstPrefill,
-      k,
-      budget,
-      this.text.eosId,
-      drawn,
-      counts,
-    );
-    for (let i = 0; i < outJobs.length; i++)
-      for (let t = 0; t < counts[i]; t++) outJobs[i].out.push(drawn[i * k + t]);
+    return { R, firstPrefill, outJobs };
+  }
+
+  /** Finishes the sequences that drew the end-of-sequence token or their last allowed one. */
+  private finishDone(): void {
     for (let i = this.active.length - 1; i >= 0; i--) {
       const j = this.active[i];
       if (j.zombie && j.fed === j.prompt.length) this.finish(i, null);
