@@ -591,34 +591,18 @@ test("decoder: decodeAsync draws what single steps draw, stopping each row at it
   const steps = 13;
   const drawn = new Int32Array(3 * steps);
   const counts = new Int32Array(3);
-  const pending = dec.decodeAsync(tokens, slots, pos, 9, out, 3, 0, steps, budget, eos, drawn, counts);
+  const call = { tokens, slots, pos, R: 9, out, nOut: 3, firstPrefill: 0, steps, budget, eos, drawn, counts };
+  const pending = dec.decodeAsync(call);
   assert.throws(() => dec.profile(), /the engine is busy/);
   await pending;
   for (let i = 0; i < 3; i++)
     assert.deepEqual([...drawn.subarray(i * steps, i * steps + counts[i])], want[i], `row ${i} (${seqs[i]})`);
   // Bad arguments are refused before anything runs.
   await assert.rejects(
-    async () =>
-      dec.decodeAsync(
-        tokens,
-        slots,
-        pos,
-        9,
-        out,
-        3,
-        0,
-        steps,
-        Int32Array.from([1, 0, 1]),
-        eos,
-        drawn,
-        counts,
-      ),
+    async () => dec.decodeAsync({ ...call, budget: Int32Array.from([1, 0, 1]) }),
     /budget\[1\] = 0 < 1/,
   );
-  await assert.rejects(
-    async () => dec.decodeAsync(tokens, slots, pos, 9, out, 3, 0, 0, budget, eos, drawn, counts),
-    /steps must be an integer/,
-  );
+  await assert.rejects(async () => dec.decodeAsync({ ...call, steps: 0 }), /steps must be an integer/);
 });
 
 test("native sampler: the same token as the JS reference sampler (llama.cpp's chain) on the same logits", {

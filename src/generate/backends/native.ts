@@ -205,20 +205,22 @@ class EngineLoop {
     for (let i = 0; i < outJobs.length; i++)
       budget[i] = Math.max(1, outJobs[i].maxTokens - outJobs[i].out.length);
     const k = STEPS_PER_CALL;
-    await this.dec.decodeAsync(
+    const nOut = outJobs.length;
+    const eos = this.text.eosId;
+    await this.dec.decodeAsync({
       tokens,
       slots,
       pos,
       R,
-      outRows,
-      outJobs.length,
+      out: outRows,
+      nOut,
       firstPrefill,
-      k,
+      steps: k,
       budget,
-      this.text.eosId,
+      eos,
       drawn,
       counts,
-    );
+    });
     for (let i = 0; i < outJobs.length; i++)
       for (let t = 0; t < counts[i]; t++) outJobs[i].out.push(drawn[i * k + t]);
     this.finishDone();

@@ -3,8 +3,8 @@ import { SynthmixError } from "../../util/errors.js";
 import type { Gpt2Weights } from "./gguf-model.js";
 import type { SamplerParams } from "./sampler.js";
 
-/** A step's arguments: rows (tokens, slots, pos) [0, R), prompt rows from firstPrefill, out rows, results. */
-type EngineStepArgs = [
+/** A call's rows: (tokens, slots, pos) [0, R), prompt rows from firstPrefill, the out rows. */
+type EngineRowArgs = [
   tokens: Int32Array,
   slots: Int32Array,
   pos: Int32Array,
@@ -12,8 +12,25 @@ type EngineStepArgs = [
   firstPrefill: number,
   outRows: Int32Array,
   nOut: number,
-  next: Int32Array,
 ];
+/** A step's arguments: the rows, then where each out row's token goes. */
+type EngineStepArgs = [...EngineRowArgs, next: Int32Array];
+
+/** One BatchedGpt2.decodeAsync call (see there). */
+export interface DecodeCall {
+  tokens: Int32Array;
+  slots: Int32Array;
+  pos: Int32Array;
+  R: number;
+  out: Int32Array;
+  nOut: number;
+  firstPrefill: number;
+  steps: number;
+  budget: Int32Array;
+  eos: number;
+  drawn: Int32Array;
+  counts: Int32Array;
+}
 
 /** native/decode_engine.cc: the forward over a ragged batch of rows plus per-slot sampling, in C++. */
 export interface DecodeEngine {
@@ -22,18 +39,14 @@ export interface DecodeEngine {
   stepAsync(...args: EngineStepArgs): Promise<void>;
   /** As stepAsync, then up to steps - 1 decode-only steps (see BatchedGpt2.decodeAsync). */
   decodeAsync(
-    tokens: Int32Array,
-    slots: Int32Array,
-    pos: Int32Array,
-    R: number,
-    firstPrefill: number,
-    outRows: Int32Array,
-    nOut: number,
-    steps: number,
-    budget: Int32Array,
-    eos: number,
-    drawn: Int32Array,
-    counts: Int32Array,
+    ...args: [
+      ...EngineRowArgs,
+      steps: number,
+      budget: Int32Array,
+      eos: number,
+      drawn: Int32Array,
+      counts: Int32Array,
+    ]
   ): Promise<void>;
   forward(
     tokens: Int32Array,
@@ -217,39 +230,27 @@ export class BatchedGpt2 {
   }
 
   /**
-   * As `stepAsync`, then up to `steps` - 1 more steps of decode rows only, each continuing the out rows
-   * that drew neither `eos` nor their last budgeted token (budget[i] >= 1 tokens for out row i, this
-   * step's included) and are still inside the context: out row i's tokens land in drawn[i * steps ...],
-   * counts[i] of them. The tokens are those that many single steps would draw (no row's arithmetic or
-   * sampler depends on the batch); one JS round trip instead of `steps`.
+   * As `stepAsync` (rows, out rows and firstPrefill as there), then up to `steps` - 1 more steps of
+   * decode rows only, each continuing the out rows that drew neither `eos` nor their last budgeted token
+   * (budget[i] >= 1 tokens for out row i, this step's included) and are still inside the context: out
+   * row i's tokens land in drawn[i * steps ...], counts[i] of them. The tokens are those that many single
+   * steps would draw (no row's arithmetic or sampler depends on the batch); one JS round trip instead of
+   * `steps`.
    */
-  decodeAsync(
-    tokens: Int32Array,
-    slots: Int32Array,
-    pos: Int32Array,
-    R: number,
-    out: Int32Array,
-    nOut: number,
-    firstPrefill: number,
-    steps: number,
-    budget: Int32Array,
-    eos: number,
-    drawn: Int32Array,
-    counts: Int32Array,
-  ): Promise<void> {
+  decodeAsync(c: DecodeCall): Promise<void> {
     return this.engine.decodeAsync(
-      tokens,
-      slots,
-      pos,
-      R,
-      firstPrefill,
-      out,
-      nOut,
-      steps,
-      budget,
-      eos,
-      drawn,
-      counts,
+      c.tokens,
+      c.slots,
+      c.pos,
+      c.R,
+      c.firstPrefill,
+      c.out,
+      c.nOut,
+      c.steps,
+      c.budget,
+      c.eos,
+      c.drawn,
+      c.counts,
     );
   }
 
