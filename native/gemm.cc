@@ -101,7 +101,8 @@ inline void transpose16x16(__m512* r) {
 }
 #pragma GCC diagnostic pop
 
-inline __mmask16 first_lanes(int n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
+// The first n (<= 16) lanes; also the micro-kernel's column masks.
+inline __mmask16 lane_mask(int n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
 
 // dst[k * ld + j] = src[j * stride + k] for j < rows (<= 16 source rows of kc contiguous floats), k < kc:
 // the first W (<= 16) lanes of each packed row k, lanes j >= rows zero. Masked loads for the last k
@@ -111,14 +112,14 @@ void pack_transposed16(const float* src, std::ptrdiff_t stride, int rows, int kc
   static_assert(W <= 16, "one 16-lane register per packed row");
   for (int k0 = 0; k0 < kc; k0 += 16) {
     const int w = std::min(16, kc - k0);
-    const __mmask16 lm = first_lanes(w);
+    const __mmask16 lm = lane_mask(w);
     __m512 r[16];
     for (int j = 0; j < 16; j++) {
       r[j] = _mm512_setzero_ps();
       if (j < rows) r[j] = _mm512_maskz_loadu_ps(lm, src + j * stride + k0);
     }
     transpose16x16(r);
-    for (int k = 0; k < w; k++) _mm512_mask_storeu_ps(dst + (k0 + k) * ld, first_lanes(W), r[k]);
+    for (int k = 0; k < w; k++) _mm512_mask_storeu_ps(dst + (k0 + k) * ld, lane_mask(W), r[k]);
   }
 }
 #endif
@@ -265,8 +266,6 @@ inline void prefetch_c_tile(const float* c, std::ptrdiff_t ldc, int mr, int widt
 // 2*MR zmm accumulators; per k: two loads of B, MR broadcasts of A, 2*MR FMAs.
 constexpr int X_MR = 14;
 constexpr int X_NR = 32;
-
-inline __mmask16 lane_mask(int n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
 
 // A(i,k) = a[i*ars + k*aks]: a packed micro-panel is ars = 1, aks = MR; A can also be read in place
 // from a row-major source (ROWS: ars = lda, aks = 1) or a transposed one (ars = 1, aks = ld). The
